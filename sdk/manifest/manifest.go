@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Auth kinds.
@@ -130,9 +131,20 @@ func (m *Manifest) Validate(checkSchedule ScheduleChecker) error {
 	if m.Version == "" {
 		return fe("version", "is empty")
 	}
-	for field, s := range map[string]string{"version": m.Version, "display_name": m.DisplayName, "description": m.Description} {
-		if len(s) > MaxStringLen {
-			return fe(field, "longer than %d bytes", MaxStringLen)
+	// A slice, not a map, so the first error reported is always the same.
+	for _, f := range []struct{ field, value string }{
+		{"version", m.Version},
+		{"display_name", m.DisplayName},
+		{"description", m.Description},
+		{"default_schedule.spec", m.DefaultSchedule.Spec},
+	} {
+		if len(f.value) > MaxStringLen {
+			return fe(f.field, "longer than %d bytes", MaxStringLen)
+		}
+		// Protobuf refuses to marshal a string field holding invalid UTF-8,
+		// so such a manifest could never cross the wire.
+		if !utf8.ValidString(f.value) {
+			return fe(f.field, "is not valid UTF-8")
 		}
 	}
 	switch m.Auth.Kind {
@@ -184,10 +196,15 @@ func (m *Manifest) Validate(checkSchedule ScheduleChecker) error {
 		if len(s.KeyFields) > MaxKeyFields {
 			return fe(f+".key_fields", "more than %d key fields", MaxKeyFields)
 		}
+		keys := map[string]bool{}
 		for j, k := range s.KeyFields {
 			if !fieldRE.MatchString(k) {
 				return fe(fmt.Sprintf("%s.key_fields[%d]", f, j), "%q is not a field name", trunc(k))
 			}
+			if keys[k] {
+				return fe(fmt.Sprintf("%s.key_fields[%d]", f, j), "duplicate key field %q", k)
+			}
+			keys[k] = true
 		}
 	}
 	if m.DefaultSchedule.Spec != "" && checkSchedule != nil {
@@ -202,9 +219,17 @@ func (m *Manifest) Validate(checkSchedule ScheduleChecker) error {
 		if len(m.ConfigSchema) > MaxConfigSchema {
 			return fe("config_schema", "longer than %d bytes", MaxConfigSchema)
 		}
+		if !utf8.ValidString(m.ConfigSchema) {
+			return fe("config_schema", "is not valid UTF-8")
+		}
+		// Unmarshal accepts "null" into a map without error and leaves it
+		// nil; a schema must be an object.
 		var v map[string]any
 		if err := json.Unmarshal([]byte(m.ConfigSchema), &v); err != nil {
 			return fe("config_schema", "is not a JSON object: %v", err)
+		}
+		if v == nil {
+			return fe("config_schema", "is not a JSON object: null")
 		}
 	}
 	return nil
@@ -239,7 +264,12 @@ func trunc(s string) string {
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "…"
+	// Cut on a rune boundary so the message stays valid UTF-8.
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 // StreamByName returns the stream named name.
