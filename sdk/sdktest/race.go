@@ -1,0 +1,6 @@
+//go:build race
+
+package sdktest
+
+// raceEnabled is true when this test binary has the race detector on.
+const raceEnabled = true
