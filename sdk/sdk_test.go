@@ -27,7 +27,7 @@ type fake struct {
 	run func(ctx context.Context, r *sdk.Run) error
 }
 
-func (f *fake) Manifest() manifest.Manifest              { return f.m }
+func (f *fake) Manifest() manifest.Manifest               { return f.m }
 func (f *fake) Run(ctx context.Context, r *sdk.Run) error { return f.run(ctx, r) }
 
 // fakeCheck adds Check.

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	connectorv1 "github.com/connhost/connhost/proto/connector/v1"
 	"github.com/connhost/connhost/sdk/manifest"
@@ -74,7 +75,13 @@ func toProtoFailure(f *Failure) *connectorv1.Failure {
 	if f == nil {
 		return nil
 	}
-	return &connectorv1.Failure{Code: f.Code, Message: f.Message, Retryable: f.Retryable}
+	// Protobuf refuses to marshal invalid UTF-8 in a string field; a
+	// failure must still reach the host with its code, so repair the text.
+	return &connectorv1.Failure{
+		Code:      strings.ToValidUTF8(f.Code, "\uFFFD"),
+		Message:   strings.ToValidUTF8(f.Message, "\uFFFD"),
+		Retryable: f.Retryable,
+	}
 }
 
 func fromProtoFailure(f *connectorv1.Failure) *Failure {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	connectorv1 "github.com/connhost/connhost/proto/connector/v1"
 	"github.com/connhost/connhost/sdk/manifest"
@@ -57,7 +58,7 @@ func toStatus(ctx context.Context, err error) error {
 	if !errors.As(err, &f) {
 		f = &Failure{Code: CodeConnectorFailed, Message: err.Error()}
 	}
-	st := status.New(codes.Aborted, f.Error())
+	st := status.New(codes.Aborted, strings.ToValidUTF8(f.Error(), "\uFFFD"))
 	if d, derr := st.WithDetails(toProtoFailure(f)); derr == nil {
 		st = d
 	}
