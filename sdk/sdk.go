@@ -59,7 +59,7 @@ func Serve(c Connector) {
 	// go-plugin points os.Stderr at a pipe once it serves; log lines must
 	// go to the real stderr, where the host parses them.
 	stderr := os.Stderr
-	wire.Serve(AdaptWith(c, AdaptOptions{LookupEnv: os.LookupEnv, LogOutput: stderr}))
+	wire.Serve(newAdapter(c, m, AdaptOptions{LookupEnv: os.LookupEnv, LogOutput: stderr}))
 }
 
 // Adapt returns the wire.Connector that serves c, reading the environment
@@ -83,9 +83,13 @@ type AdaptOptions struct {
 
 // AdaptWith is Adapt with every option.
 func AdaptWith(c Connector, o AdaptOptions) wire.Connector {
+	return newAdapter(c, c.Manifest(), o)
+}
+
+func newAdapter(c Connector, m manifest.Manifest, o AdaptOptions) *adapter {
 	a := &adapter{
 		c:        c,
-		m:        c.Manifest(),
+		m:        m,
 		env:      o.LookupEnv,
 		logOut:   o.LogOutput,
 		logLevel: o.LogLevel,
