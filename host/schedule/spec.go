@@ -6,11 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/go-co-op/gocron/v2"
 )
-
-// MinEvery is the shortest "@every" interval accepted.
-const MinEvery = time.Second
 
 // ErrInvalidSpec is wrapped by every schedule spec error.
 var ErrInvalidSpec = errors.New("schedule: invalid spec")
@@ -28,33 +26,21 @@ type Spec struct {
 
 // Parse parses a schedule spec: a cron spec with five fields, or six with a
 // leading seconds field, a descriptor (@hourly, @daily, …), or
-// "@every <duration>" (at least one second). Times are UTC.
+// "@every <duration>" (at least one second). Times are UTC. The grammar is
+// the SDK's (manifest.CheckSchedule), so a connector whose manifest serves is
+// one the host can schedule.
 func Parse(s string) (Spec, error) {
+	if err := manifest.CheckSchedule(s); err != nil {
+		msg := strings.TrimPrefix(err.Error(), manifest.ErrInvalidSchedule.Error()+": ")
+		return Spec{}, fmt.Errorf("%w: %s", ErrInvalidSpec, msg)
+	}
 	raw := strings.TrimSpace(s)
-	if raw == "" {
-		return Spec{}, fmt.Errorf("%w: empty", ErrInvalidSpec)
-	}
-	if len(raw) > 256 {
-		return Spec{}, fmt.Errorf("%w: longer than 256 bytes", ErrInvalidSpec)
-	}
 	if rest, ok := strings.CutPrefix(raw, "@every"); ok {
 		d, err := time.ParseDuration(strings.TrimSpace(rest))
-		if err != nil || strings.TrimSpace(rest) == "" {
-			return Spec{}, fmt.Errorf("%w: %q: want \"@every <duration>\" such as \"@every 30s\"", ErrInvalidSpec, raw)
-		}
-		if d < MinEvery {
-			return Spec{}, fmt.Errorf("%w: %q: interval below %s", ErrInvalidSpec, raw, MinEvery)
+		if err != nil {
+			return Spec{}, fmt.Errorf("%w: %q", ErrInvalidSpec, raw)
 		}
 		return Spec{Raw: raw, Every: d}, nil
-	}
-	if strings.HasPrefix(raw, "TZ=") || strings.HasPrefix(raw, "CRON_TZ=") {
-		return Spec{}, fmt.Errorf("%w: %q: time zones are not accepted; schedules run in UTC", ErrInvalidSpec, raw)
-	}
-	if n := len(strings.Fields(raw)); !strings.HasPrefix(raw, "@") && n != 5 && n != 6 {
-		return Spec{}, fmt.Errorf("%w: %q: want five cron fields, or six with seconds, got %d", ErrInvalidSpec, raw, n)
-	}
-	if err := gocron.NewDefaultCron(true).IsValid(raw, time.UTC, time.Now()); err != nil {
-		return Spec{}, fmt.Errorf("%w: %q: %v", ErrInvalidSpec, raw, cronReason(err))
 	}
 	return Spec{Raw: raw, Cron: raw}, nil
 }
@@ -71,13 +57,4 @@ func (s Spec) definition() gocron.JobDefinition {
 		return gocron.DurationJob(s.Every)
 	}
 	return gocron.CronJob(s.Cron, true)
-}
-
-// cronReason strips gocron's wrapping down to the parser's message.
-func cronReason(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, "\n"); i >= 0 {
-		msg = msg[i+1:]
-	}
-	return msg
 }
