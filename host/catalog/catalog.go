@@ -1,0 +1,419 @@
+// Package catalog is the host's list of connector plugins: which binary
+// serves which connector key, the manifest it declared, and the SHA-256 the
+// host pinned for it.
+//
+// Scan reads a plugin directory once, at boot. Every regular executable file
+// in it (symlinks followed; hidden files, directories and files without an
+// execute bit skipped) is hashed, started once through a Describer pinned to
+// that hash (the launcher, which runs it with the allowlisted environment
+// only), and its manifest validated with manifest.Validate. A file that is
+// not a plugin, a manifest that breaks a rule, and a connector key declared
+// by more than one file are each reported as a *ScanError naming the file
+// and the manifest field; the rest of the directory still loads. A
+// duplicated key loads from none of its files: picking one by file name
+// would silently run a binary the operator may not have meant.
+//
+// The catalog pins what it saw. Entry.Verify re-hashes a binary to detect
+// one changed under a running host (the launcher refuses such a binary on
+// its own too), and Catalog.Diff compares a scan with the registrations of
+// a previous boot so the host can audit re-registrations. The catalog does
+// not store anything itself.
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/sdk/manifest"
+	"github.com/hashicorp/go-hclog"
+)
+
+var (
+	// ErrDuplicateKey is wrapped by the ScanError of every file whose
+	// connector key another file of the directory also declares.
+	ErrDuplicateKey = errors.New("catalog: duplicate connector key")
+	// ErrInvalidOptions is wrapped by Options.Validate errors.
+	ErrInvalidOptions = errors.New("catalog: invalid options")
+)
+
+// Describer starts a plugin binary pinned to a checksum and returns the
+// manifest it declares. *launch.Launcher satisfies it.
+type Describer interface {
+	Describe(ctx context.Context, path string, sha256 []byte) (manifest.Manifest, error)
+}
+
+// DefaultParallelism is how many binaries Scan describes at once.
+const DefaultParallelism = 4
+
+// Options configures Scan. The zero value is usable.
+type Options struct {
+	// CheckSchedule validates default schedule specs; nil skips the
+	// grammar check (manifest.Validate's other rules still apply).
+	CheckSchedule manifest.ScheduleChecker
+	// Logger receives one line per rejected file and a summary. Default:
+	// discard.
+	Logger hclog.Logger
+	// Now stamps Entry.ScannedAt. Default time.Now.
+	Now func() time.Time
+	// Parallelism bounds concurrent Describe calls. Default
+	// DefaultParallelism.
+	Parallelism int
+}
+
+// Validate reports a field that cannot work.
+func (o Options) Validate() error {
+	if o.Parallelism < 0 {
+		return fmt.Errorf("%w: Parallelism is negative", ErrInvalidOptions)
+	}
+	return nil
+}
+
+// Entry is one catalogued connector.
+type Entry struct {
+	// Key is the manifest's connector key.
+	Key string
+	// Manifest is the validated manifest the binary declared.
+	Manifest manifest.Manifest
+	// Path is the binary, as found in the plugin directory.
+	Path string
+	// SHA256 is the checksum pinned at scan time; every launch is verified
+	// against it.
+	SHA256 []byte
+	// ScannedAt is when the binary was described.
+	ScannedAt time.Time
+}
+
+// Checksum returns SHA256 in hex.
+func (e Entry) Checksum() string { return hex.EncodeToString(e.SHA256) }
+
+// Verify re-hashes the binary and returns a plugin_checksum_mismatch
+// *failure.Error if it changed (or vanished) since it was catalogued.
+func (e Entry) Verify() error {
+	sum, err := hashFile(e.Path)
+	if err != nil {
+		return &failure.Error{
+			Code:    failure.PluginChecksumMismatch,
+			Message: fmt.Sprintf("plugin %s for connector %s cannot be verified: %v", e.Path, e.Key, err),
+			Err:     err,
+		}
+	}
+	if !bytes.Equal(sum, e.SHA256) {
+		return failure.New(failure.PluginChecksumMismatch,
+			"plugin %s for connector %s changed since it was catalogued: sha256 %s, pinned %s",
+			e.Path, e.Key, hex.EncodeToString(sum), e.Checksum())
+	}
+	return nil
+}
+
+// clone returns a deep copy, so callers cannot change the catalog.
+func (e Entry) clone() Entry {
+	e.SHA256 = slices.Clone(e.SHA256)
+	m := &e.Manifest
+	m.Auth.Required = slices.Clone(m.Auth.Required)
+	m.EnvPassthrough = slices.Clone(m.EnvPassthrough)
+	m.Streams = slices.Clone(m.Streams)
+	for i := range m.Streams {
+		m.Streams[i].KeyFields = slices.Clone(m.Streams[i].KeyFields)
+	}
+	return e
+}
+
+// ScanError reports a file of the plugin directory that was not catalogued.
+type ScanError struct {
+	// File is the path of the rejected file.
+	File string
+	// Field is the manifest field at fault ("connector_key",
+	// "capabilities.auth.kind", …), or "" when the binary could not be
+	// described at all.
+	Field string
+	// Err is the cause: a *manifest.FieldError, an error wrapping
+	// ErrDuplicateKey, the Describer's error (for the launcher a
+	// *failure.Error such as plugin_handshake_failed), or an I/O error.
+	Err error
+}
+
+func (e *ScanError) Error() string {
+	return fmt.Sprintf("catalog: plugin %s: %v", e.File, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ScanError) Unwrap() error { return e.Err }
+
+// Catalog is the result of a scan. It is immutable and safe for concurrent
+// use.
+type Catalog struct {
+	dir     string
+	entries map[string]Entry
+	keys    []string // sorted
+	skipped []string
+}
+
+// Scan catalogues the plugins in dir. It returns a catalog of every plugin
+// that loaded and one error per file that did not (a *ScanError), or a
+// single error when dir cannot be read; the catalog is never nil.
+func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog, []error) {
+	c := &Catalog{dir: dir, entries: map[string]Entry{}}
+	if err := opts.Validate(); err != nil {
+		return c, []error{err}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	par := opts.Parallelism
+	if par == 0 {
+		par = DefaultParallelism
+	}
+
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		err = fmt.Errorf("catalog: reading plugin directory: %w", err)
+		log.Error("plugin directory unreadable", "dir", dir, "error", err)
+		return c, []error{err}
+	}
+	var files []string
+	for _, de := range ents {
+		path := filepath.Join(dir, de.Name())
+		if reason := skipReason(de.Name(), path); reason != "" {
+			log.Debug("not a plugin candidate", "file", path, "reason", reason)
+			c.skipped = append(c.skipped, path)
+			continue
+		}
+		files = append(files, path)
+	}
+
+	type result struct {
+		entry Entry
+		err   error
+	}
+	results := make([]result, len(files))
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, path := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			e, err := describe(ctx, path, d, opts.CheckSchedule)
+			e.ScannedAt = now()
+			results[i] = result{e, err}
+		}()
+	}
+	wg.Wait()
+
+	var errs []error
+	byKey := map[string][]int{}
+	for i, r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		byKey[r.entry.Key] = append(byKey[r.entry.Key], i)
+	}
+	for key, idx := range byKey {
+		if len(idx) == 1 {
+			c.entries[key] = results[idx[0]].entry
+			continue
+		}
+		for _, i := range idx {
+			var others []string
+			for _, j := range idx {
+				if j != i {
+					others = append(others, files[j])
+				}
+			}
+			errs = append(errs, &ScanError{
+				File:  files[i],
+				Field: "connector_key",
+				Err:   fmt.Errorf("%w %q, also declared by %s", ErrDuplicateKey, key, strings.Join(others, ", ")),
+			})
+		}
+	}
+	for key := range c.entries {
+		c.keys = append(c.keys, key)
+	}
+	sort.Strings(c.keys)
+	sort.SliceStable(errs, func(i, j int) bool { return scanFile(errs[i]) < scanFile(errs[j]) })
+
+	for _, err := range errs {
+		var se *ScanError
+		if errors.As(err, &se) {
+			log.Error("plugin not catalogued", "file", se.File, "field", se.Field, "error", se.Err)
+		}
+	}
+	log.Info("plugin directory scanned", "dir", dir, "catalogued", len(c.keys), "rejected", len(errs), "skipped", len(c.skipped))
+	return c, errs
+}
+
+func scanFile(err error) string {
+	var se *ScanError
+	if errors.As(err, &se) {
+		return se.File
+	}
+	return ""
+}
+
+// skipReason says why a directory entry is not a plugin candidate, or "".
+func skipReason(name, path string) string {
+	if strings.HasPrefix(name, ".") {
+		return "hidden"
+	}
+	fi, err := os.Stat(path) // follows symlinks: a linked plugin is a plugin
+	switch {
+	case err != nil:
+		return "unreadable: " + err.Error()
+	case !fi.Mode().IsRegular():
+		return "not a regular file"
+	case fi.Mode().Perm()&0o111 == 0:
+		return "not executable"
+	}
+	return ""
+}
+
+// describe hashes, describes and validates one binary.
+func describe(ctx context.Context, path string, d Describer, check manifest.ScheduleChecker) (Entry, error) {
+	sum, err := hashFile(path)
+	if err != nil {
+		return Entry{}, &ScanError{File: path, Err: err}
+	}
+	m, err := d.Describe(ctx, path, sum)
+	if err != nil {
+		return Entry{}, &ScanError{File: path, Err: err}
+	}
+	if err := m.Validate(check); err != nil {
+		se := &ScanError{File: path, Err: err}
+		var fe *manifest.FieldError
+		if errors.As(err, &fe) {
+			se.Field = fe.Field
+		}
+		return Entry{}, se
+	}
+	return Entry{Key: m.ConnectorKey, Manifest: m, Path: path, SHA256: sum}, nil
+}
+
+func hashFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// Dir returns the scanned directory.
+func (c *Catalog) Dir() string { return c.dir }
+
+// Get returns the entry for a connector key.
+func (c *Catalog) Get(key string) (Entry, bool) {
+	e, ok := c.entries[key]
+	if !ok {
+		return Entry{}, false
+	}
+	return e.clone(), true
+}
+
+// List returns every entry, sorted by key.
+func (c *Catalog) List() []Entry {
+	out := make([]Entry, len(c.keys))
+	for i, k := range c.keys {
+		out[i] = c.entries[k].clone()
+	}
+	return out
+}
+
+// Len returns the number of catalogued connectors.
+func (c *Catalog) Len() int { return len(c.keys) }
+
+// Skipped returns the directory entries that were not plugin candidates
+// (hidden, not regular, not executable), sorted.
+func (c *Catalog) Skipped() []string { return slices.Clone(c.skipped) }
+
+// ChangeKind says how a connector's registration changed between scans.
+type ChangeKind string
+
+// Change kinds.
+const (
+	// Added: a key that had no previous registration.
+	Added ChangeKind = "added"
+	// Reregistered: a key whose binary (checksum), version or path changed.
+	Reregistered ChangeKind = "reregistered"
+	// Removed: a previously registered key that this scan did not load.
+	Removed ChangeKind = "removed"
+)
+
+// Change is one difference between previous registrations and a scan.
+type Change struct {
+	Kind ChangeKind
+	Key  string
+	// Old is the previous registration (zero for Added); New is this
+	// scan's entry (zero for Removed).
+	Old, New Entry
+	// Fields lists what changed for Reregistered: "sha256", "version",
+	// "path".
+	Fields []string
+}
+
+// Diff compares this catalog with previous registrations (as the store
+// recorded them: Key, Manifest.Version, Path and SHA256 are compared) and
+// returns the changes sorted by key. Unchanged keys are not reported.
+func (c *Catalog) Diff(prev []Entry) []Change {
+	old := map[string]Entry{}
+	for _, e := range prev {
+		old[e.Key] = e
+	}
+	keys := slices.Clone(c.keys)
+	for k := range old {
+		if _, ok := c.entries[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []Change
+	for _, k := range keys {
+		o, inOld := old[k]
+		n, inNew := c.entries[k]
+		switch {
+		case !inOld:
+			out = append(out, Change{Kind: Added, Key: k, New: n.clone()})
+		case !inNew:
+			out = append(out, Change{Kind: Removed, Key: k, Old: o.clone()})
+		default:
+			var fields []string
+			if !bytes.Equal(o.SHA256, n.SHA256) {
+				fields = append(fields, "sha256")
+			}
+			if o.Manifest.Version != n.Manifest.Version {
+				fields = append(fields, "version")
+			}
+			if o.Path != n.Path {
+				fields = append(fields, "path")
+			}
+			if len(fields) > 0 {
+				out = append(out, Change{Kind: Reregistered, Key: k, Old: o.clone(), New: n.clone(), Fields: fields})
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,511 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/launch"
+	"github.com/connhost/connhost/sdk/manifest"
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/go-hclog"
+)
+
+// manifestedPath is the test plugin, built once per test binary.
+var manifestedPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "catalog-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	manifestedPath = filepath.Join(dir, "manifested")
+	cmd := exec.Command("go", "build", "-o", manifestedPath, "./testdata/plugins/manifested")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building test plugin: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// plant writes a plugin serving m into dir/name.
+func plant(t *testing.T, dir, name string, m manifest.Manifest) string {
+	t.Helper()
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(manifestedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = append(bin, "\n#connhost-test-manifest:"+base64.StdEncoding.EncodeToString(raw)+"\n"...)
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func good(key string) manifest.Manifest {
+	return manifest.Manifest{
+		ConnectorKey: key,
+		Version:      "1.0.0",
+		DisplayName:  "Test " + key,
+		Auth:         manifest.Auth{Kind: manifest.AuthStaticSecret, Required: []string{"TOKEN"}},
+		Streams:      []manifest.Stream{{Name: "events", KeyFields: []string{"id"}}},
+		DefaultSchedule: manifest.Schedule{
+			Spec: "@every 1h", AutoEnroll: true,
+		},
+	}
+}
+
+func with(key string, f func(*manifest.Manifest)) manifest.Manifest {
+	m := good(key)
+	f(&m)
+	return m
+}
+
+func fileSum(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return s[:]
+}
+
+// describer is a Describer fake with a func field; the tests wrap the real
+// launcher with it to see what the catalog asks for.
+type describer struct {
+	describe func(ctx context.Context, path string, sum []byte) (manifest.Manifest, error)
+}
+
+func (d describer) Describe(ctx context.Context, path string, sum []byte) (manifest.Manifest, error) {
+	return d.describe(ctx, path, sum)
+}
+
+var _ Describer = describer{}
+var _ Describer = (*launch.Launcher)(nil)
+
+// recording wraps a real launcher and records the checksum passed for each
+// path.
+func recording(t *testing.T) (Describer, func() map[string][]byte) {
+	t.Helper()
+	l, err := launch.New(launch.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string][]byte{}
+	d := describer{describe: func(ctx context.Context, path string, sum []byte) (manifest.Manifest, error) {
+		mu.Lock()
+		seen[filepath.Base(path)] = sum
+		mu.Unlock()
+		return l.Describe(ctx, path, sum)
+	}}
+	return d, func() map[string][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+}
+
+// wantErr describes one expected rejected file.
+type wantErr struct {
+	field string
+	code  failure.Code // for describe failures; "" otherwise
+	is    error        // a sentinel the error wraps; nil to skip
+	text  string       // substring of the error
+}
+
+func TestScan(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		setup   func(t *testing.T, dir string)
+		check   manifest.ScheduleChecker
+		keys    []string
+		errs    map[string]wantErr // by file base name
+		skipped []string
+	}{
+		"good directory": {
+			setup: func(t *testing.T, dir string) {
+				plant(t, dir, "alpha", good("alpha"))
+				plant(t, dir, "beta", good("beta"))
+			},
+			keys: []string{"alpha", "beta"},
+		},
+		"empty directory": {
+			setup: func(t *testing.T, dir string) {},
+		},
+		"invalid manifests name file and field": {
+			check: manifest.CheckSchedule,
+			setup: func(t *testing.T, dir string) {
+				plant(t, dir, "alpha", good("alpha"))
+				plant(t, dir, "url-key", good("https://example.com/connectors/github"))
+				plant(t, dir, "upper-key", good("GitHub"))
+				plant(t, dir, "bad-auth", with("badauth", func(m *manifest.Manifest) { m.Auth.Kind = "oauth" }))
+				plant(t, dir, "no-required", with("noreq", func(m *manifest.Manifest) { m.Auth.Required = nil }))
+				plant(t, dir, "reserved-env", with("reserved", func(m *manifest.Manifest) { m.EnvPassthrough = []string{"CONNHOST_TOKEN"} }))
+				plant(t, dir, "no-streams", with("nostreams", func(m *manifest.Manifest) { m.Streams = nil }))
+				plant(t, dir, "bad-schedule", with("badsched", func(m *manifest.Manifest) { m.DefaultSchedule.Spec = "every tuesday" }))
+			},
+			keys: []string{"alpha"},
+			errs: map[string]wantErr{
+				"url-key":      {field: "connector_key", is: manifest.ErrInvalid, text: "looks like a URL"},
+				"upper-key":    {field: "connector_key", is: manifest.ErrInvalid},
+				"bad-auth":     {field: "capabilities.auth.kind", is: manifest.ErrInvalid, text: "oauth"},
+				"no-required":  {field: "capabilities.auth.required", is: manifest.ErrInvalid},
+				"reserved-env": {field: "env_passthrough[0]", is: manifest.ErrInvalid, text: "reserved"},
+				"no-streams":   {field: "streams", is: manifest.ErrInvalid},
+				"bad-schedule": {field: "default_schedule.spec", is: manifest.ErrInvalid},
+			},
+		},
+		"duplicate key loads from neither file": {
+			setup: func(t *testing.T, dir string) {
+				plant(t, dir, "alpha", good("alpha"))
+				plant(t, dir, "gamma-v1", good("gamma"))
+				plant(t, dir, "gamma-v2", with("gamma", func(m *manifest.Manifest) { m.Version = "2.0.0" }))
+			},
+			keys: []string{"alpha"},
+			errs: map[string]wantErr{
+				"gamma-v1": {field: "connector_key", is: ErrDuplicateKey, text: "gamma-v2"},
+				"gamma-v2": {field: "connector_key", is: ErrDuplicateKey, text: "gamma-v1"},
+			},
+		},
+		"broken binaries are rejected, the rest loads": {
+			setup: func(t *testing.T, dir string) {
+				plant(t, dir, "alpha", good("alpha"))
+				write(t, filepath.Join(dir, "shell-script"), "#!/bin/sh\necho not a plugin\n", 0o755)
+				write(t, filepath.Join(dir, "garbage"), "\x7fELF this is not a real binary", 0o755)
+				if err := os.WriteFile(filepath.Join(dir, "no-manifest"), mustRead(t, manifestedPath), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			},
+			keys: []string{"alpha"},
+			errs: map[string]wantErr{
+				"shell-script": {code: failure.PluginHandshakeFailed, text: "not a plugin"},
+				"garbage":      {code: failure.PluginHandshakeFailed},
+				"no-manifest":  {code: failure.ConnectorFailed, text: "no manifest trailer"},
+			},
+		},
+		"non-candidates are skipped": {
+			setup: func(t *testing.T, dir string) {
+				plant(t, dir, "alpha", good("alpha"))
+				write(t, filepath.Join(dir, "README"), "plugins live here\n", 0o644)
+				plant(t, dir, "not-executable", good("nx"))
+				os.Chmod(filepath.Join(dir, "not-executable"), 0o644)
+				plant(t, dir, ".hidden", good("hidden"))
+				if err := os.Mkdir(filepath.Join(dir, "subdir"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				outside := plant(t, t.TempDir(), "linked", good("linked"))
+				if err := os.Symlink(outside, filepath.Join(dir, "linked")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			keys:    []string{"alpha", "linked"},
+			skipped: []string{".hidden", "README", "not-executable", "subdir"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			tc.setup(t, dir)
+			d, seen := recording(t)
+			logs := &bytes.Buffer{}
+			var logMu sync.Mutex
+			logger := hclog.New(&hclog.LoggerOptions{Output: lockedWriter{&logMu, logs}, Level: hclog.Debug})
+			at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+			c, errs := Scan(context.Background(), dir, d, Options{CheckSchedule: tc.check, Logger: logger, Now: func() time.Time { return at }})
+
+			var keys []string
+			for _, e := range c.List() {
+				keys = append(keys, e.Key)
+				if diff := cmp.Diff(fileSum(t, e.Path), e.SHA256); diff != "" {
+					t.Errorf("%s: pinned checksum differs from the file's", e.Key)
+				}
+				if !bytes.Equal(seen()[filepath.Base(e.Path)], e.SHA256) {
+					t.Errorf("%s: described with a checksum other than the pinned one", e.Key)
+				}
+				if !e.ScannedAt.Equal(at) {
+					t.Errorf("%s: ScannedAt %v, want %v", e.Key, e.ScannedAt, at)
+				}
+				got, ok := c.Get(e.Key)
+				if !ok || got.Path != e.Path {
+					t.Errorf("Get(%q) = %+v, %v", e.Key, got, ok)
+				}
+			}
+			if diff := cmp.Diff(tc.keys, keys); diff != "" {
+				t.Errorf("catalogued keys (-want +got):\n%s", diff)
+			}
+			if c.Len() != len(tc.keys) {
+				t.Errorf("Len() = %d, want %d", c.Len(), len(tc.keys))
+			}
+
+			gotFiles := map[string]bool{}
+			for _, err := range errs {
+				var se *ScanError
+				if !errors.As(err, &se) {
+					t.Errorf("error %v is not a *ScanError", err)
+					continue
+				}
+				base := filepath.Base(se.File)
+				gotFiles[base] = true
+				want, ok := tc.errs[base]
+				if !ok {
+					t.Errorf("unexpected error for %s: %v", base, err)
+					continue
+				}
+				if se.Field != want.field {
+					t.Errorf("%s: field %q, want %q (%v)", base, se.Field, want.field, err)
+				}
+				if want.code != "" && failure.CodeOf(err) != want.code {
+					t.Errorf("%s: code %s, want %s (%v)", base, failure.CodeOf(err), want.code, err)
+				}
+				if want.is != nil && !errors.Is(err, want.is) {
+					t.Errorf("%s: error %v does not wrap %v", base, err, want.is)
+				}
+				if !strings.Contains(err.Error(), se.File) || !strings.Contains(err.Error(), want.text) {
+					t.Errorf("%s: error %q should name the file and contain %q", base, err, want.text)
+				}
+				logMu.Lock()
+				logged := logs.String()
+				logMu.Unlock()
+				var line string
+				for _, l := range strings.Split(logged, "\n") {
+					if strings.Contains(l, "plugin not catalogued") && strings.Contains(l, se.File) {
+						line = l
+					}
+				}
+				if line == "" || !strings.Contains(line, "field="+se.Field) {
+					t.Errorf("%s: rejection not logged with file and field:\n%s", base, logged)
+				}
+			}
+			for f := range tc.errs {
+				if !gotFiles[f] {
+					t.Errorf("no error for %s", f)
+				}
+			}
+
+			var skipped []string
+			for _, s := range c.Skipped() {
+				skipped = append(skipped, filepath.Base(s))
+			}
+			sort.Strings(skipped)
+			want := append([]string(nil), tc.skipped...)
+			sort.Strings(want)
+			if diff := cmp.Diff(want, skipped); diff != "" {
+				t.Errorf("skipped (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestScanUnreadableDirectory(t *testing.T) {
+	t.Parallel()
+	c, errs := Scan(context.Background(), filepath.Join(t.TempDir(), "missing"), describer{}, Options{})
+	if len(errs) != 1 || !errors.Is(errs[0], os.ErrNotExist) {
+		t.Errorf("errs = %v, want one not-exist error", errs)
+	}
+	if c == nil || c.Len() != 0 {
+		t.Errorf("catalog = %v, want an empty catalog", c)
+	}
+}
+
+func TestScanRejectsInvalidOptions(t *testing.T) {
+	t.Parallel()
+	_, errs := Scan(context.Background(), t.TempDir(), describer{}, Options{Parallelism: -1})
+	if len(errs) != 1 || !errors.Is(errs[0], ErrInvalidOptions) {
+		t.Errorf("errs = %v, want ErrInvalidOptions", errs)
+	}
+}
+
+// TestChecksumChangeDetected changes a catalogued binary under the host:
+// Verify reports plugin_checksum_mismatch, and so does a launch pinned to
+// the catalogued checksum; removing the binary is reported the same way.
+func TestChecksumChangeDetected(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := plant(t, dir, "alpha", good("alpha"))
+	l, err := launch.New(launch.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, errs := Scan(context.Background(), dir, l, Options{})
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	e, ok := c.Get("alpha")
+	if !ok {
+		t.Fatal("alpha not catalogued")
+	}
+	if err := e.Verify(); err != nil {
+		t.Fatalf("Verify before the change: %v", err)
+	}
+
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("a newer build"))
+	f.Close()
+
+	if err := e.Verify(); !failure.Has(err, failure.PluginChecksumMismatch) {
+		t.Errorf("Verify after the change = %v, want plugin_checksum_mismatch", err)
+	}
+	if _, err := l.Describe(context.Background(), e.Path, e.SHA256); !failure.Has(err, failure.PluginChecksumMismatch) {
+		t.Errorf("launch after the change = %v, want plugin_checksum_mismatch", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Verify(); !failure.Has(err, failure.PluginChecksumMismatch) {
+		t.Errorf("Verify after removal = %v, want plugin_checksum_mismatch", err)
+	}
+}
+
+func TestGetAndListReturnCopies(t *testing.T) {
+	t.Parallel()
+	c := &Catalog{entries: map[string]Entry{"alpha": {Key: "alpha", SHA256: []byte{1}, Manifest: good("alpha")}}, keys: []string{"alpha"}}
+	e, _ := c.Get("alpha")
+	e.SHA256[0] = 9
+	e.Manifest.Streams[0].KeyFields[0] = "changed"
+	l := c.List()
+	l[0].Manifest.Auth.Required[0] = "CHANGED"
+	again, _ := c.Get("alpha")
+	if diff := cmp.Diff(Entry{Key: "alpha", SHA256: []byte{1}, Manifest: good("alpha")}, again); diff != "" {
+		t.Errorf("catalog changed through a returned entry (-want +got):\n%s", diff)
+	}
+	if _, ok := c.Get("missing"); ok {
+		t.Error("Get(missing) found an entry")
+	}
+}
+
+func TestDiff(t *testing.T) {
+	t.Parallel()
+	entry := func(key, version, path string, sum byte) Entry {
+		m := good(key)
+		m.Version = version
+		return Entry{Key: key, Manifest: m, Path: path, SHA256: []byte{sum}}
+	}
+	catalog := func(es ...Entry) *Catalog {
+		c := &Catalog{entries: map[string]Entry{}}
+		for _, e := range es {
+			c.entries[e.Key] = e
+			c.keys = append(c.keys, e.Key)
+		}
+		sort.Strings(c.keys)
+		return c
+	}
+	tests := map[string]struct {
+		prev []Entry
+		cur  *Catalog
+		want []Change
+	}{
+		"first boot": {
+			cur:  catalog(entry("a", "1", "/p/a", 1)),
+			want: []Change{{Kind: Added, Key: "a", New: entry("a", "1", "/p/a", 1)}},
+		},
+		"unchanged": {
+			prev: []Entry{entry("a", "1", "/p/a", 1)},
+			cur:  catalog(entry("a", "1", "/p/a", 1)),
+		},
+		"new binary": {
+			prev: []Entry{entry("a", "1", "/p/a", 1)},
+			cur:  catalog(entry("a", "1", "/p/a", 2)),
+			want: []Change{{Kind: Reregistered, Key: "a", Old: entry("a", "1", "/p/a", 1), New: entry("a", "1", "/p/a", 2), Fields: []string{"sha256"}}},
+		},
+		"new version and path": {
+			prev: []Entry{entry("a", "1", "/p/a", 1)},
+			cur:  catalog(entry("a", "2", "/q/a", 2)),
+			want: []Change{{Kind: Reregistered, Key: "a", Old: entry("a", "1", "/p/a", 1), New: entry("a", "2", "/q/a", 2), Fields: []string{"sha256", "version", "path"}}},
+		},
+		"removed and added, sorted by key": {
+			prev: []Entry{entry("c", "1", "/p/c", 3), entry("a", "1", "/p/a", 1)},
+			cur:  catalog(entry("a", "1", "/p/a", 1), entry("b", "1", "/p/b", 2)),
+			want: []Change{
+				{Kind: Added, Key: "b", New: entry("b", "1", "/p/b", 2)},
+				{Kind: Removed, Key: "c", Old: entry("c", "1", "/p/c", 3)},
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, tc.cur.Diff(tc.prev)); diff != "" {
+				t.Errorf("Diff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		opts    Options
+		wantErr bool
+	}{
+		"zero":                 {opts: Options{}},
+		"parallelism":          {opts: Options{Parallelism: 2}},
+		"negative parallelism": {opts: Options{Parallelism: -1}, wantErr: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if err := tc.opts.Validate(); (err != nil) != tc.wantErr {
+				t.Errorf("Validate() = %v, wantErr %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func write(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}

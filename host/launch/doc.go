@@ -1,0 +1,85 @@
+// Package launch starts connector plugins: one child process per call, over
+// hashicorp/go-plugin's gRPC transport, with an environment built
+// explicitly, a pinned checksum, a deadline, and nothing left behind.
+//
+// # Environment
+//
+// BuildEnv is a pure function that builds a child's whole environment from
+// the host's environment and the run (DESIGN.md section 3): allowlist,
+// env_passthrough, host credential values only when the broker resolved
+// them from the host, run metadata, and the stored credential last, so a
+// host variable set to "" or to a stale value can never shadow it.
+// go-plugin is started with SkipHostEnv, so nothing else is added; only
+// go-plugin's own handshake variables (the magic cookie, PLUGIN_*) follow,
+// and BuildEnv never passes names with the CONNHOST_ or PLUGIN_ prefix from
+// the host or a credential.
+//
+// # Launching
+//
+// Every call (Describe, Check, Run) goes through the same steps:
+//
+//  1. The binary is copied into a private, immutable place while being
+//     hashed with a fresh SHA-256, and the copy is compared with the pinned
+//     checksum. On Linux the copy is a sealed memfd, exec'd as
+//     /proc/self/fd/3; elsewhere (or where executable memfds are forbidden)
+//     it is a 0500 file in a fresh 0700 directory, removed after the call.
+//     The launcher execs exactly the bytes it hashed. go-plugin's
+//     SecureConfig hashes a path and then execs that path, leaving a window
+//     in which the binary can be swapped; it is not used. The cost is one
+//     copy of the binary per launch (memory while the child runs); see
+//     BenchmarkLaunch.
+//  2. go-plugin starts the child through a RunnerFunc: gRPC only, the
+//     connhost handshake and VersionedPlugins, SkipHostEnv, AutoMTLS unless
+//     Config.DisableAutoMTLS. The runner gives the child no stdin
+//     (/dev/null), its own process group, Pdeathsig SIGKILL (Linux), and a
+//     private working directory that also holds its socket. go-plugin's
+//     Managed mode is not used: it keeps every client in a global list.
+//  3. Each RPC gets the call's context, which carries the call's deadline
+//     (Config.CallTimeout, Config.RunTimeout or Spec.Timeout).
+//  4. The child is stopped: gracefully after a successful call (go-plugin's
+//     shutdown RPC), at once after a cancel, a timeout or a broken call.
+//     Each step is bounded by Config.KillTimeout and the whole process group
+//     is SIGKILLed in any case. The child is reaped on its own goroutine as
+//     soon as it exits; before reaping, the rest of its group is killed
+//     while the zombie still reserves the group id. When a call returns, the
+//     child and everything it spawned in its group are dead and reaped.
+//     A grandchild that leaves the group (setsid) escapes: containing that
+//     needs a cgroup, which is the deployment's job.
+//
+// # Results
+//
+// Launch failures are *failure.Error values:
+//
+//	plugin_checksum_mismatch  the binary does not hash to the pinned sum,
+//	                          or is gone or unreadable
+//	plugin_handshake_failed   the child is not a connhost plugin, printed
+//	                          something else first, exited or hung before
+//	                          the handshake (retryable when it timed out)
+//	connector_failed, credentials_required, credential_rejected
+//	                          the connector's own typed failure, with its
+//	                          Retryable flag; the *wire.Failure is the cause
+//	connector_crashed         the child died or the connection broke during
+//	                          the call (retryable)
+//	run_timeout               the call's deadline passed (retryable)
+//	cancelled                 the caller cancelled; the cause given to
+//	                          context.WithCancelCause is the error's cause,
+//	                          so a caller may relabel it (host_shutdown)
+//
+// An error returned by Run's emit callback ends the run and is returned
+// unchanged.
+//
+// # Redaction
+//
+// Spec.Secrets are the values injected into one call. The launcher removes
+// them from everything of that call meant for people: every log line
+// (go-plugin re-logs the child's stderr and hclog JSON lines through a
+// redacting hclog.Logger; the child's redirected stdout and stderr arrive
+// through the same logger), every returned error (go-plugin copies a
+// malformed handshake line into its error), progress messages, and Check's
+// identity and failure. The child's stderr is redacted as a stream before
+// go-plugin splits it, and every line is bounded, cut where no secret spans
+// the cut, so a long line cannot leak a secret in two halves. Besides each
+// exact value, its JSON-escaped forms and the lines of a multi-line value
+// are redacted. Records and checkpoints are the connector's data and are
+// passed through untouched.
+package launch

@@ -1,0 +1,160 @@
+package launch
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// redactLogger is an hclog.Logger that replaces a run's secret values in the
+// message, the name and every key and value before passing a line on.
+// go-plugin re-logs the plugin's stderr and hclog JSON lines through the
+// logger it is given; giving it this one keeps secrets out of host logs.
+type redactLogger struct {
+	inner hclog.Logger
+	r     *redactor
+}
+
+func newRedactLogger(inner hclog.Logger, r *redactor) hclog.Logger {
+	return &redactLogger{inner: inner, r: r}
+}
+
+func (l *redactLogger) Log(level hclog.Level, msg string, args ...any) {
+	l.inner.Log(level, l.r.String(msg), l.args(args)...)
+}
+
+func (l *redactLogger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }
+func (l *redactLogger) Debug(msg string, args ...any) { l.Log(hclog.Debug, msg, args...) }
+func (l *redactLogger) Info(msg string, args ...any)  { l.Log(hclog.Info, msg, args...) }
+func (l *redactLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }
+func (l *redactLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
+
+func (l *redactLogger) IsTrace() bool { return l.inner.IsTrace() }
+func (l *redactLogger) IsDebug() bool { return l.inner.IsDebug() }
+func (l *redactLogger) IsInfo() bool  { return l.inner.IsInfo() }
+func (l *redactLogger) IsWarn() bool  { return l.inner.IsWarn() }
+func (l *redactLogger) IsError() bool { return l.inner.IsError() }
+
+func (l *redactLogger) ImpliedArgs() []any { return l.inner.ImpliedArgs() }
+
+func (l *redactLogger) With(args ...any) hclog.Logger {
+	return &redactLogger{inner: l.inner.With(l.args(args)...), r: l.r}
+}
+
+func (l *redactLogger) Name() string { return l.inner.Name() }
+
+func (l *redactLogger) Named(name string) hclog.Logger {
+	return &redactLogger{inner: l.inner.Named(l.r.String(name)), r: l.r}
+}
+
+func (l *redactLogger) ResetNamed(name string) hclog.Logger {
+	return &redactLogger{inner: l.inner.ResetNamed(l.r.String(name)), r: l.r}
+}
+
+func (l *redactLogger) SetLevel(level hclog.Level) { l.inner.SetLevel(level) }
+func (l *redactLogger) GetLevel() hclog.Level      { return l.inner.GetLevel() }
+
+func (l *redactLogger) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(l.StandardWriter(opts), "", 0)
+}
+
+// StandardWriter returns a writer whose lines go through this logger, so the
+// standard library's log output is redacted too.
+func (l *redactLogger) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
+	if opts == nil {
+		opts = &hclog.StandardLoggerOptions{}
+	}
+	return &stdWriter{l: l, opts: *opts}
+}
+
+// args returns args with every key and value redacted. Values that hold no
+// secret keep their type, so hclog formats them as before.
+func (l *redactLogger) args(args []any) []any {
+	if l.r.empty() || len(args) == 0 {
+		return args
+	}
+	out := make([]any, len(args))
+	for i, a := range args {
+		out[i] = l.r.value(a)
+	}
+	return out
+}
+
+// value redacts one log argument. Anything that is not a plain number is
+// rendered the way hclog would render it and replaced by the redacted text
+// when that text held a secret.
+func (r *redactor) value(v any) any {
+	var s string
+	switch x := v.(type) {
+	case nil, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64,
+		uintptr, float32, float64, complex64, complex128, time.Duration, hclog.Hex, hclog.Octal, hclog.Binary:
+		return v
+	case string:
+		return r.String(x)
+	case []byte:
+		s = string(x)
+	case hclog.Format:
+		if len(x) > 0 {
+			if f, ok := x[0].(string); ok {
+				s = fmt.Sprintf(f, x[1:]...)
+				break
+			}
+		}
+		s = fmt.Sprint(x...)
+	case error:
+		s = x.Error()
+	case fmt.Stringer:
+		s = x.String()
+	default:
+		s = fmt.Sprintf("%+v", x)
+	}
+	if r.Contains(s) {
+		return r.String(s)
+	}
+	return v
+}
+
+// stdWriter adapts the standard library's log output to a redactLogger.
+type stdWriter struct {
+	l    hclog.Logger
+	opts hclog.StandardLoggerOptions
+}
+
+func (w *stdWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimRight(p, " \t\n"))
+	level := hclog.Info
+	if w.opts.ForceLevel != hclog.NoLevel {
+		level = w.opts.ForceLevel
+	} else if w.opts.InferLevels {
+		level, line = inferLevel(line, hclog.Info)
+	}
+	w.l.Log(level, line)
+	return len(p), nil
+}
+
+// inferLevel reads the "[LEVEL]" prefix convention go-plugin and hclog use
+// for plain text lines.
+func inferLevel(line string, def hclog.Level) (hclog.Level, string) {
+	for _, p := range []struct {
+		prefix string
+		level  hclog.Level
+	}{
+		{"[TRACE]", hclog.Trace}, {"[DEBUG]", hclog.Debug}, {"[INFO]", hclog.Info},
+		{"[WARN]", hclog.Warn}, {"[ERROR]", hclog.Error}, {"[ERR]", hclog.Error},
+	} {
+		if rest, ok := strings.CutPrefix(line, p.prefix); ok {
+			return p.level, strings.TrimSpace(rest)
+		}
+	}
+	return def, line
+}
+
+var (
+	_ hclog.Logger = (*redactLogger)(nil)
+	_ io.Writer    = (*stdWriter)(nil)
+)

@@ -1,0 +1,209 @@
+package launch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/go-hclog"
+)
+
+func TestRedactorString(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		secrets []string
+		in      string
+		want    string
+	}{
+		"no secrets":            {in: "hello", want: "hello"},
+		"empty secret ignored":  {secrets: []string{""}, in: "hello", want: "hello"},
+		"one occurrence":        {secrets: []string{"s3cret"}, in: "token=s3cret;", want: "token=[REDACTED];"},
+		"every occurrence":      {secrets: []string{"ab"}, in: "ab-ab-ab", want: "[REDACTED]-[REDACTED]-[REDACTED]"},
+		"self-overlapping":      {secrets: []string{"aa"}, in: "aaa", want: "[REDACTED]"},
+		"longer secret wins":    {secrets: []string{"abc", "abcdef"}, in: "xabcdefx abc", want: "x[REDACTED]x [REDACTED]"},
+		"overlapping secrets":   {secrets: []string{"abcd", "cdef"}, in: "abcdef", want: "[REDACTED]"},
+		"adjacent secrets":      {secrets: []string{"ab", "cd"}, in: "abcd", want: "[REDACTED]"},
+		"json escaped quote":    {secrets: []string{`p"w`}, in: `{"v":"p\"w"}`, want: `{"v":"[REDACTED]"}`},
+		"json html escaped":     {secrets: []string{"<&>"}, in: `"\u003c\u0026\u003e" and <&>`, want: `"[REDACTED]" and [REDACTED]`},
+		"json escaped newline":  {secrets: []string{"line1\nline2"}, in: `"line1\nline2"`, want: `"[REDACTED]"`},
+		"multi-line fragments":  {secrets: []string{"first-line\nsecond-line\n}"}, in: "a first-line\nb second-line\n}", want: "a [REDACTED]\nb [REDACTED]\n}"},
+		"unicode":               {secrets: []string{"pässwörd"}, in: "x pässwörd y", want: "x [REDACTED] y"},
+		"secret equal to input": {secrets: []string{"whole"}, in: "whole", want: "[REDACTED]"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRedactor(tc.secrets)
+			if got := r.String(tc.in); got != tc.want {
+				t.Errorf("String(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLineSplitter(t *testing.T) {
+	t.Parallel()
+	const secret = "SECRET-VALUE"
+	long := func(n int) string { return strings.Repeat("x", n) }
+	tests := map[string]struct {
+		redact bool
+		writes []string
+		want   []string
+	}{
+		"lines across writes": {
+			redact: true,
+			writes: []string{"hel", "lo\nwor", "ld\n", "tail"},
+			want:   []string{"hello", "world", "tail"},
+		},
+		"secret split across writes is redacted": {
+			redact: true,
+			writes: []string{"a SECRET-", "VALUE b\n"},
+			want:   []string{"a [REDACTED] b"},
+		},
+		"crlf": {
+			redact: true,
+			writes: []string{"one\r\ntwo\r\n"},
+			want:   []string{"one", "two"},
+		},
+		"long line cut before a straddling secret": {
+			redact: true,
+			writes: []string{long(maxLineLen-3) + secret + "yyy\nnext\n"},
+			want:   []string{long(maxLineLen-3) + truncatedMark, "next"},
+		},
+		"long partial line cut before a straddling secret, tail dropped": {
+			redact: true,
+			writes: []string{long(maxLineLen - 3), secret, long(maxLineLen), "rest\nnext\n"},
+			want:   []string{long(maxLineLen-3) + truncatedMark, "next"},
+		},
+		"long line with secret before the cut": {
+			redact: true,
+			writes: []string{"a " + secret + long(maxLineLen) + "\n"},
+			want:   []string{"a [REDACTED]" + long(maxLineLen-2-len(secret)) + truncatedMark},
+		},
+		"verbatim mode still cuts safely": {
+			redact: false,
+			writes: []string{long(maxLineLen-3) + secret + "\n", "a " + secret + "\n"},
+			want:   []string{long(maxLineLen-3) + truncatedMark, "a " + secret},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			sp := newLineSplitter(newRedactor([]string{secret}), tc.redact, func(l string) { got = append(got, l) })
+			for _, w := range tc.writes {
+				if n, err := sp.Write([]byte(w)); n != len(w) || err != nil {
+					t.Fatalf("Write = %d, %v", n, err)
+				}
+			}
+			sp.Flush()
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("lines (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLineReader(t *testing.T) {
+	t.Parallel()
+	src := io.NopCloser(strings.NewReader("one SECRET\ntwo\npartial SECRET"))
+	lr := newLineReader(src, newRedactor([]string{"SECRET"}), true)
+	got, err := io.ReadAll(lr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "one [REDACTED]\ntwo\npartial [REDACTED]\n"; string(got) != want {
+		t.Errorf("read %q, want %q", got, want)
+	}
+}
+
+// FuzzLineSplitter checks that no byte sequence a plugin writes, however it
+// is split into writes, gets a secret through the splitter.
+func FuzzLineSplitter(f *testing.F) {
+	f.Add("token=abc123\n", "abc123", 3)
+	f.Add(strings.Repeat("x", 62)+"abc123\n", "abc123", 7)
+	f.Add(strings.Repeat("x", 60)+"abc123"+strings.Repeat("y", 80)+"\nnext abc123", "abc123", 9)
+	f.Add("ab\nc123abc1\n23", "abc123", 1)
+	f.Add(`{"@message":"a\"b"}`+"\n", `a"b`, 5)
+	f.Fuzz(func(t *testing.T, data, secret string, chunk int) {
+		if len(secret) < 3 || strings.ContainsAny(secret, "\n\x00\x01") {
+			t.Skip()
+		}
+		if chunk <= 0 {
+			chunk = 1
+		}
+		var out bytes.Buffer
+		sp := newLineSplitter(newRedactor([]string{secret}), true, func(l string) {
+			out.WriteString(l)
+			out.WriteByte('\n')
+		})
+		sp.maxLen = 64 // exercise the cut of over-long lines with small inputs
+		for b := []byte(data); len(b) > 0; {
+			n := min(chunk, len(b))
+			_, _ = sp.Write(b[:n])
+			b = b[n:]
+		}
+		sp.Flush()
+		// The markers are the splitter's own text; a secret spelled with
+		// their letters must not count as one formed from plugin bytes.
+		text := strings.NewReplacer(Redacted, "\x00", truncatedMark, "\x01").Replace(out.String())
+		for _, line := range strings.Split(text, "\n") {
+			if strings.Contains(line, secret) {
+				t.Fatalf("secret %q survived in line %q", secret, line)
+			}
+		}
+	})
+}
+
+type stringer struct{ s string }
+
+func (s stringer) String() string { return s.s }
+
+func TestRedactLogger(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2-canary"
+	var buf bytes.Buffer
+	inner := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Trace, JSONFormat: true})
+	l := newRedactLogger(inner, newRedactor([]string{secret}))
+
+	l.Info("msg "+secret,
+		"string", secret,
+		secret, "as a key",
+		"bytes", []byte(secret),
+		"error", errors.New("failed with "+secret),
+		"stringer", stringer{secret},
+		"format", hclog.Format{"%s!", secret},
+		"map", map[string]string{"k": secret},
+		"quote", hclog.Quote(secret),
+		"number", 42,
+		"hex", hclog.Hex(255),
+		"clean-error", errors.New("nothing to hide"),
+	)
+	l.With("with", secret).Named(secret).Warn("named")
+	l.ResetNamed("r-" + secret).Error("reset")
+	l.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}).Printf("[WARN] std %s", secret)
+	fmt.Fprintf(l.StandardWriter(nil), "writer %s\n", secret)
+
+	out := buf.String()
+	if strings.Contains(out, secret) {
+		t.Fatalf("secret reached the log:\n%s", out)
+	}
+	for _, want := range []string{
+		`"@message":"msg [REDACTED]"`, `"string":"[REDACTED]"`, `"[REDACTED]":"as a key"`,
+		`"bytes":"[REDACTED]"`, `"error":"failed with [REDACTED]"`, `"stringer":"[REDACTED]"`,
+		`"format":"[REDACTED]!"`, `"map":"map[k:[REDACTED]]"`, `"quote":"[REDACTED]"`, `"number":42`,
+		`"hex":255`, `"clean-error":"nothing to hide"`, `"with":"[REDACTED]"`, `"@module":"[REDACTED]"`,
+		`"@module":"r-[REDACTED]"`, `"@message":"std [REDACTED]"`, `"@level":"warn"`, `"@message":"writer [REDACTED]"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	if l.GetLevel() != hclog.Trace || !l.IsTrace() {
+		t.Errorf("level not passed through: %v", l.GetLevel())
+	}
+}

@@ -1,0 +1,192 @@
+// Command testconn is a connector plugin for the launcher's tests, built on
+// sdk/wire directly so the tests do not depend on the SDK. It misbehaves on
+// request.
+//
+// Before serving it reads:
+//
+//	TESTCONN_PIDFILE  append "pid pgid" to this file (and the pid of any
+//	                  grandchild it spawns later)
+//	TESTCONN_PRE      garbage: print a non-handshake line on stdout, then serve
+//	                  secret:  print the value of $TESTCONN_SECRET_ENV on stdout
+//	                           and stderr, then serve
+//	                  stderr:  print it on stderr only, then serve normally
+//	                  exit:    exit 3 without serving
+//	                  hang:    sleep without serving
+//
+// Run behaviour comes from the run's config, {"mode": ...}:
+//
+//	env        one record per variable of its environment on stream "env":
+//	           {"name", "sha256", "present"}
+//	records    {"n": N} records on stream "events"
+//	log        log the value of $config.secret_env through hclog (message and
+//	           argument), log.Printf, raw stderr after serving, fmt to the
+//	           redirected os.Stderr and os.Stdout, and a progress message
+//	crash      emit one record, then panic
+//	exit       emit one record, then os.Exit(7)
+//	hang       emit one record, then block ignoring cancellation
+//	grandchild spawn /bin/sleep, record its pid, emit one record, then wait
+//	           for cancellation
+//	fail       return a wire.Failure {"code","message","retryable"}
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/connhost/connhost/sdk/manifest"
+	"github.com/connhost/connhost/sdk/wire"
+	"github.com/hashicorp/go-hclog"
+)
+
+func main() {
+	origStderr := os.NewFile(2, "stderr") // go-plugin redirects os.Stderr once serving
+	recordPID(os.Getpid())
+	secret := os.Getenv(os.Getenv("TESTCONN_SECRET_ENV"))
+	switch os.Getenv("TESTCONN_PRE") {
+	case "garbage":
+		fmt.Println("this is not a go-plugin handshake")
+	case "secret":
+		fmt.Println("leaking before the handshake: " + secret)
+		fmt.Fprintln(os.Stderr, "stderr before the handshake: "+secret)
+	case "stderr":
+		fmt.Fprintln(os.Stderr, "stderr before the handshake: "+secret)
+	case "exit":
+		os.Exit(3)
+	case "hang":
+		time.Sleep(time.Hour)
+	}
+	wire.Serve(&conn{stderr: origStderr})
+}
+
+func recordPID(pid int) {
+	path := os.Getenv("TESTCONN_PIDFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pgid, _ := syscall.Getpgid(pid)
+	fmt.Fprintf(f, "%d %d\n", pid, pgid)
+}
+
+type conn struct {
+	stderr *os.File
+}
+
+func (c *conn) Describe(context.Context) (manifest.Manifest, error) {
+	return manifest.Manifest{
+		ConnectorKey: "testconn",
+		Version:      "1.0.0",
+		Auth:         manifest.Auth{Kind: manifest.AuthStaticSecret, Required: []string{"DEMO_TOKEN"}},
+		Streams:      []manifest.Stream{{Name: "env", KeyFields: []string{"name"}}, {Name: "events", KeyFields: []string{"id"}}},
+	}, nil
+}
+
+// Check reports the hash of DEMO_TOKEN as the identity; an empty token is
+// rejected.
+func (c *conn) Check(_ context.Context, _ wire.CheckRequest) (wire.CheckResult, error) {
+	tok := os.Getenv("DEMO_TOKEN")
+	if tok == "" {
+		return wire.CheckResult{Failure: &wire.Failure{Code: wire.CodeCredentialsRequired, Message: "DEMO_TOKEN is empty"}}, nil
+	}
+	return wire.CheckResult{Valid: true, Identity: "token " + tok}, nil
+}
+
+type config struct {
+	Mode      string `json:"mode"`
+	N         int    `json:"n"`
+	SecretEnv string `json:"secret_env"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Message) error) error {
+	var cfg config
+	if len(req.Config) > 0 {
+		if err := json.Unmarshal(req.Config, &cfg); err != nil {
+			return &wire.Failure{Code: wire.CodeConnectorFailed, Message: "bad config: " + err.Error()}
+		}
+	}
+	one := func(stream, key string, v any) error {
+		data, _ := json.Marshal(v)
+		return emit(wire.Message{Kind: wire.KindRecords, Records: []wire.Record{{Stream: stream, Key: key, Data: data}}})
+	}
+	switch cfg.Mode {
+	case "env":
+		for _, kv := range os.Environ() {
+			name, value, _ := strings.Cut(kv, "=")
+			sum := sha256.Sum256([]byte(value))
+			if err := one("env", name, map[string]any{"name": name, "sha256": hex.EncodeToString(sum[:]), "present": true}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "records":
+		for i := range cfg.N {
+			if err := one("events", fmt.Sprint(i), map[string]int{"id": i}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "log":
+		secret := os.Getenv(cfg.SecretEnv)
+		logger := hclog.New(&hclog.LoggerOptions{Output: c.stderr, JSONFormat: true, Level: hclog.Trace})
+		logger.Info("hclog message with "+secret, "token", secret, "nested", map[string]string{"t": secret}, "err", fmt.Errorf("wrapped %s", secret))
+		logger.Named(secret).Warn("named after the secret")
+		logger.Info("quote\"d and <html> "+secret, "k", "x")
+		log.Printf("log.Printf %s", secret)
+		fmt.Fprintf(c.stderr, "raw stderr %s\n", secret)
+		fmt.Fprintf(c.stderr, "[ERROR] prefixed %s\n", secret)
+		fmt.Fprintf(os.Stderr, "redirected stderr %s\n", secret)
+		fmt.Fprintf(os.Stdout, "redirected stdout %s\n", secret)
+		// The host cuts lines at 32 KiB: put the secret across the cut.
+		fmt.Fprintf(c.stderr, "long line %s%s%s\n", strings.Repeat("x", 32<<10-10-3), secret, strings.Repeat("y", 100))
+		if err := emit(wire.Message{Kind: wire.KindProgress, Progress: wire.Progress{Stream: "events", Message: "progress " + secret}}); err != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond) // let the stdio stream deliver before the host stops us
+		return one("events", "0", map[string]int{"id": 0})
+	case "crash":
+		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
+			return err
+		}
+		panic("testconn: crashing on purpose")
+	case "exit":
+		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
+			return err
+		}
+		os.Exit(7)
+	case "hang":
+		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
+			return err
+		}
+		select {}
+	case "grandchild":
+		cmd := exec.Command("/bin/sleep", "300")
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		recordPID(cmd.Process.Pid)
+		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	case "fail":
+		return &wire.Failure{Code: cfg.Code, Message: cfg.Message, Retryable: cfg.Retryable}
+	}
+	return &wire.Failure{Code: wire.CodeConnectorFailed, Message: "unknown mode " + cfg.Mode}
+}
