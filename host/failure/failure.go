@@ -11,8 +11,11 @@ import (
 // Code is a stable failure code.
 type Code string
 
-// The failure codes. DESIGN.md section 11 lists them; CredentialRejected is
-// a connector's report that the provider refused the credential.
+// The failure codes. DESIGN.md section 11 lists them. Beyond that list:
+// CredentialRejected is a connector's report that the provider refused the
+// credential; ConnectionPaused refuses a scheduled or retry run that races a
+// pause; HostCrashed marks the runs of a host that died mid-run, found at
+// the next boot.
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -20,6 +23,7 @@ const (
 	RunActive               Code = "run_active"
 	ConnectionNotFound      Code = "connection_not_found"
 	ConnectionRevoked       Code = "connection_revoked"
+	ConnectionPaused        Code = "connection_paused"
 	ConnectorNotFound       Code = "connector_not_found"
 	PluginChecksumMismatch  Code = "plugin_checksum_mismatch"
 	PluginHandshakeFailed   Code = "plugin_handshake_failed"

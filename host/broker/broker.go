@@ -1,0 +1,253 @@
+// Package broker is connhost's one credential broker.
+//
+// Resolve is the only code in connhost that decrypts a stored credential.
+// Every launch path — scheduled, retry, manual over HTTP, gRPC or the CLI —
+// reaches it through the runner's single launch seam. Its policy, for a
+// connector whose manifest declares capabilities.auth.required:
+//
+//	stored credential state                        result
+//	active, decrypts                               its values (source "stored"); they win over the host env
+//	revoked / deleted / quarantined /
+//	undecryptable / keyset missing                 refuse static_secret_credential_unavailable; never the host env
+//	never stored, every required name non-empty
+//	in the host env, host env credentials allowed  the host env values (source "host_env")
+//	otherwise                                      refuse credentials_required
+//
+// Eligibility gates never get a Broker: they get a Presence, which holds no
+// keyset and can only answer whether an active credential exists.
+//
+// Each ciphertext is sealed with Tink AEAD under the operator's keyset with
+// associated data binding it to its connection id and credential kind, so a
+// ciphertext copied onto another connection's row fails to decrypt.
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/sdk/manifest"
+	"github.com/hashicorp/go-hclog"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// Source says where resolved credential values came from.
+type Source string
+
+// Sources.
+const (
+	SourceNone    Source = "none"     // the connector needs no credential
+	SourceStored  Source = "stored"   // an active stored credential
+	SourceHostEnv Source = "host_env" // the host environment (never stored)
+)
+
+// Limits on captured values.
+const (
+	MaxValues     = 32
+	MaxValueBytes = 64 << 10
+)
+
+// Keyset is the part of a loaded keyset the broker uses.
+type Keyset interface {
+	AEAD() tink.AEAD
+	PrimaryKeyID() uint32
+}
+
+// Store is the part of the store the broker uses.
+type Store interface {
+	store.Credentials
+}
+
+// Config configures a Broker.
+type Config struct {
+	Store Store
+	// Keyset may be nil: every stored credential is then unavailable.
+	Keyset Keyset
+	// HostEnv looks up the host environment (os.LookupEnv in production).
+	HostEnv func(string) (string, bool)
+	// AllowHostEnv lets never-stored credentials resolve from the host env.
+	AllowHostEnv bool
+	Audit        *audit.Log
+	Logger       hclog.Logger
+}
+
+// Validate reports a configuration error.
+func (c *Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("broker: Config.Store is required")
+	}
+	return nil
+}
+
+// Broker resolves and manages stored credentials.
+type Broker struct {
+	cfg Config
+}
+
+// New returns a Broker.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.HostEnv == nil {
+		cfg.HostEnv = func(string) (string, bool) { return "", false }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Broker{cfg: cfg}, nil
+}
+
+// Target is what Resolve needs to know about a connection.
+type Target struct {
+	ConnectionID string
+	Auth         manifest.Auth
+}
+
+// Resolution is a resolved credential. Values hold secrets: pass them to
+// the child's environment and to redaction, never to logs or responses.
+type Resolution struct {
+	Source Source
+	// Values maps env names to secret values (empty for SourceNone).
+	Values map[string]string
+}
+
+// Names returns the value names, sorted.
+func (r Resolution) Names() []string {
+	names := make([]string, 0, len(r.Values))
+	for n := range r.Values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Secrets returns the values, for redaction.
+func (r Resolution) Secrets() []string {
+	out := make([]string, 0, len(r.Values))
+	for _, n := range r.Names() {
+		out = append(out, r.Values[n])
+	}
+	return out
+}
+
+// Resolve returns the connection's credential env fragment or a typed
+// refusal (*failure.Error with code static_secret_credential_unavailable or
+// credentials_required). It is the only function that decrypts.
+func (b *Broker) Resolve(ctx context.Context, t Target) (Resolution, error) {
+	if t.Auth.Kind != manifest.AuthStaticSecret || len(t.Auth.Required) == 0 {
+		return Resolution{Source: SourceNone}, nil
+	}
+	cred, err := b.cfg.Store.GetCredential(ctx, t.ConnectionID)
+	switch {
+	case errors.Is(err, store.ErrCredentialNotFound):
+		return b.resolveHostEnv(t)
+	case err != nil:
+		return Resolution{}, fmt.Errorf("broker: load credential: %w", err)
+	}
+	unavailable := func(why string) error {
+		return &failure.Error{Code: failure.StaticSecretUnavailable,
+			Message: fmt.Sprintf("connection %s: stored credential %s; refusing to fall back to the host environment", t.ConnectionID, why)}
+	}
+	if cred.State != store.CredentialActive {
+		return Resolution{}, unavailable("is " + string(cred.State))
+	}
+	if b.cfg.Keyset == nil {
+		return Resolution{}, unavailable("cannot be decrypted: no keyset is loaded")
+	}
+	values, err := b.open(cred.ConnectionID, cred.Kind, cred.Ciphertext)
+	if err != nil {
+		b.cfg.Logger.Warn("stored credential does not decrypt", "connection_id", t.ConnectionID, "key_id", cred.KeyID)
+		return Resolution{}, unavailable("cannot be decrypted with the loaded keyset")
+	}
+	var missing []string
+	for _, n := range t.Auth.Required {
+		if values[n] == "" {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return Resolution{}, &failure.Error{Code: failure.StaticSecretUnavailable,
+			Message: fmt.Sprintf("connection %s: stored credential lacks required names %v; capture it again", t.ConnectionID, missing)}
+	}
+	return Resolution{Source: SourceStored, Values: values}, nil
+}
+
+func (b *Broker) resolveHostEnv(t Target) (Resolution, error) {
+	var missing []string
+	values := map[string]string{}
+	for _, n := range t.Auth.Required {
+		v, ok := b.cfg.HostEnv(n)
+		if !ok || v == "" || !b.cfg.AllowHostEnv {
+			missing = append(missing, n)
+			continue
+		}
+		values[n] = v
+	}
+	if len(missing) > 0 {
+		return Resolution{}, &failure.Error{Code: failure.CredentialsRequired,
+			Message: fmt.Sprintf("connection %s has no stored credential and the host environment does not provide %v", t.ConnectionID, missing)}
+	}
+	return Resolution{Source: SourceHostEnv, Values: values}, nil
+}
+
+// associatedData binds a ciphertext to its connection and kind.
+func associatedData(connectionID string, kind store.CredentialKind) []byte {
+	return []byte("connhost/credential/v1/" + strconv.Itoa(len(connectionID)) + ":" + connectionID + "/" + string(kind))
+}
+
+// seal encrypts values for the connection.
+func (b *Broker) seal(connectionID string, kind store.CredentialKind, values map[string]string) ([]byte, error) {
+	if b.cfg.Keyset == nil {
+		return nil, ErrNoKeyset
+	}
+	pt, err := json.Marshal(values)
+	if err != nil {
+		return nil, fmt.Errorf("broker: encode credential: %w", err)
+	}
+	ct, err := b.cfg.Keyset.AEAD().Encrypt(pt, associatedData(connectionID, kind))
+	clear(pt)
+	if err != nil {
+		return nil, errors.New("broker: encrypt credential failed")
+	}
+	return ct, nil
+}
+
+// open decrypts a ciphertext of the connection. Errors carry no detail.
+func (b *Broker) open(connectionID string, kind store.CredentialKind, ct []byte) (map[string]string, error) {
+	if b.cfg.Keyset == nil {
+		return nil, ErrNoKeyset
+	}
+	if len(ct) == 0 {
+		return nil, errUndecryptable
+	}
+	pt, err := b.cfg.Keyset.AEAD().Decrypt(ct, associatedData(connectionID, kind))
+	if err != nil {
+		return nil, errUndecryptable
+	}
+	defer clear(pt)
+	var values map[string]string
+	if err := json.Unmarshal(pt, &values); err != nil {
+		return nil, errUndecryptable
+	}
+	return values, nil
+}
+
+// Presence answers whether a connection holds an active stored
+// credential. It holds no keyset: eligibility code that gets a Presence
+// cannot decrypt.
+type Presence struct {
+	Store store.Presence
+}
+
+// HasActiveCredential reports whether the connection has an active
+// stored credential, reading only its state.
+func (p Presence) HasActiveCredential(ctx context.Context, connectionID string) (bool, error) {
+	return p.Store.HasActiveCredential(ctx, connectionID)
+}
