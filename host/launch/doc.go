@@ -80,6 +80,7 @@
 // go-plugin splits it, and every line is bounded, cut where no secret spans
 // the cut, so a long line cannot leak a secret in two halves. Besides each
 // exact value, its JSON-escaped forms and the lines of a multi-line value
-// are redacted. Records and checkpoints are the connector's data and are
+// are redacted, and so is the password of a proxy URL in the child's
+// environment (the allowlist passes HTTP(S)_PROXY). Records and checkpoints are the connector's data and are
 // passed through untouched.
 package launch

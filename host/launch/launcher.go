@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,7 +281,7 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 	if name == "" {
 		name = filepath.Base(spec.Path)
 	}
-	red := newRedactor(spec.Secrets)
+	red := newRedactor(append(slices.Clone(spec.Secrets), proxyPasswords(spec.Env)...))
 	s := &session{
 		l:    l,
 		name: name,
@@ -555,6 +556,36 @@ func (s *session) transportFailure(err error) error {
 		}
 	}
 	return &failure.Error{Code: failure.ConnectorFailed, Message: fmt.Sprintf("plugin %s: %s", s.name, msg)}
+}
+
+// proxyPasswords returns the passwords of proxy URLs in env. The allowlist
+// passes the proxy variables through, and a proxy URL may carry
+// credentials (http://user:pass@proxy): they are redacted like a run's own
+// secrets.
+func proxyPasswords(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.EqualFold(name, "HTTP_PROXY") && !strings.EqualFold(name, "HTTPS_PROXY") && !strings.EqualFold(name, "ALL_PROXY") {
+			continue
+		}
+		if u, err := url.Parse(value); err == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				out = append(out, p)
+			}
+		}
+		// The password as written, which may be escaped differently from
+		// how the url package would escape it.
+		if _, rest, ok := strings.Cut(value, "://"); ok {
+			if host, _, _ := strings.Cut(rest, "/"); strings.Contains(host, "@") {
+				userinfo := host[:strings.LastIndexByte(host, '@')]
+				if _, p, ok := strings.Cut(userinfo, ":"); ok && p != "" {
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // truncate bounds s to n bytes, cut on a rune boundary.

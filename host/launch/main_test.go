@@ -21,8 +21,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// testconnPath is the test plugin, built once per test binary.
-var testconnPath string
+// testconnPath is the test plugin, built once per test binary in binDir.
+var testconnPath, binDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -35,6 +35,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	binDir = dir
 	testconnPath = filepath.Join(dir, "testconn")
 	// Built without -race: the plugin is a fixture, not the code under test.
 	cmd := exec.Command("go", "build", "-o", testconnPath, "./testdata/plugins/testconn")

@@ -207,3 +207,26 @@ func TestRedactLogger(t *testing.T) {
 		t.Errorf("level not passed through: %v", l.GetLevel())
 	}
 }
+
+func TestProxyPasswords(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		env  []string
+		want []string
+	}{
+		"no proxy":            {env: []string{"PATH=/bin"}},
+		"proxy without creds": {env: []string{"HTTPS_PROXY=http://proxy:3128"}},
+		"user only":           {env: []string{"HTTP_PROXY=http://user@proxy:3128"}},
+		"password":            {env: []string{"HTTP_PROXY=http://user:s3cret@proxy:3128"}, want: []string{"s3cret", "s3cret"}},
+		"escaped password":    {env: []string{"https_proxy=http://user:p%40ss@proxy:3128/"}, want: []string{"p@ss", "p%40ss"}},
+		"other variable":      {env: []string{"API_URL=http://user:pw@api"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if diff := cmp.Diff(tc.want, proxyPasswords(tc.env)); diff != "" {
+				t.Errorf("proxyPasswords (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
