@@ -43,8 +43,10 @@
 //     soon as it exits; before reaping, the rest of its group is killed
 //     while the zombie still reserves the group id. When a call returns, the
 //     child and everything it spawned in its group are dead and reaped.
-//     A grandchild that leaves the group (setsid) escapes: containing that
-//     needs a cgroup, which is the deployment's job.
+//     If the host itself dies, Pdeathsig kills the plugin, but the plugin's
+//     own children are then out of reach, as is a grandchild that leaves
+//     the group (setsid): containing those needs a cgroup or a PID
+//     namespace, which is the deployment's job.
 //
 // # Results
 //

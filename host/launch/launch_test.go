@@ -1,8 +1,10 @@
 package launch
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -352,6 +355,56 @@ func TestCancelMidRunKillsProcessGroupIncludingGrandchild(t *testing.T) {
 		t.Errorf("plugin stdin is %q, want /dev/null", stdin)
 	}
 	assertNoSurvivors(t, pids)
+}
+
+// TestHostCrashKillsPlugin SIGKILLs a host process in the middle of a run:
+// the plugin dies with it (Pdeathsig) instead of outliving it.
+func TestHostCrashKillsPlugin(t *testing.T) {
+	t.Parallel()
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	host := exec.Command(os.Args[0], "-test.run=^$")
+	host.Env = append(os.Environ(),
+		hostHelperEnv+"=1",
+		"HELPER_PLUGIN="+testconnPath,
+		"HELPER_PLUGIN_SHA256="+hex.EncodeToString(fileSum(t, testconnPath)),
+		"HELPER_PIDFILE="+pidfile,
+	)
+	out, err := host.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		host.Process.Kill()
+		host.Wait()
+		t.Fatalf("helper host said %q, %v", line, err)
+	}
+	pids := readPIDs(t, pidfile)
+	if len(pids) != 1 {
+		t.Fatalf("recorded %d pids, want 1", len(pids))
+	}
+	if err := host.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	host.Wait()
+
+	// The orphaned plugin is reaped by init, not by us: dead means gone or
+	// a zombie.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, ok := readStat(pids[0].pid)
+		if !ok || st.pgid != pids[0].pgid || st.state == 'Z' {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(-pids[0].pgid, syscall.SIGKILL)
+			t.Fatalf("plugin pid %d outlived its host (state %c)", st.pid, st.state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestEmitErrorStopsTheRun checks that the host's own error from emit ends

@@ -24,8 +24,38 @@ import (
 // testconnPath is the test plugin, built once per test binary in binDir.
 var testconnPath, binDir string
 
+// hostHelperEnv makes the test binary act as a host that launches a
+// plugin and hangs, for TestHostCrashKillsPlugin to SIGKILL.
+const hostHelperEnv = "LAUNCH_TEST_HOST_HELPER"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(hostHelperEnv) != "" {
+		os.Exit(hostHelper())
+	}
 	os.Exit(runTests(m))
+}
+
+// hostHelper runs testconn in "hang" mode, prints "ready" at its first
+// record, and waits to be killed.
+func hostHelper() int {
+	l, err := New(Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	path := os.Getenv("HELPER_PLUGIN")
+	sum, err := hex.DecodeString(os.Getenv("HELPER_PLUGIN_SHA256"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	spec := Spec{Name: "testconn", Path: path, SHA256: sum, Env: []string{"TESTCONN_PIDFILE=" + os.Getenv("HELPER_PIDFILE")}}
+	err = l.Run(context.Background(), spec, runConfig(map[string]any{"mode": "hang"}), func(wire.Message) error {
+		fmt.Println("ready")
+		return nil
+	})
+	fmt.Fprintln(os.Stderr, "run ended:", err)
+	return 1
 }
 
 func runTests(m *testing.M) int {
