@@ -31,7 +31,8 @@ const (
 
 // DefaultAllowlist is the small set of host variables every child gets when
 // the host sets them: what a program needs to find binaries, a home, a temp
-// dir, its locale, the time zone, CA certificates and the proxy.
+// dir, its locale, the time zone, CA certificates and the proxy. Treat it
+// as read-only: copy it (slices.Clone) to build an operator's list.
 var DefaultAllowlist = []string{
 	"PATH", "HOME", "TMPDIR", "LANG", "TZ",
 	"SSL_CERT_FILE", "SSL_CERT_DIR",
