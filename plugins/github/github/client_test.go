@@ -263,3 +263,21 @@ func TestSleepCtx(t *testing.T) {
 		t.Errorf("cancelled sleepCtx = %v, want context.Canceled", err)
 	}
 }
+
+// TestServerNow: waits are measured on the server's clock (Date), and on
+// the local one only when a response has no Date.
+func TestServerNow(t *testing.T) {
+	t.Parallel()
+	local := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &client{now: func() time.Time { return local }}
+	server := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	if got := c.serverNow(http.Header{"Date": {server.Format(http.TimeFormat)}}); !got.Equal(server) {
+		t.Errorf("with Date: %v, want %v", got, server)
+	}
+	if got := c.serverNow(http.Header{"Date": {"yesterday"}}); !got.Equal(local) {
+		t.Errorf("with a bad Date: %v, want the local clock %v", got, local)
+	}
+	if got := c.serverNow(http.Header{}); !got.Equal(local) {
+		t.Errorf("without Date: %v, want the local clock %v", got, local)
+	}
+}

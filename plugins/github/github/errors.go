@@ -11,6 +11,8 @@ import "errors"
 var (
 	// ErrInvalidConfig wraps every rule a connection config breaks.
 	ErrInvalidConfig = errors.New("github: invalid config")
+	// ErrInvalidConnector wraps every rule a Connector's settings break.
+	ErrInvalidConnector = errors.New("github: invalid Connector settings")
 	// ErrInvalidAPIURL is returned for a GITHUB_API_URL that is not an
 	// absolute https URL (http only for loopback hosts).
 	ErrInvalidAPIURL = errors.New("github: invalid GITHUB_API_URL")

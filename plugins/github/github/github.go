@@ -40,9 +40,6 @@ const (
 	StreamStarred = "starred"
 )
 
-// ErrInvalidConnector wraps every rule a Connector's settings break.
-var ErrInvalidConnector = errors.New("github: invalid Connector settings")
-
 // Connector is the GitHub connector. The zero value, and New, use the
 // defaults; the fields exist for tests and for embedding the connector in
 // another program.
