@@ -1302,3 +1302,44 @@ func TestCancelledWait(t *testing.T) {
 	}
 	checkCanary(t, res, h.logs.String())
 }
+
+// TestUnexpectedResponses: answers the connector cannot use fail the run,
+// not retried, saying what was wrong.
+func TestUnexpectedResponses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		path string
+		resp githubtest.Response
+		want string
+	}{
+		{"list that is not an array", "/user/repos", githubtest.Response{Status: 200, Body: `{"id":1}`}, "GET /user/repos: body is not a JSON array"},
+		{"list that is not JSON", "/user/repos", githubtest.Response{Status: 200, Body: `[{"id":`}, "GET /user/repos: unexpected end of JSON input"},
+		{"repository with a climbing name", "/user/repos", githubtest.Response{Status: 200, Body: `[{"id":1,"full_name":"octo/.."}]`}, "a repository without a valid id and full_name"},
+		{"issue without an id", "/repos/octo/alpha/issues", githubtest.Response{Status: 200, Body: `[{"title":"x"}]`}, "an issue of octo/alpha without an id"},
+		{"star without a repository", "/user/starred", githubtest.Response{Status: 200, Body: `[{"id":5,"full_name":"a/b"}]`}, "a starred item without repo.id"},
+		{"304 to an unconditional request", "/user/repos", githubtest.Status(304), "304 to an unconditional request"},
+		{"422", "/user/repos", githubtest.Status(422), "github: unexpected response: GET /user/repos: 422 Unprocessable Entity"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.fake.Inject(tt.path, tt.resp)
+			res := h.run(sdktest.Options{})
+			f := res.Failure()
+			if f == nil || f.Retryable || f.Code != wire.CodeConnectorFailed || !strings.Contains(f.Message, tt.want) {
+				t.Errorf("failure = %v, want a non-retryable connector_failed containing %q", res.Err, tt.want)
+			}
+		})
+	}
+	t.Run("check without a login", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.fake.Inject("/user", githubtest.Response{Status: 200, Body: `{"id":1}`})
+		chk := h.check(sdktest.Options{})
+		if chk.Valid || chk.Failure == nil || !strings.Contains(chk.Failure.Message, "GET /user: no login in the response") {
+			t.Errorf("check = %+v, want a failure for the missing login", chk)
+		}
+	})
+}
