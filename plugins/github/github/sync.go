@@ -66,8 +66,9 @@ func (s *syncer) repos(ctx context.Context) ([]RepoRef, error) {
 	)
 	seen := map[int64]bool{}
 	add := func(ref RepoRef) {
-		// A repository created during the walk can shift another onto
-		// the next page, so one may come twice.
+		// GitHub pages by offset: a repository created, deleted or
+		// transferred during the walk shifts the others, so one may come
+		// twice (or be missed until the next run).
 		if !seen[ref.ID] {
 			seen[ref.ID] = true
 			refs = append(refs, ref)
