@@ -1,0 +1,271 @@
+// Package apitypes is the JSON contract of connhost's HTTP API (/v1): the
+// request and response bodies the server writes and the CLI reads. Both
+// sides import these types, so they cannot drift; the OpenAPI document
+// served at /v1/openapi.json describes the same shapes.
+//
+// Conventions: timestamps are RFC 3339 UTC strings ("" when not reached);
+// ids are opaque strings; lists come in an object with an "items" array
+// and a "next" cursor ("" on the last page); every error is
+// {"error":{"code":"…","message":"…"}} with a stable code. No type here
+// ever carries a secret value: credential reads expose names and states
+// only, and the only secret-bearing body is CredentialSetRequest, which is
+// write-only.
+package apitypes
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody is a typed error. Field names the offending input, if any.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// Error codes beyond the run failure codes (host/failure).
+const (
+	CodeUnauthorized     = "unauthorized"      // 401, no detail
+	CodeInvalidRequest   = "invalid_request"   // 400, Field set
+	CodeNotFound         = "not_found"         // 404 for unknown routes/runs
+	CodeRunNotFound      = "run_not_found"     // 404
+	CodePayloadTooLarge  = "payload_too_large" // 413
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeConflict         = "conflict" // 409 invalid state transition
+	CodeInternal         = "internal"
+)
+
+// Auth is a connector's auth capability.
+type Auth struct {
+	Kind     string   `json:"kind"`
+	Required []string `json:"required"`
+}
+
+// Stream is a connector stream.
+type Stream struct {
+	Name      string   `json:"name"`
+	KeyFields []string `json:"key_fields"`
+}
+
+// Connector is GET /v1/connectors[/{key}].
+type Connector struct {
+	ConnectorKey    string   `json:"connector_key"`
+	Version         string   `json:"version"`
+	DisplayName     string   `json:"display_name,omitempty"`
+	Description     string   `json:"description,omitempty"`
+	Auth            Auth     `json:"auth"`
+	EnvPassthrough  []string `json:"env_passthrough"`
+	Streams         []Stream `json:"streams"`
+	DefaultSchedule string   `json:"default_schedule,omitempty"`
+	AutoEnroll      bool     `json:"auto_enroll"`
+	SHA256          string   `json:"sha256"`
+	ConfigSchema    any      `json:"config_schema,omitempty"`
+}
+
+// Connection is a connection resource.
+type Connection struct {
+	ID           string         `json:"id"`
+	ConnectorKey string         `json:"connector_key"`
+	Label        string         `json:"label"`
+	Config       map[string]any `json:"config"`
+	Schedule     string         `json:"schedule"`
+	Jitter       string         `json:"jitter,omitempty"` // Go duration, e.g. "30s"
+	State        string         `json:"state"`            // active | paused | revoked
+	CreatedAt    string         `json:"created_at"`
+	UpdatedAt    string         `json:"updated_at"`
+	// Enrollment is the connection's current enrollment outcome.
+	Enrollment *EnrollmentEntry `json:"enrollment,omitempty"`
+	// NextRun is the next scheduled run, "" when not enrolled.
+	NextRun string `json:"next_run,omitempty"`
+}
+
+// ConnectionCreateRequest is POST /v1/connections.
+type ConnectionCreateRequest struct {
+	ConnectorKey string         `json:"connector_key"`
+	Label        string         `json:"label"`
+	Config       map[string]any `json:"config,omitempty"`
+	Schedule     string         `json:"schedule,omitempty"`
+	Jitter       string         `json:"jitter,omitempty"`
+}
+
+// ConnectionUpdateRequest is PATCH /v1/connections/{id}; nil fields are
+// unchanged. Schedule "" removes the connection's own schedule.
+type ConnectionUpdateRequest struct {
+	Label    *string         `json:"label,omitempty"`
+	Config   *map[string]any `json:"config,omitempty"`
+	Schedule *string         `json:"schedule,omitempty"`
+	Jitter   *string         `json:"jitter,omitempty"`
+}
+
+// ConnectionDeleted is the body of DELETE /v1/connections/{id}.
+type ConnectionDeleted struct {
+	ID         string `json:"id"`
+	Records    int64  `json:"records_deleted"`
+	Checkpoint bool   `json:"checkpoint_deleted"`
+	Credential bool   `json:"credential_deleted"`
+}
+
+// CredentialSetRequest is PUT /v1/connections/{id}/credential: the only
+// secret-bearing body. Values map env names to secret values. It captures
+// a credential, or rotates an active one.
+type CredentialSetRequest struct {
+	Values map[string]string `json:"values"`
+}
+
+// Credential is GET /v1/connections/{id}/credential: metadata only.
+type Credential struct {
+	Present    bool      `json:"present"`
+	Kind       string    `json:"kind,omitempty"`
+	State      string    `json:"state"` // none | active | revoked | deleted | quarantined
+	Names      []string  `json:"names"`
+	KeyID      uint32    `json:"key_id,omitempty"`
+	CapturedAt string    `json:"captured_at"`
+	RotatedAt  string    `json:"rotated_at"`
+	RevokedAt  string    `json:"revoked_at,omitempty"`
+	DeletedAt  string    `json:"deleted_at,omitempty"`
+	Validity   *Validity `json:"validity,omitempty"`
+}
+
+// Validity is a credential's last check result.
+type Validity struct {
+	CheckedAt string `json:"checked_at"`
+	Valid     bool   `json:"valid"`
+	Message   string `json:"message,omitempty"`
+}
+
+// Run is a run resource (also the body of POST /v1/connections/{id}/runs,
+// status 202).
+type Run struct {
+	ID             string `json:"id"`
+	ConnectionID   string `json:"connection_id"`
+	Trigger        string `json:"trigger"`
+	Attempt        int    `json:"attempt"`
+	RetryOf        string `json:"retry_of,omitempty"`
+	Status         string `json:"status"`
+	FailureCode    string `json:"failure_code"`
+	FailureMessage string `json:"failure_message,omitempty"`
+	CreatedAt      string `json:"created_at"`
+	StartedAt      string `json:"started_at"`
+	EndedAt        string `json:"ended_at"`
+	Records        int64  `json:"records"`
+}
+
+// RunEvent is one event of GET /v1/runs/{id}/events, a Server-Sent Events
+// stream ("event: <kind>\ndata: <json>\n\n"); the stream ends after kind
+// "end".
+type RunEvent struct {
+	RunID        string `json:"run_id"`
+	ConnectionID string `json:"connection_id"`
+	Kind         string `json:"kind"` // status | progress | records | end
+	At           string `json:"at"`
+	Status       string `json:"status,omitempty"`
+	FailureCode  string `json:"failure_code,omitempty"`
+	Stream       string `json:"stream,omitempty"`
+	Done         int64  `json:"done,omitempty"`
+	Total        int64  `json:"total,omitempty"`
+	Message      string `json:"message,omitempty"`
+	Records      int64  `json:"records,omitempty"`
+}
+
+// Record is one collected record.
+type Record struct {
+	Stream    string `json:"stream"`
+	Key       string `json:"key"`
+	Data      any    `json:"data"`
+	RunID     string `json:"run_id"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// AuditEvent is one audit row.
+type AuditEvent struct {
+	ID         string            `json:"id"`
+	At         string            `json:"at"`
+	Actor      string            `json:"actor"`
+	Operation  string            `json:"operation"`
+	TargetKind string            `json:"target_kind"`
+	TargetID   string            `json:"target_id"`
+	Outcome    string            `json:"outcome"`
+	Detail     map[string]string `json:"detail,omitempty"`
+}
+
+// EnrollmentEntry is one connection's enrollment outcome.
+type EnrollmentEntry struct {
+	ConnectionID string `json:"connection_id"`
+	ConnectorKey string `json:"connector_key"`
+	Outcome      string `json:"outcome"`
+	Reason       string `json:"reason,omitempty"`
+	EvaluatedAt  string `json:"evaluated_at"`
+}
+
+// Enrollment is GET /v1/enrollment.
+type Enrollment struct {
+	Connections []EnrollmentEntry `json:"connections"`
+}
+
+// List is the envelope of every list response.
+type List[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next"`
+}
+
+// KeysetInfo is GET /v1/keyset: key ids and states, never key material.
+type KeysetInfo struct {
+	PrimaryKeyID uint32    `json:"primary_key_id"`
+	Keys         []KeyInfo `json:"keys"`
+	Encrypted    bool      `json:"encrypted"`
+	KEK          string    `json:"kek"` // env | file | kms | cleartext
+}
+
+// KeyInfo is one key of the keyset.
+type KeyInfo struct {
+	ID      uint32 `json:"id"`
+	Status  string `json:"status"`
+	Type    string `json:"type"`
+	Primary bool   `json:"primary"`
+}
+
+// RewrapReport is POST /v1/keyset/rewrap.
+type RewrapReport struct {
+	PrimaryKeyID uint32          `json:"primary_key_id"`
+	Scanned      int             `json:"scanned"`
+	Rewrapped    int             `json:"rewrapped"`
+	Current      int             `json:"current"`
+	Quarantined  []string        `json:"quarantined"`
+	Failed       []RewrapFailure `json:"failed"`
+}
+
+// RewrapFailure is a credential a rewrap could not re-encrypt.
+type RewrapFailure struct {
+	ConnectionID string `json:"connection_id"`
+	Reason       string `json:"reason"`
+}
+
+// Routes, for the server, the client and the OpenAPI test.
+//
+//	GET    /healthz, /readyz, /metrics (no auth for healthz/readyz; /metrics needs the token)
+//	GET    /v1/openapi.json
+//	GET    /v1/connectors                          → List[Connector]
+//	GET    /v1/connectors/{key}                    → Connector
+//	POST   /v1/connections                         → 201 Connection
+//	GET    /v1/connections?connector=&state=       → List[Connection]
+//	GET    /v1/connections/{id}                    → Connection
+//	PATCH  /v1/connections/{id}                    → Connection
+//	DELETE /v1/connections/{id}                    → ConnectionDeleted
+//	POST   /v1/connections/{id}/pause|resume|revoke → Connection
+//	PUT    /v1/connections/{id}/credential         → Credential (body CredentialSetRequest)
+//	GET    /v1/connections/{id}/credential         → Credential
+//	POST   /v1/connections/{id}/credential/revoke  → Credential
+//	DELETE /v1/connections/{id}/credential         → Credential
+//	POST   /v1/connections/{id}/runs               → 202 Run (manual trigger; a refusal is the typed error with the refused run's id in the message)
+//	GET    /v1/connections/{id}/records?stream=&cursor=&limit= → List[Record]
+//	GET    /v1/runs?connection=&status=&cursor=&limit= → List[Run] newest first
+//	GET    /v1/runs/{id}                           → Run
+//	POST   /v1/runs/{id}/cancel                    → Run
+//	GET    /v1/runs/{id}/events                    → text/event-stream of RunEvent
+//	GET    /v1/audit?target=&operation=&cursor=&limit= → List[AuditEvent]
+//	GET    /v1/enrollment                          → Enrollment
+//	GET    /v1/keyset                              → KeysetInfo
+//	POST   /v1/keyset/rotate                       → KeysetInfo
+//	POST   /v1/keyset/rewrap                       → RewrapReport
+const RoutesDoc = "see package doc"

@@ -1,0 +1,302 @@
+// Package control is the host's operator-facing service layer: the one
+// place connection and credential lifecycle operations happen, so the HTTP
+// API, the gRPC admin service and boot share the same rules.
+//
+// Each operation changes the store, writes audit, and keeps the scheduler
+// and the enrollment report in step: a connection created with a schedule,
+// updated, paused or resumed is re-evaluated by the enrollment gate at
+// once, and so is a connection whose credential is captured — a
+// skipped_env connection enrolls without a restart. Revoking or deleting a
+// credential leaves the job in place on purpose: the next scheduled run is
+// refused with static_secret_credential_unavailable, visibly, rather than
+// the schedule silently disappearing.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/runner"
+	"github.com/connhost/connhost/host/schedule"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/sdk/manifest"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Scheduler is the part of the scheduler control drives.
+type Scheduler interface {
+	Upsert(connectionID, spec string, jitter time.Duration) error
+	Remove(connectionID string)
+}
+
+// Catalog finds connectors.
+type Catalog interface {
+	Get(key string) (catalog.Entry, bool)
+	List() []catalog.Entry
+}
+
+// Launcher is the runner's single launch seam.
+type Launcher interface {
+	Launch(ctx context.Context, req runner.Request) (*runner.Handle, error)
+}
+
+// Config wires a Service.
+type Config struct {
+	Store     store.Store
+	Catalog   Catalog
+	Broker    *broker.Broker
+	Runner    Launcher
+	Scheduler Scheduler
+	Gate      *enroll.Gate
+	Audit     *audit.Log
+	Logger    hclog.Logger
+}
+
+// Validate reports a wiring error.
+func (c *Config) Validate() error {
+	if c.Store == nil || c.Catalog == nil || c.Broker == nil || c.Runner == nil || c.Scheduler == nil || c.Gate == nil {
+		return errors.New("control: Store, Catalog, Broker, Runner, Scheduler and Gate are required")
+	}
+	return nil
+}
+
+// Service runs lifecycle operations.
+type Service struct {
+	cfg Config
+}
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+// InvalidError is a bad operator input; Field names it.
+type InvalidError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("control: invalid %s: %s", e.Field, e.Reason)
+}
+
+// Unwrap matches store.ErrInvalid so callers map both to 400.
+func (e *InvalidError) Unwrap() error { return store.ErrInvalid }
+
+// CreateConnection creates a connection of a catalogued connector and
+// enrolls it when the gate allows.
+func (s *Service) CreateConnection(ctx context.Context, actor string, n store.NewConnection) (store.Connection, enroll.Entry, error) {
+	if _, ok := s.cfg.Catalog.Get(n.ConnectorKey); !ok {
+		return store.Connection{}, enroll.Entry{}, failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", n.ConnectorKey)
+	}
+	if err := validateInput(n.Config, n.Schedule); err != nil {
+		return store.Connection{}, enroll.Entry{}, err
+	}
+	c, err := s.cfg.Store.CreateConnection(ctx, n)
+	if err != nil {
+		return store.Connection{}, enroll.Entry{}, err
+	}
+	s.record(ctx, actor, "connection.create", c.ID, nil, map[string]string{"connector_key": c.ConnectorKey, "schedule": c.Schedule.Spec})
+	return c, s.Reevaluate(ctx, c.ID), nil
+}
+
+// UpdateConnection applies a patch (label, config, schedule) and
+// re-evaluates enrollment.
+func (s *Service) UpdateConnection(ctx context.Context, actor, id string, p store.ConnectionPatch) (store.Connection, enroll.Entry, error) {
+	cfg := p.Config
+	var sch store.Schedule
+	if p.Schedule != nil {
+		sch = *p.Schedule
+	}
+	if err := validateInput(cfg, sch); err != nil {
+		return store.Connection{}, enroll.Entry{}, err
+	}
+	c, err := s.cfg.Store.UpdateConnection(ctx, id, p)
+	s.record(ctx, actor, "connection.update", id, err, nil)
+	if err != nil {
+		return store.Connection{}, enroll.Entry{}, err
+	}
+	return c, s.Reevaluate(ctx, c.ID), nil
+}
+
+func validateInput(config json.RawMessage, sch store.Schedule) error {
+	if len(config) > 0 {
+		var obj map[string]any
+		if err := json.Unmarshal(config, &obj); err != nil || obj == nil {
+			return &InvalidError{Field: "config", Reason: "must be a JSON object"}
+		}
+	}
+	if sch.Spec != "" {
+		if err := schedule.Check(sch.Spec); err != nil {
+			return &InvalidError{Field: "schedule", Reason: err.Error()}
+		}
+	}
+	if sch.Jitter < 0 {
+		return &InvalidError{Field: "jitter", Reason: "must not be negative"}
+	}
+	return nil
+}
+
+// SetState pauses, resumes or revokes a connection.
+func (s *Service) SetState(ctx context.Context, actor, id string, state store.ConnectionState) (store.Connection, error) {
+	c, err := s.cfg.Store.SetConnectionState(ctx, id, state)
+	op := map[store.ConnectionState]string{store.ConnectionPaused: "connection.pause",
+		store.ConnectionActive: "connection.resume", store.ConnectionRevoked: "connection.revoke"}[state]
+	s.record(ctx, actor, op, id, err, nil)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	s.Reevaluate(ctx, id)
+	return c, nil
+}
+
+// DeleteConnection deletes a connection with its records, checkpoint,
+// schedule and credential; it is refused with run_active while a run holds
+// the connection's lease.
+func (s *Service) DeleteConnection(ctx context.Context, actor, id string) (store.ConnectionDeletion, error) {
+	d, err := s.cfg.Store.DeleteConnection(ctx, id)
+	var detail map[string]string
+	if err == nil {
+		detail = map[string]string{"records": fmt.Sprint(d.Records), "checkpoint": fmt.Sprint(d.Checkpoint), "credential": fmt.Sprint(d.Credential)}
+	}
+	s.record(ctx, actor, "connection.delete", id, err, detail)
+	if err != nil {
+		return d, err
+	}
+	s.cfg.Scheduler.Remove(id)
+	return d, nil
+}
+
+// SetCredential captures the connection's credential, or rotates it when
+// an active one exists, then re-evaluates enrollment at once.
+func (s *Service) SetCredential(ctx context.Context, actor, id string, values map[string]string) (store.CredentialMeta, enroll.Entry, error) {
+	c, err := s.cfg.Store.GetConnection(ctx, id)
+	if err != nil {
+		return store.CredentialMeta{}, enroll.Entry{}, err
+	}
+	entry, ok := s.cfg.Catalog.Get(c.ConnectorKey)
+	if !ok {
+		return store.CredentialMeta{}, enroll.Entry{}, failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", c.ConnectorKey)
+	}
+	req := broker.Capture{ConnectionID: id, Auth: entry.Manifest.Auth, Values: values, Actor: actor}
+	active, err := s.cfg.Store.HasActiveCredential(ctx, id)
+	if err != nil {
+		return store.CredentialMeta{}, enroll.Entry{}, err
+	}
+	var meta store.CredentialMeta
+	if active {
+		meta, err = s.cfg.Broker.Rotate(ctx, req)
+	} else {
+		meta, err = s.cfg.Broker.Capture(ctx, req)
+	}
+	if err != nil {
+		return store.CredentialMeta{}, enroll.Entry{}, err
+	}
+	return meta, s.Reevaluate(ctx, id), nil
+}
+
+// RevokeCredential revokes the connection's credential.
+func (s *Service) RevokeCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error) {
+	return s.cfg.Broker.Revoke(ctx, id, actor)
+}
+
+// DeleteCredential deletes the connection's credential (tombstone kept).
+func (s *Service) DeleteCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error) {
+	return s.cfg.Broker.Delete(ctx, id, actor)
+}
+
+// TriggerRun starts a manual run through the single launch seam.
+func (s *Service) TriggerRun(ctx context.Context, actor, id string) (*runner.Handle, error) {
+	return s.cfg.Runner.Launch(ctx, runner.Request{ConnectionID: id, Trigger: store.TriggerManual, Actor: actor})
+}
+
+// Reevaluate runs the enrollment gate for one connection, enrolls or
+// removes its job, and stores the entry.
+func (s *Service) Reevaluate(ctx context.Context, id string) enroll.Entry {
+	c, err := s.cfg.Store.GetConnection(ctx, id)
+	if err != nil {
+		s.cfg.Scheduler.Remove(id)
+		return enroll.Entry{ConnectionID: id, Outcome: enroll.SkippedUnknownConnector, Reason: "connection not found"}
+	}
+	e := s.apply(ctx, c)
+	if _, err := s.cfg.Store.UpsertEnrollment(ctx, toStoreEntry(e)); err != nil {
+		s.cfg.Logger.Error("store enrollment entry", "connection_id", id, "error", err)
+	}
+	return e
+}
+
+// Boot evaluates every connection, enrolls the eligible ones, replaces the
+// stored report and returns it. The caller logs enroll.Summary.
+func (s *Service) Boot(ctx context.Context) ([]enroll.Entry, error) {
+	var conns []store.Connection
+	conns, err := s.cfg.Store.ListConnections(ctx, store.ConnectionFilter{})
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]enroll.Entry, 0, len(conns))
+	stored := make([]store.EnrollmentEntry, 0, len(conns))
+	for _, c := range conns {
+		e := s.apply(ctx, c)
+		entries = append(entries, e)
+		stored = append(stored, toStoreEntry(e))
+	}
+	if err := s.cfg.Store.ReplaceEnrollment(ctx, stored); err != nil {
+		return entries, err
+	}
+	return entries, nil
+}
+
+// apply evaluates c and makes the scheduler agree.
+func (s *Service) apply(ctx context.Context, c store.Connection) enroll.Entry {
+	e := s.cfg.Gate.Evaluate(ctx, enroll.Connection{
+		ID: c.ID, ConnectorKey: c.ConnectorKey, State: string(c.State), Schedule: c.Schedule.Spec,
+	})
+	if e.Outcome == enroll.Enrolled {
+		if err := s.cfg.Scheduler.Upsert(c.ID, e.Spec, c.Schedule.Jitter); err != nil {
+			s.cfg.Logger.Error("enroll schedule", "connection_id", c.ID, "error", err)
+			e.Outcome, e.Reason = enroll.SkippedInvalidSchedule, err.Error()
+		}
+		return e
+	}
+	s.cfg.Scheduler.Remove(c.ID)
+	return e
+}
+
+func toStoreEntry(e enroll.Entry) store.EnrollmentEntry {
+	return store.EnrollmentEntry{ConnectionID: e.ConnectionID, ConnectorKey: e.ConnectorKey, Outcome: store.EnrollmentOutcome(e.Outcome), Reason: e.Reason}
+}
+
+func (s *Service) record(ctx context.Context, actor, op, id string, err error, detail map[string]string) {
+	ev := audit.Event{Actor: actor, Operation: op, TargetKind: "connection", TargetID: id, Detail: detail}
+	if err != nil {
+		ev.Outcome = store.AuditFailed
+		if detail == nil {
+			ev.Detail = map[string]string{}
+		}
+		ev.Detail["failure_code"] = string(failure.CodeOf(err))
+	}
+	s.cfg.Audit.Record(ctx, ev)
+}
+
+// Manifests adapts a Catalog to the enrollment gate.
+type Manifests struct{ Catalog Catalog }
+
+// Manifest returns the connector's manifest.
+func (m Manifests) Manifest(key string) (manifest.Manifest, bool) {
+	e, ok := m.Catalog.Get(key)
+	return e.Manifest, ok
+}

@@ -1,0 +1,373 @@
+// Package hosttest assembles the whole host — real SQLite store, real Tink
+// keyset, the catalog of a real plugin binary, broker, launcher, runner,
+// scheduler on a fake clock, and the control service — for tests that
+// prove the launch seam end to end. Plugins run as real go-plugin
+// subprocesses.
+package hosttest
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/control"
+	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/launch"
+	"github.com/connhost/connhost/host/runner"
+	"github.com/connhost/connhost/host/schedule"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/host/store/sqlite"
+	"github.com/connhost/connhost/keysets"
+	"github.com/connhost/connhost/sdk/sdktest"
+	"github.com/connhost/connhost/sdk/wire"
+	"github.com/hashicorp/go-hclog"
+	"github.com/jonboulle/clockwork"
+)
+
+// DemoPackage is the import path of the demo connector.
+const DemoPackage = "github.com/connhost/connhost/plugins/demo"
+
+// Options configure a Host.
+type Options struct {
+	// HostEnv is the host environment the runner, broker and gate see
+	// (nil: PATH and HOME only).
+	HostEnv map[string]string
+	// AllowHostEnv lets never-stored credentials come from HostEnv.
+	AllowHostEnv bool
+	// NoKeyset runs the host with no keyset loaded.
+	NoKeyset bool
+	// Retry is the scheduler's retry policy (default 2 attempts, 1s).
+	Retry schedule.RetryPolicy
+	// MaxConcurrent is the scheduler's global limit (default 8).
+	MaxConcurrent uint
+	// DataDir reuses a data dir (a restart); "" makes a new one.
+	DataDir string
+	// Presence overrides the gate's Presence.
+	Presence enroll.Presence
+}
+
+// Host is an assembled host.
+type Host struct {
+	T         testing.TB
+	DataDir   string
+	PluginDir string
+	Logs      *SyncBuffer
+	Logger    hclog.Logger
+	Clock     *clockwork.FakeClock
+	Store     *sqlite.Store
+	Keyset    *keysets.Keyset
+	KeysetCfg keysets.Config
+	Catalog   *catalog.Catalog
+	Broker    *broker.Broker
+	Launcher  *CountingLauncher
+	Runner    *runner.Runner
+	Scheduler *schedule.Scheduler
+	Control   *control.Service
+	Gate      *enroll.Gate
+
+	hostEnv []string
+}
+
+var (
+	buildOnce sync.Map // pkg → binary path of the first build
+)
+
+// PluginBinary builds pkg once per test binary and returns its path.
+func PluginBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	if p, ok := buildOnce.Load(pkg); ok {
+		return p.(string)
+	}
+	p := sdktest.Build(t, pkg)
+	// sdktest.Build writes into the caller's TempDir; keep a stable copy.
+	dir, err := os.MkdirTemp("", "connhost-plugin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(p))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	actual, _ := buildOnce.LoadOrStore(pkg, dst)
+	return actual.(string)
+}
+
+// New assembles a Host with the demo plugin catalogued.
+func New(t testing.TB, o Options) *Host {
+	t.Helper()
+	ctx := context.Background()
+	h := &Host{T: t, Logs: &SyncBuffer{}}
+	h.Logger = hclog.New(&hclog.LoggerOptions{Output: h.Logs, Level: hclog.Debug, Name: "host"})
+	h.DataDir = o.DataDir
+	if h.DataDir == "" {
+		h.DataDir = t.TempDir()
+	}
+	env := o.HostEnv
+	if env == nil {
+		env = map[string]string{"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME")}
+	}
+	for k, v := range env {
+		h.hostEnv = append(h.hostEnv, k+"="+v)
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	h.PluginDir = filepath.Join(h.DataDir, "plugins")
+	if err := os.MkdirAll(h.PluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := PluginBinary(t, DemoPackage)
+	dst := filepath.Join(h.PluginDir, "demo")
+	if _, err := os.Stat(dst); err != nil {
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	h.Clock = clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: h.DataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Store = st
+
+	h.KeysetCfg = keysets.Config{Path: filepath.Join(h.DataDir, "keyset.json"), KEK: keysets.Cleartext(), Logger: h.Logger}
+	if !o.NoKeyset {
+		ks, err := keysets.Load(ctx, h.KeysetCfg)
+		if err != nil {
+			ks, err = keysets.Create(ctx, h.KeysetCfg)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Keyset = ks
+	}
+
+	l, err := launch.New(launch.Config{Logger: h.Logger.Named("launch"), Environ: func() []string { return h.hostEnv }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Launcher = &CountingLauncher{L: l}
+	cat, errs := catalog.Scan(ctx, h.PluginDir, l, catalog.Options{CheckSchedule: schedule.Check, Logger: h.Logger})
+	if len(errs) > 0 {
+		t.Fatalf("catalog: %v", errs)
+	}
+	h.Catalog = cat
+	for _, e := range cat.List() {
+		mj, _ := json.Marshal(e.Manifest)
+		if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: e.Key, Version: e.Manifest.Version,
+			Manifest: mj, Path: e.Path, SHA256: hex.EncodeToString(e.SHA256)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	al := &audit.Log{Store: st, Logger: h.Logger}
+	bcfg := broker.Config{Store: st, HostEnv: lookup, AllowHostEnv: o.AllowHostEnv, Audit: al, Logger: h.Logger}
+	if h.Keyset != nil {
+		bcfg.Keyset = h.Keyset
+	}
+	h.Broker, err = broker.New(bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Runner, err = runner.New(runner.Config{
+		Store: st, Catalog: cat, Broker: h.Broker, Launcher: h.Launcher, HostID: "host_test",
+		HostEnv: func() []string { return h.hostEnv }, RunTimeout: time.Minute, LeaseTTL: 30 * time.Second,
+		Audit: al, Logger: h.Logger.Named("runner"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := o.Retry
+	if retry.MaxAttempts == 0 {
+		retry = schedule.RetryPolicy{MaxAttempts: 2, Base: time.Second, Max: time.Second}
+	}
+	mc := o.MaxConcurrent
+	if mc == 0 {
+		mc = 8
+	}
+	h.Scheduler, err = schedule.New(schedule.Config{Clock: h.Clock, MaxConcurrent: mc, Retry: retry,
+		Logger: h.Logger.Named("schedule"), Rand: func() float64 { return 0 }}, h.Runner.ForScheduler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Runner.SetRetrier(h.Scheduler)
+	presence := o.Presence
+	if presence == nil {
+		presence = broker.Presence{Store: st}
+	}
+	h.Gate = &enroll.Gate{Presence: presence, Manifests: control.Manifests{Catalog: cat}, HostEnv: lookup,
+		AllowHostEnv: o.AllowHostEnv, CheckSpec: schedule.Check}
+	h.Control, err = control.New(control.Config{Store: st, Catalog: cat, Broker: h.Broker, Runner: h.Runner,
+		Scheduler: h.Scheduler, Gate: h.Gate, Audit: al, Logger: h.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Scheduler.Start()
+	t.Cleanup(h.Close)
+	return h
+}
+
+// Close shuts the host down: scheduler, runner, store.
+func (h *Host) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = h.Scheduler.Shutdown(ctx)
+	_ = h.Runner.Shutdown(ctx)
+	_ = h.Store.Close()
+}
+
+// CreateDemo creates a demo connection with config and schedule.
+func (h *Host) CreateDemo(config any, spec string) store.Connection {
+	h.T.Helper()
+	cfg, err := json.Marshal(config)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	c, _, err := h.Control.CreateConnection(context.Background(), "operator",
+		store.NewConnection{ConnectorKey: "demo", Label: "demo", Config: cfg, Schedule: store.Schedule{Spec: spec}})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return c
+}
+
+// SetToken captures DEMO_TOKEN for the connection.
+func (h *Host) SetToken(connID, token string) {
+	h.T.Helper()
+	if _, _, err := h.Control.SetCredential(context.Background(), "operator", connID, map[string]string{"DEMO_TOKEN": token}); err != nil {
+		h.T.Fatal(err)
+	}
+}
+
+// Runs returns the connection's runs, oldest first.
+func (h *Host) Runs(connID string) []store.Run {
+	h.T.Helper()
+	page, err := h.Store.ListRuns(context.Background(), store.RunFilter{ConnectionID: connID, Limit: 500})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	out := make([]store.Run, len(page.Runs))
+	for i, r := range page.Runs {
+		out[len(out)-1-i] = r
+	}
+	return out
+}
+
+// Finished returns the connection's terminal runs, oldest first.
+func (h *Host) Finished(connID string) []store.Run {
+	var out []store.Run
+	for _, r := range h.Runs(connID) {
+		if r.Status.Terminal() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// AdvanceUntil moves the fake clock by step until cond holds, waiting in
+// real time between steps for subprocess runs (bounded by maxWait).
+func (h *Host) AdvanceUntil(step time.Duration, maxWait time.Duration, cond func() bool) {
+	h.T.Helper()
+	deadline := time.Now().Add(maxWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.T.Fatalf("condition not met within %s of real time (fake clock at %s)", maxWait, h.Clock.Now().Format(time.RFC3339))
+		}
+		h.Clock.Advance(step)
+		wait := time.Now().Add(100 * time.Millisecond)
+		for time.Now().Before(wait) && !cond() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// WaitFor polls cond in real time.
+func (h *Host) WaitFor(maxWait time.Duration, cond func() bool) {
+	h.T.Helper()
+	deadline := time.Now().Add(maxWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.T.Fatalf("condition not met within %s", maxWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// EnvRecords returns the demo's "env" stream records of the connection as
+// name → record.
+func (h *Host) EnvRecords(connID string) map[string]EnvRecord {
+	h.T.Helper()
+	page, err := h.Store.ListRecords(context.Background(), store.RecordQuery{ConnectionID: connID, Stream: "env", Limit: 500})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	out := map[string]EnvRecord{}
+	for _, r := range page.Records {
+		var e EnvRecord
+		if err := json.Unmarshal(r.Data, &e); err != nil {
+			h.T.Fatal(err)
+		}
+		out[e.Name] = e
+	}
+	return out
+}
+
+// EnvRecord is the demo's echo of one env name.
+type EnvRecord struct {
+	Name    string `json:"name"`
+	Present bool   `json:"present"`
+	SHA256  string `json:"sha256"`
+}
+
+// CountingLauncher counts child launches: the runner's only way to spawn.
+type CountingLauncher struct {
+	L     *launch.Launcher
+	count atomic.Int64
+}
+
+// Run counts and delegates.
+func (c *CountingLauncher) Run(ctx context.Context, spec launch.Spec, req wire.RunRequest, emit func(wire.Message) error) error {
+	c.count.Add(1)
+	return c.L.Run(ctx, spec, req, emit)
+}
+
+// Launches returns how many children were started.
+func (c *CountingLauncher) Launches() int64 { return c.count.Load() }
+
+var _ runner.Launcher = (*CountingLauncher)(nil)
+
+// SyncBuffer is a goroutine-safe bytes.Buffer for captured logs.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,288 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/launch"
+	"github.com/connhost/connhost/host/runevents"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/sdk/wire"
+)
+
+// execute is steps 5 and 6 of Launch: stream the run, persist, finish.
+func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store.Connection,
+	entry catalog.Entry, run store.Run, env []string, res broker.Resolution) {
+	defer r.wg.Done()
+	defer h.cancel(nil)
+	start := r.cfg.Now()
+	if o := r.cfg.Observer; o != nil {
+		o.RunStarted(string(req.Trigger))
+	}
+	r.publish(runevents.Event{RunID: run.ID, ConnectionID: conn.ID, Kind: runevents.KindStatus, Status: string(store.RunRunning)})
+
+	stopRenew := r.renewLease(ctx, conn.ID, run.ID)
+	s := &stream{r: r, ctx: ctx, conn: conn, run: run, connectorKey: entry.Key, perStream: map[string]int64{}}
+	err := func() error {
+		checkpoint, _, err := r.cfg.Store.GetCheckpoint(ctx, conn.ID)
+		if err != nil {
+			return &failure.Error{Code: failure.Internal, Message: "load checkpoint: " + err.Error(), Err: err}
+		}
+		return r.cfg.Launcher.Run(ctx, launch.Spec{
+			Name:    entry.Key,
+			Path:    entry.Path,
+			SHA256:  entry.SHA256,
+			Env:     env,
+			Secrets: res.Secrets(),
+			Timeout: r.cfg.RunTimeout,
+		}, wire.RunRequest{
+			RunID: run.ID, ConnectionID: conn.ID, Trigger: string(req.Trigger),
+			Config: conn.Config, Checkpoint: checkpoint,
+		}, s.emit)
+	}()
+	// Records received without a checkpoint are still saved: they are
+	// upserts, so the next run re-emitting them is harmless, and the
+	// checkpoint never moves past them.
+	if ferr := s.flush(nil); ferr != nil && err == nil {
+		err = ferr
+	}
+	stopRenew()
+
+	result := r.classify(ctx, err)
+	if result.FailureCode == failure.CredentialRejected {
+		if _, verr := r.cfg.Store.SetCredentialValidity(context.WithoutCancel(ctx), conn.ID, false, result.FailureMessage); verr != nil &&
+			!errors.Is(verr, store.ErrCredentialNotFound) {
+			r.cfg.Logger.Error("record credential validity", "connection_id", conn.ID, "error", verr)
+		}
+	}
+	finCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fin, ferr := r.cfg.Store.FinishRun(finCtx, run.ID, result)
+	if ferr != nil {
+		r.cfg.Logger.Error("finish run", "run_id", run.ID, "error", ferr)
+		fin = run
+		fin.Status, fin.FailureCode, fin.FailureMessage = result.Status, result.FailureCode, result.FailureMessage
+		fin.Records = s.total
+	}
+	r.release(conn.ID, run.ID)
+	r.forget(run.ID)
+
+	elapsed := r.cfg.Now().Sub(start)
+	outcome := store.AuditSucceeded
+	if result.Status != store.RunSucceeded {
+		outcome = store.AuditFailed
+	}
+	r.cfg.Audit.Record(finCtx, audit.Event{
+		Actor: req.Actor, Operation: "run.finish", TargetKind: "connection", TargetID: conn.ID, Outcome: outcome,
+		Detail: map[string]string{"run_id": run.ID, "trigger": string(req.Trigger), "status": string(result.Status),
+			"failure_code": string(result.FailureCode), "records": strconv.FormatInt(s.total, 10)},
+	})
+	if o := r.cfg.Observer; o != nil {
+		o.RunEnded(string(req.Trigger), result.Status, result.FailureCode, elapsed)
+	}
+	r.cfg.Logger.Info("run finished", "run_id", run.ID, "connection_id", conn.ID, "trigger", string(req.Trigger),
+		"status", string(result.Status), "failure_code", string(result.FailureCode), "records", s.total, "duration", elapsed)
+
+	var runErr error
+	if result.Status != store.RunSucceeded {
+		runErr = &failure.Error{Code: result.FailureCode, Message: result.FailureMessage, Retryable: failure.IsRetryable(err)}
+	}
+	if runErr != nil && failure.IsRetryable(runErr) && req.Trigger == store.TriggerManual && result.Status == store.RunFailed {
+		r.mu.Lock()
+		rt := r.retrier
+		r.mu.Unlock()
+		if rt != nil {
+			rt.ScheduleRetry(conn.ID, run.ID, req.Attempt)
+		}
+	}
+	r.fail(h, fin, runErr)
+}
+
+// classify turns the launcher's result into a run result.
+func (r *Runner) classify(ctx context.Context, err error) store.RunResult {
+	if err == nil {
+		return store.RunResult{Status: store.RunSucceeded}
+	}
+	// A cancel carries its cause: operator cancel or host shutdown.
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		var fe *failure.Error
+		if errors.As(cause, &fe) {
+			return store.RunResult{Status: store.RunCancelled, FailureCode: fe.Code, FailureMessage: fe.Message}
+		}
+	}
+	code := failure.CodeOf(err)
+	status := store.RunFailed
+	if code == failure.Cancelled || code == failure.HostShutdown {
+		status = store.RunCancelled
+	}
+	return store.RunResult{Status: status, FailureCode: code, FailureMessage: failureMessage(err)}
+}
+
+// renewLease keeps the run's lease alive until the returned func is called.
+func (r *Runner) renewLease(ctx context.Context, connectionID, runID string) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LeaseTTL/3)
+				_, err := r.cfg.Store.RenewLease(rctx, connectionID, runID, r.cfg.LeaseTTL)
+				cancel()
+				if err != nil {
+					r.cfg.Logger.Error("renew lease", "connection_id", connectionID, "run_id", runID, "error", err)
+				}
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// stream receives a run's messages and persists them.
+type stream struct {
+	r            *Runner
+	ctx          context.Context
+	conn         store.Connection
+	run          store.Run
+	connectorKey string
+
+	pending   []store.Record
+	total     int64
+	perStream map[string]int64
+}
+
+func (s *stream) emit(m wire.Message) error {
+	switch m.Kind {
+	case wire.KindRecords:
+		for _, rec := range m.Records {
+			s.pending = append(s.pending, store.Record{Stream: rec.Stream, Key: rec.Key, Data: rec.Data})
+		}
+		if len(s.pending) >= s.r.cfg.CommitEvery {
+			return s.flush(nil)
+		}
+	case wire.KindCheckpoint:
+		return s.flush(m.Checkpoint)
+	case wire.KindProgress:
+		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindProgress,
+			Stream: m.Progress.Stream, Done: m.Progress.Done, Total: m.Progress.Total, Message: m.Progress.Message})
+	case wire.KindInteraction:
+		s.r.cfg.Logger.Warn("connector asked for an interaction", "run_id", s.run.ID, "connection_id", s.conn.ID,
+			"kind", m.Interaction.Kind, "missing", m.Interaction.Missing)
+		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindProgress,
+			Message: m.Interaction.Kind})
+	}
+	return nil
+}
+
+// flush commits pending records, with checkpoint when non-nil, in one
+// transaction.
+func (s *stream) flush(checkpoint []byte) error {
+	if len(s.pending) == 0 && checkpoint == nil {
+		return nil
+	}
+	// The commit must land even while the run is being cancelled: these
+	// records were already received.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
+	defer cancel()
+	if err := s.r.cfg.Store.CommitBatch(ctx, s.conn.ID, s.run.ID, s.pending, checkpoint); err != nil {
+		return &failure.Error{Code: failure.Internal, Message: "commit records: " + err.Error(), Err: err}
+	}
+	n := len(s.pending)
+	for _, rec := range s.pending {
+		s.perStream[rec.Stream]++
+	}
+	s.total += int64(n)
+	s.pending = s.pending[:0]
+	if n > 0 {
+		if o := s.r.cfg.Observer; o != nil {
+			o.RecordsCommitted(s.connectorKey, n)
+		}
+		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindRecords, Records: s.total})
+	}
+	return nil
+}
+
+// Recover runs at boot: leases left by a dead host (any holder other than
+// this instance whose lease has expired, or every lease when single is
+// true — one host owns the store) are reclaimed and their runs marked
+// failed with host_crashed; queued or running runs without a lease are
+// failed too.
+func (r *Runner) Recover(ctx context.Context, single bool) (int, error) {
+	f := store.ReclaimFilter{ExpiredBy: r.cfg.Now()}
+	var leases []store.Lease
+	if single {
+		// Every lease predates this process: take them all.
+		all, err := r.cfg.Store.ReclaimLeases(ctx, store.ReclaimFilter{ExpiredBy: r.cfg.Now().Add(100 * 365 * 24 * time.Hour)})
+		if err != nil {
+			return 0, err
+		}
+		leases = all
+	} else {
+		got, err := r.cfg.Store.ReclaimLeases(ctx, f)
+		if err != nil {
+			return 0, err
+		}
+		leases = got
+	}
+	n := 0
+	for _, l := range leases {
+		if r.failOrphan(ctx, l) {
+			n++
+		}
+	}
+	if single {
+		for _, st := range []store.RunStatus{store.RunQueued, store.RunRunning} {
+			f := store.RunFilter{Status: st, Limit: 500}
+			for {
+				page, err := r.cfg.Store.ListRuns(ctx, f)
+				if err != nil {
+					return n, err
+				}
+				for _, run := range page.Runs {
+					if r.failRun(ctx, run.ID) {
+						n++
+					}
+				}
+				if page.Next == "" {
+					break
+				}
+				f.Cursor = page.Next
+			}
+		}
+	}
+	return n, nil
+}
+
+// failOrphan marks the run of a reclaimed lease failed.
+func (r *Runner) failOrphan(ctx context.Context, l store.Lease) bool {
+	return r.failRun(ctx, l.RunID)
+}
+
+func (r *Runner) failRun(ctx context.Context, runID string) bool {
+	run, err := r.cfg.Store.FinishRun(ctx, runID, store.RunResult{
+		Status: store.RunFailed, FailureCode: failure.HostCrashed,
+		FailureMessage: "the host running it stopped before the run ended",
+	})
+	if err != nil {
+		if !errors.Is(err, store.ErrRunState) && !errors.Is(err, store.ErrRunNotFound) {
+			r.cfg.Logger.Error("fail orphaned run", "run_id", runID, "error", err)
+		}
+		return false
+	}
+	r.cfg.Logger.Warn("orphaned run marked failed", "run_id", run.ID, "connection_id", run.ConnectionID)
+	r.cfg.Audit.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "run.reclaim", TargetKind: "connection",
+		TargetID: run.ConnectionID, Outcome: store.AuditFailed,
+		Detail: map[string]string{"run_id": run.ID, "failure_code": string(failure.HostCrashed)}})
+	return true
+}

@@ -1,0 +1,456 @@
+// Package runner is connhost's single launch seam: every run — scheduled,
+// retry, manual over HTTP, gRPC or the CLI — starts in Runner.Launch, and no
+// other code path starts a connector child.
+//
+// Launch does, in this order:
+//
+//  1. load the connection; refuse unknown (connection_not_found), revoked
+//     (connection_revoked), and — for scheduled and retry runs — paused
+//     (connection_paused) connections;
+//  2. create the run row and take the connection's instance-scoped lease;
+//     refuse run_active if another run holds it;
+//  3. resolve the credential through the broker; a refusal
+//     (static_secret_credential_unavailable, credentials_required) spawns
+//     no child;
+//  4. build the child's whole environment with the stored secret LAST;
+//  5. start the plugin and stream the run;
+//  6. commit records with the checkpoint that covers them, finish the run
+//     row, release the lease, write audit, and for a retryable failure of a
+//     manual run ask the Retrier for a retry (scheduled runs are retried by
+//     the scheduler, which calls Launch again with trigger "retry", so a
+//     retry resolves the credential again).
+//
+// Every attempt is a run row, refusals included (status refused, with the
+// failure code), so an operator sees why a schedule did nothing.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/launch"
+	"github.com/connhost/connhost/host/runevents"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/sdk/wire"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Store is the part of the store the runner uses.
+type Store interface {
+	GetConnection(ctx context.Context, id string) (store.Connection, error)
+	CreateRun(ctx context.Context, r store.NewRun) (store.Run, error)
+	GetRun(ctx context.Context, id string) (store.Run, error)
+	ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage, error)
+	MarkRunRunning(ctx context.Context, id string) (store.Run, error)
+	FinishRun(ctx context.Context, id string, res store.RunResult) (store.Run, error)
+	AcquireLease(ctx context.Context, req store.LeaseRequest) (store.LeaseGrant, error)
+	RenewLease(ctx context.Context, connectionID, runID string, ttl time.Duration) (store.Lease, error)
+	ReleaseLease(ctx context.Context, connectionID, runID string) error
+	ReclaimLeases(ctx context.Context, f store.ReclaimFilter) ([]store.Lease, error)
+	CommitBatch(ctx context.Context, connectionID, runID string, records []store.Record, checkpoint []byte) error
+	GetCheckpoint(ctx context.Context, connectionID string) ([]byte, bool, error)
+	SetCredentialValidity(ctx context.Context, connectionID string, valid bool, message string) (store.CredentialMeta, error)
+}
+
+// Catalog finds the pinned plugin of a connector.
+type Catalog interface {
+	Get(key string) (catalog.Entry, bool)
+}
+
+// Resolver resolves a connection's credential (the broker).
+type Resolver interface {
+	Resolve(ctx context.Context, t broker.Target) (broker.Resolution, error)
+}
+
+// Launcher starts one connector child for one run (host/launch).
+type Launcher interface {
+	Run(ctx context.Context, spec launch.Spec, req wire.RunRequest, emit func(wire.Message) error) error
+}
+
+// Retrier schedules a retry of a failed manual run (the scheduler).
+type Retrier interface {
+	ScheduleRetry(connectionID, runID string, attempt int) (time.Time, bool)
+}
+
+// Observer receives run measurements (Prometheus metrics).
+type Observer interface {
+	RunStarted(trigger string)
+	RunEnded(trigger string, status store.RunStatus, code failure.Code, d time.Duration)
+	RecordsCommitted(connectorKey string, n int)
+}
+
+// Config configures a Runner.
+type Config struct {
+	Store    Store
+	Catalog  Catalog
+	Broker   Resolver
+	Launcher Launcher
+	// HostID names this host instance in leases and run rows.
+	HostID string
+	// HostEnv returns the host environment (os.Environ in production).
+	HostEnv func() []string
+	// Allowlist is the host variables every child gets
+	// (launch.DefaultAllowlist when nil).
+	Allowlist []string
+	// RunTimeout bounds each run (default 1h).
+	RunTimeout time.Duration
+	// LeaseTTL is how long a lease lives without renewal (default 1m); it
+	// is renewed every LeaseTTL/3 while the run is alive.
+	LeaseTTL time.Duration
+	// CommitEvery commits buffered records once this many arrive without
+	// a checkpoint (default 5000), bounding memory.
+	CommitEvery int
+	Retrier     Retrier
+	Events      *runevents.Hub
+	Observer    Observer
+	Audit       *audit.Log
+	Logger      hclog.Logger
+	Now         func() time.Time
+}
+
+// Validate reports a configuration error.
+func (c *Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("runner: Config.Store is required")
+	case c.Catalog == nil:
+		return errors.New("runner: Config.Catalog is required")
+	case c.Broker == nil:
+		return errors.New("runner: Config.Broker is required")
+	case c.Launcher == nil:
+		return errors.New("runner: Config.Launcher is required")
+	case c.HostID == "":
+		return errors.New("runner: Config.HostID is required")
+	case c.RunTimeout < 0, c.LeaseTTL < 0, c.CommitEvery < 0:
+		return errors.New("runner: negative limits")
+	}
+	return nil
+}
+
+func (c *Config) defaults() {
+	if c.HostEnv == nil {
+		c.HostEnv = func() []string { return nil }
+	}
+	if c.Allowlist == nil {
+		c.Allowlist = launch.DefaultAllowlist
+	}
+	if c.RunTimeout == 0 {
+		c.RunTimeout = time.Hour
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = time.Minute
+	}
+	if c.CommitEvery == 0 {
+		c.CommitEvery = 5000
+	}
+	if c.Events == nil {
+		c.Events = &runevents.Hub{}
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Runner launches runs.
+type Runner struct {
+	cfg Config
+
+	mu       sync.Mutex
+	active   map[string]*Handle // by run id
+	closing  bool
+	retrier  Retrier
+	baseCtx  context.Context
+	stopBase context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New returns a Runner.
+func New(cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Runner{cfg: cfg, active: map[string]*Handle{}, retrier: cfg.Retrier, baseCtx: ctx, stopBase: cancel}, nil
+}
+
+// SetRetrier sets the retrier after construction (the scheduler is built
+// with the runner as its launcher, so one of them comes second).
+func (r *Runner) SetRetrier(rt Retrier) {
+	r.mu.Lock()
+	r.retrier = rt
+	r.mu.Unlock()
+}
+
+// Events returns the runner's live event hub.
+func (r *Runner) Events() *runevents.Hub { return r.cfg.Events }
+
+// Request asks for one run.
+type Request struct {
+	ConnectionID string
+	Trigger      store.RunTrigger
+	// Attempt is 1 for a first attempt (0 means 1).
+	Attempt int
+	// RetryOf is the run a retry retries.
+	RetryOf string
+	// Actor is recorded in audit ("operator", "scheduler").
+	Actor string
+}
+
+// Handle follows a launched run.
+type Handle struct {
+	RunID        string
+	ConnectionID string
+
+	done   chan struct{}
+	run    store.Run
+	err    error
+	cancel context.CancelCauseFunc
+}
+
+// Done is closed when the run has ended and its row is final.
+func (h *Handle) Done() <-chan struct{} { return h.done }
+
+// Result returns the final run row and, for a run that did not succeed,
+// its typed failure. Call it after Done is closed.
+func (h *Handle) Result() (store.Run, error) {
+	<-h.done
+	return h.run, h.err
+}
+
+// Errors.
+var (
+	// ErrNotActive is returned by Cancel for a run this host is not running.
+	ErrNotActive = errors.New("runner: run is not active on this host")
+)
+
+// Launch is the single launch seam. It returns once the run is refused
+// (with its refused run row in the Handle and a *failure.Error) or its
+// child is being started; follow the Handle for the end. An unknown
+// connection returns a nil Handle and connection_not_found, since there is
+// no connection to hang a run row on.
+func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
+	if req.Attempt == 0 {
+		req.Attempt = 1
+	}
+	if req.Actor == "" {
+		req.Actor = audit.ActorHost
+	}
+	// 1. The connection.
+	conn, err := r.cfg.Store.GetConnection(ctx, req.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	run, err := r.cfg.Store.CreateRun(ctx, store.NewRun{
+		ConnectionID: conn.ID, Trigger: req.Trigger, Attempt: req.Attempt,
+		RetryOf: req.RetryOf, HostID: r.cfg.HostID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("runner: create run: %w", err)
+	}
+	h := &Handle{RunID: run.ID, ConnectionID: conn.ID, done: make(chan struct{})}
+	r.publish(runevents.Event{RunID: run.ID, ConnectionID: conn.ID, Kind: runevents.KindStatus, Status: string(store.RunQueued)})
+
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	switch {
+	case closing:
+		return r.refuse(ctx, h, req, run, failure.New(failure.HostShutdown, "host is shutting down"))
+	case conn.State == store.ConnectionRevoked:
+		return r.refuse(ctx, h, req, run, failure.New(failure.ConnectionRevoked, "connection %s is revoked", conn.ID))
+	case conn.State == store.ConnectionPaused && req.Trigger != store.TriggerManual:
+		return r.refuse(ctx, h, req, run, failure.New(failure.ConnectionPaused, "connection %s is paused", conn.ID))
+	}
+	entry, ok := r.cfg.Catalog.Get(conn.ConnectorKey)
+	if !ok {
+		return r.refuse(ctx, h, req, run, failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", conn.ConnectorKey))
+	}
+
+	// 2. The lease.
+	grant, err := r.cfg.Store.AcquireLease(ctx, store.LeaseRequest{
+		ConnectionID: conn.ID, RunID: run.ID, Holder: r.cfg.HostID, TTL: r.cfg.LeaseTTL,
+	})
+	if err != nil {
+		if failure.Has(err, failure.RunActive) {
+			return r.refuse(ctx, h, req, run, failure.New(failure.RunActive, "connection %s already has an active run", conn.ID))
+		}
+		return r.refuse(ctx, h, req, run, &failure.Error{Code: failure.Internal, Message: "lease: " + err.Error(), Err: err})
+	}
+	if grant.Replaced != nil {
+		r.failOrphan(ctx, *grant.Replaced)
+	}
+
+	// 3. The credential.
+	res, err := r.cfg.Broker.Resolve(ctx, broker.Target{ConnectionID: conn.ID, Auth: entry.Manifest.Auth})
+	if err != nil {
+		r.release(conn.ID, run.ID)
+		if failure.CodeOf(err) == failure.Internal {
+			err = &failure.Error{Code: failure.Internal, Message: "credential resolution failed", Err: err}
+		}
+		return r.refuse(ctx, h, req, run, err)
+	}
+
+	// 4. The environment: stored values last.
+	env := launch.BuildEnv(r.cfg.HostEnv(), launch.EnvSpec{
+		Allowlist:    r.cfg.Allowlist,
+		Passthrough:  entry.Manifest.EnvPassthrough,
+		AuthRequired: entry.Manifest.Auth.Required,
+		Source:       launch.CredentialSource(res.Source),
+		Credential:   storedValues(res),
+		ConnectionID: conn.ID,
+		RunID:        run.ID,
+		Trigger:      string(req.Trigger),
+	})
+
+	// 5 and 6 run in the background, under the runner's own context so an
+	// HTTP request ending does not cancel the run.
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		r.release(conn.ID, run.ID)
+		return r.refuse(ctx, h, req, run, failure.New(failure.HostShutdown, "host is shutting down"))
+	}
+	runCtx, cancel := context.WithCancelCause(r.baseCtx)
+	h.cancel = cancel
+	r.active[run.ID] = h
+	r.wg.Add(1)
+	r.mu.Unlock()
+
+	running, err := r.cfg.Store.MarkRunRunning(ctx, run.ID)
+	if err != nil {
+		r.forget(run.ID)
+		cancel(nil)
+		r.wg.Done()
+		r.release(conn.ID, run.ID)
+		return r.fail(h, run, &failure.Error{Code: failure.Internal, Message: "mark running: " + err.Error(), Err: err})
+	}
+	go r.execute(runCtx, h, req, conn, entry, running, env, res)
+	return h, nil
+}
+
+// storedValues returns the values for env layer 5: only a stored
+// credential's; host env values enter through layer 3.
+func storedValues(res broker.Resolution) map[string]string {
+	if res.Source != broker.SourceStored {
+		return nil
+	}
+	return res.Values
+}
+
+// refuse finishes run as refused with err's code.
+func (r *Runner) refuse(ctx context.Context, h *Handle, req Request, run store.Run, err error) (*Handle, error) {
+	code := failure.CodeOf(err)
+	fin, ferr := r.cfg.Store.FinishRun(context.WithoutCancel(ctx), run.ID, store.RunResult{
+		Status: store.RunRefused, FailureCode: code, FailureMessage: failureMessage(err),
+	})
+	if ferr != nil {
+		r.cfg.Logger.Error("finish refused run", "run_id", run.ID, "error", ferr)
+		fin = run
+		fin.Status, fin.FailureCode, fin.FailureMessage = store.RunRefused, code, failureMessage(err)
+	}
+	r.cfg.Logger.Warn("run refused", "run_id", run.ID, "connection_id", run.ConnectionID,
+		"trigger", string(req.Trigger), "failure_code", string(code))
+	r.cfg.Audit.Record(ctx, audit.Event{
+		Actor: req.Actor, Operation: "run.launch", TargetKind: "connection", TargetID: run.ConnectionID,
+		Outcome: store.AuditRefused,
+		Detail:  map[string]string{"run_id": run.ID, "trigger": string(req.Trigger), "failure_code": string(code)},
+	})
+	if o := r.cfg.Observer; o != nil {
+		o.RunEnded(string(req.Trigger), store.RunRefused, code, 0)
+	}
+	return r.fail(h, fin, err)
+}
+
+// fail completes h with a final row and error.
+func (r *Runner) fail(h *Handle, run store.Run, err error) (*Handle, error) {
+	h.run, h.err = run, err
+	r.publish(runevents.Event{RunID: run.ID, ConnectionID: run.ConnectionID, Kind: runevents.KindEnd,
+		Status: string(run.Status), FailureCode: string(run.FailureCode), Message: run.FailureMessage, Records: run.Records})
+	close(h.done)
+	return h, err
+}
+
+func failureMessage(err error) string {
+	var fe *failure.Error
+	if errors.As(err, &fe) {
+		return fe.Message
+	}
+	return "internal error"
+}
+
+// Cancel cancels a run this host is running. The run ends cancelled.
+func (r *Runner) Cancel(runID string) error {
+	r.mu.Lock()
+	h, ok := r.active[runID]
+	r.mu.Unlock()
+	if !ok {
+		return ErrNotActive
+	}
+	h.cancel(failure.New(failure.Cancelled, "cancelled by operator"))
+	return nil
+}
+
+// Active returns the ids of the runs this host is running.
+func (r *Runner) Active() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.active))
+	for id := range r.active {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Shutdown refuses new launches, cancels every running run (they end
+// cancelled with code host_shutdown, their children killed and leases
+// released) and waits for them until ctx is done.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closing = true
+	for _, h := range r.active {
+		h.cancel(failure.New(failure.HostShutdown, "host is shutting down"))
+	}
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		r.stopBase()
+		return nil
+	case <-ctx.Done():
+		r.stopBase()
+		return fmt.Errorf("runner: shutdown: %w", ctx.Err())
+	}
+}
+
+func (r *Runner) forget(runID string) {
+	r.mu.Lock()
+	delete(r.active, runID)
+	r.mu.Unlock()
+}
+
+func (r *Runner) release(connectionID, runID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.cfg.Store.ReleaseLease(ctx, connectionID, runID); err != nil && !errors.Is(err, store.ErrLeaseNotHeld) {
+		r.cfg.Logger.Error("release lease", "connection_id", connectionID, "run_id", runID, "error", err)
+	}
+}
+
+func (r *Runner) publish(ev runevents.Event) {
+	if ev.At.IsZero() {
+		ev.At = r.cfg.Now().UTC()
+	}
+	r.cfg.Events.Publish(ev)
+}

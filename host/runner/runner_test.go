@@ -1,0 +1,353 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/internal/hosttest"
+	"github.com/connhost/connhost/host/runevents"
+	"github.com/connhost/connhost/host/runner"
+	"github.com/connhost/connhost/host/store"
+)
+
+func newHost(t *testing.T) *hosttest.Host {
+	return hosttest.New(t, hosttest.Options{HostEnv: hostEnv(nil), AllowHostEnv: true})
+}
+
+func slowConfig(records, delayMS int) map[string]any {
+	return demoConfig(map[string]any{"records": records, "record_delay_ms": delayMS})
+}
+
+func TestTwoConnectionsOfOneConnectorRunConcurrently(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	a := h.CreateDemo(slowConfig(15, 100), "")
+	b := h.CreateDemo(slowConfig(15, 100), "")
+	h.SetToken(a.ID, canary)
+	h.SetToken(b.ID, canary)
+	ha, err := h.Control.TriggerRun(ctx, "operator", a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := h.Control.TriggerRun(ctx, "operator", b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, errA := ha.Result()
+	rb, errB := hb.Result()
+	if errA != nil || errB != nil {
+		t.Fatalf("runs failed: %v / %v", errA, errB)
+	}
+	// Their running intervals overlap.
+	if !(ra.StartedAt.Before(rb.EndedAt) && rb.StartedAt.Before(ra.EndedAt)) {
+		t.Fatalf("runs did not overlap: a %s–%s, b %s–%s", ra.StartedAt, ra.EndedAt, rb.StartedAt, rb.EndedAt)
+	}
+	// Each connection holds only its own records and checkpoint.
+	for _, c := range []string{a.ID, b.ID} {
+		page, err := h.Store.ListRecords(ctx, store.RecordQuery{ConnectionID: c, Stream: "events", Limit: 100})
+		if err != nil || len(page.Records) != 15 {
+			t.Fatalf("connection %s has %d event records (%v)", c, len(page.Records), err)
+		}
+		for _, r := range page.Records {
+			if r.ConnectionID != c {
+				t.Fatalf("record of %s listed under %s", r.ConnectionID, c)
+			}
+		}
+	}
+}
+
+// One connection never overlaps itself: a manual trigger during its
+// scheduled run is refused run_active.
+func TestManualTriggerDuringScheduledRunIsRefusedRunActive(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(slowConfig(30, 100), "@every 1h")
+	h.SetToken(c.ID, canary)
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool {
+		for _, r := range h.Runs(c.ID) {
+			if r.Trigger == store.TriggerScheduled && r.Status == store.RunRunning {
+				return true
+			}
+		}
+		return false
+	})
+	before := h.Launcher.Launches()
+	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
+	if failure.CodeOf(err) != failure.RunActive {
+		t.Fatalf("manual trigger during a scheduled run = %v, want run_active", err)
+	}
+	if r, _ := hd.Result(); r.Status != store.RunRefused || r.FailureCode != failure.RunActive {
+		t.Fatalf("refused run row = %+v", r)
+	}
+	if h.Launcher.Launches() != before {
+		t.Fatal("a child was spawned for the refused run")
+	}
+	h.WaitFor(30*time.Second, func() bool { return len(h.Finished(c.ID)) == 2 })
+	sched := findRun(t, h.Runs(c.ID), store.TriggerScheduled, store.RunSucceeded)
+	if sched.Records != int64(30+len(echoNames)) {
+		t.Fatalf("scheduled run records = %d", sched.Records)
+	}
+}
+
+func TestPausingOneOfTwoConnectionsStopsOnlyThatOne(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	a := h.CreateDemo(demoConfig(map[string]any{"records": 1}), "@every 10m")
+	b := h.CreateDemo(demoConfig(map[string]any{"records": 1}), "@every 10m")
+	h.SetToken(a.ID, canary)
+	h.SetToken(b.ID, canary)
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool { return len(h.Finished(a.ID)) >= 1 && len(h.Finished(b.ID)) >= 1 })
+	if _, err := h.Control.SetState(ctx, "operator", a.ID, store.ConnectionPaused); err != nil {
+		t.Fatal(err)
+	}
+	runsA := len(h.Runs(a.ID))
+	runsB := len(h.Finished(b.ID))
+	h.AdvanceUntil(time.Minute, 90*time.Second, func() bool { return len(h.Finished(b.ID)) >= runsB+2 })
+	if got := len(h.Runs(a.ID)); got != runsA {
+		t.Fatalf("paused connection got %d more runs", got-runsA)
+	}
+	if h.Scheduler.Enrolled(a.ID) || !h.Scheduler.Enrolled(b.ID) {
+		t.Fatal("pause touched the wrong job")
+	}
+	// Resume brings it back.
+	if _, err := h.Control.SetState(ctx, "operator", a.ID, store.ConnectionActive); err != nil {
+		t.Fatal(err)
+	}
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool { return len(h.Runs(a.ID)) > runsA })
+}
+
+type checkpointState struct {
+	Next int `json:"next"`
+}
+
+// A crash between records and checkpoint never advances the checkpoint
+// past unsaved records, and the next run resumes from it.
+func TestCrashBetweenRecordsAndCheckpoint(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(map[string]any{"records": 1500, "crash_at": 1200, "fail_triggers": []string{"manual"}}, "")
+	h.SetToken(c.ID, canary)
+	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed, err := hd.Result()
+	if crashed.Status != store.RunFailed || crashed.FailureCode != failure.ConnectorCrashed || !failure.IsRetryable(err) {
+		t.Fatalf("crashed run = %+v, %v", crashed, err)
+	}
+	raw, ok, err := h.Store.GetCheckpoint(ctx, c.ID)
+	if err != nil || !ok {
+		t.Fatalf("checkpoint: %v %v", ok, err)
+	}
+	var cp checkpointState
+	if err := json.Unmarshal(raw, &cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp.Next != 1000 {
+		t.Fatalf("checkpoint after crash = %d, want 1000 (the last one sent)", cp.Next)
+	}
+	// Every record the checkpoint covers is saved.
+	saved := eventKeys(t, h, c.ID)
+	for i := 0; i < cp.Next; i++ {
+		if !saved[strconv.Itoa(i)] {
+			t.Fatalf("checkpoint %d covers record %d, which is not saved", cp.Next, i)
+		}
+	}
+	// The retry the runner scheduled for the manual run resumes and
+	// finishes everything.
+	h.AdvanceUntil(time.Second, 60*time.Second, func() bool {
+		for _, r := range h.Runs(c.ID) {
+			if r.Trigger == store.TriggerRetry && r.Status.Terminal() {
+				return true
+			}
+		}
+		return false
+	})
+	retry := findRun(t, h.Runs(c.ID), store.TriggerRetry, store.RunSucceeded)
+	if retry.RetryOf != crashed.ID {
+		t.Fatalf("retry of %s, want %s", retry.RetryOf, crashed.ID)
+	}
+	saved = eventKeys(t, h, c.ID)
+	if len(saved) != 1500 {
+		t.Fatalf("%d records after resume, want 1500", len(saved))
+	}
+	raw, _, _ = h.Store.GetCheckpoint(ctx, c.ID)
+	_ = json.Unmarshal(raw, &cp)
+	if cp.Next != 1500 {
+		t.Fatalf("final checkpoint %d", cp.Next)
+	}
+}
+
+func eventKeys(t *testing.T, h *hosttest.Host, connID string) map[string]bool {
+	t.Helper()
+	keys := map[string]bool{}
+	q := store.RecordQuery{ConnectionID: connID, Stream: "events", Limit: 1000}
+	for {
+		page, err := h.Store.ListRecords(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			keys[r.Key] = true
+		}
+		if page.Next == "" {
+			return keys
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// A retry resolves the credential again: a rotation between the failed
+// scheduled run and its retry reaches the retry's child.
+func TestRetryResolvesTheCredentialAgain(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(map[string]any{"records": 5, "fail_at": 1, "fail_triggers": []string{"scheduled"}, "echo_env": []string{"DEMO_TOKEN"}}, "@every 1h")
+	h.SetToken(c.ID, "first-token")
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool { return len(h.Finished(c.ID)) >= 1 })
+	findRun(t, h.Runs(c.ID), store.TriggerScheduled, store.RunFailed)
+	h.SetToken(c.ID, "rotated-token") // rotate: an active credential exists
+	meta, err := h.Store.GetCredentialMeta(ctx, c.ID)
+	if err != nil || meta.RotatedAt.IsZero() {
+		t.Fatalf("credential not rotated: %+v %v", meta, err)
+	}
+	h.AdvanceUntil(time.Second, 60*time.Second, func() bool {
+		for _, r := range h.Runs(c.ID) {
+			if r.Trigger == store.TriggerRetry && r.Status.Terminal() {
+				return true
+			}
+		}
+		return false
+	})
+	findRun(t, h.Runs(c.ID), store.TriggerRetry, store.RunSucceeded)
+	if got := h.EnvRecords(c.ID)["DEMO_TOKEN"].SHA256; got != sha("rotated-token") {
+		t.Fatal("the retry did not receive the rotated credential")
+	}
+}
+
+func TestRefusalsAreRunRows(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	tests := map[string]struct {
+		setup func(id string)
+		code  failure.Code
+	}{
+		"never stored, env absent": {setup: func(string) {}, code: failure.CredentialsRequired},
+		"connection revoked": {setup: func(id string) {
+			if _, err := h.Control.SetState(ctx, "operator", id, store.ConnectionRevoked); err != nil {
+				t.Fatal(err)
+			}
+		}, code: failure.ConnectionRevoked},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := h.CreateDemo(demoConfig(nil), "")
+			tc.setup(c.ID)
+			hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
+			if failure.CodeOf(err) != tc.code {
+				t.Fatalf("trigger = %v, want %s", err, tc.code)
+			}
+			run, _ := h.Store.GetRun(ctx, hd.RunID)
+			if run.Status != store.RunRefused || run.FailureCode != tc.code {
+				t.Fatalf("run row = %+v", run)
+			}
+		})
+	}
+	if _, err := h.Control.TriggerRun(ctx, "operator", "conn_does_not_exist"); failure.CodeOf(err) != failure.ConnectionNotFound {
+		t.Fatalf("unknown connection = %v", err)
+	}
+}
+
+func TestCancelAndShutdown(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	a := h.CreateDemo(slowConfig(600, 100), "")
+	b := h.CreateDemo(slowConfig(600, 100), "")
+	h.SetToken(a.ID, canary)
+	h.SetToken(b.ID, canary)
+	ha, err := h.Control.TriggerRun(ctx, "operator", a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, stop := h.Runner.Events().Subscribe(ha.RunID)
+	defer stop()
+	hb, err := h.Control.TriggerRun(ctx, "operator", b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Follow a until records arrive, then cancel it.
+	for ev := range events {
+		if ev.Kind == runevents.KindProgress {
+			break
+		}
+	}
+	if err := h.Runner.Cancel(ha.RunID); err != nil {
+		t.Fatal(err)
+	}
+	ra, _ := ha.Result()
+	if ra.Status != store.RunCancelled || ra.FailureCode != failure.Cancelled {
+		t.Fatalf("cancelled run = %+v", ra)
+	}
+	if err := h.Runner.Cancel(ha.RunID); err != runner.ErrNotActive {
+		t.Fatalf("second cancel = %v", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := h.Runner.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := hb.Result()
+	if rb.Status != store.RunCancelled || rb.FailureCode != failure.HostShutdown {
+		t.Fatalf("run at shutdown = %+v", rb)
+	}
+	leases, _ := h.Store.ListLeases(ctx)
+	if len(leases) != 0 {
+		t.Fatalf("leases left after shutdown: %+v", leases)
+	}
+	if pids := demoProcesses(t, h.PluginDir); len(pids) != 0 {
+		t.Fatalf("children left after shutdown: %v", pids)
+	}
+	if _, err := h.Control.TriggerRun(ctx, "operator", a.ID); failure.CodeOf(err) != failure.HostShutdown {
+		t.Fatalf("launch after shutdown = %v", err)
+	}
+}
+
+func TestRecoverMarksOrphanedRunsFailed(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(demoConfig(nil), "")
+	// A run and lease left by a host that died.
+	run, err := h.Store.CreateRun(ctx, store.NewRun{ConnectionID: c.ID, Trigger: store.TriggerManual, HostID: "dead-host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Store.AcquireLease(ctx, store.LeaseRequest{ConnectionID: c.ID, RunID: run.ID, Holder: "dead-host", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Store.MarkRunRunning(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	n, err := h.Runner.Recover(ctx, true)
+	if err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v", n, err)
+	}
+	got, _ := h.Store.GetRun(ctx, run.ID)
+	if got.Status != store.RunFailed || got.FailureCode != failure.HostCrashed {
+		t.Fatalf("orphaned run = %+v", got)
+	}
+	if leases, _ := h.Store.ListLeases(ctx); len(leases) != 0 {
+		t.Fatalf("lease not reclaimed: %+v", leases)
+	}
+}
