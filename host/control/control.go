@@ -43,10 +43,14 @@ type Catalog interface {
 	List() []catalog.Entry
 }
 
-// Launcher is the runner's single launch seam.
+// Launcher is the runner's single launch seam, and its credential check.
 type Launcher interface {
 	Launch(ctx context.Context, req runner.Request) (*runner.Handle, error)
+	Check(ctx context.Context, connectionID string) (runner.CheckResult, error)
 }
+
+// CheckTimeout bounds the connector Check that follows a capture.
+const CheckTimeout = 30 * time.Second
 
 // Config wires a Service.
 type Config struct {
@@ -205,6 +209,17 @@ func (s *Service) SetCredential(ctx context.Context, actor, id string, values ma
 	}
 	if err != nil {
 		return store.CredentialMeta{}, enroll.Entry{}, err
+	}
+	// Validate right away; the result is stored as the credential's
+	// validity. A connector that cannot be checked does not undo the
+	// capture.
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	if _, cerr := s.cfg.Runner.Check(cctx, id); cerr != nil {
+		s.cfg.Logger.Warn("credential check after capture failed", "connection_id", id, "failure_code", string(failure.CodeOf(cerr)))
+	}
+	cancel()
+	if m, merr := s.cfg.Store.GetCredentialMeta(ctx, id); merr == nil {
+		meta = m
 	}
 	return meta, s.Reevaluate(ctx, id), nil
 }

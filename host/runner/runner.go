@@ -69,9 +69,10 @@ type Resolver interface {
 	Resolve(ctx context.Context, t broker.Target) (broker.Resolution, error)
 }
 
-// Launcher starts one connector child for one run (host/launch).
+// Launcher starts one connector child for one call (host/launch).
 type Launcher interface {
 	Run(ctx context.Context, spec launch.Spec, req wire.RunRequest, emit func(wire.Message) error) error
+	Check(ctx context.Context, spec launch.Spec, req wire.CheckRequest) (wire.CheckResult, error)
 }
 
 // Retrier schedules a retry of a failed manual run (the scheduler).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,7 +70,11 @@ func TestManualTriggerDuringScheduledRunIsRefusedRunActive(t *testing.T) {
 	ctx := context.Background()
 	c := h.CreateDemo(slowConfig(30, 100), "@every 1h")
 	h.SetToken(c.ID, canary)
+	base := h.Launcher.Launches() // the Check after capture
 	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool {
+		if h.Launcher.Launches() != base+1 {
+			return false
+		}
 		for _, r := range h.Runs(c.ID) {
 			if r.Trigger == store.TriggerScheduled && r.Status == store.RunRunning {
 				return true
@@ -349,5 +354,36 @@ func TestRecoverMarksOrphanedRunsFailed(t *testing.T) {
 	}
 	if leases, _ := h.Store.ListLeases(ctx); len(leases) != 0 {
 		t.Fatalf("lease not reclaimed: %+v", leases)
+	}
+}
+
+// A capture is followed by the connector's Check, stored as the
+// credential's last validity result.
+func TestCaptureRecordsValidity(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	tests := map[string]struct {
+		token string
+		valid bool
+		msg   string
+	}{
+		"accepted token": {token: canary, valid: true, msg: "valid for demo"},
+		"rejected token": {token: "wrong-token", valid: false, msg: "token rejected"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := h.CreateDemo(demoConfig(nil), "")
+			meta, _, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"DEMO_TOKEN": tc.token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if meta.Validity == nil || meta.Validity.Valid != tc.valid || !strings.Contains(meta.Validity.Message, tc.msg) {
+				t.Fatalf("validity = %+v, want valid=%v containing %q", meta.Validity, tc.valid, tc.msg)
+			}
+			if strings.Contains(meta.Validity.Message, tc.token) {
+				t.Fatal("validity message holds the token")
+			}
+		})
 	}
 }

@@ -54,6 +54,9 @@ type Options struct {
 	DataDir string
 	// Presence overrides the gate's Presence.
 	Presence enroll.Presence
+	// Plugins are extra connector packages to build and catalog, by
+	// binary name (e.g. "github": "github.com/connhost/connhost/plugins/github").
+	Plugins map[string]string
 }
 
 // Host is an assembled host.
@@ -129,10 +132,16 @@ func New(t testing.TB, o Options) *Host {
 	if err := os.MkdirAll(h.PluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := PluginBinary(t, DemoPackage)
-	dst := filepath.Join(h.PluginDir, "demo")
-	if _, err := os.Stat(dst); err != nil {
-		b, err := os.ReadFile(bin)
+	plugins := map[string]string{"demo": DemoPackage}
+	for name, pkg := range o.Plugins {
+		plugins[name] = pkg
+	}
+	for name, pkg := range plugins {
+		dst := filepath.Join(h.PluginDir, name)
+		if _, err := os.Stat(dst); err == nil {
+			continue
+		}
+		b, err := os.ReadFile(PluginBinary(t, pkg))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,6 +355,12 @@ type CountingLauncher struct {
 func (c *CountingLauncher) Run(ctx context.Context, spec launch.Spec, req wire.RunRequest, emit func(wire.Message) error) error {
 	c.count.Add(1)
 	return c.L.Run(ctx, spec, req, emit)
+}
+
+// Check counts and delegates.
+func (c *CountingLauncher) Check(ctx context.Context, spec launch.Spec, req wire.CheckRequest) (wire.CheckResult, error) {
+	c.count.Add(1)
+	return c.L.Check(ctx, spec, req)
 }
 
 // Launches returns how many children were started.
