@@ -1,0 +1,136 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ConnectionState is a connection's lifecycle state.
+type ConnectionState string
+
+// Connection states. Pause is active→paused, resume paused→active, revoke
+// any→revoked; a revoked connection stays revoked until deleted.
+const (
+	ConnectionActive  ConnectionState = "active"
+	ConnectionPaused  ConnectionState = "paused"
+	ConnectionRevoked ConnectionState = "revoked"
+)
+
+// Valid reports whether s is a known state.
+func (s ConnectionState) Valid() bool {
+	switch s {
+	case ConnectionActive, ConnectionPaused, ConnectionRevoked:
+		return true
+	}
+	return false
+}
+
+// ReachableFrom lists the states from which a connection may move to s.
+// Revoking a revoked connection is an allowed no-op.
+func (s ConnectionState) ReachableFrom() []ConnectionState {
+	switch s {
+	case ConnectionPaused:
+		return []ConnectionState{ConnectionActive}
+	case ConnectionActive:
+		return []ConnectionState{ConnectionPaused}
+	case ConnectionRevoked:
+		return []ConnectionState{ConnectionActive, ConnectionPaused, ConnectionRevoked}
+	}
+	return nil
+}
+
+// Schedule is a connection's schedule. The store keeps the spec as text;
+// the scheduler parses it.
+type Schedule struct {
+	Spec   string        // cron spec; "" means no schedule
+	Jitter time.Duration // optional random delay added to each occurrence
+}
+
+func (s Schedule) validate() error {
+	if err := checkText("schedule.spec", s.Spec, false); err != nil {
+		return err
+	}
+	if s.Jitter < 0 {
+		return invalid("schedule.jitter", "negative")
+	}
+	if s.Spec == "" && s.Jitter != 0 {
+		return invalid("schedule.jitter", "set without a schedule spec")
+	}
+	return nil
+}
+
+// Connection is one configured instance of a connector.
+type Connection struct {
+	ID           string
+	ConnectorKey string
+	Label        string
+	Config       json.RawMessage // JSON object, never secrets
+	Schedule     Schedule
+	State        ConnectionState
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// NewConnection is the input of CreateConnection. The connector must be in
+// the catalog; the connection starts active.
+type NewConnection struct {
+	ConnectorKey string
+	Label        string
+	Config       json.RawMessage // JSON object; nil stores {}
+	Schedule     Schedule
+}
+
+// Validate checks the fields.
+func (n NewConnection) Validate() error {
+	if err := checkText("connector_key", n.ConnectorKey, true); err != nil {
+		return err
+	}
+	if err := checkText("label", n.Label, false); err != nil {
+		return err
+	}
+	if err := checkJSONObject("config", n.Config, true); err != nil {
+		return err
+	}
+	return n.Schedule.validate()
+}
+
+// ConnectionPatch changes some fields of a connection; nil fields are left
+// unchanged. Schedule replaces spec and jitter together.
+type ConnectionPatch struct {
+	Label    *string
+	Config   json.RawMessage // nil: unchanged; otherwise a JSON object
+	Schedule *Schedule
+}
+
+// Validate checks the fields that are set.
+func (p ConnectionPatch) Validate() error {
+	if p.Label != nil {
+		if err := checkText("label", *p.Label, false); err != nil {
+			return err
+		}
+	}
+	if p.Config != nil {
+		if err := checkJSONObject("config", p.Config, false); err != nil {
+			return err
+		}
+	}
+	if p.Schedule != nil {
+		return p.Schedule.validate()
+	}
+	return nil
+}
+
+// ConnectionFilter narrows ListConnections; zero fields match everything.
+type ConnectionFilter struct {
+	ConnectorKey string
+	State        ConnectionState
+}
+
+// ConnectionDeletion reports what DeleteConnection removed, for the audit
+// event the caller writes.
+type ConnectionDeletion struct {
+	Connection Connection // the row as it was
+	Records    int64      // records removed
+	Checkpoint bool       // a checkpoint was removed
+	Credential bool       // a credential row (any state) was removed
+}

@@ -1,0 +1,219 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/connhost/connhost/host/store"
+)
+
+const connectionCols = `id, connector_key, label, config, schedule_spec, schedule_jitter, state, created_at, updated_at`
+
+func scanConnection(row interface{ Scan(...any) error }) (store.Connection, error) {
+	var (
+		c      store.Connection
+		jitter int64
+	)
+	err := row.Scan(&c.ID, &c.ConnectorKey, &c.Label, (*[]byte)(&c.Config), &c.Schedule.Spec, &jitter,
+		&c.State, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+	c.Schedule.Jitter = time.Duration(jitter)
+	return c, err
+}
+
+func (s *Store) getConnection(ctx context.Context, db querier, id string, lock bool) (store.Connection, error) {
+	query := `SELECT ` + connectionCols + ` FROM connections WHERE id = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	c, err := scanConnection(s.queryRow(ctx, db, query, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Connection{}, store.ConnectionNotFound(id)
+	}
+	return c, err
+}
+
+// CreateConnection implements store.Connections.
+func (s *Store) CreateConnection(ctx context.Context, n store.NewConnection) (store.Connection, error) {
+	if err := n.Validate(); err != nil {
+		return store.Connection{}, err
+	}
+	var out store.Connection
+	err := s.tx(ctx, func(tx *txn) error {
+		var one int
+		err := s.queryRow(ctx, tx, `SELECT 1 FROM connectors WHERE key = ?`, n.ConnectorKey).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ConnectorNotFound(n.ConnectorKey)
+		}
+		if err != nil {
+			return err
+		}
+		now := s.stamp()
+		id, err := s.newID("conn_", now)
+		if err != nil {
+			return err
+		}
+		out = store.Connection{
+			ID: id, ConnectorKey: n.ConnectorKey, Label: n.Label,
+			Config:   []byte(bindJSON(n.Config, "{}")),
+			Schedule: n.Schedule, State: store.ConnectionActive, CreatedAt: now, UpdatedAt: now,
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			out.ID, out.ConnectorKey, out.Label, string(out.Config), out.Schedule.Spec, int64(out.Schedule.Jitter),
+			string(out.State), s.bindTime(now), s.bindTime(now))
+		return err
+	})
+	return out, dbErr("create connection", err)
+}
+
+// GetConnection implements store.Connections.
+func (s *Store) GetConnection(ctx context.Context, id string) (store.Connection, error) {
+	c, err := s.getConnection(ctx, s.r, id, false)
+	return c, dbErr("get connection", err)
+}
+
+// ListConnections implements store.Connections.
+func (s *Store) ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.ConnectorKey != "" {
+		where, args = append(where, `connector_key = ?`), append(args, f.ConnectorKey)
+	}
+	if f.State != "" {
+		where, args = append(where, `state = ?`), append(args, string(f.State))
+	}
+	query := `SELECT ` + connectionCols + ` FROM connections`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	rows, err := s.query(ctx, s.r, query+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, dbErr("list connections", err)
+	}
+	defer rows.Close()
+	var out []store.Connection
+	for rows.Next() {
+		c, err := scanConnection(rows)
+		if err != nil {
+			return nil, dbErr("list connections", err)
+		}
+		out = append(out, c)
+	}
+	return out, dbErr("list connections", rows.Err())
+}
+
+// UpdateConnection implements store.Connections.
+func (s *Store) UpdateConnection(ctx context.Context, id string, p store.ConnectionPatch) (store.Connection, error) {
+	if err := p.Validate(); err != nil {
+		return store.Connection{}, err
+	}
+	var out store.Connection
+	err := s.tx(ctx, func(tx *txn) error {
+		c, err := s.getConnection(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		out = c
+		if p.Label == nil && p.Config == nil && p.Schedule == nil {
+			return nil
+		}
+		if p.Label != nil {
+			out.Label = *p.Label
+		}
+		if p.Config != nil {
+			out.Config = p.Config
+		}
+		if p.Schedule != nil {
+			out.Schedule = *p.Schedule
+		}
+		out.UpdatedAt = s.stamp()
+		_, err = s.exec(ctx, tx, `UPDATE connections SET label = ?, config = ?, schedule_spec = ?, schedule_jitter = ?, updated_at = ? WHERE id = ?`,
+			out.Label, string(out.Config), out.Schedule.Spec, int64(out.Schedule.Jitter), s.bindTime(out.UpdatedAt), id)
+		return err
+	})
+	return out, dbErr("update connection", err)
+}
+
+// SetConnectionState implements store.Connections.
+func (s *Store) SetConnectionState(ctx context.Context, id string, state store.ConnectionState) (store.Connection, error) {
+	if !state.Valid() {
+		return store.Connection{}, &store.InvalidError{Field: "state", Reason: "unknown connection state " + string(state)}
+	}
+	var out store.Connection
+	err := s.tx(ctx, func(tx *txn) error {
+		c, err := s.getConnection(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		out = c
+		if !slices.Contains(state.ReachableFrom(), c.State) {
+			return &store.TransitionError{ConnectionID: id, From: c.State, To: state}
+		}
+		if c.State == state { // revoking a revoked connection
+			return nil
+		}
+		out.State, out.UpdatedAt = state, s.stamp()
+		_, err = s.exec(ctx, tx, `UPDATE connections SET state = ?, updated_at = ? WHERE id = ?`,
+			string(state), s.bindTime(out.UpdatedAt), id)
+		return err
+	})
+	return out, dbErr("set connection state", err)
+}
+
+// DeleteConnection implements store.Connections.
+func (s *Store) DeleteConnection(ctx context.Context, id string) (store.ConnectionDeletion, error) {
+	var out store.ConnectionDeletion
+	err := s.tx(ctx, func(tx *txn) error {
+		c, err := s.getConnection(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		out.Connection = c
+		l, ok, err := s.getLease(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ok && !l.Expired(s.stamp()) {
+			return store.RunActive(l)
+		}
+		// Children first: the foreign keys have no ON DELETE CASCADE, so a
+		// table forgotten here makes the delete fail instead of leaving
+		// orphans.
+		del := func(table string) (int64, error) {
+			res, err := s.exec(ctx, tx, `DELETE FROM `+table+` WHERE connection_id = ?`, id)
+			if err != nil {
+				return 0, err
+			}
+			return affected(res)
+		}
+		if _, err := del("leases"); err != nil {
+			return err
+		}
+		if out.Records, err = del("records"); err != nil {
+			return err
+		}
+		n, err := del("checkpoints")
+		if err != nil {
+			return err
+		}
+		out.Checkpoint = n > 0
+		if n, err = del("credentials"); err != nil {
+			return err
+		}
+		out.Credential = n > 0
+		if _, err := del("enrollment"); err != nil {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM connections WHERE id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return store.ConnectionDeletion{}, dbErr("delete connection", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,82 @@
+package sqlstore
+
+import (
+	"errors"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+)
+
+// Placeholders is a dialect's bind-parameter style.
+type Placeholders int
+
+// Placeholder styles.
+const (
+	QuestionMarks Placeholders = iota // ?, ?, ? (SQLite)
+	Dollars                           // $1, $2, $3 (PostgreSQL)
+)
+
+// Dialect describes what differs between the SQL databases sqlstore runs on.
+type Dialect struct {
+	// Name is a short label used in errors ("sqlite", "postgres").
+	Name string
+	// Goose is the goose dialect the migrations are applied with.
+	Goose goose.Dialect
+	// Migrations holds the dialect's goose migration files.
+	Migrations fs.FS
+	// Placeholders is the bind-parameter style queries are rebound to.
+	Placeholders Placeholders
+	// TimeAsText binds times as fixed-width RFC 3339 text (TimeLayout),
+	// for databases without a native timestamp type; otherwise times are
+	// bound as time.Time.
+	TimeAsText bool
+	// TimePrecision is what the database keeps of a time; the store
+	// truncates every time it stamps to it so values read back equal the
+	// ones it returned.
+	TimePrecision time.Duration
+	// ForUpdate is appended to the SELECTs of read-modify-write
+	// transactions (" FOR UPDATE" on PostgreSQL; "" on SQLite, whose
+	// writers are serialized).
+	ForUpdate string
+}
+
+// Validate checks that the dialect is complete.
+func (d Dialect) Validate() error {
+	switch {
+	case d.Name == "":
+		return errors.New("sqlstore: dialect: Name is required")
+	case d.Goose == "":
+		return errors.New("sqlstore: dialect: Goose is required")
+	case d.Migrations == nil:
+		return errors.New("sqlstore: dialect: Migrations is required")
+	case d.Placeholders != QuestionMarks && d.Placeholders != Dollars:
+		return errors.New("sqlstore: dialect: unknown Placeholders")
+	case d.TimePrecision <= 0:
+		return errors.New("sqlstore: dialect: TimePrecision must be positive")
+	}
+	return nil
+}
+
+// Rebind rewrites the "?" placeholders of query into the dialect's style.
+// Queries in this package hold no "?" inside string literals.
+func (d Dialect) Rebind(query string) string {
+	if d.Placeholders != Dollars || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] != '?' {
+			b.WriteByte(query[i])
+			continue
+		}
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}

@@ -1,0 +1,22 @@
+// Package sqlstore implements store.Store over database/sql, shared by the
+// SQL backends (SQLite now, PostgreSQL later). A Dialect carries what
+// differs between them: placeholder style, how times are bound and how
+// precise they are, row locks, and the embedded migrations goose applies.
+//
+// Queries are written once with "?" placeholders, in the SQL subset both
+// dialects share (ON CONFLICT … DO UPDATE, RETURNING, LIMIT), and rebound to
+// "$n" for PostgreSQL.
+//
+// Writes run in transactions on Config.DB; reads may go to Config.ReadDB. A
+// SQLite backend gives DB a single connection so writers queue in the pool
+// instead of failing with SQLITE_BUSY, and ReadDB several read-only ones
+// that WAL lets proceed while a write is in flight. Read-modify-write
+// transactions lock the rows they read with Dialect.ForUpdate where the
+// database has row locks, and compare-and-swap where a race would otherwise
+// go unnoticed.
+//
+// A transaction's statements and its wait for a connection follow the
+// caller's context, its COMMIT does not: an error from a write means it did
+// not commit, even when the context was cancelled at the last moment.
+// Statements are prepared once per pool connection and reused.
+package sqlstore

@@ -1,0 +1,175 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/connhost/connhost/host/store"
+)
+
+// recordChunk is how many records one INSERT carries: large enough to
+// amortize statement overhead, small enough to stay far below every
+// dialect's bind-parameter limit (6 per row).
+const recordChunk = 200
+
+// CommitBatch implements store.Records.
+func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, records []store.Record, checkpoint []byte) error {
+	for i, r := range records {
+		if err := r.Validate(); err != nil {
+			var ie *store.InvalidError
+			if errors.As(err, &ie) {
+				return &store.InvalidError{Field: fmt.Sprintf("records[%d].%s", i, ie.Field), Reason: ie.Reason}
+			}
+			return err
+		}
+	}
+	rows := dedupeRecords(records)
+	err := s.tx(ctx, func(tx *txn) error {
+		if err := s.fenceRun(ctx, tx, connectionID, runID); err != nil {
+			return err
+		}
+		now := s.bindTime(s.stamp())
+		for start := 0; start < len(rows); start += recordChunk {
+			chunk := rows[start:min(start+recordChunk, len(rows))]
+			var b strings.Builder
+			b.WriteString(`INSERT INTO records (connection_id, stream, key, data, run_id, updated_at) VALUES `)
+			args := make([]any, 0, 6*len(chunk))
+			for i, r := range chunk {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(?, ?, ?, ?, ?, ?)")
+				args = append(args, connectionID, r.Stream, r.Key, string(r.Data), runID, now)
+			}
+			b.WriteString(` ON CONFLICT (connection_id, stream, key) DO UPDATE SET
+				data = excluded.data, run_id = excluded.run_id, updated_at = excluded.updated_at`)
+			if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
+				return err
+			}
+		}
+		if checkpoint != nil {
+			_, err := s.exec(ctx, tx, `INSERT INTO checkpoints (connection_id, state, run_id, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (connection_id) DO UPDATE SET
+					state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at`,
+				connectionID, checkpoint, runID, now)
+			if err != nil {
+				return err
+			}
+		}
+		if len(records) > 0 {
+			_, err := s.exec(ctx, tx, `UPDATE runs SET records = records + ? WHERE id = ?`, int64(len(records)), runID)
+			return err
+		}
+		return nil
+	})
+	return dbErr("commit batch", err)
+}
+
+// fenceRun lets only the running run that holds the connection's lease
+// write, so a run whose lease was reclaimed or taken over cannot move the
+// connection's data after the fact.
+func (s *Store) fenceRun(ctx context.Context, tx *txn, connID, runID string) error {
+	r, err := s.getRun(ctx, tx, runID, false)
+	if err != nil {
+		return err
+	}
+	if r.ConnectionID != connID {
+		return fmt.Errorf("%w: %q is not a run of connection %q", store.ErrRunNotFound, runID, connID)
+	}
+	if r.Status != store.RunRunning {
+		return &store.RunStateError{RunID: runID, Op: "commit", Status: r.Status}
+	}
+	l, ok, err := s.getLease(ctx, tx, connID, true)
+	if err != nil {
+		return err
+	}
+	if !ok || l.RunID != runID {
+		return leaseNotHeld(connID, runID)
+	}
+	return nil
+}
+
+// dedupeRecords keeps the last record of each (stream, key), in first-seen
+// order: one INSERT … ON CONFLICT DO UPDATE may not touch a row twice on
+// PostgreSQL, and the last write wins anyway.
+func dedupeRecords(in []store.Record) []store.Record {
+	type k struct{ stream, key string }
+	idx := make(map[k]int, len(in))
+	out := make([]store.Record, 0, len(in))
+	for _, r := range in {
+		if i, ok := idx[k{r.Stream, r.Key}]; ok {
+			out[i] = r
+			continue
+		}
+		idx[k{r.Stream, r.Key}] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
+// GetCheckpoint implements store.Records.
+func (s *Store) GetCheckpoint(ctx context.Context, connectionID string) ([]byte, bool, error) {
+	var state []byte
+	err := s.queryRow(ctx, s.r, `SELECT state FROM checkpoints WHERE connection_id = ?`, connectionID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.requireConnection(ctx, s.r, connectionID, false); err != nil {
+			return nil, false, dbErr("get checkpoint", err)
+		}
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, dbErr("get checkpoint", err)
+	}
+	if state == nil {
+		state = []byte{} // an empty checkpoint is still a checkpoint
+	}
+	return state, true, nil
+}
+
+// ListRecords implements store.Records.
+func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.RecordPage, error) {
+	where, args := []string{`connection_id = ?`}, []any{q.ConnectionID}
+	if q.Stream != "" {
+		where, args = append(where, `stream = ?`), append(args, q.Stream)
+	}
+	if q.Cursor != "" {
+		parts, err := decodeCursor(q.Cursor, 2)
+		if err != nil {
+			return store.RecordPage{}, err
+		}
+		where = append(where, `(stream > ? OR (stream = ? AND key > ?))`)
+		args = append(args, parts[0], parts[0], parts[1])
+	}
+	limit := store.PageLimit(q.Limit)
+	rows, err := s.query(ctx, s.r, `SELECT stream, key, data, run_id, updated_at FROM records WHERE `+
+		strings.Join(where, ` AND `)+` ORDER BY stream, key LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return store.RecordPage{}, dbErr("list records", err)
+	}
+	defer rows.Close()
+	var page store.RecordPage
+	for rows.Next() {
+		r := store.StoredRecord{ConnectionID: q.ConnectionID}
+		if err := rows.Scan(&r.Stream, &r.Key, (*[]byte)(&r.Data), &r.RunID, timeCol{&r.UpdatedAt}); err != nil {
+			return store.RecordPage{}, dbErr("list records", err)
+		}
+		page.Records = append(page.Records, r)
+	}
+	if err := rows.Err(); err != nil {
+		return store.RecordPage{}, dbErr("list records", err)
+	}
+	if len(page.Records) == 0 && q.Cursor == "" {
+		if err := s.requireConnection(ctx, s.r, q.ConnectionID, false); err != nil {
+			return store.RecordPage{}, dbErr("list records", err)
+		}
+	}
+	if len(page.Records) > limit {
+		page.Records = page.Records[:limit]
+		last := page.Records[limit-1]
+		page.Next = encodeCursor(last.Stream, last.Key)
+	}
+	return page, nil
+}

@@ -1,0 +1,163 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/connhost/connhost/host/store"
+)
+
+const runCols = `id, connection_id, trigger, attempt, retry_of, status, failure_code, failure_message,
+	created_at, started_at, ended_at, records, host_id`
+
+func scanRun(row interface{ Scan(...any) error }) (store.Run, error) {
+	var r store.Run
+	err := row.Scan(&r.ID, &r.ConnectionID, &r.Trigger, &r.Attempt, &r.RetryOf, &r.Status, &r.FailureCode,
+		&r.FailureMessage, timeCol{&r.CreatedAt}, timeCol{&r.StartedAt}, timeCol{&r.EndedAt}, &r.Records, &r.HostID)
+	return r, err
+}
+
+func (s *Store) getRun(ctx context.Context, db querier, id string, lock bool) (store.Run, error) {
+	query := `SELECT ` + runCols + ` FROM runs WHERE id = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	r, err := scanRun(s.queryRow(ctx, db, query, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("%w: %q", store.ErrRunNotFound, id)
+	}
+	return r, err
+}
+
+// CreateRun implements store.Runs.
+func (s *Store) CreateRun(ctx context.Context, n store.NewRun) (store.Run, error) {
+	if err := n.Validate(); err != nil {
+		return store.Run{}, err
+	}
+	if n.Attempt == 0 {
+		n.Attempt = 1
+	}
+	var out store.Run
+	err := s.tx(ctx, func(tx *txn) error {
+		if err := s.requireConnection(ctx, tx, n.ConnectionID, false); err != nil {
+			return err
+		}
+		now := s.stamp()
+		id, err := s.newID("run_", now)
+		if err != nil {
+			return err
+		}
+		out = store.Run{
+			ID: id, ConnectionID: n.ConnectionID, Trigger: n.Trigger, Attempt: n.Attempt, RetryOf: n.RetryOf,
+			Status: store.RunQueued, CreatedAt: now, HostID: n.HostID,
+		}
+		_, err = s.exec(ctx, tx, `INSERT INTO runs (id, connection_id, trigger, attempt, retry_of, status, created_at, host_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			out.ID, out.ConnectionID, string(out.Trigger), out.Attempt, out.RetryOf, string(out.Status),
+			s.bindTime(now), out.HostID)
+		return err
+	})
+	return out, dbErr("create run", err)
+}
+
+// GetRun implements store.Runs.
+func (s *Store) GetRun(ctx context.Context, id string) (store.Run, error) {
+	r, err := s.getRun(ctx, s.r, id, false)
+	return r, dbErr("get run", err)
+}
+
+// ListRuns implements store.Runs.
+func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.ConnectionID != "" {
+		where, args = append(where, `connection_id = ?`), append(args, f.ConnectionID)
+	}
+	if f.Status != "" {
+		where, args = append(where, `status = ?`), append(args, string(f.Status))
+	}
+	if f.Cursor != "" {
+		at, id, err := timeCursor(f.Cursor)
+		if err != nil {
+			return store.RunPage{}, err
+		}
+		where = append(where, `(created_at < ? OR (created_at = ? AND id < ?))`)
+		args = append(args, s.bindTime(at), s.bindTime(at), id)
+	}
+	limit := store.PageLimit(f.Limit)
+	query := `SELECT ` + runCols + ` FROM runs`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	rows, err := s.query(ctx, s.r, query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return store.RunPage{}, dbErr("list runs", err)
+	}
+	defer rows.Close()
+	var page store.RunPage
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return store.RunPage{}, dbErr("list runs", err)
+		}
+		page.Runs = append(page.Runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return store.RunPage{}, dbErr("list runs", err)
+	}
+	if len(page.Runs) > limit {
+		page.Runs = page.Runs[:limit]
+		last := page.Runs[limit-1]
+		page.Next = encodeCursor(FormatTime(last.CreatedAt), last.ID)
+	}
+	return page, nil
+}
+
+// MarkRunRunning implements store.Runs.
+func (s *Store) MarkRunRunning(ctx context.Context, id string) (store.Run, error) {
+	var out store.Run
+	err := s.tx(ctx, func(tx *txn) error {
+		r, err := s.getRun(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if r.Status != store.RunQueued {
+			return &store.RunStateError{RunID: id, Op: "mark running", Status: r.Status}
+		}
+		r.Status, r.StartedAt = store.RunRunning, s.stamp()
+		_, err = s.exec(ctx, tx, `UPDATE runs SET status = ?, started_at = ? WHERE id = ?`,
+			string(r.Status), s.bindTime(r.StartedAt), id)
+		out = r
+		return err
+	})
+	return out, dbErr("mark run running", err)
+}
+
+// FinishRun implements store.Runs.
+func (s *Store) FinishRun(ctx context.Context, id string, res store.RunResult) (store.Run, error) {
+	if err := res.Validate(); err != nil {
+		return store.Run{}, err
+	}
+	var out store.Run
+	err := s.tx(ctx, func(tx *txn) error {
+		r, err := s.getRun(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(res.Status.FinishableFrom(), r.Status) {
+			return &store.RunStateError{RunID: id, Op: "finish as " + string(res.Status), Status: r.Status}
+		}
+		r.Status, r.FailureCode, r.FailureMessage, r.EndedAt = res.Status, res.FailureCode, res.FailureMessage, s.stamp()
+		_, err = s.exec(ctx, tx, `UPDATE runs SET status = ?, failure_code = ?, failure_message = ?, ended_at = ? WHERE id = ?`,
+			string(r.Status), string(r.FailureCode), r.FailureMessage, s.bindTime(r.EndedAt), id)
+		out = r
+		return err
+	})
+	return out, dbErr("finish run", err)
+}

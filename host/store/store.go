@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Connectors is the connector catalog.
+type Connectors interface {
+	// UpsertConnector registers a connector binary, or updates its row,
+	// and reports what changed so a re-registration can be audited.
+	UpsertConnector(ctx context.Context, reg ConnectorRegistration) (ConnectorUpsert, error)
+	// GetConnector returns ErrConnectorNotFound (failure.ConnectorNotFound)
+	// for an unknown key.
+	GetConnector(ctx context.Context, key string) (Connector, error)
+	// ListConnectors returns every connector, ordered by key.
+	ListConnectors(ctx context.Context) ([]Connector, error)
+}
+
+// Connections manages connections. Every method that takes an id returns
+// ErrConnectionNotFound (failure.ConnectionNotFound) for an unknown one.
+type Connections interface {
+	// CreateConnection creates an active connection; ErrConnectorNotFound if
+	// the connector is not in the catalog.
+	CreateConnection(ctx context.Context, c NewConnection) (Connection, error)
+	GetConnection(ctx context.Context, id string) (Connection, error)
+	// ListConnections returns matching connections, oldest first.
+	ListConnections(ctx context.Context, f ConnectionFilter) ([]Connection, error)
+	// UpdateConnection applies the patch and stamps updated_at.
+	UpdateConnection(ctx context.Context, id string, p ConnectionPatch) (Connection, error)
+	// SetConnectionState moves the connection to state; a change not in
+	// state.ReachableFrom() returns a *TransitionError.
+	SetConnectionState(ctx context.Context, id string, state ConnectionState) (Connection, error)
+	// DeleteConnection removes the connection with its records,
+	// checkpoint, schedule, credential, enrollment entry and expired lease
+	// in one transaction. It refuses with RunActive (ErrLeaseHeld) while
+	// a run holds an unexpired lease. Runs and audit events are kept.
+	DeleteConnection(ctx context.Context, id string) (ConnectionDeletion, error)
+}
+
+// Presence answers "does this connection hold an active credential?" and
+// nothing else. It is what every eligibility gate gets: it reads only the
+// credential's state, never its ciphertext. An unknown connection, or one
+// that never stored a credential, is (false, nil).
+type Presence interface {
+	HasActiveCredential(ctx context.Context, connectionID string) (bool, error)
+}
+
+// Credentials manages the sealed static-secret credential of each
+// connection (one per connection). The store never sees plaintext. Methods
+// return ErrConnectionNotFound for an unknown connection,
+// ErrCredentialNotFound for one that never stored a credential, and a
+// *CredentialStateError for a transition the state forbids.
+type Credentials interface {
+	Presence
+
+	// CaptureCredential stores sc as the connection's active credential,
+	// replacing any previous one in any state; it stamps captured_at and
+	// clears rotated/revoked/quarantined/deleted stamps and validity. It is
+	// the only operation that creates or reactivates a credential.
+	CaptureCredential(ctx context.Context, sc SealedCredential) (CredentialMeta, error)
+	// RotateCredential replaces the values of an active credential and
+	// stamps rotated_at; validity is cleared. The connection, its schedule
+	// and history are untouched.
+	RotateCredential(ctx context.Context, sc SealedCredential) (CredentialMeta, error)
+	// RevokeCredential moves an active or quarantined credential to
+	// revoked (ciphertext kept, never used again).
+	RevokeCredential(ctx context.Context, connectionID string) (CredentialMeta, error)
+	// DeleteCredential NULLs the ciphertext and keeps a tombstone in state
+	// deleted. A deleted credential cannot be deleted again.
+	DeleteCredential(ctx context.Context, connectionID string) (CredentialMeta, error)
+	// QuarantineCredential moves an active credential that cannot be used
+	// (e.g. undecryptable) to quarantined.
+	QuarantineCredential(ctx context.Context, connectionID string) (CredentialMeta, error)
+	// SetCredentialValidity records the last Check result of a credential
+	// that is not deleted, stamped now.
+	SetCredentialValidity(ctx context.Context, connectionID string, valid bool, message string) (CredentialMeta, error)
+
+	// GetCredential returns metadata and ciphertext: for the broker only.
+	GetCredential(ctx context.Context, connectionID string) (Credential, error)
+	// GetCredentialMeta returns metadata without reading the ciphertext:
+	// for read surfaces.
+	GetCredentialMeta(ctx context.Context, connectionID string) (CredentialMeta, error)
+
+	// ListCredentialCiphertexts pages through every credential that still
+	// holds a ciphertext, ordered by connection id, starting after the
+	// connection id after ("" for the first page). For keyset rewrap.
+	ListCredentialCiphertexts(ctx context.Context, after string, limit int) ([]CredentialCiphertext, error)
+	// ReplaceCiphertext swaps the ciphertext of a credential for newCT
+	// sealed under keyID only if it still equals oldCT; otherwise
+	// ErrCiphertextChanged. State, names and stamps are unchanged.
+	ReplaceCiphertext(ctx context.Context, connectionID string, oldCT, newCT []byte, keyID uint32) error
+}
+
+// Runs manages run rows. Methods that take a run id return ErrRunNotFound
+// for an unknown one and a *RunStateError for a transition the status
+// forbids.
+type Runs interface {
+	// CreateRun creates a queued run; ErrConnectionNotFound if the
+	// connection does not exist.
+	CreateRun(ctx context.Context, r NewRun) (Run, error)
+	GetRun(ctx context.Context, id string) (Run, error)
+	// ListRuns returns runs newest first, paged.
+	ListRuns(ctx context.Context, f RunFilter) (RunPage, error)
+	// MarkRunRunning moves a queued run to running and stamps started_at.
+	MarkRunRunning(ctx context.Context, id string) (Run, error)
+	// FinishRun moves the run to a terminal status (see
+	// RunStatus.FinishableFrom) and stamps ended_at.
+	FinishRun(ctx context.Context, id string, res RunResult) (Run, error)
+}
+
+// Leases manages the instance-scoped active-run lease of each connection.
+type Leases interface {
+	// AcquireLease takes the connection's lease for a queued or running
+	// run. It returns RunActive (ErrLeaseHeld, *LeaseHeldError) while
+	// another run holds an unexpired lease, takes over an expired one
+	// (reported in LeaseGrant.Replaced), and is idempotent for the run
+	// that already holds it (the expiry is extended).
+	AcquireLease(ctx context.Context, req LeaseRequest) (LeaseGrant, error)
+	// RenewLease extends the run's lease to now+ttl; ErrLeaseNotHeld if
+	// the run no longer holds it.
+	RenewLease(ctx context.Context, connectionID, runID string, ttl time.Duration) (Lease, error)
+	// ReleaseLease drops the lease; only its run may, else ErrLeaseNotHeld.
+	ReleaseLease(ctx context.Context, connectionID, runID string) error
+	// ListLeases returns every lease, ordered by connection id.
+	ListLeases(ctx context.Context) ([]Lease, error)
+	// ReclaimLeases deletes and returns the leases f selects, so the
+	// caller can fail their runs (a crashed host at boot, or expiry).
+	ReclaimLeases(ctx context.Context, f ReclaimFilter) ([]Lease, error)
+}
+
+// Records stores collected records and checkpoints.
+type Records interface {
+	// CommitBatch upserts records (by connection, stream, key) and, when
+	// checkpoint is non-nil, sets the connection's checkpoint — in one
+	// transaction, so a checkpoint never moves past unsaved records. The
+	// run must be running, belong to the connection and hold its lease
+	// (ErrRunNotFound, *RunStateError, ErrLeaseNotHeld otherwise). The
+	// run's record count grows by len(records).
+	CommitBatch(ctx context.Context, connectionID, runID string, records []Record, checkpoint []byte) error
+	// GetCheckpoint returns the connection's checkpoint and whether one
+	// is stored.
+	GetCheckpoint(ctx context.Context, connectionID string) ([]byte, bool, error)
+	// ListRecords pages through a connection's records in (stream, key)
+	// order.
+	ListRecords(ctx context.Context, q RecordQuery) (RecordPage, error)
+}
+
+// Audit is the append-only audit log: there is no update or delete.
+type Audit interface {
+	// AppendAudit stores e with a new id, stamped now, and returns it.
+	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	// ListAudit returns events newest first, paged.
+	ListAudit(ctx context.Context, f AuditFilter) (AuditPage, error)
+}
+
+// Enrollment stores the scheduler's last enrollment report.
+type Enrollment interface {
+	// ReplaceEnrollment replaces the whole report with entries, each
+	// stamped now. Entries must name existing connections.
+	ReplaceEnrollment(ctx context.Context, entries []EnrollmentEntry) error
+	// UpsertEnrollment sets one connection's entry, stamped now.
+	UpsertEnrollment(ctx context.Context, e EnrollmentEntry) (EnrollmentEntry, error)
+	// ListEnrollment returns the report ordered by connection id.
+	ListEnrollment(ctx context.Context) ([]EnrollmentEntry, error)
+}
+
+// Locks are named expiring locks for cluster-wide coordination.
+type Locks interface {
+	// AcquireLock takes the named lock for holder until now+ttl. It
+	// succeeds when the lock is free, expired or already held by holder
+	// (extending it), and returns ErrLockHeld otherwise.
+	AcquireLock(ctx context.Context, name, holder string, ttl time.Duration) (Lock, error)
+	// ReleaseLock drops the lock; ErrLockNotHeld unless holder holds it.
+	ReleaseLock(ctx context.Context, name, holder string) error
+}
+
+// Store is the whole persistent model.
+type Store interface {
+	Connectors
+	Connections
+	Credentials
+	Runs
+	Leases
+	Records
+	Audit
+	Enrollment
+	Locks
+
+	// Ping checks that the backend answers (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the backend's resources.
+	Close() error
+}

@@ -1,0 +1,261 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/store"
+)
+
+func testCommitBatchUpsertsByKey(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	r1 := f.runningRun(c.ID)
+	t0 := f.now()
+	f.commit(c.ID, r1.ID, "items", 1, nil, "a", "b")
+	must(f.s.FinishRun(f.ctx, r1.ID, store.RunResult{Status: store.RunSucceeded}))(t)
+	if err := f.s.ReleaseLease(f.ctx, c.ID, r1.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	t1 := f.advance(time.Minute)
+	r2 := f.runningRun(c.ID)
+	err := f.s.CommitBatch(f.ctx, c.ID, r2.ID, []store.Record{
+		{Stream: "items", Key: "a", Data: json.RawMessage(`{"v":2}`)},
+		{Stream: "items", Key: "c", Data: json.RawMessage(`{"v":2}`)},
+		{Stream: "items", Key: "a", Data: json.RawMessage(`{"v":3}`)}, // last write in a batch wins
+		{Stream: "other", Key: "a", Data: json.RawMessage(`[1,"two",null]`)},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "records", []store.StoredRecord{
+		{ConnectionID: c.ID, Stream: "items", Key: "a", Data: json.RawMessage(`{"v":3}`), RunID: r2.ID, UpdatedAt: t1},
+		{ConnectionID: c.ID, Stream: "items", Key: "b", Data: json.RawMessage(`{"k":"b","v":1}`), RunID: r1.ID, UpdatedAt: t0},
+		{ConnectionID: c.ID, Stream: "items", Key: "c", Data: json.RawMessage(`{"v":2}`), RunID: r2.ID, UpdatedAt: t1},
+		{ConnectionID: c.ID, Stream: "other", Key: "a", Data: json.RawMessage(`[1,"two",null]`), RunID: r2.ID, UpdatedAt: t1},
+	}, f.allRecords(c.ID, ""))
+	if got := must(f.s.GetRun(f.ctx, r2.ID))(t).Records; got != 4 {
+		t.Errorf("run records = %d, want 4", got)
+	}
+
+	// An empty batch with a checkpoint only moves the checkpoint.
+	if err := f.s.CommitBatch(f.ctx, c.ID, r2.ID, nil, []byte("cp")); err != nil {
+		t.Fatal(err)
+	}
+	if cp, ok, err := f.s.GetCheckpoint(f.ctx, c.ID); err != nil || !ok || string(cp) != "cp" {
+		t.Errorf("checkpoint = %q, %v, %v", cp, ok, err)
+	}
+}
+
+func testCommitBatchFencing(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	recs := []store.Record{{Stream: "s", Key: "k", Data: json.RawMessage(`1`)}}
+
+	queued := f.run(c.ID)
+	f.lease(c.ID, queued.ID, "host-a", time.Hour)
+	err := f.s.CommitBatch(f.ctx, c.ID, queued.ID, recs, []byte("cp"))
+	wantErr(t, err, store.ErrRunState, "")
+
+	running := must(f.s.MarkRunRunning(f.ctx, queued.ID))(t)
+	if err := f.s.ReleaseLease(f.ctx, c.ID, running.ID); err != nil {
+		t.Fatal(err)
+	}
+	err = f.s.CommitBatch(f.ctx, c.ID, running.ID, recs, []byte("cp"))
+	wantErr(t, err, store.ErrLeaseNotHeld, "")
+
+	f.lease(c.ID, running.ID, "host-a", time.Hour)
+	must(f.s.FinishRun(f.ctx, running.ID, store.RunResult{Status: store.RunCancelled, FailureCode: failure.Cancelled}))(t)
+	err = f.s.CommitBatch(f.ctx, c.ID, running.ID, recs, []byte("cp"))
+	wantErr(t, err, store.ErrRunState, "")
+
+	err = f.s.CommitBatch(f.ctx, c.ID, "run_missing", recs, []byte("cp"))
+	wantErr(t, err, store.ErrRunNotFound, "")
+
+	if got := f.allRecords(c.ID, ""); len(got) != 0 {
+		t.Errorf("fenced commits stored %d records", len(got))
+	}
+	if _, ok, _ := f.s.GetCheckpoint(f.ctx, c.ID); ok {
+		t.Error("a fenced commit stored a checkpoint")
+	}
+}
+
+func testCommitBatchInvalidRecordMovesNothing(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	r := f.runningRun(c.ID)
+	f.commit(c.ID, r.ID, "items", 1, []byte("cp-1"), "a", "b")
+	before := f.allRecords(c.ID, "")
+
+	for name, bad := range map[string]store.Record{
+		"data not json": {Stream: "items", Key: "z", Data: json.RawMessage(`{"v":`)},
+		"no data":       {Stream: "items", Key: "z"},
+		"no stream":     {Key: "z", Data: json.RawMessage(`1`)},
+		"no key":        {Stream: "items", Data: json.RawMessage(`1`)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			batch := []store.Record{
+				{Stream: "items", Key: "a", Data: json.RawMessage(`{"v":9}`)},
+				{Stream: "items", Key: "c", Data: json.RawMessage(`{"v":9}`)},
+				bad,
+			}
+			err := f.s.CommitBatch(f.ctx, c.ID, r.ID, batch, []byte("cp-2"))
+			wantErr(t, err, store.ErrInvalid, "")
+			var ie *store.InvalidError
+			if !errors.As(err, &ie) || ie.Field[:10] != "records[2]" {
+				t.Errorf("error = %v, want one naming records[2]", err)
+			}
+			diff(t, "records", before, f.allRecords(c.ID, ""))
+			if cp, _, _ := f.s.GetCheckpoint(f.ctx, c.ID); string(cp) != "cp-1" {
+				t.Errorf("checkpoint moved to %q", cp)
+			}
+		})
+	}
+	if got := must(f.s.GetRun(f.ctx, r.ID))(t).Records; got != 2 {
+		t.Errorf("run records = %d, want 2", got)
+	}
+}
+
+// testCommitBatchInterruptedIsAllOrNothing cancels a multi-statement batch
+// at every cancellation check it makes (before, between and after its
+// statements): each attempt either stored every record and the checkpoint,
+// or nothing.
+func testCommitBatchInterruptedIsAllOrNothing(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	r := f.runningRun(c.ID)
+	const n = 450 // several INSERT statements
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%04d", i)
+	}
+	f.commit(c.ID, r.ID, "items", 0, []byte("cp-0"), keys...)
+	committed := 0
+	interruptEverywhere(t, func(ctx context.Context) error {
+		attempt := committed + 1
+		recs := make([]store.Record, n)
+		for i, k := range keys {
+			recs[i] = store.Record{Stream: "items", Key: k, Data: json.RawMessage(fmt.Sprintf(`{"v":%d}`, attempt))}
+		}
+		err := f.s.CommitBatch(ctx, c.ID, r.ID, recs, []byte(fmt.Sprintf("cp-%d", attempt)))
+		if err == nil {
+			committed = attempt
+		}
+		return err
+	}, func(attempt int, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("attempt %d: error = %v, want context.Canceled", attempt, err)
+		}
+		want := fmt.Sprintf("cp-%d", committed)
+		if cp, _, err := f.s.GetCheckpoint(f.ctx, c.ID); err != nil || string(cp) != want {
+			t.Fatalf("attempt %d: checkpoint = %q, %v; want %q", attempt, cp, err, want)
+		}
+		recs := f.allRecords(c.ID, "items")
+		if len(recs) != n {
+			t.Fatalf("attempt %d: %d records, want %d", attempt, len(recs), n)
+		}
+		for _, rec := range recs {
+			var v struct{ V int }
+			if err := json.Unmarshal(rec.Data, &v); err != nil || v.V != committed {
+				t.Fatalf("attempt %d: record %s = %s, want version %d with checkpoint %s", attempt, rec.Key, rec.Data, committed, want)
+			}
+		}
+	})
+	if got := must(f.s.GetRun(f.ctx, r.ID))(t).Records; got != int64(2*n) {
+		t.Errorf("run records = %d, want %d (failed attempts must not count)", got, 2*n)
+	}
+}
+
+func testCheckpoints(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	if cp, ok, err := f.s.GetCheckpoint(f.ctx, c.ID); err != nil || ok || cp != nil {
+		t.Errorf("fresh checkpoint = %q, %v, %v; want none", cp, ok, err)
+	}
+	_, _, err := f.s.GetCheckpoint(f.ctx, "conn_missing")
+	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
+
+	r := f.runningRun(c.ID)
+	binary := []byte{0, 1, 2, 0xff, 0xfe}
+	for _, tc := range []struct {
+		name string
+		set  []byte
+		want []byte
+	}{
+		{"binary state", binary, binary},
+		{"nil leaves it", nil, binary},
+		{"empty is a state", []byte{}, []byte{}},
+		{"replaced", []byte(`{"cursor":"abc"}`), []byte(`{"cursor":"abc"}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := f.s.CommitBatch(f.ctx, c.ID, r.ID, nil, tc.set); err != nil {
+				t.Fatal(err)
+			}
+			cp, ok, err := f.s.GetCheckpoint(f.ctx, c.ID)
+			if err != nil || !ok {
+				t.Fatalf("GetCheckpoint = %v, %v", ok, err)
+			}
+			diff(t, "state", tc.want, cp)
+		})
+	}
+}
+
+func testListRecordsPaging(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	r := f.runningRun(c.ID)
+	var all []string
+	for _, stream := range []string{"b-stream", "a-stream", "c-stream"} {
+		var keys []string
+		for i := range 7 {
+			keys = append(keys, fmt.Sprintf("k%02d", 6-i)) // inserted out of order
+		}
+		f.commit(c.ID, r.ID, stream, 1, nil, keys...)
+	}
+	for _, stream := range []string{"a-stream", "b-stream", "c-stream"} {
+		for i := range 7 {
+			all = append(all, fmt.Sprintf("%s/k%02d", stream, i))
+		}
+	}
+	for _, tc := range []struct {
+		stream string
+		limit  int
+		want   []string
+	}{
+		{"", 1, all},
+		{"", 5, all},
+		{"", 1000, all},
+		{"b-stream", 3, all[7:14]},
+		{"missing", 3, []string{}},
+	} {
+		t.Run(fmt.Sprintf("stream %q limit %d", tc.stream, tc.limit), func(t *testing.T) {
+			got := []string{}
+			q := store.RecordQuery{ConnectionID: c.ID, Stream: tc.stream, Limit: tc.limit}
+			for pages := 0; ; pages++ {
+				if pages > len(all) {
+					t.Fatal("paging does not end")
+				}
+				page := must(f.s.ListRecords(f.ctx, q))(t)
+				if len(page.Records) > tc.limit {
+					t.Fatalf("page of %d, limit %d", len(page.Records), tc.limit)
+				}
+				for _, rec := range page.Records {
+					got = append(got, rec.Stream+"/"+rec.Key)
+				}
+				if page.Next == "" {
+					break
+				}
+				q.Cursor = page.Next
+			}
+			diff(t, "keys in order", tc.want, got)
+		})
+	}
+	_, err := f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Cursor: "%%%"})
+	wantErr(t, err, store.ErrInvalid, "")
+	_, err = f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: "conn_missing"})
+	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
+	page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Limit: store.MaxPageSize + 50}))(t)
+	if len(page.Records) != len(all) {
+		t.Errorf("a limit above MaxPageSize returned %d records", len(page.Records))
+	}
+}
