@@ -1,0 +1,122 @@
+package control_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/control"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/internal/hosttest"
+	"github.com/connhost/connhost/host/store"
+)
+
+func newHost(t *testing.T) *hosttest.Host {
+	return hosttest.New(t, hosttest.Options{HostEnv: map[string]string{"PATH": os.Getenv("PATH")}})
+}
+
+func TestCreateConnectionRejectsBadInputWithoutChangingState(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	tests := map[string]struct {
+		n     store.NewConnection
+		field string
+		code  failure.Code
+	}{
+		"invalid schedule":  {n: store.NewConnection{ConnectorKey: "demo", Label: "x", Schedule: store.Schedule{Spec: "every day"}}, field: "schedule"},
+		"config not object": {n: store.NewConnection{ConnectorKey: "demo", Label: "x", Config: json.RawMessage(`[1]`)}, field: "config"},
+		"config not JSON":   {n: store.NewConnection{ConnectorKey: "demo", Label: "x", Config: json.RawMessage(`{`)}, field: "config"},
+		"negative jitter":   {n: store.NewConnection{ConnectorKey: "demo", Label: "x", Schedule: store.Schedule{Spec: "@every 1m", Jitter: -time.Second}}, field: "jitter"},
+		"unknown connector": {n: store.NewConnection{ConnectorKey: "nope", Label: "x"}, code: failure.ConnectorNotFound},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := h.Control.CreateConnection(ctx, "operator", tc.n)
+			var ie *control.InvalidError
+			switch {
+			case tc.field != "":
+				if !errors.As(err, &ie) || ie.Field != tc.field || !errors.Is(err, store.ErrInvalid) {
+					t.Fatalf("error = %v, want invalid %s", err, tc.field)
+				}
+			default:
+				if failure.CodeOf(err) != tc.code {
+					t.Fatalf("error = %v, want %s", err, tc.code)
+				}
+			}
+		})
+	}
+	conns, err := h.Store.ListConnections(ctx, store.ConnectionFilter{})
+	if err != nil || len(conns) != 0 {
+		t.Fatalf("bad input created %d connections (%v)", len(conns), err)
+	}
+}
+
+func TestDeleteConnection(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(map[string]any{"records": 2}, "@every 1h")
+	h.SetToken(c.ID, "tok")
+	if !h.Scheduler.Enrolled(c.ID) {
+		t.Fatal("not enrolled")
+	}
+	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hd.Result(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.Control.DeleteConnection(ctx, "operator", c.ID)
+	if err != nil || d.Records != 2 || !d.Checkpoint || !d.Credential {
+		t.Fatalf("delete = %+v, %v", d, err)
+	}
+	if h.Scheduler.Enrolled(c.ID) {
+		t.Fatal("deleted connection still scheduled")
+	}
+	if _, err := h.Store.GetCredentialMeta(ctx, c.ID); err == nil {
+		t.Fatal("credential survived its connection")
+	}
+	if _, err := h.Control.DeleteConnection(ctx, "operator", c.ID); failure.CodeOf(err) != failure.ConnectionNotFound {
+		t.Fatalf("second delete = %v", err)
+	}
+	page, err := h.Store.ListAudit(ctx, store.AuditFilter{TargetID: c.ID, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]bool{}
+	for _, e := range page.Events {
+		ops[e.Operation] = true
+	}
+	for _, op := range []string{"connection.create", "credential.capture", "run.finish", "connection.delete"} {
+		if !ops[op] {
+			t.Fatalf("audit lacks %s: %v", op, ops)
+		}
+	}
+}
+
+func TestDeleteRefusedWhileARunHoldsTheLease(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(map[string]any{"records": 50, "record_delay_ms": 100}, "")
+	h.SetToken(c.ID, "tok")
+	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Control.DeleteConnection(ctx, "operator", c.ID); failure.CodeOf(err) != failure.RunActive {
+		t.Fatalf("delete during a run = %v, want run_active", err)
+	}
+	if err := h.Runner.Cancel(hd.RunID); err != nil {
+		t.Fatal(err)
+	}
+	hd.Result()
+	if _, err := h.Control.DeleteConnection(ctx, "operator", c.ID); err != nil {
+		t.Fatalf("delete after the run = %v", err)
+	}
+}
