@@ -18,10 +18,13 @@ type Error struct {
 }
 
 // ErrorBody is a typed error. Field names the offending input, if any.
+// RunID is set when a run trigger is refused: the refused attempt is a run
+// row (status refused) the operator can read.
 type ErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	RunID   string `json:"run_id,omitempty"`
 }
 
 // Error codes beyond the run failure codes (host/failure).
@@ -34,6 +37,11 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeConflict         = "conflict" // 409 invalid state transition
 	CodeInternal         = "internal"
+	// CodeCredentialNotFound: 404, the connection never stored a
+	// credential (revoke or delete of nothing).
+	CodeCredentialNotFound = "credential_not_found"
+	// CodeUnavailable: 503, the host is not ready or shutting down.
+	CodeUnavailable = "unavailable"
 )
 
 // Auth is a connector's auth capability.

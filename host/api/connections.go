@@ -1,0 +1,291 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/schedule"
+	"github.com/connhost/connhost/host/store"
+)
+
+func (a *API) listConnectors(w http.ResponseWriter, r *http.Request) error {
+	if err := knownParams(r.URL.Query()); err != nil {
+		return err
+	}
+	entries := a.cfg.Catalog.List()
+	items := make([]apitypes.Connector, 0, len(entries))
+	for _, e := range entries {
+		items = append(items, toConnector(e))
+	}
+	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connector]{Items: items})
+	return nil
+}
+
+func (a *API) getConnector(w http.ResponseWriter, r *http.Request) error {
+	key := r.PathValue("key")
+	e, ok := a.cfg.Catalog.Get(key)
+	if !ok {
+		return &Error{Status: http.StatusNotFound, Body: errBody(string(failure.ConnectorNotFound), "connector not found in the catalog", "")}
+	}
+	writeJSON(w, http.StatusOK, toConnector(e))
+	return nil
+}
+
+// parseJitter parses an optional Go duration.
+func parseJitter(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, invalid("jitter", "jitter must be a non-negative Go duration such as \"30s\"")
+	}
+	return d, nil
+}
+
+// checkSchedule validates a spec before anything is stored.
+func checkSchedule(spec string) error {
+	if spec == "" {
+		return nil
+	}
+	if err := schedule.Check(spec); err != nil {
+		return invalid("schedule", "%v", err)
+	}
+	return nil
+}
+
+func encodeConfig(cfg map[string]any) (json.RawMessage, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, invalid("config", "config is not encodable as JSON")
+	}
+	return b, nil
+}
+
+func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
+	var req apitypes.ConnectionCreateRequest
+	if err := decode(w, r, a.cfg.MaxBody, &req); err != nil {
+		return err
+	}
+	if req.ConnectorKey == "" {
+		return invalid("connector_key", "connector_key is required")
+	}
+	if _, ok := a.cfg.Catalog.Get(req.ConnectorKey); !ok {
+		return &Error{Status: http.StatusBadRequest, Body: errBody(string(failure.ConnectorNotFound),
+			"connector_key names no catalogued connector", "connector_key")}
+	}
+	jitter, err := parseJitter(req.Jitter)
+	if err != nil {
+		return err
+	}
+	if jitter > 0 && req.Schedule == "" {
+		return invalid("jitter", "jitter needs a schedule")
+	}
+	if err := checkSchedule(req.Schedule); err != nil {
+		return err
+	}
+	cfg, err := encodeConfig(req.Config)
+	if err != nil {
+		return err
+	}
+	c, entry, err := a.cfg.Control.CreateConnection(r.Context(), Actor, store.NewConnection{
+		ConnectorKey: req.ConnectorKey, Label: req.Label, Config: cfg,
+		Schedule: store.Schedule{Spec: req.Schedule, Jitter: jitter},
+	})
+	if err != nil {
+		var fe *failure.Error
+		if errors.As(err, &fe) && fe.Code == failure.ConnectorNotFound {
+			return &Error{Status: http.StatusBadRequest, Body: errBody(string(fe.Code), fe.Message, "connector_key")}
+		}
+		return err
+	}
+	writeJSON(w, http.StatusCreated, toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	return nil
+}
+
+func (a *API) nextRun(id string) time.Time {
+	if a.cfg.Schedule == nil {
+		return time.Time{}
+	}
+	t, err := a.cfg.Schedule.NextRun(id)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// enrollmentOf returns the stored enrollment entries by connection id.
+func (a *API) enrollmentOf(r *http.Request) (map[string]apitypes.EnrollmentEntry, error) {
+	entries, err := a.cfg.Store.ListEnrollment(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]apitypes.EnrollmentEntry, len(entries))
+	for _, e := range entries {
+		out[e.ConnectionID] = toEnrollmentEntry(e)
+	}
+	return out, nil
+}
+
+func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Connection, error) {
+	byID, err := a.enrollmentOf(r)
+	if err != nil {
+		return apitypes.Connection{}, err
+	}
+	var entry *apitypes.EnrollmentEntry
+	if e, ok := byID[c.ID]; ok {
+		entry = &e
+	}
+	return toConnection(c, entry, a.nextRun(c.ID)), nil
+}
+
+func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := knownParams(q, "connector", "state"); err != nil {
+		return err
+	}
+	f := store.ConnectionFilter{ConnectorKey: q.Get("connector"), State: store.ConnectionState(q.Get("state"))}
+	if f.State != "" && !f.State.Valid() {
+		return invalid("state", "state must be active, paused or revoked")
+	}
+	conns, err := a.cfg.Store.ListConnections(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	byID, err := a.enrollmentOf(r)
+	if err != nil {
+		return err
+	}
+	items := make([]apitypes.Connection, 0, len(conns))
+	for _, c := range conns {
+		var entry *apitypes.EnrollmentEntry
+		if e, ok := byID[c.ID]; ok {
+			entry = &e
+		}
+		items = append(items, toConnection(c, entry, a.nextRun(c.ID)))
+	}
+	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items})
+	return nil
+}
+
+func (a *API) getConnection(w http.ResponseWriter, r *http.Request) error {
+	c, err := a.cfg.Store.GetConnection(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	view, err := a.connectionView(r, c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, view)
+	return nil
+}
+
+func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
+	var req apitypes.ConnectionUpdateRequest
+	if err := decode(w, r, a.cfg.MaxBody, &req); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	var p store.ConnectionPatch
+	p.Label = req.Label
+	if req.Config != nil {
+		if *req.Config == nil {
+			return invalid("config", "config must be a JSON object")
+		}
+		cfg, err := encodeConfig(*req.Config)
+		if err != nil {
+			return err
+		}
+		p.Config = cfg
+	}
+	if req.Schedule != nil || req.Jitter != nil {
+		// Spec and jitter are replaced together: read what is not given.
+		cur, err := a.cfg.Store.GetConnection(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		sch := cur.Schedule
+		if req.Schedule != nil {
+			if err := checkSchedule(*req.Schedule); err != nil {
+				return err
+			}
+			sch.Spec = *req.Schedule
+		}
+		if req.Jitter != nil {
+			j, err := parseJitter(*req.Jitter)
+			if err != nil {
+				return err
+			}
+			sch.Jitter = j
+		}
+		if sch.Spec == "" {
+			if req.Jitter != nil && sch.Jitter > 0 {
+				return invalid("jitter", "jitter needs a schedule")
+			}
+			sch.Jitter = 0
+		}
+		p.Schedule = &sch
+	}
+	c, entry, err := a.cfg.Control.UpdateConnection(r.Context(), Actor, id, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	return nil
+}
+
+func (a *API) deleteConnection(w http.ResponseWriter, r *http.Request) error {
+	d, err := a.cfg.Control.DeleteConnection(r.Context(), Actor, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	id := d.Connection.ID
+	if id == "" {
+		id = r.PathValue("id")
+	}
+	writeJSON(w, http.StatusOK, apitypes.ConnectionDeleted{ID: id, Records: d.Records,
+		Checkpoint: d.Checkpoint, Credential: d.Credential})
+	return nil
+}
+
+func (a *API) setState(state store.ConnectionState) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := emptyBody(w, r); err != nil {
+			return err
+		}
+		c, err := a.cfg.Control.SetState(r.Context(), Actor, r.PathValue("id"), state)
+		if err != nil {
+			return err
+		}
+		view, err := a.connectionView(r, c)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, view)
+		return nil
+	}
+}
+
+// emptyBody accepts no body or an empty JSON object on action routes
+// (pause, cancel, …), so a client sending "{}" works and anything else is
+// rejected rather than ignored.
+func emptyBody(w http.ResponseWriter, r *http.Request) error {
+	if r.Body == nil || r.ContentLength == 0 {
+		return nil
+	}
+	var none struct{}
+	err := Decode(http.MaxBytesReader(w, r.Body, 4<<10), 4<<10, &none)
+	var ae *Error
+	if errors.As(err, &ae) && ae.Body.Message == "request body is required" {
+		return nil
+	}
+	return err
+}

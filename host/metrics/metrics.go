@@ -1,0 +1,174 @@
+// Package metrics is connhost's Prometheus instrumentation: one Metrics
+// value, on its own registry (never the global one, so two hosts in one
+// test binary do not collide), fed by the runner (runner.Observer), the
+// scheduler (schedule.Observer) and the HTTP API, and served at /metrics.
+//
+// Series, all prefixed connhost_:
+//
+//	runs_total{trigger,status}              counter: every run attempt, refusals included, by outcome
+//	run_refusals_total{failure_code}        counter: launches refused before a child was spawned
+//	run_failures_total{failure_code}        counter: runs that failed or were cancelled after spawning
+//	run_duration_seconds{trigger,status}    histogram: spawn to end of runs that started
+//	runs_active                             gauge: runs with a live child on this host
+//	records_ingested_total{connector}       counter: records committed, by connector key
+//	scheduler_lag_seconds                   histogram: how late a due scheduled run started
+//	http_requests_total{route,code}         counter: API requests by ServeMux pattern and status
+//	http_request_duration_seconds{route}    histogram: API request latency
+//
+// plus the standard Go runtime and process collectors.
+//
+// Label values come from closed sets (triggers, statuses, failure codes,
+// connector keys of the catalog, registered route patterns), never from
+// connection or run ids, so cardinality stays bounded as connections grow.
+// Nothing here ever sees a secret: observers receive codes, names and
+// durations only.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/runner"
+	"github.com/connhost/connhost/host/schedule"
+	"github.com/connhost/connhost/host/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Namespace prefixes every series.
+const Namespace = "connhost"
+
+// Metrics holds the host's collectors and their registry. Its methods are
+// safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	runs        *prometheus.CounterVec
+	refusals    *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	active      prometheus.Gauge
+	records     *prometheus.CounterVec
+	lag         prometheus.Histogram
+	httpReqs    *prometheus.CounterVec
+	httpLatency *prometheus.HistogramVec
+}
+
+// New returns Metrics registered on a fresh registry, with the Go and
+// process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "runs_total",
+			Help: "Run attempts by trigger and final status (refused runs included).",
+		}, []string{"trigger", "status"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "run_refusals_total",
+			Help: "Launches refused before a connector child was spawned, by failure code.",
+		}, []string{"failure_code"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "run_failures_total",
+			Help: "Started runs that failed or were cancelled, by failure code.",
+		}, []string{"failure_code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "run_duration_seconds",
+			Help: "Duration of runs that spawned a connector child, from start to end.",
+			// 50ms (a tiny demo run) to ~3.4h (beyond the default 1h run timeout).
+			Buckets: prometheus.ExponentialBuckets(0.05, 4, 10),
+		}, []string{"trigger", "status"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "runs_active",
+			Help: "Runs with a live connector child on this host.",
+		}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "records_ingested_total",
+			Help: "Records committed to the store, by connector key.",
+		}, []string{"connector"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "scheduler_lag_seconds",
+			Help:    "How late a due scheduled run started (queueing behind the concurrency limit included).",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600},
+		}),
+		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "http_requests_total",
+			Help: "HTTP API requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "http_request_duration_seconds",
+			Help:    "HTTP API request latency by route pattern (event streams excluded).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	m.reg.MustRegister(
+		m.runs, m.refusals, m.failures, m.duration, m.active, m.records, m.lag, m.httpReqs, m.httpLatency,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Registry returns the registry the collectors are on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format. It does
+// no authentication: the API wraps it with the operator token check.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// RunStarted counts a run whose connector child is starting.
+func (m *Metrics) RunStarted(trigger string) {
+	m.active.Inc()
+}
+
+// RunEnded records a run's outcome. A refused run never started (the
+// runner reports it without RunStarted and with no duration), so it
+// neither leaves the active gauge nor enters the duration histogram.
+func (m *Metrics) RunEnded(trigger string, status store.RunStatus, code failure.Code, d time.Duration) {
+	m.runs.WithLabelValues(trigger, string(status)).Inc()
+	switch status {
+	case store.RunRefused:
+		m.refusals.WithLabelValues(string(code)).Inc()
+		return
+	case store.RunFailed, store.RunCancelled:
+		m.failures.WithLabelValues(string(code)).Inc()
+	}
+	m.active.Dec()
+	m.duration.WithLabelValues(trigger, string(status)).Observe(d.Seconds())
+}
+
+// RecordsCommitted counts records committed for a connector.
+func (m *Metrics) RecordsCommitted(connectorKey string, n int) {
+	m.records.WithLabelValues(connectorKey).Add(float64(n))
+}
+
+// ObserveLag records a scheduled run's start lag. The connection id is
+// not a label: it would grow one series per connection.
+func (m *Metrics) ObserveLag(_ string, lag time.Duration) {
+	if lag < 0 {
+		lag = 0
+	}
+	m.lag.Observe(lag.Seconds())
+}
+
+// ObserveHTTP records one API request. route is the ServeMux pattern that
+// matched ("" for none, recorded as "unmatched"); streaming routes pass
+// stream true so their open time does not skew the latency histogram.
+func (m *Metrics) ObserveHTTP(route string, code int, d time.Duration, stream bool) {
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpReqs.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	if !stream {
+		m.httpLatency.WithLabelValues(route).Observe(d.Seconds())
+	}
+}
+
+var (
+	_ runner.Observer   = (*Metrics)(nil)
+	_ schedule.Observer = (*Metrics)(nil)
+)

@@ -1,0 +1,204 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/connhost/connhost/keysets"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultDataDir           = "./var"
+	DefaultListen            = "127.0.0.1:7480"
+	DefaultPluginDir         = "./bin/plugins"
+	DefaultLogFormat         = "text"
+	DefaultLogLevel          = "info"
+	DefaultKEKEnv            = keysets.DefaultKEKEnv
+	DefaultMaxConcurrentRuns = 16
+	DefaultRunTimeout        = time.Hour
+	DefaultShutdownTimeout   = 30 * time.Second
+)
+
+// Files in the data dir.
+const (
+	// TokenFile holds the operator bearer token (0600).
+	TokenFile = "operator.token"
+	// KeysetFile holds the Tink keyset that encrypts stored credentials
+	// (0600).
+	KeysetFile = "keyset.json"
+)
+
+// Config configures Run. Build it once at start-up (the CLI maps its flags
+// onto it), call Defaults, then Validate; Run does both.
+type Config struct {
+	// DataDir holds the SQLite store, the keyset and the operator token.
+	// Created 0700 if missing. Default DefaultDataDir.
+	DataDir string
+	// Listen is the HTTP and gRPC address. Default DefaultListen
+	// (loopback only).
+	Listen string
+	// PluginDir is scanned for connector plugins at start. Default
+	// DefaultPluginDir.
+	PluginDir string
+	// LogFormat is "text" or "json". Default "text".
+	LogFormat string
+	// LogLevel is trace, debug, info, warn or error. Default "info".
+	LogLevel string
+	// KEKEnv names the environment variable holding a base64 KEK. It is
+	// used only when that variable is set non-empty in the process
+	// environment. Default DefaultKEKEnv (CONNHOST_KEK).
+	KEKEnv string
+	// KEKFile is the path of a KEK file (base64 of 32 bytes, mode 0600).
+	KEKFile string
+	// KMSURI is a KMS key URI, resolved through Tink's KMS client
+	// registry (a KMS client must be registered in the binary).
+	KMSURI string
+	// AllowHostEnvCredentials lets a connection that never stored a
+	// credential take its auth.required values from the host environment.
+	// The CLI flag --allow-host-env-credentials defaults to true for
+	// compatibility; the zero value here is false (deny), the safe side.
+	// DefaultConfig sets it true. A stored credential, even revoked or
+	// deleted, never falls back to the host environment either way.
+	AllowHostEnvCredentials bool
+	// MaxConcurrentRuns limits concurrent scheduled and retry runs.
+	// Default DefaultMaxConcurrentRuns.
+	MaxConcurrentRuns uint
+	// RunTimeout bounds each run. Default DefaultRunTimeout.
+	RunTimeout time.Duration
+	// ShutdownTimeout bounds graceful shutdown. Default
+	// DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// Environ returns the host environment connectors, the broker and the
+	// enrollment gate see. Default os.Environ. (The KEK variable is read
+	// from the process environment by package keysets, not from here.)
+	Environ func() []string
+	// LogOutput receives the log. Default os.Stderr.
+	LogOutput io.Writer
+	// OnReady is called once the listener is bound, with its address
+	// (useful with Listen "127.0.0.1:0").
+	OnReady func(addr string)
+}
+
+// DefaultConfig returns a Config with every default set, including
+// AllowHostEnvCredentials true (the CLI's default).
+func DefaultConfig() Config {
+	c := Config{AllowHostEnvCredentials: true}
+	c.Defaults()
+	return c
+}
+
+// Defaults fills the zero fields with their defaults.
+func (c *Config) Defaults() {
+	setDefault(&c.DataDir, DefaultDataDir)
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.PluginDir, DefaultPluginDir)
+	setDefault(&c.LogFormat, DefaultLogFormat)
+	setDefault(&c.LogLevel, DefaultLogLevel)
+	setDefault(&c.KEKEnv, DefaultKEKEnv)
+	if c.MaxConcurrentRuns == 0 {
+		c.MaxConcurrentRuns = DefaultMaxConcurrentRuns
+	}
+	if c.RunTimeout == 0 {
+		c.RunTimeout = DefaultRunTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Environ == nil {
+		c.Environ = os.Environ
+	}
+	if c.LogOutput == nil {
+		c.LogOutput = os.Stderr
+	}
+}
+
+func setDefault(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+// Validate reports the first invalid field, wrapping ErrInvalidConfig.
+// Call Defaults first.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.DataDir == "":
+		return bad("data dir is empty")
+	case c.PluginDir == "":
+		return bad("plugin dir is empty")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return bad("log format %q is not text or json", c.LogFormat)
+	case hclog.LevelFromString(c.LogLevel) == hclog.NoLevel:
+		return bad("log level %q is not trace, debug, info, warn, error or off", c.LogLevel)
+	case c.KEKEnv == "" || strings.ContainsAny(c.KEKEnv, "=\x00"):
+		return bad("KEK environment variable name %q is not valid", c.KEKEnv)
+	case c.KEKFile != "" && c.KMSURI != "":
+		return bad("both a KEK file and a KMS URI are set: choose one")
+	case c.RunTimeout <= 0:
+		return bad("run timeout must be positive")
+	case c.ShutdownTimeout <= 0:
+		return bad("shutdown timeout must be positive")
+	case c.MaxConcurrentRuns == 0:
+		return bad("max concurrent runs must be positive")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen address %q is not host:port", c.Listen)
+	}
+	return nil
+}
+
+// KEKSource returns the keyset's key-encryption key source: the KEK env
+// variable when it is set non-empty in the process environment, else the
+// KEK file, else the KMS URI; with none configured, the dev-mode cleartext
+// keyset (keysets.Cleartext), which logs a loud warning on every start.
+// Two configured sources are an error: picking one silently could strand
+// the keyset encrypted under the other.
+func (c *Config) KEKSource() (keysets.Source, error) {
+	var srcs []keysets.Source
+	name := c.KEKEnv
+	if name == "" {
+		name = DefaultKEKEnv
+	}
+	if v, ok := os.LookupEnv(name); ok && strings.TrimSpace(v) != "" {
+		srcs = append(srcs, keysets.KEKFromEnv(name))
+	}
+	if c.KEKFile != "" {
+		srcs = append(srcs, keysets.KEKFromFile(c.KEKFile))
+	}
+	if c.KMSURI != "" {
+		srcs = append(srcs, keysets.KEKFromURI(c.KMSURI))
+	}
+	switch len(srcs) {
+	case 0:
+		return keysets.Cleartext(), nil
+	case 1:
+		return srcs[0], nil
+	}
+	kinds := make([]string, len(srcs))
+	for i, s := range srcs {
+		kinds[i] = s.String()
+	}
+	return nil, fmt.Errorf("%w: more than one KEK source is configured (%s): choose one", ErrInvalidConfig, strings.Join(kinds, ", "))
+}
+
+// Errors.
+var (
+	// ErrInvalidConfig is wrapped by Config.Validate and KEKSource errors.
+	ErrInvalidConfig = errors.New("server: invalid config")
+	// ErrInsecureFile reports a token file that group or others may
+	// access.
+	ErrInsecureFile = errors.New("server: file is accessible by group or others")
+	// ErrNoToken reports a data dir without an operator token (the host
+	// has never started there).
+	ErrNoToken = errors.New("server: no operator token in the data dir")
+)

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/keysets"
+	"github.com/hashicorp/go-hclog"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// keyring holds the loaded keyset behind an atomic pointer, so a rotation
+// swaps it for the broker without a restart. It implements broker.Keyset
+// and the API's Keyset.
+//
+// The broker reads AEAD and PrimaryKeyID in two calls; the API orders
+// rotation against captures and rewraps so no swap lands between them.
+type keyring struct {
+	cur    atomic.Pointer[keysets.Keyset]
+	cfg    keysets.Config
+	broker *broker.Broker
+	audit  *audit.Log
+	log    hclog.Logger
+}
+
+// AEAD returns the current keyset's primitive.
+func (k *keyring) AEAD() tink.AEAD { return k.cur.Load().AEAD() }
+
+// PrimaryKeyID returns the current keyset's primary key id.
+func (k *keyring) PrimaryKeyID() uint32 { return k.cur.Load().PrimaryKeyID() }
+
+// Info describes the current keyset.
+func (k *keyring) Info() keysets.Info { return k.cur.Load().Info() }
+
+// Rotate adds a new primary key to the keyset file and loads it.
+func (k *keyring) Rotate(ctx context.Context, actor string) (keysets.Info, error) {
+	ev := audit.Event{Actor: actor, Operation: "keyset.rotate", TargetKind: "keyset", TargetID: KeysetFile}
+	if _, err := keysets.Rotate(ctx, k.cfg); err != nil {
+		ev.Outcome, ev.Detail = store.AuditFailed, map[string]string{"reason": err.Error()}
+		k.audit.Record(ctx, ev)
+		return keysets.Info{}, fmt.Errorf("server: rotate keyset: %w", err)
+	}
+	ks, err := keysets.Load(ctx, k.cfg)
+	if err != nil {
+		ev.Outcome, ev.Detail = store.AuditFailed, map[string]string{"reason": "rotated, but the new keyset did not load: " + err.Error()}
+		k.audit.Record(ctx, ev)
+		return keysets.Info{}, fmt.Errorf("server: load rotated keyset: %w", err)
+	}
+	prev := k.cur.Swap(ks)
+	info := ks.Info()
+	ev.Detail = map[string]string{"primary_key_id": strconv.FormatUint(uint64(info.PrimaryKeyID), 10),
+		"previous_primary_key_id": strconv.FormatUint(uint64(prev.PrimaryKeyID()), 10), "keys": strconv.Itoa(len(info.Keys))}
+	k.audit.Record(ctx, ev)
+	k.log.Info("keyset rotated and loaded", "primary_key_id", info.PrimaryKeyID, "keys", len(info.Keys))
+	return info, nil
+}
+
+// Rewrap re-encrypts every stored credential under the primary key.
+func (k *keyring) Rewrap(ctx context.Context, actor string) (broker.RewrapReport, error) {
+	return k.broker.Rewrap(ctx, actor)
+}
+
+// loadKeyset loads the data dir's keyset, creating it on first start.
+func loadKeyset(ctx context.Context, cfg keysets.Config) (ks *keysets.Keyset, created bool, err error) {
+	ks, err = keysets.Load(ctx, cfg)
+	if err == nil {
+		return ks, false, nil
+	}
+	if !errors.Is(err, keysets.ErrNotFound) {
+		return nil, false, fmt.Errorf("server: load keyset: %w", err)
+	}
+	ks, err = keysets.Create(ctx, cfg)
+	if err != nil {
+		return nil, false, fmt.Errorf("server: create keyset: %w", err)
+	}
+	return ks, true, nil
+}
+
+// InitKeyset creates the keyset of dataDir under kek (`connhost keyset
+// init`), creating the data dir 0700 if needed. It refuses to overwrite an
+// existing keyset (keysets.ErrExists). logger receives the dev-mode warning
+// when kek is keysets.Cleartext(); nil logs to stderr.
+func InitKeyset(ctx context.Context, dataDir string, kek keysets.Source, logger hclog.Logger) (keysets.Info, error) {
+	if dataDir == "" {
+		return keysets.Info{}, fmt.Errorf("%w: data dir is empty", ErrInvalidConfig)
+	}
+	if logger == nil {
+		logger = hclog.New(&hclog.LoggerOptions{Name: "connhost", Output: os.Stderr})
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return keysets.Info{}, fmt.Errorf("server: create data dir: %w", err)
+	}
+	ks, err := keysets.Create(ctx, keysets.Config{Path: filepath.Join(dataDir, KeysetFile), KEK: kek, Logger: logger})
+	if err != nil {
+		return keysets.Info{}, err
+	}
+	return ks.Info(), nil
+}
+
+var _ broker.Keyset = (*keyring)(nil)

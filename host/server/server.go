@@ -1,0 +1,406 @@
+// Package server is connhost's daemon: the one place the host is wired
+// together, top to bottom, and run until its context ends.
+//
+// Run, in order:
+//
+//  1. the data dir (created 0700) and the logger (hclog, text or JSON);
+//  2. the keyset: under the configured KEK (env variable, file or KMS
+//     URI), or — none configured — the dev-mode cleartext keyset (0600),
+//     with a loud warning on every start; loaded, or created on first
+//     start;
+//  3. the SQLite store in the data dir, and the operator token
+//     (<data-dir>/operator.token, 0600, 32 random bytes in hex, generated
+//     on first start and never logged);
+//  4. the launcher and the catalog: every plugin in the plugin dir is
+//     described once and pinned by checksum, registered in the store, and
+//     a new or changed binary is audited (connector.register,
+//     connector.reregister);
+//  5. the broker (the only decrypter, over a keyset holder that a rotation
+//     swaps atomically), the runner (the single launch seam; a random host
+//     id per process), the scheduler on the real clock, the runner's
+//     recovery of runs a previous process left behind, the control
+//     service, and boot enrollment — logged as one summary line,
+//     "enrollment connections=N enrolled=… skipped_env=…";
+//  6. Prometheus metrics, the HTTP API and the gRPC admin service on one
+//     listener (HTTP/2 requests with content-type application/grpc go to
+//     gRPC; cleartext HTTP/2 is accepted for them).
+//
+// When ctx ends (the CLI cancels it on SIGINT or SIGTERM) Run stops
+// accepting connections, stops the scheduler, shuts the runner down (runs
+// end cancelled with host_shutdown, their children killed, their leases
+// released; followers of a run receive its end), ends the remaining event
+// streams, waits for in-flight requests, and closes the store — all within
+// ShutdownTimeout. Nothing reads stdin.
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/connhost/connhost/host/api"
+	"github.com/connhost/connhost/host/api/adminrpc"
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/control"
+	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/launch"
+	"github.com/connhost/connhost/host/metrics"
+	"github.com/connhost/connhost/host/runevents"
+	"github.com/connhost/connhost/host/runner"
+	"github.com/connhost/connhost/host/schedule"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/host/store/sqlite"
+	"github.com/connhost/connhost/host/version"
+	"github.com/connhost/connhost/keysets"
+	"github.com/hashicorp/go-hclog"
+	"github.com/oklog/ulid/v2"
+	"google.golang.org/grpc"
+)
+
+// Run starts the host with cfg (after Defaults and Validate) and blocks
+// until ctx is done, then shuts down gracefully within ShutdownTimeout. It
+// returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(&cfg)
+	h, err := assemble(ctx, &cfg, log)
+	if err != nil {
+		log.Error("start failed", "error", err)
+		return err
+	}
+	return h.serve(ctx)
+}
+
+// host is an assembled host.
+type host struct {
+	cfg    *Config
+	log    hclog.Logger
+	id     string
+	store  *sqlite.Store
+	runner *runner.Runner
+	sched  *schedule.Scheduler
+	api    *api.API
+	admin  *adminrpc.Service
+	grpc   *grpc.Server
+	http   *http.Server
+}
+
+// assemble builds every part of the host in dependency order. On error
+// it undoes what it built.
+func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err error) {
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	h := &host{cfg: cfg, log: log, id: "host_" + ulid.Make().String()}
+
+	// 1. Data dir.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: create data dir: %w", err)
+	}
+	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data dir is accessible by group or others; it holds the store, the keyset and the operator token",
+			"path", dataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	log.Info("starting connhost", "version", version.Version, "host_id", h.id, "data_dir", dataDir)
+
+	// 2. Keyset.
+	kek, err := cfg.KEKSource()
+	if err != nil {
+		return nil, err
+	}
+	kcfg := keysets.Config{Path: filepath.Join(dataDir, KeysetFile), KEK: kek, Logger: log.Named("keyset")}
+	ks, created, err := loadKeyset(ctx, kcfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("keyset ready", "created", created, "kek", kek.String(), "primary_key_id", ks.PrimaryKeyID())
+	ring := &keyring{cfg: kcfg, log: log.Named("keyset")}
+	ring.cur.Store(ks)
+
+	// 3. Store and operator token.
+	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: dataDir, Logger: newSlog(log.Named("store"))})
+	if err != nil {
+		return nil, err
+	}
+	h.store = st
+	undo = append(undo, func() { _ = st.Close() })
+	token, created, err := ensureToken(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("operator token ready", "path", filepath.Join(dataDir, TokenFile), "created", created)
+	al := &audit.Log{Store: st, Logger: log.Named("audit")}
+	ring.audit = al
+
+	// 4. Launcher, catalog, connector registrations.
+	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: cfg.Environ, RunTimeout: cfg.RunTimeout})
+	if err != nil {
+		return nil, err
+	}
+	pluginDir, err := filepath.Abs(cfg.PluginDir)
+	if err != nil {
+		return nil, fmt.Errorf("server: plugin dir: %w", err)
+	}
+	// Scan logs every file it rejects; the host serves what loaded.
+	cat, _ := catalog.Scan(ctx, pluginDir, l, catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog")})
+	if err := registerConnectors(ctx, st, cat, al, log); err != nil {
+		return nil, err
+	}
+
+	// 5. Broker, runner, scheduler, recovery, control, enrollment.
+	lookup := envLookup(cfg.Environ)
+	b, err := broker.New(broker.Config{Store: st, Keyset: ring, HostEnv: lookup,
+		AllowHostEnv: cfg.AllowHostEnvCredentials, Audit: al, Logger: log.Named("broker")})
+	if err != nil {
+		return nil, err
+	}
+	ring.broker = b
+	m := metrics.New()
+	r, err := runner.New(runner.Config{Store: st, Catalog: cat, Broker: b, Launcher: l, HostID: h.id,
+		HostEnv: cfg.Environ, RunTimeout: cfg.RunTimeout, Events: &runevents.Hub{}, Observer: m,
+		Audit: al, Logger: log.Named("runner")})
+	if err != nil {
+		return nil, err
+	}
+	h.runner = r
+	sched, err := schedule.New(schedule.Config{MaxConcurrent: cfg.MaxConcurrentRuns, Logger: log.Named("schedule"),
+		Observer: m}, r.ForScheduler())
+	if err != nil {
+		return nil, err
+	}
+	h.sched = sched
+	r.SetRetrier(sched)
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = sched.Shutdown(sctx)
+		_ = r.Shutdown(sctx)
+	})
+	// SQLite is one host's store: every lease and unfinished run predates
+	// this process.
+	if n, err := r.Recover(ctx, true); err != nil {
+		return nil, fmt.Errorf("server: recover runs: %w", err)
+	} else if n > 0 {
+		log.Warn("runs left unfinished by a previous process marked failed", "runs", n, "failure_code", "host_crashed")
+	}
+	gate := &enroll.Gate{Presence: broker.Presence{Store: st}, Manifests: control.Manifests{Catalog: cat},
+		HostEnv: lookup, AllowHostEnv: cfg.AllowHostEnvCredentials, CheckSpec: schedule.Check}
+	ctl, err := control.New(control.Config{Store: st, Catalog: cat, Broker: b, Runner: r, Scheduler: sched,
+		Gate: gate, Audit: al, Logger: log.Named("control")})
+	if err != nil {
+		return nil, err
+	}
+	entries, err := ctl.Boot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("server: boot enrollment: %w", err)
+	}
+	log.Info(enrollmentLine(entries))
+	sched.Start()
+
+	// 6. Metrics, HTTP API, gRPC admin.
+	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
+		Keyset: ring, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
+	if err != nil {
+		return nil, err
+	}
+	h.admin, err = adminrpc.New(adminrpc.Config{Token: token, Control: ctl, Store: st, Runs: r, Logger: log.Named("grpc")})
+	if err != nil {
+		return nil, err
+	}
+	h.grpc = h.admin.Server()
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC clients speak cleartext HTTP/2
+	h.http = &http.Server{
+		Handler:           route(h.grpc, h.api.Handler()),
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	return h, nil
+}
+
+// route sends gRPC requests to the gRPC server and everything else to the
+// HTTP API.
+func route(g http.Handler, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			g.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
+}
+
+// serve listens until ctx is done, then shuts down.
+func (h *host) serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", h.cfg.Listen)
+	if err != nil {
+		_ = h.shutdown()
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	addr := ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
+		h.log.Warn("the API listens beyond loopback in cleartext; put TLS in front of it", "addr", addr)
+	}
+	h.log.Info("listening", "addr", addr, "http", "/v1", "grpc", "connhost.admin.v1.AdminService")
+	errc := make(chan error, 1)
+	go func() { errc <- h.http.Serve(ln) }()
+	if h.cfg.OnReady != nil {
+		h.cfg.OnReady(addr)
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		h.log.Info("shutting down", "timeout", h.cfg.ShutdownTimeout)
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("server: serve: %w", err)
+			h.log.Error("server failed; shutting down", "error", err)
+		}
+	}
+	return errors.Join(serveErr, h.shutdown())
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// shutdown stops everything within ShutdownTimeout.
+func (h *host) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	// Stop accepting at once; in-flight requests (event streams
+	// included) keep running until their runs end below.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- h.http.Shutdown(ctx) }()
+	if err := h.sched.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.runner.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	h.api.Close()
+	h.admin.Close()
+	if err := <-httpDone; err != nil {
+		errs = append(errs, fmt.Errorf("server: http shutdown: %w", err))
+		_ = h.http.Close()
+	}
+	h.grpc.Stop()
+	if err := h.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("server: close store: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		h.log.Error("shutdown incomplete", "error", err)
+		return err
+	}
+	h.log.Info("stopped")
+	return nil
+}
+
+// enrollmentLine is the one boot summary line.
+func enrollmentLine(entries []enroll.Entry) string {
+	line := fmt.Sprintf("enrollment connections=%d", len(entries))
+	if len(entries) > 0 {
+		line += " " + enroll.Summary(entries)
+	}
+	return line
+}
+
+// envLookup looks a name up in environ (the last duplicate wins, as exec
+// does).
+func envLookup(environ func() []string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		env := environ()
+		for i := len(env) - 1; i >= 0; i-- {
+			if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
+				return v, true
+			}
+		}
+		return "", false
+	}
+}
+
+// registrar is the part of the store connector registration uses.
+type registrar interface {
+	ListConnectors(ctx context.Context) ([]store.Connector, error)
+	UpsertConnector(ctx context.Context, reg store.ConnectorRegistration) (store.ConnectorUpsert, error)
+}
+
+// registerConnectors records the catalog in the store and audits what
+// changed since the previous start: a new connector (connector.register)
+// and a binary whose checksum, version or path changed
+// (connector.reregister).
+func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog, al *audit.Log, log hclog.Logger) error {
+	rows, err := st.ListConnectors(ctx)
+	if err != nil {
+		return fmt.Errorf("server: list connectors: %w", err)
+	}
+	prev := make([]catalog.Entry, 0, len(rows))
+	for _, row := range rows {
+		sum, _ := hex.DecodeString(row.SHA256)
+		e := catalog.Entry{Key: row.Key, Path: row.Path, SHA256: sum}
+		e.Manifest.Version = row.Version
+		prev = append(prev, e)
+	}
+	changes := cat.Diff(prev)
+	for _, e := range cat.List() {
+		mj, err := json.Marshal(e.Manifest)
+		if err != nil {
+			return fmt.Errorf("server: encode manifest of %s: %w", e.Key, err)
+		}
+		if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: e.Key, Version: e.Manifest.Version,
+			Manifest: mj, Path: e.Path, SHA256: e.Checksum()}); err != nil {
+			return fmt.Errorf("server: register connector %s: %w", e.Key, err)
+		}
+	}
+	for _, c := range changes {
+		switch c.Kind {
+		case catalog.Added:
+			al.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "connector.register", TargetKind: "connector",
+				TargetID: c.Key, Detail: map[string]string{"version": c.New.Manifest.Version, "sha256": c.New.Checksum(), "path": c.New.Path}})
+			log.Info("connector registered", "connector", c.Key, "version", c.New.Manifest.Version, "sha256", c.New.Checksum())
+		case catalog.Reregistered:
+			al.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "connector.reregister", TargetKind: "connector",
+				TargetID: c.Key, Detail: map[string]string{"changed": strings.Join(c.Fields, ","),
+					"previous_version": c.Old.Manifest.Version, "version": c.New.Manifest.Version,
+					"previous_sha256": hex.EncodeToString(c.Old.SHA256), "sha256": c.New.Checksum(), "path": c.New.Path}})
+			log.Warn("connector binary changed since the last start; re-registered", "connector", c.Key,
+				"changed", strings.Join(c.Fields, ","), "sha256", c.New.Checksum())
+		case catalog.Removed:
+			log.Warn("connector registered before is not in the plugin dir; its connections will be refused",
+				"connector", c.Key, "path", c.Old.Path)
+		}
+	}
+	log.Info("connectors catalogued", "plugin_dir", cat.Dir(), "connectors", cat.Len())
+	return nil
+}
