@@ -39,15 +39,7 @@ func (r *Runner) Check(ctx context.Context, connectionID string) (CheckResult, e
 	if err != nil {
 		return CheckResult{}, err
 	}
-	env := launch.BuildEnv(r.cfg.HostEnv(), launch.EnvSpec{
-		Allowlist:    r.cfg.Allowlist,
-		Passthrough:  entry.Manifest.EnvPassthrough,
-		AuthRequired: entry.Manifest.Auth.Required,
-		Source:       launch.CredentialSource(res.Source),
-		Credential:   storedValues(res),
-		ConnectionID: conn.ID,
-		Trigger:      "check",
-	})
+	env := r.childEnv(entry, res, conn.ID, "", "check")
 	cr, err := r.cfg.Launcher.Check(ctx, launch.Spec{Name: entry.Key, Path: entry.Path, SHA256: entry.SHA256,
 		Env: env, Secrets: res.Secrets()}, wire.CheckRequest{ConnectionID: conn.ID, Config: conn.Config})
 	out := CheckResult{Valid: err == nil && cr.Valid, Identity: cr.Identity}

@@ -303,16 +303,7 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 	}
 
 	// 4. The environment: stored values last.
-	env := launch.BuildEnv(r.cfg.HostEnv(), launch.EnvSpec{
-		Allowlist:    r.cfg.Allowlist,
-		Passthrough:  entry.Manifest.EnvPassthrough,
-		AuthRequired: entry.Manifest.Auth.Required,
-		Source:       launch.CredentialSource(res.Source),
-		Credential:   storedValues(res),
-		ConnectionID: conn.ID,
-		RunID:        run.ID,
-		Trigger:      string(req.Trigger),
-	})
+	env := r.childEnv(entry, res, conn.ID, run.ID, string(req.Trigger))
 
 	// 5 and 6 run in the background, under the runner's own context so an
 	// HTTP request ending does not cancel the run.
@@ -340,13 +331,26 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 	return h, nil
 }
 
-// storedValues returns the values for env layer 5: only a stored
-// credential's; host env values enter through layer 3.
-func storedValues(res broker.Resolution) map[string]string {
-	if res.Source != broker.SourceStored {
-		return nil
+// childEnv builds a child's whole environment (DESIGN section 3): the
+// host allowlist, the manifest's passthrough names, host auth values only
+// when the broker chose the host env, run metadata, and the stored
+// credential values last. Launch and Check both use it, so every path
+// builds the same environment.
+func (r *Runner) childEnv(entry catalog.Entry, res broker.Resolution, connectionID, runID, trigger string) []string {
+	var stored map[string]string
+	if res.Source == broker.SourceStored {
+		stored = res.Values // host env values enter through layer 3 instead
 	}
-	return res.Values
+	return launch.BuildEnv(r.cfg.HostEnv(), launch.EnvSpec{
+		Allowlist:    r.cfg.Allowlist,
+		Passthrough:  entry.Manifest.EnvPassthrough,
+		AuthRequired: entry.Manifest.Auth.Required,
+		Source:       launch.CredentialSource(res.Source),
+		Credential:   stored,
+		ConnectionID: connectionID,
+		RunID:        runID,
+		Trigger:      trigger,
+	})
 }
 
 // refuse finishes run as refused with err's code.
