@@ -141,7 +141,7 @@ func decodeError(resp *http.Response) *APIError {
 	var body apitypes.Error
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
-		e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
+		e.Code, e.Message, e.Field, e.RunID = body.Error.Code, body.Error.Message, body.Error.Field, body.Error.RunID
 		return e
 	}
 	switch resp.StatusCode {

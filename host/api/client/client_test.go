@@ -281,8 +281,8 @@ func TestAPIErrors(t *testing.T) {
 	}{
 		{
 			name: "typed error", status: 409,
-			body: `{"error":{"code":"static_secret_credential_unavailable","message":"credential revoked; run r9 refused"}}`,
-			want: &client.APIError{Status: 409, Code: "static_secret_credential_unavailable", Message: "credential revoked; run r9 refused"},
+			body: `{"error":{"code":"static_secret_credential_unavailable","message":"credential revoked; run r9 refused","run_id":"r9"}}`,
+			want: &client.APIError{Status: 409, Code: "static_secret_credential_unavailable", Message: "credential revoked; run r9 refused", RunID: "r9"},
 			text: "static_secret_credential_unavailable: credential revoked; run r9 refused",
 		},
 		{

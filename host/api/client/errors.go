@@ -34,6 +34,9 @@ type APIError struct {
 	Message string
 	// Field names the offending input of an invalid_request, if any.
 	Field string
+	// RunID is the refused run's id when a run trigger is refused: the
+	// refusal is a run row (status refused) that can be read.
+	RunID string
 }
 
 // Error returns "code: message", the format the CLI prints.

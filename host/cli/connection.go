@@ -1,0 +1,315 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/api/client"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) connectionCommand() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:     "connection",
+		Aliases: []string{"connections"},
+		Short:   "Create and manage connections",
+		Long: `A connection is one configured instance of a connector, with its own
+schedule, config, credential, records, checkpoint and run history.
+
+A schedule is a cron spec with seconds (six fields, "*/30 * * * * *"),
+a standard five-field cron spec ("0 * * * *"), or "@every <duration>"
+("@every 30s"). A connection without a schedule runs only on demand.`,
+		Example: `  connhost connection create --connector demo --label quickstart --schedule "@every 1m" --config '{"records":5}'
+  connhost connection list
+  connhost connection pause CONNECTION_ID`,
+	})
+	cmd.AddCommand(
+		a.connectionCreateCommand(),
+		a.connectionListCommand(),
+		a.connectionShowCommand(),
+		a.connectionUpdateCommand(),
+		a.connectionActionCommand("pause", "Pause a connection's schedule",
+			`Pause stops the connection's scheduled runs; manual runs are still allowed. Resume undoes it.`,
+			(*client.Client).PauseConnection),
+		a.connectionActionCommand("resume", "Resume a paused connection",
+			`Resume puts a paused connection back on its schedule.`,
+			(*client.Client).ResumeConnection),
+		a.connectionActionCommand("revoke", "Revoke a connection",
+			`Revoke stops every future run of the connection, scheduled or manual, and keeps
+its records and history. It cannot be undone; delete removes the connection.`,
+			(*client.Client).RevokeConnection),
+		a.connectionDeleteCommand(),
+	)
+	return cmd
+}
+
+// parseConfig parses a --config value: a JSON object.
+func parseConfig(s string) (map[string]any, error) {
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(s), &cfg); err != nil || cfg == nil {
+		return nil, usageErrorf("--config must be a JSON object, e.g. '{\"records\":5}'")
+	}
+	return cfg, nil
+}
+
+// parseJitter parses a --jitter value: a Go duration ("" clears it).
+func parseJitter(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return "", usageErrorf("--jitter must be a non-negative duration such as 5s or 1m30s")
+	}
+	return d.String(), nil
+}
+
+func (a *app) connectionCreateCommand() *cobra.Command {
+	var (
+		req    apitypes.ConnectionCreateRequest
+		config string
+		jitter string
+	)
+	cmd := &cobra.Command{
+		Use:   "create --connector KEY --label LABEL",
+		Short: "Create a connection",
+		Long: `Create a connection of a connector. Without --schedule the connection uses
+the connector's default schedule if the connector auto-enrolls, and otherwise
+runs only on demand. Capture its credential next with "connhost credential set".`,
+		Example: `  connhost connection create --connector demo --label quickstart --schedule "@every 30s" --config '{"records":5}'
+  connhost connection create --connector demo --label nightly --schedule "0 2 * * *" --jitter 5m -o json`,
+		Args: args(),
+		RunE: a.wrap(func(ctx context.Context, _ []string) error {
+			if config != "" {
+				cfg, err := parseConfig(config)
+				if err != nil {
+					return err
+				}
+				req.Config = cfg
+			}
+			j, err := parseJitter(jitter)
+			if err != nil {
+				return err
+			}
+			req.Jitter = j
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			conn, err := c.CreateConnection(ctx, req)
+			if err != nil {
+				return err
+			}
+			return a.printConnection(conn)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.ConnectorKey, "connector", "", "connector key (required)")
+	f.StringVar(&req.Label, "label", "", "a label for people (required)")
+	f.StringVar(&req.Schedule, "schedule", "", `cron spec (6 fields with seconds, or 5) or "@every DURATION"`)
+	f.StringVar(&jitter, "jitter", "", "random delay added to each scheduled run, e.g. 30s")
+	f.StringVar(&config, "config", "", "connector config, a JSON object")
+	_ = cmd.MarkFlagRequired("connector")
+	_ = cmd.MarkFlagRequired("label")
+	return cmd
+}
+
+func (a *app) connectionListCommand() *cobra.Command {
+	var filter client.ConnectionFilter
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List connections",
+		Long:  `List connections with their state, schedule, enrollment outcome and next run.`,
+		Example: `  connhost connection list
+  connhost connection list --connector demo --state active -o json`,
+		Args: args(),
+		RunE: a.wrap(func(ctx context.Context, _ []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			conns, err := c.ListConnections(ctx, filter)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.rt.Stdout, items(conns))
+			}
+			rows := make([][]string, 0, len(conns))
+			for _, k := range conns {
+				rows = append(rows, []string{k.ID, k.ConnectorKey, k.Label, k.State, k.Schedule,
+					enrollmentOutcome(k.Enrollment), ts(k.NextRun)})
+			}
+			return table(a.rt.Stdout, []string{"ID", "CONNECTOR", "LABEL", "STATE", "SCHEDULE", "ENROLLMENT", "NEXT RUN"}, rows)
+		}),
+	}
+	cmd.Flags().StringVar(&filter.Connector, "connector", "", "only connections of this connector")
+	cmd.Flags().StringVar(&filter.State, "state", "", "only connections in this state: active, paused or revoked")
+	return cmd
+}
+
+func (a *app) connectionShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "show ID",
+		Short:   "Show a connection",
+		Long:    `Show a connection: connector, label, state, schedule, config, enrollment outcome and next run.`,
+		Example: `  connhost connection show CONNECTION_ID -o json`,
+		Args:    args("ID"),
+		RunE: a.wrap(func(ctx context.Context, args []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			conn, err := c.GetConnection(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.printConnection(conn)
+		}),
+	}
+}
+
+func (a *app) connectionUpdateCommand() *cobra.Command {
+	var label, schedule, config, jitter string
+	cmd := &cobra.Command{
+		Use:   "update ID [--label L] [--schedule SPEC] [--config JSON] [--jitter D]",
+		Short: "Change a connection's label, schedule, config or jitter",
+		Long: `Update only the given fields. --schedule "" removes the connection's own
+schedule; --jitter "" removes its jitter. The new schedule applies at once,
+to this connection only.`,
+		Example: `  connhost connection update CONNECTION_ID --schedule "*/10 * * * * *"
+  connhost connection update CONNECTION_ID --config '{"records":50}' --label renamed`,
+		Args: args("ID"),
+	}
+	cmd.RunE = a.wrap(func(ctx context.Context, args []string) error {
+		var req apitypes.ConnectionUpdateRequest
+		changed := cmd.Flags().Changed
+		if changed("label") {
+			req.Label = &label
+		}
+		if changed("schedule") {
+			req.Schedule = &schedule
+		}
+		if changed("config") {
+			cfg, err := parseConfig(config)
+			if err != nil {
+				return err
+			}
+			req.Config = &cfg
+		}
+		if changed("jitter") {
+			j, err := parseJitter(jitter)
+			if err != nil {
+				return err
+			}
+			req.Jitter = &j
+		}
+		if req == (apitypes.ConnectionUpdateRequest{}) {
+			return usageErrorf("nothing to update: give at least one of --label, --schedule, --config, --jitter")
+		}
+		c, err := a.api()
+		if err != nil {
+			return err
+		}
+		conn, err := c.UpdateConnection(ctx, args[0], req)
+		if err != nil {
+			return err
+		}
+		return a.printConnection(conn)
+	})
+	f := cmd.Flags()
+	f.StringVar(&label, "label", "", "new label")
+	f.StringVar(&schedule, "schedule", "", `new schedule ("" removes it)`)
+	f.StringVar(&config, "config", "", "new config, a JSON object (replaces the old one)")
+	f.StringVar(&jitter, "jitter", "", `new jitter ("" removes it)`)
+	return cmd
+}
+
+func (a *app) connectionActionCommand(name, short, long string, call func(*client.Client, context.Context, string) (apitypes.Connection, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:     name + " ID",
+		Short:   short,
+		Long:    long,
+		Example: fmt.Sprintf("  connhost connection %s CONNECTION_ID", name),
+		Args:    args("ID"),
+		RunE: a.wrap(func(ctx context.Context, args []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			conn, err := call(c, ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.printConnection(conn)
+		}),
+	}
+}
+
+func (a *app) connectionDeleteCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a connection with its records, checkpoint and credential",
+		Long: `Delete a connection: its schedule stops, and its records, checkpoint and
+stored credential are deleted. Run history and audit are kept.`,
+		Example: `  connhost connection delete CONNECTION_ID`,
+		Args:    args("ID"),
+		RunE: a.wrap(func(ctx context.Context, args []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			d, err := c.DeleteConnection(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.rt.Stdout, d)
+			}
+			return fields(a.rt.Stdout, [][2]string{
+				{"deleted", d.ID},
+				{"records deleted", itoa(d.Records)},
+				{"checkpoint deleted", yesNo(d.Checkpoint)},
+				{"credential deleted", yesNo(d.Credential)},
+			})
+		}),
+	}
+}
+
+func (a *app) printConnection(k apitypes.Connection) error {
+	if a.json() {
+		return printJSON(a.rt.Stdout, k)
+	}
+	return writeConnection(a.rt.Stdout, k)
+}
+
+func writeConnection(w io.Writer, k apitypes.Connection) error {
+	enrollment := enrollmentOutcome(k.Enrollment)
+	if k.Enrollment != nil && k.Enrollment.Reason != "" {
+		enrollment += " (" + k.Enrollment.Reason + ")"
+	}
+	return fields(w, [][2]string{
+		{"id", k.ID},
+		{"connector", k.ConnectorKey},
+		{"label", k.Label},
+		{"state", k.State},
+		{"schedule", k.Schedule},
+		{"jitter", k.Jitter},
+		{"config", compactJSON(k.Config, 0)},
+		{"enrollment", enrollment},
+		{"next run", ts(k.NextRun)},
+		{"created at", ts(k.CreatedAt)},
+		{"updated at", ts(k.UpdatedAt)},
+	})
+}
+
+func enrollmentOutcome(e *apitypes.EnrollmentEntry) string {
+	if e == nil {
+		return ""
+	}
+	return e.Outcome
+}

@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) enrollmentCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "enrollment",
+		Short: "Show which connections are on a schedule, and why the others are not",
+		Long: `Show the enrollment report: for every connection, whether it is enrolled
+on its schedule or skipped, with the typed reason (skipped_env,
+skipped_paused, skipped_revoked, skipped_no_schedule,
+skipped_unknown_connector, ...). A connection whose connector needs a
+credential is enrolled when it holds an active stored credential or the
+host environment provides every required variable.`,
+		Example: `  connhost enrollment
+  connhost enrollment -o json`,
+		Args: args(),
+		RunE: a.wrap(func(ctx context.Context, _ []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			rep, err := c.Enrollment(ctx)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				rep.Connections = items(rep.Connections)
+				return printJSON(a.rt.Stdout, rep)
+			}
+			rows := make([][]string, 0, len(rep.Connections))
+			for _, e := range rep.Connections {
+				rows = append(rows, []string{e.ConnectionID, e.ConnectorKey, e.Outcome, e.Reason, ts(e.EvaluatedAt)})
+			}
+			return table(a.rt.Stdout, []string{"CONNECTION", "CONNECTOR", "OUTCOME", "REASON", "EVALUATED"}, rows)
+		}),
+	}
+}

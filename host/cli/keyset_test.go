@@ -1,0 +1,162 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/connhost/connhost/host/cli"
+	"github.com/connhost/connhost/host/server"
+	"github.com/connhost/connhost/keysets"
+	"github.com/hashicorp/go-hclog"
+)
+
+// realKeysets runs keyset init with the real server.InitKeyset and the
+// process environment.
+func realKeysets(rt *cli.Runtime) {
+	rt.InitKeyset = server.InitKeyset
+	rt.LookupEnv = os.LookupEnv
+}
+
+// TestKeysetInitGeneratesKEKFile: without a KEK source, init generates a
+// 0600 KEK file in the data dir, creates an encrypted keyset under it,
+// prints where both are, and never prints the KEK.
+func TestKeysetInitGeneratesKEKFile(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "var")
+	res := runCLI(t, nil, options{rt: realKeysets}, "keyset", "init", "--data-dir", dir)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	kekPath := filepath.Join(dir, cli.DefaultKEKFile)
+	kek, err := os.ReadFile(kekPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(kekPath); fi.Mode().Perm() != 0o600 {
+		t.Errorf("KEK file mode %v", fi.Mode().Perm())
+	}
+	if strings.Contains(res.stdout+res.stderr, strings.TrimSpace(string(kek))) {
+		t.Error("the KEK was printed without --print-kek")
+	}
+	for _, want := range []string{filepath.Join(dir, server.KeysetFile), "encrypted:", "yes", "--kek-file " + kekPath} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if !strings.Contains(res.stderr, "warning: the KEK file is inside the data dir") {
+		t.Errorf("no warning about the KEK's place:\n%s", res.stderr)
+	}
+	ks, err := keysets.Load(context.Background(), keysets.Config{Path: filepath.Join(dir, server.KeysetFile), KEK: keysets.KEKFromFile(kekPath)})
+	if err != nil {
+		t.Fatalf("the keyset does not load under the generated KEK: %v", err)
+	}
+	if !ks.Info().Encrypted {
+		t.Error("keyset not encrypted")
+	}
+
+	again := runCLI(t, nil, options{rt: realKeysets}, "keyset", "init", "--data-dir", dir)
+	if again.code != cli.ExitError || !strings.Contains(again.stderr, "a keyset already exists") {
+		t.Errorf("second init: exit %d, stderr %q", again.code, again.stderr)
+	}
+}
+
+// TestKeysetInitPrintKEK: --print-kek prints a generated KEK, once, and
+// -o json reports the same.
+func TestKeysetInitPrintKEK(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "var")
+	kekPath := filepath.Join(t.TempDir(), "secrets", "kek")
+	res := runCLI(t, nil, options{rt: realKeysets}, "keyset", "init", "--data-dir", dir, "--kek-file", kekPath, "--print-kek", "-o", "json")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	var out struct {
+		Keyset       string `json:"keyset"`
+		KEKFile      string `json:"kek_file"`
+		KEKGenerated bool   `json:"kek_generated"`
+		KEK          string `json:"kek"`
+		Info         struct {
+			Encrypted bool   `json:"encrypted"`
+			KEK       string `json:"kek"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	kek, _ := os.ReadFile(kekPath)
+	if out.KEK == "" || out.KEK != strings.TrimSpace(string(kek)) || !out.KEKGenerated || out.KEKFile != kekPath {
+		t.Errorf("output %+v does not report the generated KEK file", out)
+	}
+	if !out.Info.Encrypted || out.Info.KEK != keysets.KEKKindFile {
+		t.Errorf("info %+v", out.Info)
+	}
+	if strings.Contains(res.stderr, "inside the data dir") {
+		t.Error("warned about a KEK outside the data dir")
+	}
+
+	// An existing KEK file is used, and never printed.
+	dir2 := filepath.Join(t.TempDir(), "var")
+	res = runCLI(t, nil, options{rt: realKeysets}, "keyset", "init", "--data-dir", dir2, "--kek-file", kekPath, "--print-kek")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if strings.Contains(res.stdout, out.KEK) {
+		t.Error("printed a KEK it did not generate")
+	}
+}
+
+// TestKeysetInitEnv uses a KEK from the environment (not parallel: it sets
+// a process variable, as keysets reads the real environment).
+func TestKeysetInitEnv(t *testing.T) {
+	const name = "CONNHOST_TEST_KEK_INIT"
+	dir := filepath.Join(t.TempDir(), "var")
+	t.Setenv(name, "")
+	res := runCLI(t, nil, options{rt: realKeysets}, "keyset", "init", "--data-dir", dir, "--kek-env", name)
+	if res.code != cli.ExitUsage || !strings.Contains(res.stderr, name+" is not set") {
+		t.Fatalf("unset variable: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runCLI(t, nil, options{rt: realKeysets}, "keyset", "init", "--data-dir", dir, "--kek-env", name, "--print-kek", "-o", "json")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	var out struct {
+		KEK string `json:"kek"`
+	}
+	_ = json.Unmarshal([]byte(res.stdout), &out)
+	if out.KEK == "" {
+		t.Fatalf("no KEK printed: %s", res.stdout)
+	}
+	t.Setenv(name, out.KEK)
+	if _, err := keysets.Load(context.Background(), keysets.Config{Path: filepath.Join(dir, server.KeysetFile), KEK: keysets.KEKFromEnv(name)}); err != nil {
+		t.Errorf("keyset does not load under the printed KEK: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, cli.DefaultKEKFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a KEK file was written for an env KEK")
+	}
+}
+
+// TestKeysetInitFailureRemovesGeneratedKEK and rejects two sources.
+func TestKeysetInitFailure(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "var")
+	res := runCLI(t, nil, options{rt: func(rt *cli.Runtime) {
+		rt.InitKeyset = func(context.Context, string, keysets.Source, hclog.Logger) (keysets.Info, error) {
+			return keysets.Info{}, errors.New("disk full")
+		}
+	}}, "keyset", "init", "--data-dir", dir)
+	if res.code != cli.ExitError || res.stderr != "error: keyset: disk full\n" {
+		t.Errorf("exit %d, stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, cli.DefaultKEKFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the generated KEK file was left behind")
+	}
+	res = runCLI(t, nil, options{}, "keyset", "init", "--kek-file", "a", "--kms-uri", "b://c")
+	if res.code != cli.ExitUsage {
+		t.Errorf("two sources: exit %d", res.code)
+	}
+}

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+)
+
+// Output formats of -o/--output.
+const (
+	OutputText = "text"
+	OutputJSON = "json"
+)
+
+// printJSON writes v as indented JSON and a newline: the API's JSON, field
+// for field, so `-o json` output can be piped to jq.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// items returns s, or an empty slice for nil, so a list prints as [] and
+// never as null.
+func items[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// table writes an aligned table: a header row and one row per item.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	writeRow(tw, header)
+	for _, r := range rows {
+		writeRow(tw, r)
+	}
+	return tw.Flush()
+}
+
+// fields writes "key: value" lines with the values aligned.
+func fields(w io.Writer, kv [][2]string) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 1, ' ', 0)
+	for _, p := range kv {
+		fmt.Fprintf(tw, "%s:\t%s\n", p[0], cell(p[1]))
+	}
+	return tw.Flush()
+}
+
+func writeRow(w io.Writer, cells []string) {
+	for i, c := range cells {
+		if i > 0 {
+			io.WriteString(w, "\t")
+		}
+		io.WriteString(w, cell(c))
+	}
+	io.WriteString(w, "\n")
+}
+
+// cell makes a value safe for one table cell on a terminal: "-" for
+// empty, and control characters (tabs, newlines, escape sequences that a
+// connector or a label could carry) replaced, so server data can neither
+// break the alignment nor drive the terminal (nor reorder it with bidi
+// controls).
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// ts formats an API timestamp as RFC 3339 in UTC, to the second. An empty
+// timestamp (not reached) is "".
+func ts(s string) string {
+	if s == "" {
+		return ""
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return s
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// list joins names with commas.
+func list(s []string) string { return strings.Join(s, ",") }
+
+func itoa[T ~int | ~int64 | ~uint32](n T) string { return strconv.FormatInt(int64(n), 10) }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// compactJSON renders a value as one line of JSON, cut to max runes.
+func compactJSON(v any, max int) string {
+	if v == nil {
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if max > 0 && len([]rune(s)) > max {
+		s = string([]rune(s)[:max-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,295 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/api/client"
+	"github.com/spf13/cobra"
+)
+
+// Run statuses (apitypes.Run.Status).
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusRefused   = "refused"
+	StatusCancelled = "cancelled"
+)
+
+// terminal reports whether a run status is final.
+func terminal(status string) bool {
+	switch status {
+	case StatusSucceeded, StatusFailed, StatusRefused, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// defaultPollInterval is how often a run is re-read when its event stream
+// is not available.
+const defaultPollInterval = 500 * time.Millisecond
+
+func (a *app) runCommand() *cobra.Command {
+	var wait, follow bool
+	cmd := &cobra.Command{
+		Use:   "run CONNECTION_ID [--wait | --follow]",
+		Short: "Start a manual run of a connection",
+		Long: `Start a manual run of a connection, through the same launch path as its
+scheduled runs (same credential resolution, same environment).
+
+Without --wait or --follow it prints the queued run and returns. --wait waits
+for the run to end and prints it; --follow also shows live progress (a progress
+bar on a terminal, one line per event otherwise; with -o json the progress goes
+to stderr and only the final run to stdout). With --wait or --follow the exit
+status is 3 when the run did not succeed.
+
+A run the host refuses before starting (for example a revoked credential) is
+an error with the failure code, e.g. static_secret_credential_unavailable.`,
+		Example: `  connhost run CONNECTION_ID --follow
+  connhost run CONNECTION_ID --wait -o json`,
+		Args: args("CONNECTION_ID"),
+	}
+	cmd.RunE = a.wrap(func(ctx context.Context, args []string) error {
+		c, err := a.api()
+		if err != nil {
+			return err
+		}
+		run, err := c.TriggerRun(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if !wait && !follow {
+			return a.printRun(run)
+		}
+		p := progress(noProgress{})
+		if follow {
+			p = a.newProgress()
+		}
+		run, err = a.waitRun(ctx, c, run, p)
+		if err != nil {
+			return err
+		}
+		return a.finishRun(run)
+	})
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the run to end and print it")
+	cmd.Flags().BoolVar(&follow, "follow", false, "show live progress until the run ends")
+	cmd.MarkFlagsMutuallyExclusive("wait", "follow")
+	return cmd
+}
+
+// finishRun prints the ended run and turns a run that did not succeed into
+// exit status 3.
+func (a *app) finishRun(run apitypes.Run) error {
+	if err := a.printRun(run); err != nil {
+		return err
+	}
+	if run.Status == StatusSucceeded {
+		return nil
+	}
+	code := run.FailureCode
+	if code == "" {
+		code = run.Status
+	}
+	msg := "run " + run.ID + " " + run.Status
+	if run.FailureMessage != "" {
+		msg += ": " + run.FailureMessage
+	}
+	return &cmdError{code: code, msg: msg, exit: ExitRunFailed}
+}
+
+// waitRun follows a run to its end and returns it as the API reports it
+// then. It subscribes to the run's events first and reads the run after,
+// so an end that happens in between is not missed; when the event stream
+// is unavailable or breaks it polls.
+func (a *app) waitRun(ctx context.Context, c *client.Client, run apitypes.Run, p progress) (apitypes.Run, error) {
+	events, err := c.RunEvents(ctx, run.ID)
+	if err != nil {
+		var ae *client.APIError
+		if errors.As(err, &ae) && ae.Code != apitypes.CodeNotFound && ae.Code != apitypes.CodeMethodNotAllowed {
+			return run, err
+		}
+		if errors.Is(err, context.Canceled) {
+			return run, err
+		}
+		return a.pollRun(ctx, c, run, p)
+	}
+	defer events.Close()
+	if run, err = c.GetRun(ctx, run.ID); err != nil {
+		return run, err
+	}
+	if terminal(run.Status) {
+		p.done(run)
+		return run, nil
+	}
+	for {
+		ev, err := events.Next()
+		switch {
+		case errors.Is(err, io.EOF):
+			run, err := c.GetRun(ctx, run.ID)
+			if err != nil {
+				return run, err
+			}
+			p.done(run)
+			return run, nil
+		case errors.Is(err, client.ErrStreamEnded) && ctx.Err() == nil:
+			return a.pollRun(ctx, c, run, p)
+		case err != nil:
+			if ctx.Err() != nil {
+				return run, ctx.Err()
+			}
+			return run, err
+		}
+		p.event(ev)
+	}
+}
+
+// pollRun re-reads the run until it is terminal.
+func (a *app) pollRun(ctx context.Context, c *client.Client, run apitypes.Run, p progress) (apitypes.Run, error) {
+	t := time.NewTicker(a.rt.PollInterval)
+	defer t.Stop()
+	last := ""
+	for {
+		r, err := c.GetRun(ctx, run.ID)
+		if err != nil {
+			return run, err
+		}
+		run = r
+		if run.Status != last {
+			p.event(apitypes.RunEvent{RunID: run.ID, ConnectionID: run.ConnectionID, Kind: "status",
+				At: time.Now().UTC().Format(time.RFC3339), Status: run.Status, FailureCode: run.FailureCode, Records: run.Records})
+			last = run.Status
+		}
+		if terminal(run.Status) {
+			p.done(run)
+			return run, nil
+		}
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (a *app) printRun(r apitypes.Run) error {
+	if a.json() {
+		return printJSON(a.rt.Stdout, r)
+	}
+	kv := [][2]string{
+		{"id", r.ID},
+		{"connection", r.ConnectionID},
+		{"trigger", r.Trigger},
+		{"attempt", itoa(r.Attempt)},
+		{"status", r.Status},
+		{"failure", r.FailureCode},
+	}
+	if r.FailureMessage != "" {
+		kv = append(kv, [2]string{"failure message", r.FailureMessage})
+	}
+	if r.RetryOf != "" {
+		kv = append(kv, [2]string{"retry of", r.RetryOf})
+	}
+	kv = append(kv,
+		[2]string{"records", itoa(r.Records)},
+		[2]string{"created at", ts(r.CreatedAt)},
+		[2]string{"started at", ts(r.StartedAt)},
+		[2]string{"ended at", ts(r.EndedAt)},
+	)
+	return fields(a.rt.Stdout, kv)
+}
+
+func (a *app) runsCommand() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "runs",
+		Short: "List, inspect and cancel runs",
+		Long: `Runs are every execution of a connection, scheduled, retried or manual,
+including launches the host refused before starting a connector (status
+refused, with the failure code saying why).`,
+		Example: `  connhost runs list --connection CONNECTION_ID -o json
+  connhost runs show RUN_ID
+  connhost runs cancel RUN_ID`,
+	})
+	var (
+		filter client.RunFilter
+		list   = &cobra.Command{
+			Use:   "list [--connection ID] [--status S]",
+			Short: "List runs, newest first",
+			Long: `List runs, newest first, one page at a time (--limit, --cursor). When more
+runs exist, the cursor of the next page is printed on stderr.`,
+			Example: `  connhost runs list
+  connhost runs list --connection CONNECTION_ID --status refused -o json`,
+			Args: args(),
+		}
+	)
+	list.RunE = a.wrap(func(ctx context.Context, _ []string) error {
+		c, err := a.api()
+		if err != nil {
+			return err
+		}
+		page, err := c.ListRuns(ctx, filter)
+		if err != nil {
+			return err
+		}
+		if a.json() {
+			err = printJSON(a.rt.Stdout, items(page.Items))
+		} else {
+			rows := make([][]string, 0, len(page.Items))
+			for _, r := range page.Items {
+				rows = append(rows, []string{r.ID, r.ConnectionID, r.Trigger, r.Status, r.FailureCode,
+					itoa(r.Records), ts(r.CreatedAt), ts(r.StartedAt), ts(r.EndedAt)})
+			}
+			err = table(a.rt.Stdout, []string{"ID", "CONNECTION", "TRIGGER", "STATUS", "FAILURE", "RECORDS", "CREATED", "STARTED", "ENDED"}, rows)
+		}
+		a.nextPage(page.Next)
+		return err
+	})
+	f := list.Flags()
+	f.StringVar(&filter.Connection, "connection", "", "only runs of this connection")
+	f.StringVar(&filter.Status, "status", "", "only runs with this status: queued, running, succeeded, failed, refused, cancelled")
+	f.IntVar(&filter.Limit, "limit", 0, "page size (default: the server's)")
+	f.StringVar(&filter.Cursor, "cursor", "", "the cursor of the page to read, from a previous list")
+
+	cmd.AddCommand(list,
+		a.runActionCommand("show", "Show a run", `Show a run: trigger, attempt, status, failure code and message, record count and times.`,
+			(*client.Client).GetRun),
+		a.runActionCommand("cancel", "Cancel a queued or running run",
+			`Cancel a run: its connector is stopped and the run ends with status cancelled.`,
+			(*client.Client).CancelRun),
+	)
+	return cmd
+}
+
+func (a *app) runActionCommand(name, short, long string, call func(*client.Client, context.Context, string) (apitypes.Run, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:     name + " RUN_ID",
+		Short:   short,
+		Long:    long,
+		Example: "  connhost runs " + name + " RUN_ID",
+		Args:    args("RUN_ID"),
+		RunE: a.wrap(func(ctx context.Context, args []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			r, err := call(c, ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.printRun(r)
+		}),
+	}
+}
+
+// nextPage tells the operator, on stderr so stdout stays the data, how to
+// read the next page.
+func (a *app) nextPage(next string) {
+	if next != "" {
+		fmt.Fprintf(a.rt.Stderr, "more results: repeat with --cursor %s\n", next)
+	}
+}
