@@ -159,7 +159,7 @@ func jsonEqual(t *testing.T, want, got string) {
 
 // Canned API bodies.
 const (
-	connectorJSON = `{"connector_key":"demo","version":"1.0.0","display_name":"Demo","auth":{"kind":"static_secret","required":["DEMO_TOKEN"]},"env_passthrough":["DEMO_LABEL"],"streams":[{"name":"events","key_fields":["id"]}],"default_schedule":"@every 1m","auto_enroll":true,"sha256":"abc"}`
+	connectorJSON  = `{"connector_key":"demo","version":"1.0.0","display_name":"Demo","auth":{"kind":"static_secret","required":["DEMO_TOKEN"]},"env_passthrough":["DEMO_LABEL"],"streams":[{"name":"events","key_fields":["id"]}],"default_schedule":"@every 1m","auto_enroll":true,"sha256":"abc"}`
 	connectionJSON = `{"id":"c1","connector_key":"demo","label":"L","config":{"records":5},"schedule":"@every 1s","state":"active","created_at":"2025-01-02T04:04:05+01:00","updated_at":"2025-01-02T03:04:05Z","enrollment":{"connection_id":"c1","connector_key":"demo","outcome":"enrolled","evaluated_at":"2025-01-02T03:04:05Z"}}`
 	credentialJSON = `{"present":true,"kind":"static_secret","state":"active","names":["DEMO_TOKEN"],"key_id":7,"captured_at":"2025-01-02T03:04:05Z","rotated_at":""}`
 	queuedRunJSON  = `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"queued","failure_code":"","created_at":"2025-01-02T03:04:05Z","started_at":"","ended_at":"","records":0}`
@@ -388,11 +388,11 @@ func TestJSONOutput(t *testing.T) {
 			calls:  []call{{Method: "POST", Path: "/v1/runs/r1/cancel"}},
 		},
 		{
-			name: "records list",
-			args: []string{"records", "list", "c1", "--stream", "events", "--limit", "2"},
+			name:   "records list",
+			args:   []string{"records", "list", "c1", "--stream", "events", "--limit", "2"},
 			routes: map[string][]reply{"GET /v1/connections/c1/records": {{body: `{"items":[{"stream":"events","key":"0","data":{"id":0},"run_id":"r1","updated_at":"2025-01-02T03:04:05Z"}],"next":"n1"}`}}},
-			want:  `[{"stream":"events","key":"0","data":{"id":0},"run_id":"r1","updated_at":"2025-01-02T03:04:05Z"}]`,
-			calls: []call{{Method: "GET", Path: "/v1/connections/c1/records", Query: "limit=2&stream=events"}},
+			want:   `[{"stream":"events","key":"0","data":{"id":0},"run_id":"r1","updated_at":"2025-01-02T03:04:05Z"}]`,
+			calls:  []call{{Method: "GET", Path: "/v1/connections/c1/records", Query: "limit=2&stream=events"}},
 		},
 		{
 			name:   "enrollment is the report object",

@@ -47,13 +47,13 @@ with --print-kek.`,
 
 // keysetInit is the output of keyset init -o json.
 type keysetInit struct {
-	Keyset       string             `json:"keyset"`
-	KEKSource    string             `json:"kek_source"`
-	KEKFile      string             `json:"kek_file,omitempty"`
-	KEKGenerated bool               `json:"kek_generated"`
-	KEK          string             `json:"kek,omitempty"` // only with --print-kek
+	Keyset       string              `json:"keyset"`
+	KEKSource    string              `json:"kek_source"`
+	KEKFile      string              `json:"kek_file,omitempty"`
+	KEKGenerated bool                `json:"kek_generated"`
+	KEK          string              `json:"kek,omitempty"` // only with --print-kek
 	Info         apitypes.KeysetInfo `json:"info"`
-	Serve        string             `json:"serve"`
+	Serve        string              `json:"serve"`
 }
 
 func (a *app) keysetInitCommand() *cobra.Command {

@@ -101,7 +101,7 @@ type barProgress struct {
 	w       io.Writer
 	status  string
 	stream  string
-	current   int64
+	current int64
 	total   int64
 	records int64
 	last    int // runes drawn last time, to blank leftovers
