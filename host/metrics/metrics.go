@@ -108,6 +108,14 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// Every trigger × final status exists from the start at zero, so a
+	// rate() or an alert on "no successful runs" sees a series before the
+	// first run of its kind.
+	for _, trigger := range []store.RunTrigger{store.TriggerScheduled, store.TriggerRetry, store.TriggerManual} {
+		for _, status := range []store.RunStatus{store.RunSucceeded, store.RunFailed, store.RunRefused, store.RunCancelled} {
+			m.runs.WithLabelValues(string(trigger), string(status))
+		}
+	}
 	return m
 }
 

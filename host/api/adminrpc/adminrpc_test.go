@@ -1,0 +1,300 @@
+package adminrpc_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/api/adminrpc"
+	"github.com/connhost/connhost/host/internal/hosttest"
+	"github.com/connhost/connhost/host/store"
+	adminv1 "github.com/connhost/connhost/proto/admin/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+const token = "admin-rpc-test-token"
+
+type env struct {
+	h      *hosttest.Host
+	client adminv1.AdminServiceClient
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	h := hosttest.New(t, hosttest.Options{})
+	svc, err := adminrpc.New(adminrpc.Config{Token: token, Control: h.Control, Store: h.Store, Runs: h.Runner,
+		Logger: h.Logger.Named("grpc"), Poll: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := svc.Server()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(ln) }()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(); svc.Close(); g.Stop() })
+	return &env{h: h, client: adminv1.NewAdminServiceClient(conn)}
+}
+
+func authed(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}
+
+// errorInfo returns the status code, the ErrorInfo reason and run_id.
+func errorInfo(t *testing.T, err error) (codes.Code, string, string) {
+	t.Helper()
+	st, ok := status.FromError(err)
+	if !ok {
+		t.Fatalf("not a status: %v", err)
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			if info.Domain != adminrpc.ErrorDomain {
+				t.Errorf("domain %q", info.Domain)
+			}
+			if !strings.HasPrefix(st.Message(), info.Reason) {
+				t.Errorf("message %q does not start with the code %q", st.Message(), info.Reason)
+			}
+			return st.Code(), info.Reason, info.Metadata["run_id"]
+		}
+	}
+	return st.Code(), "", ""
+}
+
+// TestTokenRequired: every method answers Unauthenticated, with no
+// detail, to a missing or wrong token.
+func TestTokenRequired(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	cases := map[string]context.Context{
+		"no token":     ctx,
+		"wrong token":  metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer nope"),
+		"basic scheme": metadata.AppendToOutgoingContext(ctx, "authorization", "Basic "+token),
+		"two tokens":   metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer nope", "authorization", "Bearer "+token),
+	}
+	for name, ctx := range cases {
+		t.Run(name, func(t *testing.T) {
+			calls := map[string]func() error{
+				"TriggerRun": func() error {
+					_, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: "conn_x"})
+					return err
+				},
+				"GetRun": func() error { _, err := e.client.GetRun(ctx, &adminv1.GetRunRequest{RunId: "run_x"}); return err },
+				"CancelRun": func() error {
+					_, err := e.client.CancelRun(ctx, &adminv1.CancelRunRequest{RunId: "run_x"})
+					return err
+				},
+				"WatchRun": func() error {
+					s, err := e.client.WatchRun(ctx, &adminv1.WatchRunRequest{RunId: "run_x"})
+					if err != nil {
+						return err
+					}
+					_, err = s.Recv()
+					return err
+				},
+			}
+			for method, call := range calls {
+				err := call()
+				if st, _ := status.FromError(err); st.Code() != codes.Unauthenticated || st.Message() != "unauthorized" {
+					t.Errorf("%s: %v", method, err)
+				}
+			}
+		})
+	}
+	if n := len(e.h.Runs("conn_x")); n != 0 {
+		t.Errorf("%d runs created without a token", n)
+	}
+}
+
+// TestTriggerWatchGet: a gRPC trigger goes through the same launch seam
+// (a manual run row, the child launched once), WatchRun streams it to its
+// end, and GetRun agrees with the end.
+func TestTriggerWatchGet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := authed(context.Background())
+	c := e.h.CreateDemo(map[string]any{"records": 8, "record_delay_ms": 30}, "")
+	e.h.SetToken(c.ID, "tok-grpc")
+	before := e.h.Launcher.Launches()
+
+	tr, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := tr.GetRun()
+	if run.GetId() == "" || run.GetConnectionId() != c.ID || run.GetTrigger() != "manual" || run.GetAttempt() != 1 {
+		t.Fatalf("triggered %v", run)
+	}
+	stream, err := e.client.WatchRun(ctx, &adminv1.WatchRunRequest{RunId: run.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*adminv1.WatchRunResponse
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) < 2 || msgs[0].GetKind() != "status" || msgs[0].GetRun().GetId() != run.GetId() {
+		t.Fatalf("first of %d messages: %v", len(msgs), msgs[0])
+	}
+	end := msgs[len(msgs)-1]
+	if end.GetKind() != "end" || end.GetRun().GetStatus() != "succeeded" || end.GetRun().GetRecords() != 8 || end.GetRun().GetEndedAt() == "" {
+		t.Fatalf("end %v", end)
+	}
+	got, err := e.client.GetRun(ctx, &adminv1.GetRunRequest{RunId: run.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetRun().GetStatus() != "succeeded" || got.GetRun().GetRecords() != 8 || got.GetRun().GetEndedAt() != end.GetRun().GetEndedAt() {
+		t.Errorf("get %v, end %v", got.GetRun(), end.GetRun())
+	}
+	if n := e.h.Launcher.Launches() - before; n != 1 {
+		t.Errorf("%d child launches, want 1", n)
+	}
+	// Watching a finished run yields its end only.
+	stream, err = e.client.WatchRun(ctx, &adminv1.WatchRunRequest{RunId: run.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.Recv()
+	if err != nil || m.GetKind() != "end" || m.GetRun().GetStatus() != "succeeded" {
+		t.Fatalf("watch finished run: %v %v", m, err)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the end: %v", err)
+	}
+}
+
+// TestTypedFailures: refusals and lookups come back as statuses whose
+// message starts with the stable code and whose ErrorInfo names it; a
+// refused trigger names its refused run row.
+func TestTypedFailures(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := authed(context.Background())
+	revoked := e.h.CreateDemo(map[string]any{}, "")
+	if _, err := e.h.Control.SetState(context.Background(), "operator", revoked.ID, store.ConnectionRevoked); err != nil {
+		t.Fatal(err)
+	}
+	noCred := e.h.CreateDemo(map[string]any{}, "")
+
+	_, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: revoked.ID})
+	code, reason, runID := errorInfo(t, err)
+	if code != codes.FailedPrecondition || reason != "connection_revoked" || runID == "" {
+		t.Fatalf("revoked: %v %q %q", code, reason, runID)
+	}
+	got, err := e.client.GetRun(ctx, &adminv1.GetRunRequest{RunId: runID})
+	if err != nil || got.GetRun().GetStatus() != "refused" || got.GetRun().GetFailureCode() != "connection_revoked" {
+		t.Fatalf("refused run %v %v", got, err)
+	}
+	_, err = e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: noCred.ID})
+	if code, reason, runID := errorInfo(t, err); code != codes.FailedPrecondition || reason != "credentials_required" || runID == "" {
+		t.Errorf("no credential: %v %q %q", code, reason, runID)
+	}
+
+	cases := map[string]struct {
+		call   func() error
+		code   codes.Code
+		reason string
+	}{
+		"unknown connection": {func() error {
+			_, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: "conn_nope"})
+			return err
+		}, codes.NotFound, "connection_not_found"},
+		"unknown run": {func() error {
+			_, err := e.client.GetRun(ctx, &adminv1.GetRunRequest{RunId: "run_nope"})
+			return err
+		}, codes.NotFound, adminrpc.CodeRunNotFound},
+		"cancel unknown run": {func() error {
+			_, err := e.client.CancelRun(ctx, &adminv1.CancelRunRequest{RunId: "run_nope"})
+			return err
+		}, codes.NotFound, adminrpc.CodeRunNotFound},
+		"cancel ended run": {func() error {
+			_, err := e.client.CancelRun(ctx, &adminv1.CancelRunRequest{RunId: runID})
+			return err
+		}, codes.FailedPrecondition, adminrpc.CodeConflict},
+		"empty connection id": {func() error {
+			_, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{})
+			return err
+		}, codes.InvalidArgument, adminrpc.CodeInvalidRequest},
+		"watch unknown run": {func() error {
+			s, err := e.client.WatchRun(ctx, &adminv1.WatchRunRequest{RunId: "run_nope"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		}, codes.NotFound, adminrpc.CodeRunNotFound},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			code, reason, _ := errorInfo(t, c.call())
+			if code != c.code || reason != c.reason {
+				t.Errorf("got %v %q, want %v %q", code, reason, c.code, c.reason)
+			}
+		})
+	}
+}
+
+// TestCancelRun: CancelRun returns the final row, cancelled; a watcher
+// sees the same end.
+func TestCancelRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := authed(context.Background())
+	c := e.h.CreateDemo(map[string]any{"records": 100000, "record_delay_ms": 20}, "")
+	e.h.SetToken(c.ID, "tok-grpc-cancel")
+	tr, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := e.client.WatchRun(ctx, &adminv1.WatchRunRequest{RunId: tr.GetRun().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := stream.Recv(); err != nil || m.GetKind() != "status" {
+		t.Fatalf("first watch message %v %v", m, err)
+	}
+	res, err := e.client.CancelRun(ctx, &adminv1.CancelRunRequest{RunId: tr.GetRun().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetRun().GetStatus() != "cancelled" || res.GetRun().GetFailureCode() != "cancelled" {
+		t.Errorf("cancelled %v", res.GetRun())
+	}
+	var last *adminv1.WatchRunResponse
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = m
+	}
+	if last.GetKind() != "end" || last.GetRun().GetStatus() != "cancelled" {
+		t.Errorf("watch end %v", last)
+	}
+}

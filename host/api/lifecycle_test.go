@@ -1,0 +1,217 @@
+package api_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/internal/hosttest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestConnectorsAreTheCatalog: the demo plugin's manifest, pinned
+// checksum included.
+func TestConnectorsAreTheCatalog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	var list apitypes.List[apitypes.Connector]
+	e.ok(http.StatusOK, "GET", "/v1/connectors", nil, &list)
+	if len(list.Items) != 1 {
+		t.Fatalf("connectors %+v", list)
+	}
+	var one apitypes.Connector
+	e.ok(http.StatusOK, "GET", "/v1/connectors/demo", nil, &one)
+	entry, _ := e.h.Catalog.Get("demo")
+	want := apitypes.Connector{
+		ConnectorKey: "demo", Version: entry.Manifest.Version, DisplayName: "Demo", Description: entry.Manifest.Description,
+		Auth: apitypes.Auth{Kind: "static_secret", Required: []string{"DEMO_TOKEN"}}, EnvPassthrough: []string{"DEMO_LABEL"},
+		Streams:         []apitypes.Stream{{Name: "events", KeyFields: []string{"id"}}, {Name: "env", KeyFields: []string{"name"}}},
+		DefaultSchedule: "@every 1m", AutoEnroll: true, SHA256: entry.Checksum(),
+	}
+	if one.ConfigSchema == nil {
+		t.Error("config_schema missing")
+	}
+	one.ConfigSchema = nil
+	if diff := cmp.Diff(want, one); diff != "" {
+		t.Errorf("connector (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(list.Items[0].SHA256, one.SHA256); diff != "" {
+		t.Error(diff)
+	}
+}
+
+// TestConnectionLifecycle walks a connection through create, list, get,
+// update, pause, resume, credential capture (which enrolls it at once),
+// revoke and delete, checking the enrollment the API reports at each
+// step.
+func TestConnectionLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+
+	var c apitypes.Connection
+	e.ok(http.StatusCreated, "POST", "/v1/connections", apitypes.ConnectionCreateRequest{
+		ConnectorKey: "demo", Label: "first", Config: map[string]any{"records": 5}, Schedule: "@every 1h", Jitter: "5s",
+	}, &c)
+	if c.ID == "" || c.State != "active" || c.Schedule != "@every 1h" || c.Jitter != "5s" || c.Config["records"] != float64(5) {
+		t.Fatalf("created %+v", c)
+	}
+	if c.Enrollment == nil || c.Enrollment.Outcome != "skipped_env" || c.NextRun != "" {
+		t.Fatalf("without a credential: enrollment %+v next %q", c.Enrollment, c.NextRun)
+	}
+
+	// A captured credential enrolls the connection without a restart.
+	cred := e.setToken(c.ID, "tok-lifecycle")
+	if !cred.Present || cred.State != "active" || !slices.Equal(cred.Names, []string{"DEMO_TOKEN"}) || cred.CapturedAt == "" {
+		t.Fatalf("credential %+v", cred)
+	}
+	var got apitypes.Connection
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, &got)
+	if got.Enrollment == nil || got.Enrollment.Outcome != "enrolled" || got.NextRun == "" {
+		t.Fatalf("after capture: enrollment %+v next %q", got.Enrollment, got.NextRun)
+	}
+
+	// Update: label and schedule; jitter kept.
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{
+		Label: ptr("renamed"), Schedule: ptr("*/5 * * * *"), Config: ptr(map[string]any{"records": 7}),
+	}, &got)
+	if got.Label != "renamed" || got.Schedule != "*/5 * * * *" || got.Jitter != "5s" || got.Config["records"] != float64(7) {
+		t.Fatalf("updated %+v", got)
+	}
+	// Removing the schedule falls back to the connector's default.
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Schedule: ptr("")}, &got)
+	if got.Schedule != "" || got.Jitter != "" || got.Enrollment == nil || got.Enrollment.Outcome != "enrolled" {
+		t.Fatalf("schedule removed: %+v enrollment %+v", got, got.Enrollment)
+	}
+
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/pause", nil, &got)
+	if got.State != "paused" || got.Enrollment == nil || got.Enrollment.Outcome != "skipped_paused" || got.NextRun != "" {
+		t.Fatalf("paused %+v enrollment %+v", got, got.Enrollment)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/resume", "{}", &got)
+	if got.State != "active" || got.Enrollment.Outcome != "enrolled" {
+		t.Fatalf("resumed %+v", got)
+	}
+
+	other := e.createDemo(nil, "")
+	var list apitypes.List[apitypes.Connection]
+	e.ok(http.StatusOK, "GET", "/v1/connections?connector=demo", nil, &list)
+	if len(list.Items) != 2 || list.Items[0].ID != c.ID || list.Items[1].ID != other.ID {
+		t.Fatalf("list %+v", list)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+other.ID+"/revoke", nil, &got)
+	if got.State != "revoked" || got.Enrollment.Outcome != "skipped_revoked" {
+		t.Fatalf("revoked %+v", got)
+	}
+	e.ok(http.StatusOK, "GET", "/v1/connections?state=revoked", nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != other.ID {
+		t.Fatalf("revoked list %+v", list)
+	}
+
+	var enr apitypes.Enrollment
+	e.ok(http.StatusOK, "GET", "/v1/enrollment", nil, &enr)
+	outcomes := map[string]string{}
+	for _, en := range enr.Connections {
+		outcomes[en.ConnectionID] = en.Outcome
+	}
+	if diff := cmp.Diff(map[string]string{c.ID: "enrolled", other.ID: "skipped_revoked"}, outcomes); diff != "" {
+		t.Errorf("enrollment (-want +got):\n%s", diff)
+	}
+
+	var del apitypes.ConnectionDeleted
+	e.ok(http.StatusOK, "DELETE", "/v1/connections/"+c.ID, nil, &del)
+	if del.ID != c.ID || !del.Credential {
+		t.Errorf("deleted %+v", del)
+	}
+	if r := e.call("GET", "/v1/connections/"+c.ID, nil); r.Status != http.StatusNotFound {
+		t.Errorf("after delete: %s", r)
+	}
+
+	var audit apitypes.List[apitypes.AuditEvent]
+	e.ok(http.StatusOK, "GET", "/v1/audit?target="+c.ID+"&limit=100", nil, &audit)
+	var ops []string
+	for _, ev := range audit.Items {
+		ops = append(ops, ev.Operation)
+	}
+	for _, want := range []string{"connection.create", "credential.capture", "connection.update", "connection.pause", "connection.resume", "connection.delete"} {
+		if !slices.Contains(ops, want) {
+			t.Errorf("audit lacks %s: %v", want, ops)
+		}
+	}
+	e.ok(http.StatusOK, "GET", "/v1/audit?operation=connection.delete", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].TargetID != c.ID {
+		t.Errorf("audit by operation %+v", audit.Items)
+	}
+}
+
+// TestCredentialIsWriteOnly: a captured value never comes back — not in
+// the capture's answer, the credential read, any other read, the live
+// events, metrics, nor the log — while the metadata tells the lifecycle:
+// capture, rotate, revoke (a trigger is then refused
+// static_secret_credential_unavailable), delete (a tombstone).
+func TestCredentialIsWriteOnly(t *testing.T) {
+	t.Parallel()
+	const canary, canary2 = "CANARY-write-only-51d0e8", "CANARY-rotated-a8c2f1"
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(map[string]any{"records": 4, "echo_env": []string{"DEMO_TOKEN"}}, "")
+
+	var bodies []string
+	keep := func(r response) response { bodies = append(bodies, string(r.Body)); return r }
+
+	cred := e.setToken(c.ID, canary)
+	if cred.Validity == nil || !cred.Validity.Valid {
+		t.Errorf("validity after capture %+v", cred.Validity)
+	}
+	keep(e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID+"/credential", nil, &cred))
+	if !cred.Present || cred.State != "active" || cred.RotatedAt != "" || cred.KeyID == 0 {
+		t.Errorf("read %+v", cred)
+	}
+
+	var run apitypes.Run
+	keep(e.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &run))
+	run = e.waitRun(run.ID)
+	if run.Status != "succeeded" || run.Records != 5 {
+		t.Fatalf("run %+v", run)
+	}
+	for _, p := range []string{"/v1/connections", "/v1/connections/" + c.ID, "/v1/connections/" + c.ID + "/records?limit=100",
+		"/v1/runs", "/v1/runs/" + run.ID, "/v1/runs/" + run.ID + "/events", "/v1/audit?limit=1000", "/v1/enrollment",
+		"/v1/keyset", "/metrics", "/v1/connectors"} {
+		keep(e.ok(http.StatusOK, "GET", p, nil, nil))
+	}
+
+	// Rotate: a second PUT on an active credential.
+	keep(e.ok(http.StatusOK, "PUT", "/v1/connections/"+c.ID+"/credential",
+		apitypes.CredentialSetRequest{Values: map[string]string{"DEMO_TOKEN": canary2}}, &cred))
+	if cred.State != "active" || cred.RotatedAt == "" {
+		t.Errorf("rotated %+v", cred)
+	}
+	keep(e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/credential/revoke", nil, &cred))
+	if cred.Present || cred.State != "revoked" || cred.RevokedAt == "" {
+		t.Errorf("revoked %+v", cred)
+	}
+	r := keep(e.call("POST", "/v1/connections/"+c.ID+"/runs", nil))
+	if r.Status != http.StatusConflict || r.errorBody(t).Code != "static_secret_credential_unavailable" || r.errorBody(t).RunID == "" {
+		t.Errorf("trigger with a revoked credential: %s", r)
+	}
+	keep(e.ok(http.StatusOK, "DELETE", "/v1/connections/"+c.ID+"/credential", nil, &cred))
+	if cred.Present || cred.State != "deleted" || cred.DeletedAt == "" || !slices.Equal(cred.Names, []string{"DEMO_TOKEN"}) {
+		t.Errorf("deleted %+v", cred)
+	}
+	fresh := e.createDemo(nil, "")
+	keep(e.ok(http.StatusOK, "GET", "/v1/connections/"+fresh.ID+"/credential", nil, &cred))
+	if diff := cmp.Diff(apitypes.Credential{State: "none", Names: []string{}}, cred); diff != "" {
+		t.Errorf("never stored (-want +got):\n%s", diff)
+	}
+
+	for _, b := range bodies {
+		for _, secret := range []string{canary, canary2} {
+			if strings.Contains(b, secret) {
+				t.Errorf("a response holds the credential value: %.200s", b)
+			}
+		}
+	}
+	if logs := e.h.Logs.String(); strings.Contains(logs, canary) || strings.Contains(logs, canary2) {
+		t.Error("the log holds the credential value")
+	}
+}
