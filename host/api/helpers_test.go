@@ -65,7 +65,9 @@ func newEnv(t *testing.T, o hosttest.Options) *env {
 			rotate: func(context.Context, string) (keysets.Info, error) {
 				return keysets.Info{}, fmt.Errorf("rotation is tested in host/server")
 			},
-			rewrap: func(ctx context.Context, actor string) (broker.RewrapReport, error) { return h.Broker.Rewrap(ctx, actor) },
+			rewrap: func(ctx context.Context, actor string) (broker.RewrapReport, error) {
+				return h.Broker.Rewrap(ctx, actor)
+			},
 		},
 	})
 	if err != nil {
