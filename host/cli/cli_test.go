@@ -351,6 +351,23 @@ func TestJSONOutput(t *testing.T) {
 			},
 		},
 		{
+			name: "run --wait polls when the event stream breaks before the end",
+			args: []string{"run", "c1", "--wait"},
+			routes: map[string][]reply{
+				"POST /v1/connections/c1/runs": {{status: 202, body: queuedRunJSON}},
+				"GET /v1/runs/r1/events":       {{sse: true, body: "event: status\ndata: {\"kind\":\"status\",\"status\":\"running\"}\n\n"}},
+				"GET /v1/runs/r1":              {{body: runningRunJSON}, {body: runningRunJSON}, {body: doneRunJSON}},
+			},
+			want: doneRunJSON,
+			calls: []call{
+				{Method: "POST", Path: "/v1/connections/c1/runs"},
+				{Method: "GET", Path: "/v1/runs/r1/events"},
+				{Method: "GET", Path: "/v1/runs/r1"},
+				{Method: "GET", Path: "/v1/runs/r1"},
+				{Method: "GET", Path: "/v1/runs/r1"},
+			},
+		},
+		{
 			name: "run --follow -o json prints only the run on stdout",
 			args: []string{"run", "c1", "--follow"},
 			routes: map[string][]reply{
@@ -1028,3 +1045,23 @@ func commandPaths(t *testing.T) [][]string {
 var cmpConfig = cmpopts.IgnoreFields(server.Config{}, "Environ", "LogOutput", "OnReady")
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// TestInterrupted: a cancelled context (SIGINT in Main) ends a command with
+// code interrupted and exit 1.
+func TestInterrupted(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(newFakeAPI(nil))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stderr bytes.Buffer
+	code := cli.Run(ctx, []string{"connector", "list"}, cli.Runtime{
+		Stderr: &stderr,
+		LookupEnv: func(k string) (string, bool) {
+			return map[string]string{cli.EnvAddr: srv.URL, cli.EnvToken: "t"}[k], true
+		},
+	})
+	if code != cli.ExitError || stderr.String() != "error: interrupted: cancelled before the command completed (a run it started keeps going)\n" {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}

@@ -169,3 +169,9 @@ func (p *barProgress) draw() {
 	p.last = len(line)
 	io.WriteString(p.w, "\r"+string(line)+strings.Repeat(" ", pad))
 }
+
+var (
+	_ progress = noProgress{}
+	_ progress = (*lineProgress)(nil)
+	_ progress = (*barProgress)(nil)
+)

@@ -194,3 +194,5 @@ func refuseArgvSecrets(root *cobra.Command, args []string) (*cobra.Command, erro
 	}
 	return cmd, nil
 }
+
+var _ error = (*inputError)(nil)

@@ -171,6 +171,11 @@ func (h *harness) start(env ...string) {
 	for {
 		if m := readyRE.FindStringSubmatch(s.stdout.String()); m != nil {
 			s.addr = m[1]
+			// The leftover check must see the server itself, or its
+			// "nothing left" would prove nothing.
+			if _, err := os.Stat("/proc/self/environ"); err == nil && len(leftovers(h.marker)) == 0 {
+				h.t.Fatal("the leftover-process check does not see the running server")
+			}
 			return
 		}
 		select {
