@@ -1061,7 +1061,7 @@ func TestInterrupted(t *testing.T) {
 			return map[string]string{cli.EnvAddr: srv.URL, cli.EnvToken: "t"}[k], true
 		},
 	})
-	if code != cli.ExitError || stderr.String() != "error: interrupted: cancelled before the command completed (a run it started keeps going)\n" {
+	if code != cli.ExitError || stderr.String() != "error: interrupted: cancelled before the command completed\n" {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }

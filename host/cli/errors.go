@@ -75,7 +75,7 @@ func classify(err error) *cmdError {
 		}
 		return &cmdError{code: ae.Code, msg: msg, exit: ExitError}
 	case errors.Is(err, context.Canceled):
-		return &cmdError{code: CodeInterrupted, msg: "cancelled before the command completed (a run it started keeps going)", exit: ExitError}
+		return &cmdError{code: CodeInterrupted, msg: "cancelled before the command completed", exit: ExitError}
 	case errors.Is(err, client.ErrUnavailable):
 		return &cmdError{code: CodeUnavailable, msg: err.Error(), exit: ExitError}
 	case errors.Is(err, client.ErrBadResponse):
