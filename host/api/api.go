@@ -55,6 +55,7 @@ import (
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/runevents"
 	"github.com/connhost/connhost/host/runner"
+	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/keysets"
 	"github.com/hashicorp/go-hclog"
@@ -108,9 +109,11 @@ type Runs interface {
 	Events() *runevents.Hub
 }
 
-// Schedule reports a connection's next scheduled run.
+// Schedule reports next scheduled runs: one connection's, or every
+// enrolled connection's at once (for lists).
 type Schedule interface {
 	NextRun(connectionID string) (time.Time, error)
+	Jobs() []schedule.JobInfo
 }
 
 // Keyset manages the credential keyset: describe, rotate (a new primary

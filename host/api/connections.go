@@ -163,13 +163,19 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	next := map[string]time.Time{}
+	if a.cfg.Schedule != nil {
+		for _, j := range a.cfg.Schedule.Jobs() {
+			next[j.ConnectionID] = j.NextRun
+		}
+	}
 	items := make([]apitypes.Connection, 0, len(conns))
 	for _, c := range conns {
 		var entry *apitypes.EnrollmentEntry
 		if e, ok := byID[c.ID]; ok {
 			entry = &e
 		}
-		items = append(items, toConnection(c, entry, a.nextRun(c.ID)))
+		items = append(items, toConnection(c, entry, next[c.ID]))
 	}
 	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items})
 	return nil

@@ -100,6 +100,9 @@ func TestConnectionLifecycle(t *testing.T) {
 	if len(list.Items) != 2 || list.Items[0].ID != c.ID || list.Items[1].ID != other.ID {
 		t.Fatalf("list %+v", list)
 	}
+	if list.Items[0].NextRun == "" || list.Items[0].Enrollment == nil || list.Items[1].NextRun != "" {
+		t.Errorf("list next runs %q %q, enrollment %+v", list.Items[0].NextRun, list.Items[1].NextRun, list.Items[0].Enrollment)
+	}
 	e.ok(http.StatusOK, "POST", "/v1/connections/"+other.ID+"/revoke", nil, &got)
 	if got.State != "revoked" || got.Enrollment.Outcome != "skipped_revoked" {
 		t.Fatalf("revoked %+v", got)

@@ -154,18 +154,41 @@ func (s *Service) authorized(ctx context.Context) bool {
 	return s.auth.Authorized(header)
 }
 
-func (s *Service) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
 	if !s.authorized(ctx) {
+		s.logCall(info.FullMethod, errUnauthenticated, start)
 		return nil, errUnauthenticated
 	}
-	return h(ctx, req)
+	resp, err := h(ctx, req)
+	s.logCall(info.FullMethod, err, start)
+	return resp, err
 }
 
-func (s *Service) streamAuth(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (s *Service) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
 	if !s.authorized(ss.Context()) {
+		s.logCall(info.FullMethod, errUnauthenticated, start)
 		return errUnauthenticated
 	}
-	return h(srv, ss)
+	err := h(srv, ss)
+	s.logCall(info.FullMethod, err, start)
+	return err
+}
+
+// logCall logs one call like the HTTP API logs a request: method, code
+// and duration, never a request message.
+func (s *Service) logCall(method string, err error, start time.Time) {
+	code := status.Code(err)
+	args := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+	switch code {
+	case codes.OK:
+		s.cfg.Logger.Debug("grpc call", args...)
+	case codes.Internal, codes.Unknown:
+		s.cfg.Logger.Error("grpc call", args...)
+	default:
+		s.cfg.Logger.Info("grpc call", args...)
+	}
 }
 
 // TriggerRun starts a manual run through the single launch seam.
