@@ -122,6 +122,8 @@ type CredentialSetRequest struct {
 }
 
 // Credential is GET /v1/connections/{id}/credential: metadata only.
+// Present is true when the credential is usable (state active) — the
+// same question the enrollment gate asks; State tells the rest.
 type Credential struct {
 	Present    bool      `json:"present"`
 	Kind       string    `json:"kind,omitempty"`
