@@ -33,6 +33,8 @@ const (
 	// KeysetFile holds the Tink keyset that encrypts stored credentials
 	// (0600).
 	KeysetFile = "keyset.json"
+	// LockFile is locked by the running host: one host per data dir.
+	LockFile = "serve.lock"
 )
 
 // Config configures Run. Build it once at start-up (the CLI maps its flags
@@ -201,4 +203,6 @@ var (
 	// ErrNoToken reports a data dir without an operator token (the host
 	// has never started there).
 	ErrNoToken = errors.New("server: no operator token in the data dir")
+	// ErrDataDirInUse reports a data dir another running host holds.
+	ErrDataDirInUse = errors.New("server: the data dir is in use by another connhost serve")
 )

@@ -3,7 +3,8 @@
 //
 // Run, in order:
 //
-//  1. the data dir (created 0700) and the logger (hclog, text or JSON);
+//  1. the data dir (created 0700, and locked: one host per data dir) and
+//     the logger (hclog, text or JSON);
 //  2. the keyset: under the configured KEK (env variable, file or KMS
 //     URI), or — none configured — the dev-mode cleartext keyset (0600),
 //     with a loud warning on every start; loaded, or created on first
@@ -96,6 +97,7 @@ type host struct {
 	admin  *adminrpc.Service
 	grpc   *grpc.Server
 	http   *http.Server
+	unlock func()
 }
 
 // assemble builds every part of the host in dependency order. On error
@@ -119,6 +121,12 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	h.unlock = unlock
+	undo = append(undo, unlock)
 	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data dir is accessible by group or others; it holds the store, the keyset and the operator token",
 			"path", dataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
@@ -319,6 +327,7 @@ func (h *host) shutdown() error {
 	if err := h.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: close store: %w", err))
 	}
+	h.unlock()
 	if err := errors.Join(errs...); err != nil {
 		h.log.Error("shutdown incomplete", "error", err)
 		return err

@@ -58,6 +58,17 @@ func TestFirstStartCreatesPrivateStateAndRestartReusesIt(t *testing.T) {
 		t.Errorf("dev-mode keyset %+v", ks1)
 	}
 	c := createDemo(r, map[string]any{"records": 3})
+
+	// A second host on the same data dir is refused before it touches
+	// anything (it would otherwise reclaim the first one's leases).
+	second := cfg
+	second.LogOutput = &hosttest.SyncBuffer{}
+	second.OnReady = func(string) { t.Error("a second host listened on the same data dir") }
+	if err := server.Run(context.Background(), second); !errors.Is(err, server.ErrDataDirInUse) {
+		t.Errorf("second host on the data dir: %v", err)
+	}
+	r.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, nil)
+
 	if err := r.shutdown(); err != nil {
 		t.Fatalf("first shutdown: %v", err)
 	}
