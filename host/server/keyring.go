@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/connhost/connhost/host/api"
 	"github.com/connhost/connhost/host/audit"
 	"github.com/connhost/connhost/host/broker"
 	"github.com/connhost/connhost/host/store"
@@ -105,4 +106,7 @@ func InitKeyset(ctx context.Context, dataDir string, kek keysets.Source, logger 
 	return ks.Info(), nil
 }
 
-var _ broker.Keyset = (*keyring)(nil)
+var (
+	_ broker.Keyset = (*keyring)(nil)
+	_ api.Keyset    = (*keyring)(nil)
+)

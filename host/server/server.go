@@ -413,3 +413,17 @@ func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog,
 	log.Info("connectors catalogued", "plugin_dir", cat.Dir(), "connectors", cat.Len())
 	return nil
 }
+
+// The host's parts satisfy the surfaces' small interfaces.
+var (
+	_ api.Control      = (*control.Service)(nil)
+	_ api.Store        = (*sqlite.Store)(nil)
+	_ api.Catalog      = (*catalog.Catalog)(nil)
+	_ api.Runs         = (*runner.Runner)(nil)
+	_ api.Schedule     = (*schedule.Scheduler)(nil)
+	_ api.Observer     = (*metrics.Metrics)(nil)
+	_ adminrpc.Control = (*control.Service)(nil)
+	_ adminrpc.Store   = (*sqlite.Store)(nil)
+	_ adminrpc.Runs    = (*runner.Runner)(nil)
+	_ registrar        = (*sqlite.Store)(nil)
+)
