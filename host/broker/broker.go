@@ -32,6 +32,7 @@ import (
 	"github.com/connhost/connhost/host/audit"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/keysets"
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -217,6 +218,14 @@ func (b *Broker) seal(connectionID string, kind store.CredentialKind, values map
 		return nil, errors.New("broker: encrypt credential failed")
 	}
 	return ct, nil
+}
+
+// keyIDOf reads the Tink key id a ciphertext was sealed under from its
+// prefix, so the id stored with a ciphertext is always the one that sealed
+// it, even if the keyset is swapped concurrently.
+func keyIDOf(ct []byte) uint32 {
+	id, _ := keysets.KeyIDOf(ct)
+	return id
 }
 
 // open decrypts a ciphertext of the connection. Errors carry no detail.

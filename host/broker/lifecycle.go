@@ -126,7 +126,7 @@ func (b *Broker) store(ctx context.Context, c Capture, op string,
 	sort.Strings(names)
 	meta, err := put(ctx, store.SealedCredential{
 		ConnectionID: c.ConnectionID, Kind: store.CredentialStaticSecret,
-		Names: names, Ciphertext: ct, KeyID: b.cfg.Keyset.PrimaryKeyID(),
+		Names: names, Ciphertext: ct, KeyID: keyIDOf(ct),
 	})
 	if err != nil {
 		ev.Outcome, ev.Detail = store.AuditFailed, map[string]string{"reason": err.Error()}
@@ -251,7 +251,7 @@ func (b *Broker) rewrapOne(ctx context.Context, row store.CredentialCiphertext, 
 		rep.Failed = append(rep.Failed, RewrapFailure{ConnectionID: row.ConnectionID, Reason: err.Error()})
 		return
 	}
-	switch err := b.cfg.Store.ReplaceCiphertext(ctx, row.ConnectionID, row.Ciphertext, ct, primary); {
+	switch err := b.cfg.Store.ReplaceCiphertext(ctx, row.ConnectionID, row.Ciphertext, ct, keyIDOf(ct)); {
 	case errors.Is(err, store.ErrCiphertextChanged):
 		// Captured or rotated meanwhile: the new ciphertext is already
 		// under the current primary.
