@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"time"
 
@@ -32,16 +31,16 @@ a standard five-field cron spec ("0 * * * *"), or "@every <duration>"
 		a.connectionListCommand(),
 		a.connectionShowCommand(),
 		a.connectionUpdateCommand(),
-		a.connectionActionCommand("pause", "Pause a connection's schedule",
+		idCommand(a, "connection pause", "ID", "Pause a connection's schedule",
 			`Pause stops the connection's scheduled runs; manual runs are still allowed. Resume undoes it.`,
-			(*client.Client).PauseConnection),
-		a.connectionActionCommand("resume", "Resume a paused connection",
+			(*client.Client).PauseConnection, a.printConnection),
+		idCommand(a, "connection resume", "ID", "Resume a paused connection",
 			`Resume puts a paused connection back on its schedule.`,
-			(*client.Client).ResumeConnection),
-		a.connectionActionCommand("revoke", "Revoke a connection",
+			(*client.Client).ResumeConnection, a.printConnection),
+		idCommand(a, "connection revoke", "ID", "Revoke a connection",
 			`Revoke stops every future run of the connection, scheduled or manual, and keeps
 its records and history. It cannot be undone; delete removes the connection.`,
-			(*client.Client).RevokeConnection),
+			(*client.Client).RevokeConnection, a.printConnection),
 		a.connectionDeleteCommand(),
 	)
 	return cmd
@@ -227,27 +226,6 @@ to this connection only.`,
 	f.StringVar(&config, "config", "", "new config, a JSON object (replaces the old one)")
 	f.StringVar(&jitter, "jitter", "", `new jitter ("" removes it)`)
 	return cmd
-}
-
-func (a *app) connectionActionCommand(name, short, long string, call func(*client.Client, context.Context, string) (apitypes.Connection, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:     name + " ID",
-		Short:   short,
-		Long:    long,
-		Example: fmt.Sprintf("  connhost connection %s CONNECTION_ID", name),
-		Args:    args("ID"),
-		RunE: a.wrap(func(ctx context.Context, args []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
-			conn, err := call(c, ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return a.printConnection(conn)
-		}),
-	}
 }
 
 func (a *app) connectionDeleteCommand() *cobra.Command {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/connhost/connhost/host/api/client"
+	"github.com/spf13/cobra"
 )
 
 // Output formats of -o/--output.
@@ -120,4 +124,29 @@ func compactJSON(v any, max int) string {
 		s = string([]rune(s)[:max-1]) + "…"
 	}
 	return s
+}
+
+// idCommand builds a command that takes one id, calls the API with it and
+// prints the result: "connection pause ID", "runs show RUN_ID", ….
+func idCommand[T any](a *app, path, arg, short, long string,
+	call func(*client.Client, context.Context, string) (T, error), print func(T) error) *cobra.Command {
+	name := path[strings.LastIndex(path, " ")+1:]
+	return &cobra.Command{
+		Use:     name + " " + arg,
+		Short:   short,
+		Long:    long,
+		Example: "  connhost " + path + " " + arg,
+		Args:    args(arg),
+		RunE: a.wrap(func(ctx context.Context, argv []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			v, err := call(c, ctx, argv[0])
+			if err != nil {
+				return err
+			}
+			return print(v)
+		}),
+	}
 }

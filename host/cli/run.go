@@ -256,34 +256,13 @@ runs exist, the cursor of the next page is printed on stderr.`,
 	f.StringVar(&filter.Cursor, "cursor", "", "the cursor of the page to read, from a previous list")
 
 	cmd.AddCommand(list,
-		a.runActionCommand("show", "Show a run", `Show a run: trigger, attempt, status, failure code and message, record count and times.`,
-			(*client.Client).GetRun),
-		a.runActionCommand("cancel", "Cancel a queued or running run",
+		idCommand(a, "runs show", "RUN_ID", "Show a run", `Show a run: trigger, attempt, status, failure code and message, record count and times.`,
+			(*client.Client).GetRun, a.printRun),
+		idCommand(a, "runs cancel", "RUN_ID", "Cancel a queued or running run",
 			`Cancel a run: its connector is stopped and the run ends with status cancelled.`,
-			(*client.Client).CancelRun),
+			(*client.Client).CancelRun, a.printRun),
 	)
 	return cmd
-}
-
-func (a *app) runActionCommand(name, short, long string, call func(*client.Client, context.Context, string) (apitypes.Run, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:     name + " RUN_ID",
-		Short:   short,
-		Long:    long,
-		Example: "  connhost runs " + name + " RUN_ID",
-		Args:    args("RUN_ID"),
-		RunE: a.wrap(func(ctx context.Context, args []string) error {
-			c, err := a.api()
-			if err != nil {
-				return err
-			}
-			r, err := call(c, ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return a.printRun(r)
-		}),
-	}
 }
 
 // nextPage tells the operator, on stderr so stdout stays the data, how to
