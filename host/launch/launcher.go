@@ -421,11 +421,35 @@ func (s *session) finish(ctx context.Context, err, emitErr error) error {
 		res = s.ctxFailure(ctx)
 	case errors.As(err, &f):
 		res = s.connectorFailure(f)
+	case deadlineReached(ctx):
+		// gRPC sends our deadline to the plugin, whose copy can fire a
+		// moment before ours and reset the stream first: still a timeout.
+		res = s.ctxFailure(ctx)
 	default:
 		res = s.transportFailure(err)
 	}
 	s.close(res == nil || f != nil)
 	return res
+}
+
+// deadlineSkew is how early the plugin's copy of a propagated deadline may
+// end a call before the host's own timer fires.
+const deadlineSkew = 250 * time.Millisecond
+
+// deadlineReached reports whether ctx's deadline has passed or is within
+// deadlineSkew, waiting for it in the latter case so ctx.Err() is set.
+func deadlineReached(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	if !ok || time.Until(dl) > deadlineSkew {
+		return ctx.Err() != nil
+	}
+	t := time.NewTimer(time.Until(dl) + deadlineSkew)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return ctx.Err() != nil
 }
 
 // close stops the child and releases everything the session holds. A
