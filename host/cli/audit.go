@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/api/client"
 	"github.com/spf13/cobra"
 )
@@ -38,17 +39,10 @@ exist, the cursor of the next page is printed on stderr.`,
 		if err != nil {
 			return err
 		}
-		if a.json() {
-			err = printJSON(a.rt.Stdout, items(page.Items))
-		} else {
-			rows := make([][]string, 0, len(page.Items))
-			for _, e := range page.Items {
-				rows = append(rows, []string{ts(e.At), e.Actor, e.Operation, e.TargetKind + ":" + e.TargetID, e.Outcome, detail(e.Detail)})
-			}
-			err = table(a.rt.Stdout, []string{"AT", "ACTOR", "OPERATION", "TARGET", "OUTCOME", "DETAIL"}, rows)
-		}
-		a.nextPage(page.Next)
-		return err
+		return printPage(a, page, []string{"AT", "ACTOR", "OPERATION", "TARGET", "OUTCOME", "DETAIL"},
+			func(e apitypes.AuditEvent) []string {
+				return []string{ts(e.At), e.Actor, e.Operation, e.TargetKind + ":" + e.TargetID, e.Outcome, detail(e.Detail)}
+			})
 	})
 	f := list.Flags()
 	f.StringVar(&filter.Target, "target", "", "only events about this target id")

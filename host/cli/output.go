@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/api/client"
 	"github.com/spf13/cobra"
 )
@@ -149,4 +150,21 @@ func idCommand[T any](a *app, path, arg, short, long string,
 			return print(v)
 		}),
 	}
+}
+
+// printPage prints one page of a list: the items as a JSON array with -o
+// json, else a table, and on stderr the cursor of the next page if any.
+func printPage[T any](a *app, page apitypes.List[T], header []string, row func(T) []string) error {
+	var err error
+	if a.json() {
+		err = printJSON(a.rt.Stdout, items(page.Items))
+	} else {
+		rows := make([][]string, 0, len(page.Items))
+		for _, it := range page.Items {
+			rows = append(rows, row(it))
+		}
+		err = table(a.rt.Stdout, header, rows)
+	}
+	a.nextPage(page.Next)
+	return err
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/api/client"
 	"github.com/spf13/cobra"
 )
@@ -37,17 +38,10 @@ prints the records with their full data.`,
 		if err != nil {
 			return err
 		}
-		if a.json() {
-			err = printJSON(a.rt.Stdout, items(page.Items))
-		} else {
-			rows := make([][]string, 0, len(page.Items))
-			for _, r := range page.Items {
-				rows = append(rows, []string{r.Stream, r.Key, r.RunID, ts(r.UpdatedAt), compactJSON(r.Data, recordDataWidth)})
-			}
-			err = table(a.rt.Stdout, []string{"STREAM", "KEY", "RUN", "UPDATED", "DATA"}, rows)
-		}
-		a.nextPage(page.Next)
-		return err
+		return printPage(a, page, []string{"STREAM", "KEY", "RUN", "UPDATED", "DATA"},
+			func(r apitypes.Record) []string {
+				return []string{r.Stream, r.Key, r.RunID, ts(r.UpdatedAt), compactJSON(r.Data, recordDataWidth)}
+			})
 	})
 	f := list.Flags()
 	f.StringVar(&filter.Stream, "stream", "", "only records of this stream")

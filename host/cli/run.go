@@ -236,18 +236,11 @@ runs exist, the cursor of the next page is printed on stderr.`,
 		if err != nil {
 			return err
 		}
-		if a.json() {
-			err = printJSON(a.rt.Stdout, items(page.Items))
-		} else {
-			rows := make([][]string, 0, len(page.Items))
-			for _, r := range page.Items {
-				rows = append(rows, []string{r.ID, r.ConnectionID, r.Trigger, r.Status, r.FailureCode,
-					itoa(r.Records), ts(r.CreatedAt), ts(r.StartedAt), ts(r.EndedAt)})
-			}
-			err = table(a.rt.Stdout, []string{"ID", "CONNECTION", "TRIGGER", "STATUS", "FAILURE", "RECORDS", "CREATED", "STARTED", "ENDED"}, rows)
-		}
-		a.nextPage(page.Next)
-		return err
+		return printPage(a, page, []string{"ID", "CONNECTION", "TRIGGER", "STATUS", "FAILURE", "RECORDS", "CREATED", "STARTED", "ENDED"},
+			func(r apitypes.Run) []string {
+				return []string{r.ID, r.ConnectionID, r.Trigger, r.Status, r.FailureCode,
+					itoa(r.Records), ts(r.CreatedAt), ts(r.StartedAt), ts(r.EndedAt)}
+			})
 	})
 	f := list.Flags()
 	f.StringVar(&filter.Connection, "connection", "", "only runs of this connection")
