@@ -126,6 +126,20 @@ type ConnectionFilter struct {
 	State        ConnectionState
 }
 
+// ConnectionPageFilter narrows and pages ListConnectionPage.
+type ConnectionPageFilter struct {
+	ConnectionFilter
+	Cursor string // ConnectionPage.Next of the previous page
+	Limit  int    // see PageLimit
+}
+
+// ConnectionPage is one page of connections, oldest first. Next is "" on
+// the last page.
+type ConnectionPage struct {
+	Connections []Connection
+	Next        string
+}
+
 // ConnectionDeletion reports what DeleteConnection removed, for the audit
 // event the caller writes.
 type ConnectionDeletion struct {

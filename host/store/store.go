@@ -24,8 +24,12 @@ type Connections interface {
 	// the connector is not in the catalog.
 	CreateConnection(ctx context.Context, c NewConnection) (Connection, error)
 	GetConnection(ctx context.Context, id string) (Connection, error)
-	// ListConnections returns matching connections, oldest first.
+	// ListConnections returns every matching connection, oldest first,
+	// for the host's own sweeps (boot enrollment, re-evaluation).
 	ListConnections(ctx context.Context, f ConnectionFilter) ([]Connection, error)
+	// ListConnectionPage returns one page of matching connections, oldest
+	// first, for callers that show them (the API).
+	ListConnectionPage(ctx context.Context, f ConnectionPageFilter) (ConnectionPage, error)
 	// UpdateConnection applies the patch and stamps updated_at.
 	UpdateConnection(ctx context.Context, id string, p ConnectionPatch) (Connection, error)
 	// SetConnectionState moves the connection to state; a change not in

@@ -95,6 +95,9 @@ func jsonEqual(a, b json.RawMessage) bool {
 
 // encodeCursor makes an opaque page cursor from the sort key of the last
 // row of a page.
+// errCursor reports a cursor this store did not issue.
+var errCursor = &store.InvalidError{Field: "cursor", Reason: "malformed: use the next value of a previous page"}
+
 func encodeCursor(parts ...string) string {
 	b, _ := json.Marshal(parts) // a []string always marshals
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -108,7 +111,7 @@ func decodeCursor(cursor string, n int) ([]string, error) {
 		err = json.Unmarshal(b, &parts)
 	}
 	if err != nil || len(parts) != n {
-		return nil, fmt.Errorf("%w: cursor: malformed", store.ErrInvalid)
+		return nil, errCursor
 	}
 	return parts, nil
 }
@@ -121,7 +124,7 @@ func timeCursor(cursor string) (time.Time, string, error) {
 	}
 	t, err := ParseTime(parts[0])
 	if err != nil {
-		return time.Time{}, "", fmt.Errorf("%w: cursor: malformed", store.ErrInvalid)
+		return time.Time{}, "", errCursor
 	}
 	return t, parts[1], nil
 }

@@ -77,6 +77,29 @@ func (s *Store) GetConnection(ctx context.Context, id string) (store.Connection,
 
 // ListConnections implements store.Connections.
 func (s *Store) ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error) {
+	conns, err := s.listConnections(ctx, f, "", 0)
+	return conns, dbErr("list connections", err)
+}
+
+// ListConnectionPage implements store.Connections.
+func (s *Store) ListConnectionPage(ctx context.Context, f store.ConnectionPageFilter) (store.ConnectionPage, error) {
+	limit := store.PageLimit(f.Limit)
+	conns, err := s.listConnections(ctx, f.ConnectionFilter, f.Cursor, limit+1)
+	if err != nil {
+		return store.ConnectionPage{}, dbErr("list connections", err)
+	}
+	page := store.ConnectionPage{Connections: conns}
+	if len(conns) > limit {
+		page.Connections = conns[:limit]
+		last := conns[limit-1]
+		page.Next = encodeCursor(FormatTime(last.CreatedAt), last.ID)
+	}
+	return page, nil
+}
+
+// listConnections reads matching connections in (created_at, id) order,
+// after cursor when one is given, at most limit of them when limit > 0.
+func (s *Store) listConnections(ctx context.Context, f store.ConnectionFilter, cursor string, limit int) ([]store.Connection, error) {
 	var (
 		where []string
 		args  []any
@@ -87,24 +110,37 @@ func (s *Store) ListConnections(ctx context.Context, f store.ConnectionFilter) (
 	if f.State != "" {
 		where, args = append(where, `state = ?`), append(args, string(f.State))
 	}
+	if cursor != "" {
+		at, id, err := timeCursor(cursor)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, `(created_at > ? OR (created_at = ? AND id > ?))`)
+		args = append(args, s.bindTime(at), s.bindTime(at), id)
+	}
 	query := `SELECT ` + connectionCols + ` FROM connections`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
-	rows, err := s.query(ctx, s.r, query+` ORDER BY created_at, id`, args...)
+	query += ` ORDER BY created_at, id`
+	if limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := s.query(ctx, s.r, query, args...)
 	if err != nil {
-		return nil, dbErr("list connections", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []store.Connection
 	for rows.Next() {
 		c, err := scanConnection(rows)
 		if err != nil {
-			return nil, dbErr("list connections", err)
+			return nil, err
 		}
 		out = append(out, c)
 	}
-	return out, dbErr("list connections", rows.Err())
+	return out, rows.Err()
 }
 
 // UpdateConnection implements store.Connections.

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener) {
 		{"Connectors", testConnectors},
 		{"ConnectorValidation", testConnectorValidation},
 		{"Connections", testConnections},
+		{"ConnectionListPaging", testConnectionListPaging},
 		{"ConnectionValidation", testConnectionValidation},
 		{"ConnectionStateTransitions", testConnectionStateTransitions},
 		{"ConnectionIsolation", testConnectionIsolation},

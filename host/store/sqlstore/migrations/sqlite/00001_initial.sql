@@ -25,6 +25,7 @@ CREATE TABLE connections (
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 ) STRICT;
+CREATE INDEX connections_created ON connections (created_at, id);
 CREATE INDEX connections_connector_key ON connections (connector_key, created_at, id);
 
 CREATE TABLE credentials (
