@@ -87,7 +87,7 @@ type Control interface {
 // Store is the read side of the store the API uses.
 type Store interface {
 	GetConnection(ctx context.Context, id string) (store.Connection, error)
-	ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error)
+	ListConnectionPage(ctx context.Context, f store.ConnectionPageFilter) (store.ConnectionPage, error)
 	GetCredentialMeta(ctx context.Context, connectionID string) (store.CredentialMeta, error)
 	GetRun(ctx context.Context, id string) (store.Run, error)
 	ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage, error)

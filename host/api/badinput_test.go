@@ -127,6 +127,9 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{name: "runs with bad limit", method: "GET", path: "/v1/runs?limit=-3", status: 400, code: "invalid_request", field: "limit"},
 		{name: "runs with unknown parameter", method: "GET", path: "/v1/runs?conection=x", status: 400, code: "invalid_request", field: "conection"},
 		{name: "connections with bad state", method: "GET", path: "/v1/connections?state=gone", status: 400, code: "invalid_request", field: "state"},
+		{name: "connections with bad limit", method: "GET", path: "/v1/connections?limit=0", status: 400, code: "invalid_request", field: "limit"},
+		{name: "runs with bad cursor", method: "GET", path: "/v1/runs?cursor=x", status: 400, code: "invalid_request", field: "cursor"},
+		{name: "connections with bad cursor", method: "GET", path: "/v1/connections?cursor=not-a-cursor", status: 400, code: "invalid_request", field: "cursor"},
 
 		{name: "wrong method", method: "PUT", path: "/v1/connections/" + live.ID + "/runs", status: 405, code: "method_not_allowed"},
 		{name: "unknown route", method: "GET", path: "/v1/connection", status: 404, code: "not_found"},

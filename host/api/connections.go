@@ -148,17 +148,25 @@ func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Conn
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := knownParams(q, "connector", "state"); err != nil {
+	if err := knownParams(q, "connector", "state", "cursor", "limit"); err != nil {
 		return err
 	}
-	f := store.ConnectionFilter{ConnectorKey: q.Get("connector"), State: store.ConnectionState(q.Get("state"))}
-	if f.State != "" && !f.State.Valid() {
-		return invalid("state", "state must be active, paused or revoked")
-	}
-	conns, err := a.cfg.Store.ListConnections(r.Context(), f)
+	limit, err := queryLimit(q)
 	if err != nil {
 		return err
 	}
+	f := store.ConnectionPageFilter{
+		ConnectionFilter: store.ConnectionFilter{ConnectorKey: q.Get("connector"), State: store.ConnectionState(q.Get("state"))},
+		Cursor:           q.Get("cursor"), Limit: limit,
+	}
+	if f.State != "" && !f.State.Valid() {
+		return invalid("state", "state must be active, paused or revoked")
+	}
+	page, err := a.cfg.Store.ListConnectionPage(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	conns := page.Connections
 	byID, err := a.enrollmentOf(r)
 	if err != nil {
 		return err
@@ -177,7 +185,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 		}
 		items = append(items, toConnection(c, entry, next[c.ID]))
 	}
-	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items})
+	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items, Next: page.Next})
 	return nil
 }
 

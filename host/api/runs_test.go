@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -174,6 +175,50 @@ func TestRunsAndRecordsPaging(t *testing.T) {
 	}
 	if len(seen) != 25 || pages != 3 {
 		t.Errorf("%d records over %d pages, want 25 over 3", len(seen), pages)
+	}
+}
+
+// TestConnectionsPaging: connections come oldest first, a page at a time,
+// with the filters applied across pages.
+func TestConnectionsPaging(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	var want []string
+	for range 5 {
+		want = append(want, e.createDemo(nil, "").ID)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+want[1]+"/pause", nil, nil)
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"limit=2", want},
+		{"limit=1000", want},
+		{"limit=2&state=active", []string{want[0], want[2], want[3], want[4]}},
+		{"limit=1&state=paused&connector=demo", []string{want[1]}},
+		{"limit=3&connector=github", nil},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			var got []string
+			cursor := ""
+			for pages := 0; ; pages++ {
+				if pages > len(want) {
+					t.Fatal("paging does not end")
+				}
+				var page apitypes.List[apitypes.Connection]
+				e.ok(http.StatusOK, "GET", "/v1/connections?"+tc.query+"&cursor="+cursor, nil, &page)
+				for _, c := range page.Items {
+					got = append(got, c.ID)
+				}
+				if page.Next == "" {
+					break
+				}
+				cursor = page.Next
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -227,6 +227,13 @@ func TestJSONOutput(t *testing.T) {
 			calls:  []call{{Method: "GET", Path: "/v1/connections", Query: "connector=demo&state=paused"}},
 		},
 		{
+			name:   "connection list pages",
+			args:   []string{"connection", "list", "--limit", "1", "--cursor", "cur1"},
+			routes: map[string][]reply{"GET /v1/connections": {{body: `{"items":[` + connectionJSON + `],"next":"cur2"}`}}},
+			want:   `[` + connectionJSON + `]`,
+			calls:  []call{{Method: "GET", Path: "/v1/connections", Query: "cursor=cur1&limit=1"}},
+		},
+		{
 			name:   "connection show",
 			args:   []string{"connection", "show", "c1"},
 			routes: map[string][]reply{"GET /v1/connections/c1": {{body: connectionJSON}}},

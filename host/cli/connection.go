@@ -122,7 +122,9 @@ func (a *app) connectionListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List connections",
-		Long:  `List connections with their state, schedule, enrollment outcome and next run.`,
+		Long: `List connections, oldest first, with their state, schedule, enrollment
+outcome and next run, one page at a time (--limit, --cursor). When more
+connections exist, the cursor of the next page is printed on stderr.`,
 		Example: `  connhost connection list
   connhost connection list --connector demo --state active -o json`,
 		Args: args(),
@@ -131,23 +133,22 @@ func (a *app) connectionListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conns, err := c.ListConnections(ctx, filter)
+			page, err := c.ListConnections(ctx, filter)
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.rt.Stdout, items(conns))
-			}
-			rows := make([][]string, 0, len(conns))
-			for _, k := range conns {
-				rows = append(rows, []string{k.ID, k.ConnectorKey, k.Label, k.State, k.Schedule,
-					enrollmentOutcome(k.Enrollment), ts(k.NextRun)})
-			}
-			return table(a.rt.Stdout, []string{"ID", "CONNECTOR", "LABEL", "STATE", "SCHEDULE", "ENROLLMENT", "NEXT RUN"}, rows)
+			return printPage(a, page, []string{"ID", "CONNECTOR", "LABEL", "STATE", "SCHEDULE", "ENROLLMENT", "NEXT RUN"},
+				func(k apitypes.Connection) []string {
+					return []string{k.ID, k.ConnectorKey, k.Label, k.State, k.Schedule,
+						enrollmentOutcome(k.Enrollment), ts(k.NextRun)}
+				})
 		}),
 	}
-	cmd.Flags().StringVar(&filter.Connector, "connector", "", "only connections of this connector")
-	cmd.Flags().StringVar(&filter.State, "state", "", "only connections in this state: active, paused or revoked")
+	f := cmd.Flags()
+	f.StringVar(&filter.Connector, "connector", "", "only connections of this connector")
+	f.StringVar(&filter.State, "state", "", "only connections in this state: active, paused or revoked")
+	f.IntVar(&filter.Limit, "limit", 0, "page size (default: the server's)")
+	f.StringVar(&filter.Cursor, "cursor", "", "the cursor of the page to read, from a previous list")
 	return cmd
 }
 

@@ -101,12 +101,12 @@ func TestRoutes(t *testing.T) {
 			result: conn,
 		},
 		{
-			name: "list connections filtered", status: 200, body: `{"items":[` + connJSON + `],"next":""}`,
+			name: "list connections filtered", status: 200, body: `{"items":[` + connJSON + `],"next":"n2"}`,
 			call: func(c *client.Client) (any, error) {
-				return c.ListConnections(ctx, client.ConnectionFilter{Connector: "demo", State: "active"})
+				return c.ListConnections(ctx, client.ConnectionFilter{Connector: "demo", State: "active", Cursor: "x", Limit: 5})
 			},
-			want:   seen{Method: "GET", Path: "/v1/connections", Query: "connector=demo&state=active"},
-			result: []apitypes.Connection{conn},
+			want:   seen{Method: "GET", Path: "/v1/connections", Query: "connector=demo&cursor=x&limit=5&state=active"},
+			result: apitypes.List[apitypes.Connection]{Items: []apitypes.Connection{conn}, Next: "n2"},
 		},
 		{
 			name: "get connection escapes the id", status: 200, body: connJSON,

@@ -12,6 +12,8 @@ import (
 type ConnectionFilter struct {
 	Connector string // connector key
 	State     string // active | paused | revoked
+	Cursor    string // the Next of the previous page
+	Limit     int    // page size; 0 is the server's default
 }
 
 // RunFilter narrows ListRuns; empty fields match all.
@@ -78,11 +80,12 @@ func (c *Client) CreateConnection(ctx context.Context, req apitypes.ConnectionCr
 	return v, err
 }
 
-// ListConnections is GET /v1/connections.
-func (c *Client) ListConnections(ctx context.Context, f ConnectionFilter) ([]apitypes.Connection, error) {
+// ListConnections is GET /v1/connections: one page, oldest first.
+func (c *Client) ListConnections(ctx context.Context, f ConnectionFilter) (apitypes.List[apitypes.Connection], error) {
 	var l apitypes.List[apitypes.Connection]
-	err := c.do(ctx, http.MethodGet, "/v1/connections", values("connector", f.Connector, "state", f.State), nil, &l)
-	return l.Items, err
+	q := values("connector", f.Connector, "state", f.State, "cursor", f.Cursor, "limit", limit(f.Limit))
+	err := c.do(ctx, http.MethodGet, "/v1/connections", q, nil, &l)
+	return l, err
 }
 
 // GetConnection is GET /v1/connections/{id}.
