@@ -57,9 +57,11 @@ func KEKFromEnv(name string) Source { return envSource{name: name} }
 // file at path. The file must not be accessible by group or others.
 func KEKFromFile(path string) Source { return fileSource{path: path} }
 
-// KEKFromURI returns a Source that asks Tink's KMS client registry
-// (registry.GetKMSClient) for the AEAD of the key at uri. The caller
-// registers the matching KMS client before loading.
+// KEKFromURI returns a Source whose KEK is a key in a KMS. A client
+// registered in Tink's KMS client registry (registry.RegisterKMSClient)
+// serves uri when one claims it; otherwise hcvault:// URIs are served by
+// HashiCorp Vault's transit engine (see VaultScheme), with VAULT_TOKEN and
+// the Vault client's other environment variables.
 func KEKFromURI(uri string) Source { return kmsSource{uri: uri} }
 
 // Cleartext returns the dev-mode Source: the keyset is stored unencrypted
@@ -140,7 +142,9 @@ func (s kmsSource) kek(ctx context.Context) (tink.AEADWithContext, error) {
 	// registry.GetKMSClient's own error repeats the URI; don't use it.
 	client, err := registry.GetKMSClient(s.uri)
 	if err != nil {
-		return nil, &KEKError{Source: s.String(), Reason: "no KMS client registered for this URI (register one with registry.RegisterKMSClient at start-up)"}
+		if client, err = builtinKMSClient(s.uri); err != nil {
+			return nil, &KEKError{Source: s.String(), Reason: redact(err, s.uri).Error()}
+		}
 	}
 	a, err := client.GetAEAD(s.uri)
 	if err != nil {

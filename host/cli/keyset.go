@@ -69,7 +69,8 @@ under a key-encryption key (KEK):
                    (with --print-kek and NAME unset, a new KEK is generated and
                    printed once);
   --kek-file FILE  the KEK is in FILE; a missing FILE is generated (mode 0600);
-  --kms-uri URI    the KEK is a KMS key;
+  --kms-uri URI    the KEK is a KMS key: hcvault://HOST:PORT/MOUNT/keys/NAME,
+                   a HashiCorp Vault transit key (VAULT_TOKEN must be set);
   (none)           a KEK file is generated in the data dir (keyset.kek).
 
 This command runs locally and does not need a running host. It prints where
@@ -77,7 +78,8 @@ the keyset and the KEK are and the serve flags to use. It never prints a KEK
 unless --print-kek is given, and then only one it generated.`,
 		Example: `  connhost keyset init --data-dir ./var
   connhost keyset init --data-dir /var/lib/connhost --kek-file /etc/connhost/kek
-  connhost keyset init --kek-env CONNHOST_KEK --print-kek`,
+  connhost keyset init --kek-env CONNHOST_KEK --print-kek
+  VAULT_TOKEN=… connhost keyset init --kms-uri hcvault://vault.example.com:8200/transit/keys/connhost`,
 		Args: args(),
 	}
 	cmd.RunE = a.wrap(func(ctx context.Context, _ []string) error {

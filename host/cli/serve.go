@@ -21,8 +21,10 @@ connectors found in --plugin-dir.
 The data dir holds the SQLite store, the keyset and the operator token
 (created on first start, mode 0600; the other commands read it from there).
 The keyset's key-encryption key comes from the --kek-env variable when it is
-set, else --kek-file, else --kms-uri; with none, a cleartext dev keyset is
-used and a warning is logged at every start (see "connhost keyset init").
+set, else --kek-file, else --kms-uri (hcvault://HOST:PORT/MOUNT/keys/NAME, a
+HashiCorp Vault transit key, with VAULT_TOKEN set); with none, a cleartext
+dev keyset is used and a warning is logged at every start (see "connhost
+keyset init").
 
 SIGINT or SIGTERM starts a graceful shutdown: running connectors are
 stopped, runs are finished and leases released, within --shutdown-timeout.

@@ -59,8 +59,9 @@ type Config struct {
 	KEKEnv string
 	// KEKFile is the path of a KEK file (base64 of 32 bytes, mode 0600).
 	KEKFile string
-	// KMSURI is a KMS key URI, resolved through Tink's KMS client
-	// registry (a KMS client must be registered in the binary).
+	// KMSURI is a KMS key URI: a client in Tink's KMS client registry
+	// serves it, or, for hcvault:// URIs, HashiCorp Vault transit (see
+	// keysets.KEKFromURI).
 	KMSURI string
 	// AllowHostEnvCredentials lets a connection that never stored a
 	// credential take its auth.required values from the host environment.
