@@ -163,7 +163,8 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	ring.audit = al
 
 	// 4. Launcher, catalog, connector registrations.
-	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: cfg.Environ, RunTimeout: cfg.RunTimeout})
+	environ := withholdHostSecrets(cfg.Environ, cfg.KEKEnv)
+	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: environ, RunTimeout: cfg.RunTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +179,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	}
 
 	// 5. Broker, runner, scheduler, recovery, control, enrollment.
-	lookup := envLookup(cfg.Environ)
+	lookup := envLookup(environ)
 	b, err := broker.New(broker.Config{Store: st, Keyset: ring, HostEnv: lookup,
 		AllowHostEnv: cfg.AllowHostEnvCredentials, Audit: al, Logger: log.Named("broker")})
 	if err != nil {
@@ -187,7 +188,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	ring.broker = b
 	m := metrics.New()
 	r, err := runner.New(runner.Config{Store: st, Catalog: cat, Broker: b, Launcher: l, HostID: h.id,
-		HostEnv: cfg.Environ, RunTimeout: cfg.RunTimeout, Events: &runevents.Hub{}, Observer: m,
+		HostEnv: environ, RunTimeout: cfg.RunTimeout, Events: &runevents.Hub{}, Observer: m,
 		Audit: al, Logger: log.Named("runner")})
 	if err != nil {
 		return nil, err
@@ -345,17 +346,41 @@ func enrollmentLine(entries []enroll.Entry) string {
 	return line
 }
 
-// envLookup looks a name up in environ (the last duplicate wins, as exec
-// does).
+// envLookup looks a name up in environ's list. The first entry of a name
+// wins, as getenv(3), os.Getenv and launch.BuildEnv resolve duplicates, so
+// the broker and the child never disagree about a host value.
 func envLookup(environ func() []string) func(string) (string, bool) {
 	return func(name string) (string, bool) {
-		env := environ()
-		for i := len(env) - 1; i >= 0; i-- {
-			if k, v, ok := strings.Cut(env[i], "="); ok && k == name {
+		for _, kv := range environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == name {
 				return v, true
 			}
 		}
 		return "", false
+	}
+}
+
+// vaultTokenEnv is the variable the Vault transit KEK reads its token from.
+const vaultTokenEnv = "VAULT_TOKEN"
+
+// withholdHostSecrets returns environ without the variables that hold the
+// host's own secrets: the KEK variable (whatever --kek-env names) and
+// VAULT_TOKEN. Connectors, the broker and the enrollment gate all see this
+// environment, so no manifest can name one of them in env_passthrough or
+// auth.required and receive it. (CONNHOST_* names are withheld by
+// launch.BuildEnv already.) The keyset reads its KEK from the process
+// environment, not from here.
+func withholdHostSecrets(environ func() []string, kekEnv string) func() []string {
+	withheld := map[string]bool{vaultTokenEnv: true, kekEnv: true}
+	return func() []string {
+		env := environ()
+		out := make([]string, 0, len(env))
+		for _, kv := range env {
+			if name, _, _ := strings.Cut(kv, "="); !withheld[name] {
+				out = append(out, kv)
+			}
+		}
+		return out
 	}
 }
 
