@@ -290,24 +290,10 @@ func testConnectionListPaging(t *testing.T, f *fixture) {
 	} {
 		for _, limit := range []int{1, 3, 100} {
 			t.Run(fmt.Sprintf("%s/limit %d", name, limit), func(t *testing.T) {
-				got := []string{}
-				pf := store.ConnectionPageFilter{ConnectionFilter: tc.filter, Limit: limit}
-				for pages := 1; ; pages++ {
-					page := must(f.s.ListConnectionPage(f.ctx, pf))(t)
-					if len(page.Connections) > limit {
-						t.Fatalf("page of %d connections, limit %d", len(page.Connections), limit)
-					}
-					for _, c := range page.Connections {
-						got = append(got, c.ID)
-					}
-					if page.Next == "" {
-						break
-					}
-					if pages > len(created) {
-						t.Fatal("paging does not end")
-					}
-					pf.Cursor = page.Next
-				}
+				got := readAllPages(t, limit, len(created), func(cursor string) ([]store.Connection, string) {
+					page := must(f.s.ListConnectionPage(f.ctx, store.ConnectionPageFilter{ConnectionFilter: tc.filter, Cursor: cursor, Limit: limit}))(t)
+					return page.Connections, page.Next
+				}, func(c store.Connection) string { return c.ID })
 				diff(t, "connections, oldest first", tc.want, got)
 				// The unpaged sweep sees the same connections in the same order.
 				all := []string{}

@@ -123,25 +123,12 @@ func testAuditPaging(t *testing.T, f *fixture) {
 	} {
 		for _, limit := range []int{1, 4, 100} {
 			t.Run(fmt.Sprintf("%s/limit %d", name, limit), func(t *testing.T) {
-				got := []string{}
-				af := tc.f
-				af.Limit = limit
-				for pages := 0; ; pages++ {
-					if pages > len(want) {
-						t.Fatal("paging does not end")
-					}
+				got := readAllPages(t, limit, len(want), func(cursor string) ([]store.AuditEvent, string) {
+					af := tc.f
+					af.Cursor, af.Limit = cursor, limit
 					page := must(f.s.ListAudit(f.ctx, af))(t)
-					if len(page.Events) > limit {
-						t.Fatalf("page of %d, limit %d", len(page.Events), limit)
-					}
-					for _, e := range page.Events {
-						got = append(got, e.ID)
-					}
-					if page.Next == "" {
-						break
-					}
-					af.Cursor = page.Next
-				}
+					return page.Events, page.Next
+				}, func(e store.AuditEvent) string { return e.ID })
 				diff(t, "events, newest first", tc.want, got)
 			})
 		}

@@ -229,24 +229,10 @@ func testListRecordsPaging(t *testing.T, f *fixture) {
 		{"missing", 3, []string{}},
 	} {
 		t.Run(fmt.Sprintf("stream %q limit %d", tc.stream, tc.limit), func(t *testing.T) {
-			got := []string{}
-			q := store.RecordQuery{ConnectionID: c.ID, Stream: tc.stream, Limit: tc.limit}
-			for pages := 0; ; pages++ {
-				if pages > len(all) {
-					t.Fatal("paging does not end")
-				}
-				page := must(f.s.ListRecords(f.ctx, q))(t)
-				if len(page.Records) > tc.limit {
-					t.Fatalf("page of %d, limit %d", len(page.Records), tc.limit)
-				}
-				for _, rec := range page.Records {
-					got = append(got, rec.Stream+"/"+rec.Key)
-				}
-				if page.Next == "" {
-					break
-				}
-				q.Cursor = page.Next
-			}
+			got := readAllPages(t, tc.limit, len(all), func(cursor string) ([]store.StoredRecord, string) {
+				page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: tc.stream, Cursor: cursor, Limit: tc.limit}))(t)
+				return page.Records, page.Next
+			}, func(rec store.StoredRecord) string { return rec.Stream + "/" + rec.Key })
 			diff(t, "keys in order", tc.want, got)
 		})
 	}

@@ -164,25 +164,12 @@ func testRunListOrderAndPaging(t *testing.T, f *fixture) {
 	} {
 		for _, limit := range []int{1, 3, 100} {
 			t.Run(fmt.Sprintf("%s/limit %d", name, limit), func(t *testing.T) {
-				got := []string{}
-				filter := tc.filter
-				filter.Limit = limit
-				for pages := 1; ; pages++ {
+				got := readAllPages(t, limit, len(created), func(cursor string) ([]store.Run, string) {
+					filter := tc.filter
+					filter.Cursor, filter.Limit = cursor, limit
 					page := must(f.s.ListRuns(f.ctx, filter))(t)
-					if len(page.Runs) > limit {
-						t.Fatalf("page of %d runs, limit %d", len(page.Runs), limit)
-					}
-					for _, r := range page.Runs {
-						got = append(got, r.ID)
-					}
-					if page.Next == "" {
-						break
-					}
-					if pages > len(created) {
-						t.Fatal("paging does not end")
-					}
-					filter.Cursor = page.Next
-				}
+					return page.Runs, page.Next
+				}, func(r store.Run) string { return r.ID })
 				diff(t, "runs, newest first", tc.want, got)
 			})
 		}

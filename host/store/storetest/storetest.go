@@ -350,3 +350,29 @@ func interruptEverywhere(t *testing.T, op func(ctx context.Context) error, check
 	}
 	t.Fatalf("the operation did not succeed within %d cancellation checks", maxChecks)
 }
+
+// readAllPages reads a paged list from the first page to the last through
+// read (a cursor in, one page's items and the next cursor out) and returns
+// the key of every item in order. It fails the test when a page holds more
+// than limit items or when paging goes on past maxPages pages.
+func readAllPages[T any](t *testing.T, limit, maxPages int, read func(cursor string) ([]T, string), key func(T) string) []string {
+	t.Helper()
+	got := []string{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > maxPages {
+			t.Fatal("paging does not end")
+		}
+		items, next := read(cursor)
+		if len(items) > limit {
+			t.Fatalf("page of %d items, limit %d", len(items), limit)
+		}
+		for _, it := range items {
+			got = append(got, key(it))
+		}
+		if next == "" {
+			return got
+		}
+		cursor = next
+	}
+}
