@@ -116,3 +116,41 @@ func BenchmarkGetCredentialMeta10k(b *testing.B) {
 		i += 7919
 	}
 }
+
+// BenchmarkListConnections10k reads connections out of 10,000: the whole
+// table at once (the boot sweep), the first page of 100, and a page of 100
+// deep in the table through its cursor (the API's keyset paging, which
+// should cost the same at any depth).
+func BenchmarkListConnections10k(b *testing.B) {
+	s := openTest(b, "", nil)
+	seedCredentials(b, s, 10_000)
+	ctx := b.Context()
+	b.Run("all", func(b *testing.B) {
+		for b.Loop() {
+			if cs, err := s.ListConnections(ctx, store.ConnectionFilter{}); err != nil || len(cs) != 10_000 {
+				b.Fatalf("ListConnections: %d, %v", len(cs), err)
+			}
+		}
+	})
+	deep := ""
+	for f := (store.ConnectionPageFilter{Limit: store.MaxPageSize}); ; {
+		page, err := s.ListConnectionPage(ctx, f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if page.Next == "" {
+			break
+		}
+		deep, f.Cursor = page.Next, page.Next
+	}
+	for name, cursor := range map[string]string{"first page": "", "deep page": deep} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				page, err := s.ListConnectionPage(ctx, store.ConnectionPageFilter{Cursor: cursor, Limit: 100})
+				if err != nil || len(page.Connections) != 100 {
+					b.Fatalf("ListConnectionPage: %d, %v", len(page.Connections), err)
+				}
+			}
+		})
+	}
+}

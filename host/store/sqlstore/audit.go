@@ -47,8 +47,8 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) (store.Audit
 		if err != nil {
 			return store.AuditPage{}, err
 		}
-		where = append(where, `(at < ? OR (at = ? AND id < ?))`)
-		args = append(args, s.bindTime(at), s.bindTime(at), id)
+		where = append(where, `(at, id) < (?, ?)`) // a row value: an index seek
+		args = append(args, s.bindTime(at), id)
 	}
 	limit := store.PageLimit(f.Limit)
 	query := `SELECT ` + auditCols + ` FROM audit_events`

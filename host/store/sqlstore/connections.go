@@ -115,8 +115,8 @@ func (s *Store) listConnections(ctx context.Context, f store.ConnectionFilter, c
 		if err != nil {
 			return nil, err
 		}
-		where = append(where, `(created_at > ? OR (created_at = ? AND id > ?))`)
-		args = append(args, s.bindTime(at), s.bindTime(at), id)
+		where = append(where, `(created_at, id) > (?, ?)`) // a row value: an index seek
+		args = append(args, s.bindTime(at), id)
 	}
 	query := `SELECT ` + connectionCols + ` FROM connections`
 	if len(where) > 0 {

@@ -87,8 +87,10 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage,
 		if err != nil {
 			return store.RunPage{}, err
 		}
-		where = append(where, `(created_at < ? OR (created_at = ? AND id < ?))`)
-		args = append(args, s.bindTime(at), s.bindTime(at), id)
+		// A row value, so both dialects seek the (created_at, id) index
+		// instead of scanning every row that shares created_at.
+		where = append(where, `(created_at, id) < (?, ?)`)
+		args = append(args, s.bindTime(at), id)
 	}
 	limit := store.PageLimit(f.Limit)
 	query := `SELECT ` + runCols + ` FROM runs`
