@@ -154,3 +154,43 @@ func BenchmarkListConnections10k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkListRecords100k pages through one connection's 100,000 records
+// of one stream: the first page of 100 and a page of 100 at the end, which
+// should cost the same.
+func BenchmarkListRecords100k(b *testing.B) {
+	s := openTest(b, "", nil)
+	c := mustConnection(b, s)
+	r := mustRunningRun(b, s, c.ID)
+	ctx := b.Context()
+	for n := range 100 {
+		recs := make([]store.Record, 1000)
+		for i := range recs {
+			recs[i] = store.Record{Stream: "items", Key: fmt.Sprintf("key-%03d-%04d", n, i), Data: json.RawMessage(`{"id":1}`)}
+		}
+		if err := s.CommitBatch(ctx, c.ID, r.ID, recs, []byte(fmt.Sprint(n))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	deep := ""
+	for q := (store.RecordQuery{ConnectionID: c.ID, Limit: store.MaxPageSize}); ; {
+		page, err := s.ListRecords(ctx, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if page.Next == "" {
+			break
+		}
+		deep, q.Cursor = page.Next, page.Next
+	}
+	for name, cursor := range map[string]string{"first page": "", "deep page": deep} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				page, err := s.ListRecords(ctx, store.RecordQuery{ConnectionID: c.ID, Cursor: cursor, Limit: 100})
+				if err != nil || len(page.Records) != 100 {
+					b.Fatalf("ListRecords: %d, %v", len(page.Records), err)
+				}
+			}
+		})
+	}
+}

@@ -140,8 +140,8 @@ func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.Rec
 		if err != nil {
 			return store.RecordPage{}, err
 		}
-		where = append(where, `(stream > ? OR (stream = ? AND key > ?))`)
-		args = append(args, parts[0], parts[0], parts[1])
+		where = append(where, `(stream, key) > (?, ?)`) // a row value: a primary-key seek
+		args = append(args, parts[0], parts[1])
 	}
 	limit := store.PageLimit(q.Limit)
 	rows, err := s.query(ctx, s.r, `SELECT stream, key, data, run_id, updated_at FROM records WHERE `+
