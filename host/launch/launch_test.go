@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -593,6 +595,46 @@ func TestCheckReportsInvalidCredential(t *testing.T) {
 	want := wire.CheckResult{Failure: &wire.Failure{Code: wire.CodeCredentialsRequired, Message: "DEMO_TOKEN is empty"}}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Errorf("Check (-want +got):\n%s", diff)
+	}
+}
+
+// TestObserveStartReportsEachSuccessfulStart: every child that completes
+// the handshake — for Run, Check and Describe — is reported once, with its
+// connector name; a start that fails is not.
+func TestObserveStartReportsEachSuccessfulStart(t *testing.T) {
+	t.Parallel()
+	var (
+		mu     sync.Mutex
+		starts []string
+	)
+	l, _ := testLauncher(t, Config{ObserveStart: func(connector string, d time.Duration) {
+		if d <= 0 {
+			t.Errorf("start of %s took %v", connector, d)
+		}
+		mu.Lock()
+		starts = append(starts, connector)
+		mu.Unlock()
+	}})
+	spec, _ := testSpec(t)
+	ctx := context.Background()
+	if err := l.Run(ctx, spec, runConfig(map[string]any{"mode": "records", "n": 3}), func(wire.Message) error { return nil }); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := l.Check(ctx, spec, wire.CheckRequest{ConnectionID: "conn-1"}); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if _, err := l.Describe(ctx, spec.Path, spec.SHA256); err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	bad := spec
+	bad.SHA256 = make([]byte, len(spec.SHA256)) // a checksum the binary does not have
+	if err := l.Run(ctx, bad, runConfig(map[string]any{"mode": "records"}), func(wire.Message) error { return nil }); err == nil {
+		t.Fatal("Run with a wrong checksum succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"testconn", "testconn", "testconn"}; !slices.Equal(starts, want) {
+		t.Errorf("starts reported %q, want %q", starts, want)
 	}
 }
 

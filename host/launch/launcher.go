@@ -77,6 +77,10 @@ type Config struct {
 	// TempDir holds each launch's private socket directory (and, where memfd
 	// is unavailable, the verified copy of the binary). Default os.TempDir().
 	TempDir string
+	// ObserveStart, when set, is told how long each successful start of a
+	// child took — verifying the binary, spawning it and completing the
+	// handshake — for Describe, Check and Run alike. It must not block.
+	ObserveStart func(connector string, d time.Duration)
 }
 
 // Validate reports a field that cannot work.
@@ -277,6 +281,7 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	opened := time.Now()
 	name := spec.Name
 	if name == "" {
 		name = filepath.Base(spec.Path)
@@ -358,6 +363,9 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 		return nil, failure.New(failure.PluginHandshakeFailed, "%s", msg)
 	}
 	s.conn = conn
+	if l.cfg.ObserveStart != nil {
+		l.cfg.ObserveStart(name, time.Since(opened))
+	}
 	return s, nil
 }
 

@@ -52,6 +52,7 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	active      prometheus.Gauge
 	records     *prometheus.CounterVec
+	launch      *prometheus.HistogramVec
 	lag         prometheus.Histogram
 	httpReqs    *prometheus.CounterVec
 	httpLatency *prometheus.HistogramVec
@@ -88,6 +89,12 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "records_ingested_total",
 			Help: "Records committed to the store, by connector key.",
 		}, []string{"connector"}),
+		launch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "launch_duration_seconds",
+			Help: "Time to start a connector child: verify the binary, spawn it, complete the go-plugin handshake.",
+			// 5ms to ~10s (the default handshake timeout is 1 minute).
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"connector"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "scheduler_lag_seconds",
 			Help:    "How late a due scheduled run started (queueing behind the concurrency limit included).",
@@ -104,7 +111,7 @@ func New() *Metrics {
 		}, []string{"route"}),
 	}
 	m.reg.MustRegister(
-		m.runs, m.refusals, m.failures, m.duration, m.active, m.records, m.lag, m.httpReqs, m.httpLatency,
+		m.runs, m.refusals, m.failures, m.duration, m.active, m.records, m.launch, m.lag, m.httpReqs, m.httpLatency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -152,6 +159,12 @@ func (m *Metrics) RunEnded(trigger string, status store.RunStatus, code failure.
 // RecordsCommitted counts records committed for a connector.
 func (m *Metrics) RecordsCommitted(connectorKey string, n int) {
 	m.records.WithLabelValues(connectorKey).Add(float64(n))
+}
+
+// ObserveLaunch records how long a connector child took to start (see
+// launch.Config.ObserveStart).
+func (m *Metrics) ObserveLaunch(connectorKey string, d time.Duration) {
+	m.launch.WithLabelValues(connectorKey).Observe(d.Seconds())
 }
 
 // ObserveLag records a scheduled run's start lag. The connection id is

@@ -68,6 +68,8 @@ func TestObservers(t *testing.T) {
 	m.RunEnded("manual", store.RunSucceeded, "", 2*time.Second)
 	m.RunEnded("scheduled", store.RunFailed, failure.ConnectorFailed, time.Second)
 	m.RunEnded("scheduled", store.RunRefused, failure.StaticSecretUnavailable, 0)
+	m.ObserveLaunch("demo", 90*time.Millisecond)
+	m.ObserveLaunch("demo", 50*time.Millisecond)
 	m.ObserveLag("conn_1", 3*time.Second)
 	m.ObserveLag("conn_2", -time.Second)
 	m.ObserveHTTP("GET /v1/runs/{id}", 200, time.Millisecond, false)
@@ -90,6 +92,7 @@ func TestObservers(t *testing.T) {
 			map[string]string{"trigger": "scheduled", "status": "refused"}, 0},
 		"records":        {"connhost_records_ingested_total", map[string]string{"connector": "demo"}, 42},
 		"lag samples":    {"connhost_scheduler_lag_seconds", map[string]string{}, 2},
+		"launches":       {"connhost_launch_duration_seconds", map[string]string{"connector": "demo"}, 2},
 		"http by route":  {"connhost_http_requests_total", map[string]string{"route": "GET /v1/runs/{id}", "code": "200"}, 1},
 		"unmatched":      {"connhost_http_requests_total", map[string]string{"route": "unmatched", "code": "404"}, 1},
 		"stream counted": {"connhost_http_requests_total", map[string]string{"route": "GET /v1/runs/{id}/events", "code": "200"}, 1},

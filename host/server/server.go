@@ -164,7 +164,9 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 
 	// 4. Launcher, catalog, connector registrations.
 	environ := withholdHostSecrets(cfg.Environ, cfg.KEKEnv)
-	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: environ, RunTimeout: cfg.RunTimeout})
+	m := metrics.New()
+	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: environ, RunTimeout: cfg.RunTimeout,
+		ObserveStart: m.ObserveLaunch})
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +188,6 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, err
 	}
 	ring.broker = b
-	m := metrics.New()
 	r, err := runner.New(runner.Config{Store: st, Catalog: cat, Broker: b, Launcher: l, HostID: h.id,
 		HostEnv: environ, RunTimeout: cfg.RunTimeout, Events: &runevents.Hub{}, Observer: m,
 		Audit: al, Logger: log.Named("runner")})

@@ -186,6 +186,7 @@ func TestServeEndToEnd(t *testing.T) {
 		`connhost_records_ingested_total{connector="demo"} 22`,
 		`connhost_runs_active 0`,
 		`connhost_run_duration_seconds_count{status="succeeded",trigger="manual"} 2`,
+		`connhost_launch_duration_seconds_count{connector="demo"} `, // boot Describe, the runs, any Check
 	} {
 		if !bytes.Contains(m.Body, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
