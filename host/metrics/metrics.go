@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/connhost/connhost/host/api/adminrpc"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
@@ -56,6 +57,8 @@ type Metrics struct {
 	lag         prometheus.Histogram
 	httpReqs    *prometheus.CounterVec
 	httpLatency *prometheus.HistogramVec
+	grpcReqs    *prometheus.CounterVec
+	grpcLatency *prometheus.HistogramVec
 }
 
 // New returns Metrics registered on a fresh registry, with the Go and
@@ -109,9 +112,18 @@ func New() *Metrics {
 			Help:    "HTTP API request latency by route pattern (event streams excluded).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		grpcReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "grpc_requests_total",
+			Help: "gRPC admin calls by full method name and status code.",
+		}, []string{"method", "code"}),
+		grpcLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "grpc_request_duration_seconds",
+			Help:    "gRPC admin call latency by full method name (server streams excluded).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method"}),
 	}
 	m.reg.MustRegister(
-		m.runs, m.refusals, m.failures, m.duration, m.active, m.records, m.launch, m.lag, m.httpReqs, m.httpLatency,
+		m.runs, m.refusals, m.failures, m.duration, m.active, m.records, m.launch, m.lag, m.httpReqs, m.httpLatency, m.grpcReqs, m.grpcLatency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -189,7 +201,17 @@ func (m *Metrics) ObserveHTTP(route string, code int, d time.Duration, stream bo
 	}
 }
 
+// ObserveGRPC records one gRPC admin call; server streams (WatchRun) are
+// counted but kept out of the latency histogram, like HTTP event streams.
+func (m *Metrics) ObserveGRPC(method, code string, d time.Duration, stream bool) {
+	m.grpcReqs.WithLabelValues(method, code).Inc()
+	if !stream {
+		m.grpcLatency.WithLabelValues(method).Observe(d.Seconds())
+	}
+}
+
 var (
+	_ adminrpc.Observer = (*Metrics)(nil)
 	_ runner.Observer   = (*Metrics)(nil)
 	_ schedule.Observer = (*Metrics)(nil)
 )

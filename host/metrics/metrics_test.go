@@ -75,6 +75,8 @@ func TestObservers(t *testing.T) {
 	m.ObserveHTTP("GET /v1/runs/{id}", 200, time.Millisecond, false)
 	m.ObserveHTTP("GET /v1/runs/{id}/events", 200, time.Minute, true)
 	m.ObserveHTTP("", 404, time.Millisecond, false)
+	m.ObserveGRPC("/connhost.admin.v1.AdminService/TriggerRun", "OK", time.Millisecond, false)
+	m.ObserveGRPC("/connhost.admin.v1.AdminService/WatchRun", "OK", time.Minute, true)
 
 	cases := map[string]struct {
 		name   string
@@ -98,6 +100,14 @@ func TestObservers(t *testing.T) {
 		"stream counted": {"connhost_http_requests_total", map[string]string{"route": "GET /v1/runs/{id}/events", "code": "200"}, 1},
 		"stream not in latency": {"connhost_http_request_duration_seconds",
 			map[string]string{"route": "GET /v1/runs/{id}/events"}, 0},
+		"grpc by method": {"connhost_grpc_requests_total",
+			map[string]string{"method": "/connhost.admin.v1.AdminService/TriggerRun", "code": "OK"}, 1},
+		"grpc latency": {"connhost_grpc_request_duration_seconds",
+			map[string]string{"method": "/connhost.admin.v1.AdminService/TriggerRun"}, 1},
+		"grpc stream counted": {"connhost_grpc_requests_total",
+			map[string]string{"method": "/connhost.admin.v1.AdminService/WatchRun", "code": "OK"}, 1},
+		"grpc stream not in latency": {"connhost_grpc_request_duration_seconds",
+			map[string]string{"method": "/connhost.admin.v1.AdminService/WatchRun"}, 0},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

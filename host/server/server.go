@@ -235,7 +235,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
-	h.admin, err = adminrpc.New(adminrpc.Config{Token: token, Control: ctl, Store: st, Runs: r, Logger: log.Named("grpc")})
+	h.admin, err = adminrpc.New(adminrpc.Config{Token: token, Control: ctl, Store: st, Runs: r, Observer: m, Logger: log.Named("grpc")})
 	if err != nil {
 		return nil, err
 	}

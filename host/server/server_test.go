@@ -187,6 +187,7 @@ func TestServeEndToEnd(t *testing.T) {
 		`connhost_runs_active 0`,
 		`connhost_run_duration_seconds_count{status="succeeded",trigger="manual"} 2`,
 		`connhost_launch_duration_seconds_count{connector="demo"} `, // boot Describe, the runs, any Check
+		`connhost_grpc_requests_total{code="OK",method="/connhost.admin.v1.AdminService/GetRun"} 1`,
 	} {
 		if !bytes.Contains(m.Body, []byte(want)) {
 			t.Errorf("metrics lack %q", want)

@@ -68,6 +68,14 @@ type Runs interface {
 	Events() *runevents.Hub
 }
 
+// Observer receives one measurement per call (Prometheus metrics).
+type Observer interface {
+	// ObserveGRPC records a finished call: its full method name, its
+	// status code name ("OK", "NotFound", …) and how long it took; stream
+	// is true for server streams, whose open time is not a latency.
+	ObserveGRPC(method, code string, d time.Duration, stream bool)
+}
+
 // Config configures a Service.
 type Config struct {
 	// Token is the operator bearer token. Required.
@@ -76,6 +84,8 @@ type Config struct {
 	Store   Store
 	Runs    Runs
 	Logger  hclog.Logger
+	// Observer, if set, is told of every call.
+	Observer Observer
 	// Poll is how often WatchRun re-reads the run row while no event
 	// arrives (default runops.DefaultEvery).
 	Poll time.Duration
@@ -157,30 +167,33 @@ func (s *Service) authorized(ctx context.Context) bool {
 func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	if !s.authorized(ctx) {
-		s.logCall(info.FullMethod, errUnauthenticated, start)
+		s.logCall(info.FullMethod, errUnauthenticated, start, false)
 		return nil, errUnauthenticated
 	}
 	resp, err := h(ctx, req)
-	s.logCall(info.FullMethod, err, start)
+	s.logCall(info.FullMethod, err, start, false)
 	return resp, err
 }
 
 func (s *Service) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
 	if !s.authorized(ss.Context()) {
-		s.logCall(info.FullMethod, errUnauthenticated, start)
+		s.logCall(info.FullMethod, errUnauthenticated, start, true)
 		return errUnauthenticated
 	}
 	err := h(srv, ss)
-	s.logCall(info.FullMethod, err, start)
+	s.logCall(info.FullMethod, err, start, true)
 	return err
 }
 
-// logCall logs one call like the HTTP API logs a request: method, code
-// and duration, never a request message.
-func (s *Service) logCall(method string, err error, start time.Time) {
-	code := status.Code(err)
-	args := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+// logCall logs and observes one call like the HTTP API does a request:
+// method, code and duration, never a request message.
+func (s *Service) logCall(method string, err error, start time.Time, stream bool) {
+	code, d := status.Code(err), time.Since(start)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ObserveGRPC(method, code.String(), d, stream)
+	}
+	args := []any{"method", method, "code", code.String(), "duration", d}
 	switch code {
 	case codes.OK:
 		s.cfg.Logger.Debug("grpc call", args...)
