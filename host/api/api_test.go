@@ -156,14 +156,14 @@ func TestMethodNotAllowedAndNotFoundAreTyped(t *testing.T) {
 	if r.Status != http.StatusMethodNotAllowed {
 		t.Fatalf("got %s", r)
 	}
-	if body := r.errorBody(t); body.Code != apitypes.CodeMethodNotAllowed {
+	if body := r.ErrorBody(t); body.Code != apitypes.CodeMethodNotAllowed {
 		t.Errorf("code %q", body.Code)
 	}
 	if allow := r.Header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {
 		t.Errorf("Allow %q", allow)
 	}
 	r = e.call("GET", "/v1/nothing/here", nil)
-	if r.Status != http.StatusNotFound || r.errorBody(t).Code != apitypes.CodeNotFound {
+	if r.Status != http.StatusNotFound || r.ErrorBody(t).Code != apitypes.CodeNotFound {
 		t.Fatalf("got %s", r)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
@@ -186,7 +186,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	e.api.Close()
 	r := e.call("GET", "/readyz", nil)
-	if r.Status != http.StatusServiceUnavailable || r.errorBody(t).Code != apitypes.CodeUnavailable {
+	if r.Status != http.StatusServiceUnavailable || r.ErrorBody(t).Code != apitypes.CodeUnavailable {
 		t.Errorf("readyz after Close: %s", r)
 	}
 	e.ok(http.StatusOK, "GET", "/healthz", nil, nil)

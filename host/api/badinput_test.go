@@ -32,7 +32,7 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 	noCred := e.createDemo(nil, "")
 	// A finished run to cancel: a trigger refused on the revoked
 	// connection.
-	refusedRun := e.call("POST", "/v1/connections/"+revoked.ID+"/runs", nil).errorBody(t).RunID
+	refusedRun := e.call("POST", "/v1/connections/"+revoked.ID+"/runs", nil).ErrorBody(t).RunID
 	if refusedRun == "" {
 		t.Fatal("setup: no refused run id")
 	}
@@ -154,7 +154,7 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			if r.Status != c.status {
 				t.Fatalf("got %.300s, want status %d", r, c.status)
 			}
-			got := r.errorBody(t)
+			got := r.ErrorBody(t)
 			if got.Code != c.code || got.Field != c.field {
 				t.Errorf("got code %q field %q (%s), want code %q field %q", got.Code, got.Field, got.Message, c.code, c.field)
 			}

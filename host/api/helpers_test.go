@@ -1,15 +1,11 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +13,7 @@ import (
 	"github.com/connhost/connhost/host/api"
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/internal/apicall"
 	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/metrics"
 	"github.com/connhost/connhost/keysets"
@@ -81,85 +78,30 @@ func newEnv(t *testing.T, o hosttest.Options) *env {
 }
 
 // response is a received response.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type response = apicall.Response
 
-func (r response) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
-
-// errorBody decodes the typed error.
-func (r response) errorBody(t *testing.T) apitypes.ErrorBody {
-	t.Helper()
-	var e apitypes.Error
-	if err := json.Unmarshal(r.Body, &e); err != nil {
-		t.Fatalf("error body %q: %v", r.Body, err)
-	}
-	return e.Error
+// caller sends requests with the test token.
+func (e *env) caller() apicall.Caller {
+	return apicall.Caller{T: e.t, Base: e.srv.URL, Auth: "Bearer " + testToken, Client: e.srv.Client()}
 }
 
 // call sends a request with the test token. body is sent as is when it is
 // a string or []byte, else JSON-encoded.
 func (e *env) call(method, path string, body any) response {
 	e.t.Helper()
-	return e.callToken(method, path, body, "Bearer "+testToken)
+	return e.caller().Call(method, path, body)
 }
 
+// callToken sends a request with auth as the Authorization header.
 func (e *env) callToken(method, path string, body any, auth string) response {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	return e.caller().CallAuth(method, path, body, auth)
 }
 
 // ok calls and requires want, decoding the body into out.
 func (e *env) ok(want int, method, path string, body, out any) response {
 	e.t.Helper()
-	r := e.call(method, path, body)
-	if r.Status != want {
-		e.t.Fatalf("%s %s: got %s, want status %d", method, path, r, want)
-	}
-	if out != nil {
-		// Decode into a zero value: omitted fields must not keep an
-		// earlier response's values.
-		reflect.ValueOf(out).Elem().SetZero()
-		if err := json.Unmarshal(r.Body, out); err != nil {
-			e.t.Fatalf("%s %s: decode %q: %v", method, path, r.Body, err)
-		}
-	}
-	return r
+	return e.caller().OK(want, method, path, body, out)
 }
 
 // createDemo creates a demo connection through the API.

@@ -194,7 +194,7 @@ func TestCredentialIsWriteOnly(t *testing.T) {
 		t.Errorf("revoked %+v", cred)
 	}
 	r := keep(e.call("POST", "/v1/connections/"+c.ID+"/runs", nil))
-	if r.Status != http.StatusConflict || r.errorBody(t).Code != "static_secret_credential_unavailable" || r.errorBody(t).RunID == "" {
+	if r.Status != http.StatusConflict || r.ErrorBody(t).Code != "static_secret_credential_unavailable" || r.ErrorBody(t).RunID == "" {
 		t.Errorf("trigger with a revoked credential: %s", r)
 	}
 	keep(e.ok(http.StatusOK, "DELETE", "/v1/connections/"+c.ID+"/credential", nil, &cred))

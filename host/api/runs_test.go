@@ -100,7 +100,7 @@ func TestCancelRunEndsItCancelled(t *testing.T) {
 	if r.Status != http.StatusConflict {
 		t.Fatalf("second trigger: %s", r)
 	}
-	if body := r.errorBody(t); body.Code != "run_active" || body.RunID == "" || body.RunID == run.ID {
+	if body := r.ErrorBody(t); body.Code != "run_active" || body.RunID == "" || body.RunID == run.ID {
 		t.Errorf("second trigger refusal %+v", body)
 	}
 
@@ -110,7 +110,7 @@ func TestCancelRunEndsItCancelled(t *testing.T) {
 		t.Errorf("cancelled %+v", done)
 	}
 	r = e.call("POST", "/v1/runs/"+run.ID+"/cancel", nil)
-	if r.Status != http.StatusConflict || r.errorBody(t).Code != apitypes.CodeConflict {
+	if r.Status != http.StatusConflict || r.ErrorBody(t).Code != apitypes.CodeConflict {
 		t.Errorf("second cancel: %s", r)
 	}
 	// The lease is released: a new run starts.
@@ -132,7 +132,7 @@ func TestRunsAndRecordsPaging(t *testing.T) {
 	e.waitRun(first.ID)
 	e.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &second)
 	e.waitRun(second.ID)
-	refused := e.call("POST", "/v1/connections/"+other.ID+"/runs", nil).errorBody(t)
+	refused := e.call("POST", "/v1/connections/"+other.ID+"/runs", nil).ErrorBody(t)
 	if refused.Code != "credentials_required" {
 		t.Fatalf("no credential: %+v", refused)
 	}
@@ -244,7 +244,7 @@ func TestKeysetRoutes(t *testing.T) {
 	}
 	// The fake keyset refuses rotation: a 500 with no detail.
 	r = e.call("POST", "/v1/keyset/rotate", nil)
-	if r.Status != http.StatusInternalServerError || r.errorBody(t).Code != apitypes.CodeInternal || r.errorBody(t).Message != "internal error" {
+	if r.Status != http.StatusInternalServerError || r.ErrorBody(t).Code != apitypes.CodeInternal || r.ErrorBody(t).Message != "internal error" {
 		t.Errorf("failed rotation: %s", r)
 	}
 }

@@ -2,21 +2,19 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/internal/apicall"
 	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/server"
 )
@@ -115,56 +113,22 @@ func (r *running) shutdown() error {
 	}
 }
 
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r response) String() string { return fmt.Sprintf("%d %.300s", r.Status, r.Body) }
+type response = apicall.Response
 
 // call sends an authenticated request.
 func (r *running) call(method, path string, body any) response {
 	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "http://"+r.addr+path, rd)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+	return r.caller().Call(method, path, body)
 }
 
 // ok calls, requires the status and decodes into out (zeroed first).
 func (r *running) ok(want int, method, path string, body, out any) response {
 	r.t.Helper()
-	resp := r.call(method, path, body)
-	if resp.Status != want {
-		r.t.Fatalf("%s %s: got %s, want %d", method, path, resp, want)
-	}
-	if out != nil {
-		reflect.ValueOf(out).Elem().SetZero()
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			r.t.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
-	return resp
+	return r.caller().OK(want, method, path, body, out)
+}
+
+func (r *running) caller() apicall.Caller {
+	return apicall.Caller{T: r.t, Base: "http://" + r.addr, Auth: "Bearer " + r.token}
 }
 
 // waitRun polls a run until it is terminal.
