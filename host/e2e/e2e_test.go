@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/internal/apicall"
 	"github.com/connhost/connhost/host/server"
 )
 
@@ -352,22 +352,9 @@ func (h *harness) captureAPI() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	api := apicall.Caller{T: h.t, Base: h.srv.addr, Auth: "Bearer " + token}
 	for _, path := range []string{"/v1/connections", "/v1/runs?limit=500", "/v1/audit?limit=500", "/v1/enrollment", "/v1/keyset", "/metrics"} {
-		req, err := http.NewRequest(http.MethodGet, h.srv.addr+path, nil)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			h.t.Fatalf("GET %s: %v", path, err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			h.t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
-		}
-		h.record("GET "+path, string(body))
+		h.record("GET "+path, string(api.OK(http.StatusOK, http.MethodGet, path, nil, nil).Body))
 	}
 }
 
