@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,29 +85,12 @@ func TestManifest(t *testing.T) {
 // Config struct: same property names, no extras.
 func TestConfigSchemaMatchesConfig(t *testing.T) {
 	t.Parallel()
-	var schema struct {
-		Properties           map[string]json.RawMessage `json:"properties"`
-		AdditionalProperties bool                       `json:"additionalProperties"`
-	}
-	if err := json.Unmarshal([]byte(demo.ConfigSchema), &schema); err != nil {
+	msg, err := sdktest.SchemaMismatch(demo.ConfigSchema, demo.Config{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var fromSchema, fromStruct []string
-	for k := range schema.Properties {
-		fromSchema = append(fromSchema, k)
-	}
-	ct := reflect.TypeFor[demo.Config]()
-	for i := range ct.NumField() {
-		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
-		fromStruct = append(fromStruct, name)
-	}
-	slices.Sort(fromSchema)
-	slices.Sort(fromStruct)
-	if diff := cmp.Diff(fromStruct, fromSchema); diff != "" {
-		t.Errorf("schema properties (-struct +schema):\n%s", diff)
-	}
-	if schema.AdditionalProperties {
-		t.Error("schema allows additional properties; the demo decodes config strictly")
+	if msg != "" {
+		t.Errorf("config schema and Config disagree: %s", msg)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -310,29 +309,12 @@ func TestManifest(t *testing.T) {
 // Config struct: same property names, no extras.
 func TestConfigSchemaMatchesConfig(t *testing.T) {
 	t.Parallel()
-	var schema struct {
-		Properties           map[string]json.RawMessage `json:"properties"`
-		AdditionalProperties bool                       `json:"additionalProperties"`
-	}
-	if err := json.Unmarshal([]byte(github.ConfigSchema), &schema); err != nil {
+	msg, err := sdktest.SchemaMismatch(github.ConfigSchema, github.Config{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var fromSchema, fromStruct []string
-	for k := range schema.Properties {
-		fromSchema = append(fromSchema, k)
-	}
-	ct := reflect.TypeFor[github.Config]()
-	for i := range ct.NumField() {
-		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
-		fromStruct = append(fromStruct, name)
-	}
-	slices.Sort(fromSchema)
-	slices.Sort(fromStruct)
-	if diff := cmp.Diff(fromStruct, fromSchema); diff != "" {
-		t.Errorf("schema properties (-struct +schema):\n%s", diff)
-	}
-	if schema.AdditionalProperties {
-		t.Error("schema allows additional properties; the connector decodes config strictly")
+	if msg != "" {
+		t.Errorf("config schema and Config disagree: %s", msg)
 	}
 }
 
