@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/connhost/connhost/host/internal/hosttest"
 )
 
 // Bounds of the waits. Generous: the machine is shared; none is a timing
@@ -66,29 +67,11 @@ func build(t *testing.T) binaries {
 	return b
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer for a subprocess's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // serverProc is one `connhost serve` subprocess.
 type serverProc struct {
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout hosttest.SyncBuffer
+	stderr hosttest.SyncBuffer
 	done   chan struct{}
 	err    error // Wait's result, after done
 	addr   string
@@ -400,5 +383,3 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-var _ io.Writer = (*syncBuffer)(nil)
