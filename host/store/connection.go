@@ -69,6 +69,21 @@ type Connection struct {
 	State        ConnectionState
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+
+	// ScheduleGen counts the changes that move the connection's schedule:
+	// a new spec or jitter, pause, resume, revoke. Each change removes the
+	// connection's pending scheduled occurrences, and a tick recorded
+	// under an older generation is stale, so nothing due under an old
+	// schedule starts after the change.
+	ScheduleGen int64
+	// LastDueAt is the latest schedule instant recorded for the current
+	// generation (zero before the first).
+	LastDueAt time.Time
+	// CoalescedTicks counts schedule ticks that found an occurrence of
+	// the connection still pending or running and were dropped;
+	// LastCoalescedAt is the instant of the latest.
+	CoalescedTicks  int64
+	LastCoalescedAt time.Time
 }
 
 // NewConnection is the input of CreateConnection. The connector must be in

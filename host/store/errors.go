@@ -63,6 +63,15 @@ var (
 
 	// ErrLockNotHeld: the holder does not hold the named lock.
 	ErrLockNotHeld = errors.New("store: lock not held")
+
+	// ErrOccurrenceLost: the occurrence is no longer claimed by the
+	// caller's host — it ran already, its connection changed, or a
+	// survivor reaped the host.
+	ErrOccurrenceLost = errors.New("store: occurrence not claimed by this host")
+
+	// ErrHostNotLive: the host row is missing or no longer live (a
+	// survivor declared it crashed): its claims and leases are gone.
+	ErrHostNotLive = errors.New("store: host not live")
 )
 
 // ConnectionNotFound returns the error for a missing connection: it matches
@@ -90,6 +99,13 @@ func ConnectorNotFound(key string) error {
 // failure.RunActive.
 func RunActive(held Lease) error {
 	e := &LeaseHeldError{Lease: held}
+	return &failure.Error{Code: failure.RunActive, Message: e.Error(), Err: e}
+}
+
+// RunBusy returns the error for a manual trigger whose connection already
+// has a queued or running run: it matches ErrLeaseHeld, unwraps to e, and
+// carries failure.RunActive.
+func RunBusy(e *QueuedError) error {
 	return &failure.Error{Code: failure.RunActive, Message: e.Error(), Err: e}
 }
 

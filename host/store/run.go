@@ -86,7 +86,10 @@ type Run struct {
 	StartedAt      time.Time // zero until running
 	EndedAt        time.Time // zero until terminal
 	Records        int64     // records committed by this run
-	HostID         string    // host instance that ran it
+	HostID         string    // host instance that ran it (or refused it)
+	// ScheduledFor is the schedule instant of a scheduled run, and the
+	// backoff instant of a retry; zero for a manual run.
+	ScheduledFor time.Time
 }
 
 // NewRun is the input of CreateRun. The run starts queued.
@@ -96,6 +99,13 @@ type NewRun struct {
 	Attempt      int // 0 means 1
 	RetryOf      string
 	HostID       string
+	// ScheduledFor is the occurrence's due instant (scheduled and retry
+	// runs).
+	ScheduledFor time.Time
+	// OccurrenceID, when set, names the claimed occurrence the run is
+	// for: the run is bound to it in the same transaction, and creating
+	// the run fails with ErrOccurrenceLost unless HostID still holds it.
+	OccurrenceID string
 }
 
 // Validate checks the fields.
@@ -114,6 +124,12 @@ func (n NewRun) Validate() error {
 	}
 	if err := checkText("retry_of", n.RetryOf, false); err != nil {
 		return err
+	}
+	if err := checkText("occurrence_id", n.OccurrenceID, false); err != nil {
+		return err
+	}
+	if n.OccurrenceID != "" && n.HostID == "" {
+		return invalid("host_id", "required with occurrence_id")
 	}
 	return checkText("host_id", n.HostID, false)
 }
@@ -147,6 +163,7 @@ func (r RunResult) Validate() error {
 type RunFilter struct {
 	ConnectionID string
 	Status       RunStatus
+	HostID       string
 	Cursor       string // RunPage.Next of the previous page
 	Limit        int    // see PageLimit
 }

@@ -179,6 +179,72 @@ type Locks interface {
 	ReleaseLock(ctx context.Context, name, holder string) error
 }
 
+// Dispatch is the durable occurrence queue the hosts' workers share. A
+// connection has at most one occurrence, pending or claimed; schedule
+// ticks coalesce into it, and pausing, revoking, deleting or rescheduling
+// the connection removes a pending one in the same transaction as the
+// change (see Connections). Every method is safe for many hosts at once.
+type Dispatch interface {
+	// RecordTicks records due schedule instants as pending occurrences,
+	// in one transaction, and returns each tick's outcome in order. A
+	// tick is recorded once cluster-wide: the connection keeps the latest
+	// instant recorded under its schedule generation, and a tick at or
+	// before it is a duplicate.
+	RecordTicks(ctx context.Context, ticks []Tick) ([]TickOutcome, error)
+	// EnqueueManual queues a manual run: a queued run row and a pending
+	// occurrence due now, in one transaction. A pending scheduled or
+	// retry occurrence is replaced (counted as a coalesced tick). It
+	// returns ConnectionNotFound, connection_revoked for a revoked
+	// connection, and RunBusy while another run is queued or running.
+	EnqueueManual(ctx context.Context, m ManualRun) (Run, error)
+	// ClaimDue claims up to limit pending occurrences whose run_at is at
+	// or before now for holder, manual runs first, then by run_at. Each
+	// is claimed by one host only. A manual run's row takes holder as its
+	// host_id.
+	ClaimDue(ctx context.Context, holder string, now time.Time, limit int) ([]Occurrence, error)
+	// NextRunAt returns the earliest run_at of a pending occurrence, and
+	// false when none is pending.
+	NextRunAt(ctx context.Context) (time.Time, bool, error)
+	// ReleaseOccurrence returns an occurrence holder claimed but never
+	// started a run for to pending (a host handing work back).
+	ReleaseOccurrence(ctx context.Context, connectionID, occurrenceID, holder string) error
+	// CompleteOccurrence removes an occurrence holder claimed, or, with
+	// c.Retry, turns it into the pending retry of its run when the
+	// connection is still active on the occurrence's schedule generation.
+	// It reports whether a retry was queued; ErrOccurrenceLost when holder
+	// no longer holds the occurrence.
+	CompleteOccurrence(ctx context.Context, c Completion) (retried bool, err error)
+	// CancelQueuedRun cancels a manual run no worker has claimed: its
+	// occurrence is removed and the run finished with res, in one
+	// transaction. A run that is not queued is a *RunStateError;
+	// ErrOccurrenceLost when a worker claimed it first.
+	CancelQueuedRun(ctx context.Context, runID string, res RunResult) (Run, error)
+	// ListOccurrences returns the matching occurrences by run_at.
+	ListOccurrences(ctx context.Context, f OccurrenceFilter) ([]Occurrence, error)
+}
+
+// Hosts is the cluster membership: every `connhost serve` process
+// registers, heartbeats, and is reaped by a survivor when it stops
+// heartbeating.
+type Hosts interface {
+	// RegisterHost inserts (or revives) the host's row, live, stamped now.
+	RegisterHost(ctx context.Context, h NewHost) (Host, error)
+	// HeartbeatHost stamps last_seen and runs_active; ErrHostNotLive if
+	// the host was reaped meanwhile.
+	HeartbeatHost(ctx context.Context, id string, runsActive int) (Host, error)
+	// StopHost marks the host stopped and returns its claimed occurrences
+	// that never started a run to pending, in one transaction.
+	StopHost(ctx context.Context, id string) error
+	// ListHosts returns every host row, newest start first.
+	ListHosts(ctx context.Context) ([]Host, error)
+	// ReapHosts declares crashed every live host but self whose last
+	// heartbeat is before deadBefore, each in one transaction: its
+	// started runs fail with host_crashed, its leases are deleted, its
+	// claimed occurrences that started no run go back to pending and the
+	// others are removed. A host is reaped by one caller only.
+	ReapHosts(ctx context.Context, self string, deadBefore time.Time) ([]HostReap, error)
+}
+
 // Store is the whole persistent model.
 type Store interface {
 	Connectors
@@ -190,6 +256,8 @@ type Store interface {
 	Audit
 	Enrollment
 	Locks
+	Dispatch
+	Hosts
 
 	// Ping checks that the backend answers (for /readyz).
 	Ping(ctx context.Context) error

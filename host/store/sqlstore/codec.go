@@ -37,6 +37,14 @@ func (s *Store) bindTime(t time.Time) any {
 	return t.UTC()
 }
 
+// truncZero truncates a non-zero time to the dialect's precision, in UTC.
+func (s *Store) truncZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return s.trunc(t)
+}
+
 // bindNullTime binds the zero time as NULL.
 func (s *Store) bindNullTime(t time.Time) any {
 	if t.IsZero() {

@@ -8,10 +8,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/store"
 )
 
-const connectionCols = `id, connector_key, label, config, schedule_spec, schedule_jitter, state, created_at, updated_at`
+// connectionCols are the columns CreateConnection writes; a read adds
+// the dispatch columns (readConnectionCols).
+const (
+	connectionCols     = `id, connector_key, label, config, schedule_spec, schedule_jitter, state, created_at, updated_at`
+	readConnectionCols = connectionCols + `, schedule_gen, last_due_at, coalesced_ticks, last_coalesced_at`
+)
 
 func scanConnection(row interface{ Scan(...any) error }) (store.Connection, error) {
 	var (
@@ -19,13 +25,14 @@ func scanConnection(row interface{ Scan(...any) error }) (store.Connection, erro
 		jitter int64
 	)
 	err := row.Scan(&c.ID, &c.ConnectorKey, &c.Label, (*[]byte)(&c.Config), &c.Schedule.Spec, &jitter,
-		&c.State, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		&c.State, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt},
+		&c.ScheduleGen, timeCol{&c.LastDueAt}, &c.CoalescedTicks, timeCol{&c.LastCoalescedAt})
 	c.Schedule.Jitter = time.Duration(jitter)
 	return c, err
 }
 
 func (s *Store) getConnection(ctx context.Context, db querier, id string, lock bool) (store.Connection, error) {
-	query := `SELECT ` + connectionCols + ` FROM connections WHERE id = ?`
+	query := `SELECT ` + readConnectionCols + ` FROM connections WHERE id = ?`
 	if lock {
 		query += s.d.ForUpdate
 	}
@@ -118,7 +125,7 @@ func (s *Store) listConnections(ctx context.Context, f store.ConnectionFilter, c
 		where = append(where, `(created_at, id) > (?, ?)`) // a row value: an index seek
 		args = append(args, s.bindTime(at), id)
 	}
-	query := `SELECT ` + connectionCols + ` FROM connections`
+	query := `SELECT ` + readConnectionCols + ` FROM connections`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -170,7 +177,13 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, p store.Connect
 		out.UpdatedAt = s.stamp()
 		_, err = s.exec(ctx, tx, `UPDATE connections SET label = ?, config = ?, schedule_spec = ?, schedule_jitter = ?, updated_at = ? WHERE id = ?`,
 			out.Label, string(out.Config), out.Schedule.Spec, int64(out.Schedule.Jitter), s.bindTime(out.UpdatedAt), id)
-		return err
+		if err != nil {
+			return err
+		}
+		if out.Schedule != c.Schedule {
+			return s.moveSchedule(ctx, tx, &out, false)
+		}
+		return nil
 	})
 	return out, dbErr("update connection", err)
 }
@@ -196,7 +209,10 @@ func (s *Store) SetConnectionState(ctx context.Context, id string, state store.C
 		out.State, out.UpdatedAt = state, s.stamp()
 		_, err = s.exec(ctx, tx, `UPDATE connections SET state = ?, updated_at = ? WHERE id = ?`,
 			string(state), s.bindTime(out.UpdatedAt), id)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.moveSchedule(ctx, tx, &out, state == store.ConnectionRevoked)
 	})
 	return out, dbErr("set connection state", err)
 }
@@ -245,6 +261,13 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) (store.Connecti
 		if _, err := del("enrollment"); err != nil {
 			return err
 		}
+		if err := s.dropQueuedRuns(ctx, tx, id, store.RunResult{Status: store.RunCancelled,
+			FailureCode: failure.ConnectionNotFound, FailureMessage: "the connection was deleted before the run started"}); err != nil {
+			return err
+		}
+		if _, err := del("occurrences"); err != nil {
+			return err
+		}
 		_, err = s.exec(ctx, tx, `DELETE FROM connections WHERE id = ?`, id)
 		return err
 	})
@@ -252,4 +275,43 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) (store.Connecti
 		return store.ConnectionDeletion{}, dbErr("delete connection", err)
 	}
 	return out, nil
+}
+
+// moveSchedule is the part of a schedule change (new spec or jitter,
+// pause, resume, revoke) that keeps the dispatch queue in step, in the
+// change's transaction: the generation bumps, so a tick computed from the
+// old schedule is stale wherever it fell due; the recorded watermark
+// resets; and the pending scheduled or retry occurrence goes. A pending
+// manual run stays (it does not come from the schedule) unless the
+// connection is revoked, when it is refused.
+func (s *Store) moveSchedule(ctx context.Context, tx *txn, c *store.Connection, revoked bool) error {
+	c.ScheduleGen++
+	c.LastDueAt = time.Time{}
+	if _, err := s.exec(ctx, tx, `UPDATE connections SET schedule_gen = ?, last_due_at = NULL WHERE id = ?`,
+		c.ScheduleGen, c.ID); err != nil {
+		return err
+	}
+	if revoked {
+		if err := s.dropQueuedRuns(ctx, tx, c.ID, store.RunResult{Status: store.RunRefused,
+			FailureCode: failure.ConnectionRevoked, FailureMessage: "the connection was revoked before the run started"}); err != nil {
+			return err
+		}
+		_, err := s.exec(ctx, tx, `DELETE FROM occurrences WHERE connection_id = ? AND state = ?`, c.ID, string(store.OccurrencePending))
+		return err
+	}
+	_, err := s.exec(ctx, tx, `DELETE FROM occurrences WHERE connection_id = ? AND state = ? AND trigger <> ?`,
+		c.ID, string(store.OccurrencePending), string(store.TriggerManual))
+	return err
+}
+
+// dropQueuedRuns finishes the queued run of the connection's pending
+// manual occurrence with res; the caller removes the occurrence.
+func (s *Store) dropQueuedRuns(ctx context.Context, tx *txn, connID string, res store.RunResult) error {
+	o, ok, err := s.getOccurrence(ctx, tx, connID, true)
+	if err != nil || !ok || o.State != store.OccurrencePending || o.Trigger != store.TriggerManual || o.RunID == "" {
+		return err
+	}
+	_, err = s.exec(ctx, tx, `UPDATE runs SET status = ?, failure_code = ?, failure_message = ?, ended_at = ? WHERE id = ? AND status = ?`,
+		string(res.Status), string(res.FailureCode), res.FailureMessage, s.bindTime(s.stamp()), o.RunID, string(store.RunQueued))
+	return err
 }

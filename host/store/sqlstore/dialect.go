@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // Placeholders is a dialect's bind-parameter style.
@@ -41,6 +42,14 @@ type Dialect struct {
 	// transactions (" FOR UPDATE" on PostgreSQL; "" on SQLite, whose
 	// writers are serialized).
 	ForUpdate string
+	// SkipLocked is appended to the SELECT that picks rows to claim
+	// (" FOR UPDATE SKIP LOCKED" on PostgreSQL, so concurrent claimers
+	// take different rows without waiting; "" on SQLite).
+	SkipLocked string
+	// MigrationLock, when set, returns the lock goose holds while it
+	// migrates, so hosts that boot together migrate once (a PostgreSQL
+	// advisory lock); nil for a database one process owns.
+	MigrationLock func() (lock.SessionLocker, error)
 }
 
 // Validate checks that the dialect is complete.

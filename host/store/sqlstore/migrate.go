@@ -22,6 +22,13 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, logger *slog.Logger) (i
 	} else {
 		opts = append(opts, goose.WithLogger(goose.NopLogger()))
 	}
+	if d.MigrationLock != nil {
+		l, err := d.MigrationLock()
+		if err != nil {
+			return 0, fmt.Errorf("sqlstore: migrate %s: lock: %w", d.Name, err)
+		}
+		opts = append(opts, goose.WithSessionLocker(l))
+	}
 	p, err := goose.NewProvider(d.Goose, db, d.Migrations, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("sqlstore: migrate %s: %w", d.Name, err)

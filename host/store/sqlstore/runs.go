@@ -12,12 +12,13 @@ import (
 )
 
 const runCols = `id, connection_id, trigger, attempt, retry_of, status, failure_code, failure_message,
-	created_at, started_at, ended_at, records, host_id`
+	created_at, started_at, ended_at, records, host_id, scheduled_for`
 
 func scanRun(row interface{ Scan(...any) error }) (store.Run, error) {
 	var r store.Run
 	err := row.Scan(&r.ID, &r.ConnectionID, &r.Trigger, &r.Attempt, &r.RetryOf, &r.Status, &r.FailureCode,
-		&r.FailureMessage, timeCol{&r.CreatedAt}, timeCol{&r.StartedAt}, timeCol{&r.EndedAt}, &r.Records, &r.HostID)
+		&r.FailureMessage, timeCol{&r.CreatedAt}, timeCol{&r.StartedAt}, timeCol{&r.EndedAt}, &r.Records, &r.HostID,
+		timeCol{&r.ScheduledFor})
 	return r, err
 }
 
@@ -53,15 +54,35 @@ func (s *Store) CreateRun(ctx context.Context, n store.NewRun) (store.Run, error
 		}
 		out = store.Run{
 			ID: id, ConnectionID: n.ConnectionID, Trigger: n.Trigger, Attempt: n.Attempt, RetryOf: n.RetryOf,
-			Status: store.RunQueued, CreatedAt: now, HostID: n.HostID,
+			Status: store.RunQueued, CreatedAt: now, HostID: n.HostID, ScheduledFor: s.truncZero(n.ScheduledFor),
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO runs (id, connection_id, trigger, attempt, retry_of, status, created_at, host_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			out.ID, out.ConnectionID, string(out.Trigger), out.Attempt, out.RetryOf, string(out.Status),
-			s.bindTime(now), out.HostID)
-		return err
+		if n.OccurrenceID != "" {
+			// Bind the run to the claimed occurrence first: a host that
+			// lost its claim (reaped, or the connection changed) starts
+			// nothing.
+			res, err := s.exec(ctx, tx, `UPDATE occurrences SET run_id = ? WHERE connection_id = ? AND id = ? AND state = ? AND claimed_by = ? AND run_id = ''`,
+				out.ID, n.ConnectionID, n.OccurrenceID, string(store.OccurrenceClaimed), n.HostID)
+			if err != nil {
+				return err
+			}
+			if k, err := affected(res); err != nil {
+				return err
+			} else if k == 0 {
+				return fmt.Errorf("%w: occurrence %q of connection %q", store.ErrOccurrenceLost, n.OccurrenceID, n.ConnectionID)
+			}
+		}
+		return s.insertRun(ctx, tx, out)
 	})
 	return out, dbErr("create run", err)
+}
+
+// insertRun writes a new run row.
+func (s *Store) insertRun(ctx context.Context, tx *txn, r store.Run) error {
+	_, err := s.exec(ctx, tx, `INSERT INTO runs (id, connection_id, trigger, attempt, retry_of, status, created_at, host_id, scheduled_for)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.ConnectionID, string(r.Trigger), r.Attempt, r.RetryOf, string(r.Status),
+		s.bindTime(r.CreatedAt), r.HostID, s.bindNullTime(r.ScheduledFor))
+	return err
 }
 
 // GetRun implements store.Runs.
@@ -81,6 +102,9 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage,
 	}
 	if f.Status != "" {
 		where, args = append(where, `status = ?`), append(args, string(f.Status))
+	}
+	if f.HostID != "" {
+		where, args = append(where, `host_id = ?`), append(args, f.HostID)
 	}
 	if f.Cursor != "" {
 		at, id, err := timeCursor(f.Cursor)

@@ -135,7 +135,9 @@ func testConnections(t *testing.T, f *fixture) {
 	got = must(f.s.UpdateConnection(f.ctx, a1.ID, store.ConnectionPatch{
 		Config: json.RawMessage(`{"region":"us","page_size":50}`), Schedule: &sched,
 	}))(t)
+	// A schedule change moves the schedule generation; a label does not.
 	want.Config, want.Schedule, want.UpdatedAt = json.RawMessage(`{"region":"us","page_size":50}`), sched, t2
+	want.ScheduleGen = 1
 	diff(t, "config+schedule patch", want, got)
 
 	f.advance(time.Minute)
@@ -144,7 +146,7 @@ func testConnections(t *testing.T, f *fixture) {
 	t3 := f.advance(time.Minute)
 	none := store.Schedule{}
 	got = must(f.s.UpdateConnection(f.ctx, a1.ID, store.ConnectionPatch{Schedule: &none}))(t)
-	want.Schedule, want.UpdatedAt = none, t3
+	want.Schedule, want.UpdatedAt, want.ScheduleGen = none, t3, 2
 	diff(t, "schedule cleared", want, got)
 	diff(t, "get after patches", want, must(f.s.GetConnection(f.ctx, a1.ID))(t))
 

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite every store.Store backend
-// runs unchanged: the SQLite backend's tests call Run today, the PostgreSQL
-// backend's will tomorrow.
+// runs unchanged: the SQLite and the PostgreSQL backends' tests both call
+// Run.
 //
 // The suite owns the clock: Opener receives the func every timestamp must
 // come from, and tests advance it to expire leases and order runs. Each
@@ -81,6 +81,17 @@ func Run(t *testing.T, open Opener) {
 		{"AuditPaging", testAuditPaging},
 		{"Enrollment", testEnrollment},
 		{"Locks", testLocks},
+		{"RecordTicks", testRecordTicks},
+		{"RecordTicksConcurrentHosts", testRecordTicksConcurrentHosts},
+		{"ClaimDue", testClaimDue},
+		{"ClaimDueExclusive", testClaimDueExclusive},
+		{"CompleteOccurrence", testCompleteOccurrence},
+		{"EnqueueManual", testEnqueueManual},
+		{"ScheduleChangesClearTheQueue", testScheduleChangesClearTheQueue},
+		{"ReleaseAndCancelQueued", testReleaseAndCancelQueued},
+		{"Hosts", testHosts},
+		{"ReapHosts", testReapHosts},
+		{"StopHostHandsWorkBack", testStopHostHandsWorkBack},
 		{"TimestampsUTC", testTimestampsUTC},
 		{"Ping", testPing},
 	} {

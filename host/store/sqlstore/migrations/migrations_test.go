@@ -13,6 +13,7 @@ import (
 var (
 	createTable = regexp.MustCompile(`(?is)CREATE TABLE (\w+) \((.*?)\n\)`)
 	columnLine  = regexp.MustCompile(`^\s*(\w+)\s+\w+`)
+	addColumn   = regexp.MustCompile(`(?i)ALTER TABLE (\w+) ADD COLUMN (\w+)`)
 	fileName    = regexp.MustCompile(`^\d{5}_[a-z0-9_]+\.sql$`)
 )
 
@@ -49,6 +50,11 @@ func schema(t *testing.T, fsys fs.FS) (files []string, tables map[string][]strin
 			slices.Sort(cols)
 			tables[strings.ToLower(m[1])] = cols
 		}
+		for _, m := range addColumn.FindAllStringSubmatch(up, -1) {
+			table := strings.ToLower(m[1])
+			tables[table] = append(tables[table], strings.ToLower(m[2]))
+			slices.Sort(tables[table])
+		}
 	}
 	return files, tables
 }
@@ -66,10 +72,13 @@ func TestDialectParity(t *testing.T) {
 		t.Errorf("schemas differ (-sqlite +postgres):\n%s", d)
 	}
 	for _, table := range []string{"connectors", "connections", "credentials", "runs", "leases", "records",
-		"checkpoints", "audit_events", "enrollment", "locks"} {
+		"checkpoints", "audit_events", "enrollment", "locks", "occurrences", "hosts"} {
 		if _, ok := sqliteTables[table]; !ok {
 			t.Errorf("no table %s", table)
 		}
+	}
+	if cols := sqliteTables["connections"]; !slices.Contains(cols, "schedule_gen") || !slices.Contains(cols, "last_due_at") {
+		t.Errorf("connections columns = %v", cols)
 	}
 	if cols := sqliteTables["credentials"]; !slices.Contains(cols, "ciphertext") || !slices.Contains(cols, "key_id") {
 		t.Errorf("credentials columns = %v", cols)
