@@ -54,7 +54,6 @@ import (
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/runevents"
-	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/keysets"
@@ -81,7 +80,7 @@ type Control interface {
 	SetCredential(ctx context.Context, actor, id string, values map[string]string) (store.CredentialMeta, enroll.Entry, error)
 	RevokeCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
 	DeleteCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
-	TriggerRun(ctx context.Context, actor, id string) (*runner.Handle, error)
+	TriggerRun(ctx context.Context, actor, id string) (store.Run, error)
 }
 
 // Store is the read side of the store the API uses.
@@ -94,6 +93,8 @@ type Store interface {
 	ListRecords(ctx context.Context, q store.RecordQuery) (store.RecordPage, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	ListEnrollment(ctx context.Context) ([]store.EnrollmentEntry, error)
+	ListHosts(ctx context.Context) ([]store.Host, error)
+	CancelQueuedRun(ctx context.Context, runID string, res store.RunResult) (store.Run, error)
 	Ping(ctx context.Context) error
 }
 
@@ -103,9 +104,12 @@ type Catalog interface {
 	List() []catalog.Entry
 }
 
-// Runs is the runner's live side: cancel and follow.
+// Runs is the runner's live side: cancel (here or on the host that runs
+// the run) and follow.
 type Runs interface {
 	Cancel(runID string) error
+	CancelElsewhere(ctx context.Context, runID string) error
+	Ended(run store.Run)
 	Events() *runevents.Hub
 }
 
@@ -265,6 +269,7 @@ func (a *API) register() {
 
 	a.handle("GET /v1/audit", a.listAudit)
 	a.handle("GET /v1/enrollment", a.enrollment)
+	a.handle("GET /v1/hosts", a.listHosts)
 
 	a.handle("GET /v1/keyset", a.keysetInfo)
 	a.handle("POST /v1/keyset/rotate", a.rotateKeyset)

@@ -19,6 +19,15 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// stampNano is stamp with the fraction of a second kept, for instants
+// that identify something (an occurrence's due instant).
+func stampNano(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
 func orEmpty(s []string) []string {
 	if s == nil {
 		return []string{}
@@ -72,6 +81,9 @@ func toConnection(c store.Connection, entry *apitypes.EnrollmentEntry, next time
 		UpdatedAt:    stamp(c.UpdatedAt),
 		Enrollment:   entry,
 		NextRun:      stamp(next),
+
+		CoalescedTicks:  c.CoalescedTicks,
+		LastCoalescedAt: stamp(c.LastCoalescedAt),
 	}
 	if c.Schedule.Jitter > 0 {
 		out.Jitter = c.Schedule.Jitter.String()
@@ -139,7 +151,15 @@ func toRun(r store.Run) apitypes.Run {
 		StartedAt:      stamp(r.StartedAt),
 		EndedAt:        stamp(r.EndedAt),
 		Records:        r.Records,
+		HostID:         r.HostID,
+		ScheduledFor:   stampNano(r.ScheduledFor),
 	}
+}
+
+// toHost converts a host row.
+func toHost(h store.Host) apitypes.Host {
+	return apitypes.Host{ID: h.ID, Addr: h.Addr, Version: h.Version, Status: string(h.Status), StartedAt: stamp(h.StartedAt),
+		LastSeen: stamp(h.LastSeen), EndedAt: stamp(h.EndedAt), RunsActive: h.RunsActive}
 }
 
 // toRunEvent converts a live event.

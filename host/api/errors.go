@@ -153,7 +153,7 @@ func (a *API) refused(w http.ResponseWriter, r *http.Request, runID string, err 
 	status, body := Classify(err)
 	if runID != "" {
 		body.RunID = runID
-		body.Message = fmt.Sprintf("%s (run %s)", body.Message, runID)
+		body.Message = fmt.Sprintf("%s; refused as run %s", body.Message, runID)
 	}
 	if status >= 500 {
 		a.log.Error("run trigger failed", "path", r.URL.Path, "error", err)

@@ -93,6 +93,22 @@ func (a *API) enrollment(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (a *API) listHosts(w http.ResponseWriter, r *http.Request) error {
+	if err := knownParams(r.URL.Query()); err != nil {
+		return err
+	}
+	hosts, err := a.cfg.Store.ListHosts(r.Context())
+	if err != nil {
+		return err
+	}
+	out := apitypes.HostList{Hosts: make([]apitypes.Host, 0, len(hosts))}
+	for _, h := range hosts {
+		out.Hosts = append(out.Hosts, toHost(h))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
 func toKeysetInfo(info keysets.Info) apitypes.KeysetInfo {
 	out := apitypes.KeysetInfo{PrimaryKeyID: info.PrimaryKeyID, Encrypted: info.Encrypted, KEK: info.KEK,
 		Keys: make([]apitypes.KeyInfo, 0, len(info.Keys))}

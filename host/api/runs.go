@@ -11,27 +11,17 @@ import (
 	"github.com/connhost/connhost/host/store"
 )
 
-// triggerRun starts a manual run through the runner's single launch seam
-// (control.TriggerRun → runner.Launch): 202 with the run, or the typed
-// refusal with the refused run's id.
+// triggerRun queues a manual run (control.TriggerRun → the dispatch
+// queue; a worker of some host starts it through runner.Launch): 202
+// with the queued run, or the typed refusal with the refused run's id.
 func (a *API) triggerRun(w http.ResponseWriter, r *http.Request) error {
 	if err := emptyBody(w, r); err != nil {
 		return err
 	}
-	h, err := a.cfg.Control.TriggerRun(r.Context(), Actor, r.PathValue("id"))
+	run, err := a.cfg.Control.TriggerRun(r.Context(), Actor, r.PathValue("id"))
 	if err != nil {
-		runID := ""
-		if h != nil {
-			runID = h.RunID
-		}
-		a.refused(w, r, runID, err)
+		a.refused(w, r, run.ID, err)
 		return nil
-	}
-	// The run goes on under the runner's own context; this read only
-	// reports where it is now.
-	run, err := a.cfg.Store.GetRun(context.WithoutCancel(r.Context()), h.RunID)
-	if err != nil {
-		return err
 	}
 	w.Header().Set("Location", "/v1/runs/"+run.ID)
 	writeJSON(w, http.StatusAccepted, toRun(run))
@@ -40,14 +30,15 @@ func (a *API) triggerRun(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := knownParams(q, "connection", "status", "cursor", "limit"); err != nil {
+	if err := knownParams(q, "connection", "status", "host", "cursor", "limit"); err != nil {
 		return err
 	}
 	limit, err := queryLimit(q)
 	if err != nil {
 		return err
 	}
-	f := store.RunFilter{ConnectionID: q.Get("connection"), Status: store.RunStatus(q.Get("status")), Cursor: q.Get("cursor"), Limit: limit}
+	f := store.RunFilter{ConnectionID: q.Get("connection"), Status: store.RunStatus(q.Get("status")), HostID: q.Get("host"),
+		Cursor: q.Get("cursor"), Limit: limit}
 	if f.Status != "" && !f.Status.Valid() {
 		return invalid("status", "status must be one of queued, running, succeeded, failed, refused, cancelled")
 	}
@@ -72,15 +63,16 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// cancelRun cancels a run this host is running and answers with its final
-// row once it has ended (children killed, lease released).
+// cancelRun cancels a run — queued, or running on this host or another —
+// and answers with its final row once it has ended (children killed,
+// lease released).
 func (a *API) cancelRun(w http.ResponseWriter, r *http.Request) error {
 	if err := emptyBody(w, r); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CancelWait)
 	defer cancel()
-	run, err := runops.Cancel(ctx, a.cfg.Store, a.cfg.Runs, r.PathValue("id"))
+	run, err := runops.Cancel(ctx, a.cfg.Store, a.cfg.Store, a.cfg.Runs, r.PathValue("id"))
 	if err != nil {
 		return err
 	}

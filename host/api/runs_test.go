@@ -132,9 +132,10 @@ func TestRunsAndRecordsPaging(t *testing.T) {
 	e.waitRun(first.ID)
 	e.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &second)
 	e.waitRun(second.ID)
-	refused := e.call("POST", "/v1/connections/"+other.ID+"/runs", nil).ErrorBody(t)
-	if refused.Code != "credentials_required" {
-		t.Fatalf("no credential: %+v", refused)
+	var refused apitypes.Run
+	e.ok(http.StatusAccepted, "POST", "/v1/connections/"+other.ID+"/runs", nil, &refused)
+	if got := e.waitRun(refused.ID); got.Status != "refused" || got.FailureCode != "credentials_required" {
+		t.Fatalf("no credential: %+v", got)
 	}
 
 	var runs apitypes.List[apitypes.Run]
@@ -143,7 +144,7 @@ func TestRunsAndRecordsPaging(t *testing.T) {
 		t.Fatalf("runs newest first: %+v", runs.Items)
 	}
 	e.ok(http.StatusOK, "GET", "/v1/runs?status=refused", nil, &runs)
-	if len(runs.Items) != 1 || runs.Items[0].ID != refused.RunID || runs.Items[0].FailureCode != "credentials_required" {
+	if len(runs.Items) != 1 || runs.Items[0].ID != refused.ID || runs.Items[0].FailureCode != "credentials_required" {
 		t.Fatalf("refused runs: %+v", runs.Items)
 	}
 	e.ok(http.StatusOK, "GET", "/v1/runs?limit=2", nil, &runs)

@@ -20,6 +20,19 @@ connectors found in --plugin-dir.
 
 The data dir holds the SQLite store, the keyset and the operator token
 (created on first start, mode 0600; the other commands read it from there).
+--store (or CONNHOST_STORE) puts the store elsewhere: sqlite:///path/to/file,
+or postgres://… for a store several hosts share. Hosts on one PostgreSQL
+store share the work: every scheduled occurrence runs once across them, a
+host that stops heartbeating for --host-ttl has its runs failed
+(host_crashed) and its work taken back by the others, and manual triggers,
+cancels, pauses and schedule changes take effect on every host within a
+second. Point them at one keyset (--keyset-file, under one --kek-file) and
+one operator token (--token-file); each keeps its own --data-dir.
+
+--max-concurrent-runs is this host's worker pool: the most runs it has at
+once, of every trigger. Due work beyond it waits in the store's queue
+(manual triggers first); a schedule tick for a connection whose previous
+occurrence is still queued or running is coalesced and counted.
 The keyset's key-encryption key comes from the --kek-env variable when it is
 set, else --kek-file, else --kms-uri (hcvault://HOST:PORT/MOUNT/keys/NAME, a
 HashiCorp Vault transit key, with VAULT_TOKEN set); with none, a cleartext
@@ -27,15 +40,22 @@ dev keyset is used and a warning is logged at every start (see "connhost
 keyset init").
 
 SIGINT or SIGTERM starts a graceful shutdown: running connectors are
-stopped, runs are finished and leases released, within --shutdown-timeout.
-A second signal exits at once.`,
+stopped (their runs end cancelled with host_shutdown and are queued again
+as retries, for another host or this host's next start), queued work is
+handed back, leases are released, within --shutdown-timeout. A second
+signal exits at once.`,
 		Example: `  connhost serve
   connhost serve --data-dir /var/lib/connhost --plugin-dir /usr/lib/connhost/plugins --kek-file /etc/connhost/kek
-  CONNHOST_KEK=... connhost serve --listen 127.0.0.1:7480 --log-format json`,
+  CONNHOST_KEK=... connhost serve --listen 127.0.0.1:7480 --log-format json
+  connhost serve --store postgres://connhost@db:5432/connhost --data-dir /var/lib/connhost \
+      --kek-file /etc/connhost/kek --keyset-file /etc/connhost/keyset.json --token-file /etc/connhost/operator.token`,
 		Args: args(),
 	}
 	cmd.RunE = a.wrap(func(ctx context.Context, _ []string) error {
 		cfg.DataDir = a.dataDirectory()
+		if !cmd.Flags().Changed("store") {
+			cfg.Store, _ = a.rt.LookupEnv(server.StoreEnv)
+		}
 		cfg.Environ = a.rt.Environ
 		cfg.LogOutput = a.rt.Stderr
 		cfg.OnReady = func(addr string) {
@@ -65,7 +85,15 @@ A second signal exits at once.`,
 	f.StringVar(&cfg.KMSURI, "kms-uri", "", "KMS key URI of the key-encryption key")
 	f.BoolVar(&cfg.AllowHostEnvCredentials, "allow-host-env-credentials", true,
 		"let connections that never stored a credential use the connector's variables from the host environment")
-	f.UintVar(&cfg.MaxConcurrentRuns, "max-concurrent-runs", server.DefaultMaxConcurrentRuns, "limit of concurrent scheduled runs")
+	f.UintVar(&cfg.MaxConcurrentRuns, "max-concurrent-runs", server.DefaultMaxConcurrentRuns,
+		"this host's worker pool: the most runs at once, scheduled, retry and manual alike")
+	f.StringVar(&cfg.Store, "store", "", "store URL: sqlite:///path or postgres://… (default: SQLite in the data dir; env "+server.StoreEnv+")")
+	f.StringVar(&cfg.KeysetFile, "keyset-file", "", "keyset file (default <data-dir>/keyset.json)")
+	f.StringVar(&cfg.TokenFile, "token-file", "", "operator token file (default <data-dir>/operator.token)")
+	f.DurationVar(&cfg.HostTTL, "host-ttl", server.DefaultHostTTL, "how long a host may miss heartbeats before the others take its work back")
+	f.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", server.DefaultMaxClockSkew, "the largest clock difference between hosts the cluster tolerates")
+	f.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this host's clock (for clock-skew tests only)")
+	_ = f.MarkHidden("clock-offset")
 	f.DurationVar(&cfg.RunTimeout, "run-timeout", server.DefaultRunTimeout, "deadline of each run")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound of the graceful shutdown")
 	return cmd

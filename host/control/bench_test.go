@@ -3,13 +3,10 @@ package control_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,29 +29,11 @@ type fakeCatalog struct{ e catalog.Entry }
 func (c fakeCatalog) Get(k string) (catalog.Entry, bool) { return c.e, k == c.e.Key }
 func (c fakeCatalog) List() []catalog.Entry              { return []catalog.Entry{c.e} }
 
-// fakeWorkload stands in for the runner: each scheduled run takes work.
-type fakeWorkload struct {
-	work time.Duration
-	runs sync.Map
-}
+// discard is a schedule.Recorder that drops every tick: this benchmark
+// measures enrollment; dispatch has its own (host/dispatch).
+type discard struct{}
 
-func (f *fakeWorkload) Launch(ctx context.Context, a schedule.Attempt) schedule.Result {
-	if f.work > 0 {
-		time.Sleep(f.work)
-	}
-	return schedule.Result{}
-}
-
-type lags struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (l *lags) ObserveLag(_ string, d time.Duration) {
-	l.mu.Lock()
-	l.d = append(l.d, d)
-	l.mu.Unlock()
-}
+func (discard) Record(schedule.Tick) {}
 
 func rssKiB() float64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -71,92 +50,69 @@ func rssKiB() float64 {
 }
 
 // BenchmarkBootEnroll10k boots 10,000 connections with a schedule through
-// the real store, gate and scheduler: boot-to-enrolled time, Go heap and
-// RSS after boot, then dispatch lag p50/p99 of due runs under a 1 ms fake
-// workload for 10 s (each connection due every 5 s), with and without
-// gocron's singleton mode.
+// the real store, gate and scheduler: boot-to-enrolled time, and Go heap
+// and RSS after boot. (Dispatch of their occurrences is
+// host/dispatch.BenchmarkDispatch10k.)
 func BenchmarkBootEnroll10k(b *testing.B) {
-	for _, singleton := range []bool{false, true} {
-		b.Run(fmt.Sprintf("singleton=%v", singleton), func(b *testing.B) {
-			ctx := context.Background()
-			st, err := sqlite.Open(ctx, sqlite.Config{DataDir: b.TempDir()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			m := manifest.Manifest{ConnectorKey: "bench", Version: "1", Auth: manifest.Auth{Kind: manifest.AuthNone},
-				Streams: []manifest.Stream{{Name: "s", KeyFields: []string{"id"}}}}
-			mj, _ := json.Marshal(m)
-			if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: "bench", Version: "1", Manifest: mj,
-				Path: "/bench", SHA256: strings.Repeat("00", 32)}); err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < benchConnections; i++ {
-				if _, err := st.CreateConnection(ctx, store.NewConnection{ConnectorKey: "bench", Label: strconv.Itoa(i),
-					Schedule: store.Schedule{Spec: "@every 5s"}}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			cat := fakeCatalog{e: catalog.Entry{Key: "bench", Manifest: m}}
-			for b.Loop() {
-				rec := &lags{}
-				work := &fakeWorkload{work: time.Millisecond}
-				sched, err := schedule.New(schedule.Config{MaxConcurrent: 64, Singleton: singleton, Observer: rec}, work)
-				if err != nil {
-					b.Fatal(err)
-				}
-				br, _ := broker.New(broker.Config{Store: st})
-				svc, err := control.New(control.Config{Store: st, Catalog: cat, Broker: br, Runner: noLaunch{}, Scheduler: sched,
-					Gate: &enroll.Gate{Presence: broker.Presence{Store: st}, Manifests: control.Manifests{Catalog: cat}, CheckSpec: schedule.Check}})
-				if err != nil {
-					b.Fatal(err)
-				}
-				runtime.GC()
-				var before runtime.MemStats
-				runtime.ReadMemStats(&before)
-				t0 := time.Now()
-				entries, err := svc.Boot(ctx)
-				if err != nil || len(entries) != benchConnections {
-					b.Fatal(err, len(entries))
-				}
-				sched.Start()
-				boot := time.Since(t0)
-				runtime.GC()
-				var after runtime.MemStats
-				runtime.ReadMemStats(&after)
-				b.ReportMetric(boot.Seconds(), "boot-s")
-				b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB")
-				b.ReportMetric(float64(after.HeapAlloc-min(after.HeapAlloc, before.HeapAlloc))/(1<<20), "heap-delta-MiB")
-				b.ReportMetric(rssKiB()/1024, "rss-MiB")
-
-				time.Sleep(10 * time.Second)
-				runtime.GC()
-				var loaded runtime.MemStats
-				runtime.ReadMemStats(&loaded)
-				b.ReportMetric(float64(loaded.HeapAlloc)/(1<<20), "heap-after-runs-MiB")
-				b.ReportMetric(rssKiB()/1024, "rss-after-runs-MiB")
-				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				_ = sched.Shutdown(sctx)
-				cancel()
-				rec.mu.Lock()
-				d := slices.Clone(rec.d)
-				rec.mu.Unlock()
-				if len(d) == 0 {
-					b.Fatal("no runs dispatched")
-				}
-				slices.Sort(d)
-				b.ReportMetric(float64(len(d)), "runs")
-				b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, "lag-p50-ms")
-				b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, "lag-p99-ms")
-			}
-		})
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	m := manifest.Manifest{ConnectorKey: "bench", Version: "1", Auth: manifest.Auth{Kind: manifest.AuthNone},
+		Streams: []manifest.Stream{{Name: "s", KeyFields: []string{"id"}}}}
+	mj, _ := json.Marshal(m)
+	if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: "bench", Version: "1", Manifest: mj,
+		Path: "/bench", SHA256: strings.Repeat("00", 32)}); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < benchConnections; i++ {
+		if _, err := st.CreateConnection(ctx, store.NewConnection{ConnectorKey: "bench", Label: strconv.Itoa(i),
+			Schedule: store.Schedule{Spec: "@every 5s"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cat := fakeCatalog{e: catalog.Entry{Key: "bench", Manifest: m}}
+	for b.Loop() {
+		sched, err := schedule.New(schedule.Config{}, discard{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		br, _ := broker.New(broker.Config{Store: st})
+		svc, err := control.New(control.Config{Store: st, Catalog: cat, Broker: br, Runner: noLaunch{}, Queue: noLaunch{}, Scheduler: sched,
+			Gate: &enroll.Gate{Presence: broker.Presence{Store: st}, Manifests: control.Manifests{Catalog: cat}, CheckSpec: schedule.Check}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		t0 := time.Now()
+		entries, err := svc.Boot(ctx)
+		if err != nil || len(entries) != benchConnections {
+			b.Fatal(err, len(entries))
+		}
+		sched.Start()
+		boot := time.Since(t0)
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(boot.Seconds(), "boot-s")
+		b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(after.HeapAlloc-min(after.HeapAlloc, before.HeapAlloc))/(1<<20), "heap-delta-MiB")
+		b.ReportMetric(rssKiB()/1024, "rss-MiB")
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_ = sched.Shutdown(sctx)
+		cancel()
 	}
 }
 
-// noLaunch satisfies control.Launcher; the benchmark never triggers runs.
+// noLaunch satisfies control.Checker and control.Queue; the benchmark
+// never triggers runs.
 type noLaunch struct{}
 
-func (noLaunch) Launch(context.Context, runner.Request) (*runner.Handle, error) { return nil, nil }
+func (noLaunch) Enqueue(context.Context, string) (store.Run, error) { return store.Run{}, nil }
 func (noLaunch) Check(context.Context, string) (runner.CheckResult, error) {
 	return runner.CheckResult{}, nil
 }

@@ -10,6 +10,12 @@
 // credential leaves the job in place on purpose: the next scheduled run is
 // refused with static_secret_credential_unavailable, visibly, rather than
 // the schedule silently disappearing.
+//
+// On a shared store every change is also announced to the other hosts
+// (notify.Connection), which re-evaluate that connection against their
+// own scheduler (Apply) within milliseconds; the store change itself —
+// pending occurrences removed, the schedule generation moved — is already
+// in force for every host when the call returns.
 package control
 
 import (
@@ -24,6 +30,7 @@ import (
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/notify"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
@@ -33,8 +40,13 @@ import (
 
 // Scheduler is the part of the scheduler control drives.
 type Scheduler interface {
-	Upsert(connectionID, spec string, jitter time.Duration) error
+	Upsert(j schedule.Job) error
 	Remove(connectionID string)
+}
+
+// Queue takes manual triggers (the dispatcher).
+type Queue interface {
+	Enqueue(ctx context.Context, connectionID string) (store.Run, error)
 }
 
 // Catalog finds connectors.
@@ -43,9 +55,8 @@ type Catalog interface {
 	List() []catalog.Entry
 }
 
-// Launcher is the runner's single launch seam, and its credential check.
-type Launcher interface {
-	Launch(ctx context.Context, req runner.Request) (*runner.Handle, error)
+// Checker is the runner's credential check.
+type Checker interface {
 	Check(ctx context.Context, connectionID string) (runner.CheckResult, error)
 }
 
@@ -57,17 +68,20 @@ type Config struct {
 	Store     store.Store
 	Catalog   Catalog
 	Broker    *broker.Broker
-	Runner    Launcher
+	Runner    Checker
+	Queue     Queue
 	Scheduler Scheduler
 	Gate      *enroll.Gate
-	Audit     *audit.Log
-	Logger    hclog.Logger
+	// Bus announces changes to the other hosts (default notify.None).
+	Bus    notify.Bus
+	Audit  *audit.Log
+	Logger hclog.Logger
 }
 
 // Validate reports a wiring error.
 func (c *Config) Validate() error {
-	if c.Store == nil || c.Catalog == nil || c.Broker == nil || c.Runner == nil || c.Scheduler == nil || c.Gate == nil {
-		return errors.New("control: Store, Catalog, Broker, Runner, Scheduler and Gate are required")
+	if c.Store == nil || c.Catalog == nil || c.Broker == nil || c.Runner == nil || c.Queue == nil || c.Scheduler == nil || c.Gate == nil {
+		return errors.New("control: Store, Catalog, Broker, Runner, Queue, Scheduler and Gate are required")
 	}
 	return nil
 }
@@ -85,7 +99,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Service{cfg: cfg}, nil
+	if cfg.Bus == nil {
+		cfg.Bus = notify.None{}
+	}
+	s := &Service{cfg: cfg}
+	cfg.Bus.Subscribe(notify.Connection, s.remoteChange)
+	return s, nil
 }
 
 // InvalidError is a bad operator input; Field names it.
@@ -182,6 +201,7 @@ func (s *Service) DeleteConnection(ctx context.Context, actor, id string) (store
 		return d, err
 	}
 	s.cfg.Scheduler.Remove(id)
+	s.announce(id)
 	return d, nil
 }
 
@@ -234,14 +254,17 @@ func (s *Service) DeleteCredential(ctx context.Context, actor, id string) (store
 	return s.cfg.Broker.Delete(ctx, id, actor)
 }
 
-// TriggerRun starts a manual run through the single launch seam.
-func (s *Service) TriggerRun(ctx context.Context, actor, id string) (*runner.Handle, error) {
-	return s.cfg.Runner.Launch(ctx, runner.Request{ConnectionID: id, Trigger: store.TriggerManual, Actor: actor})
+// TriggerRun queues a manual run; a worker of some host starts it through
+// the single launch seam. It returns the queued run, or the refused run
+// and its typed failure.
+func (s *Service) TriggerRun(ctx context.Context, actor, id string) (store.Run, error) {
+	return s.cfg.Queue.Enqueue(ctx, id)
 }
 
 // Reevaluate runs the enrollment gate for one connection, enrolls or
-// removes its job, and stores the entry.
+// removes its job, stores the entry and tells the other hosts.
 func (s *Service) Reevaluate(ctx context.Context, id string) enroll.Entry {
+	defer s.announce(id)
 	c, err := s.cfg.Store.GetConnection(ctx, id)
 	if err != nil {
 		s.cfg.Scheduler.Remove(id)
@@ -252,6 +275,49 @@ func (s *Service) Reevaluate(ctx context.Context, id string) enroll.Entry {
 		s.cfg.Logger.Error("store enrollment entry", "connection_id", id, "error", err)
 	}
 	return e
+}
+
+// Apply makes this host's scheduler agree with the connection as stored:
+// what another host's change, announced over the bus, calls. The
+// enrollment report is the announcing host's to write.
+func (s *Service) Apply(ctx context.Context, id string) {
+	c, err := s.cfg.Store.GetConnection(ctx, id)
+	if err != nil {
+		s.cfg.Scheduler.Remove(id)
+		return
+	}
+	s.apply(ctx, c)
+}
+
+// Resync applies every connection, for a host that may have missed
+// announcements (its bus connection dropped).
+func (s *Service) Resync(ctx context.Context) error {
+	conns, err := s.cfg.Store.ListConnections(ctx, store.ConnectionFilter{})
+	if err != nil {
+		return err
+	}
+	for _, c := range conns {
+		s.apply(ctx, c)
+	}
+	return nil
+}
+
+func (s *Service) remoteChange(id string) {
+	// Off the bus's goroutine: Apply reads the store.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s.Apply(ctx, id)
+	}()
+}
+
+// announce tells the other hosts that connection id changed.
+func (s *Service) announce(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.Bus.Publish(ctx, notify.Connection, id); err != nil {
+		s.cfg.Logger.Warn("announce a connection change to the other hosts", "connection_id", id, "error", err)
+	}
 }
 
 // Boot evaluates every connection, enrolls the eligible ones, replaces the
@@ -281,7 +347,8 @@ func (s *Service) apply(ctx context.Context, c store.Connection) enroll.Entry {
 		ID: c.ID, ConnectorKey: c.ConnectorKey, State: string(c.State), Schedule: c.Schedule.Spec,
 	})
 	if e.Outcome == enroll.Enrolled {
-		if err := s.cfg.Scheduler.Upsert(c.ID, e.Spec, c.Schedule.Jitter); err != nil {
+		if err := s.cfg.Scheduler.Upsert(schedule.Job{ConnectionID: c.ID, Spec: e.Spec, Jitter: c.Schedule.Jitter,
+			Gen: c.ScheduleGen, Anchor: c.CreatedAt.Truncate(time.Second)}); err != nil {
 			s.cfg.Logger.Error("enroll schedule", "connection_id", c.ID, "error", err)
 			e.Outcome, e.Reason = enroll.SkippedInvalidSchedule, err.Error()
 		}

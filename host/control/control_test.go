@@ -64,11 +64,7 @@ func TestDeleteConnection(t *testing.T) {
 	if !h.Scheduler.Enrolled(c.ID) {
 		t.Fatal("not enrolled")
 	}
-	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hd.Result(); err != nil {
+	if _, err := h.RunNow(c.ID); err != nil {
 		t.Fatal(err)
 	}
 	d, err := h.Control.DeleteConnection(ctx, "operator", c.ID)
@@ -105,18 +101,50 @@ func TestDeleteRefusedWhileARunHoldsTheLease(t *testing.T) {
 	ctx := context.Background()
 	c := h.CreateDemo(map[string]any{"records": 50, "record_delay_ms": 100}, "")
 	h.SetToken(c.ID, "tok")
-	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
+	run, err := h.Trigger(c.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.WaitFor(30*time.Second, func() bool { r, _ := h.Store.GetRun(ctx, run.ID); return r.Status == store.RunRunning })
 	if _, err := h.Control.DeleteConnection(ctx, "operator", c.ID); failure.CodeOf(err) != failure.RunActive {
 		t.Fatalf("delete during a run = %v, want run_active", err)
 	}
-	if err := h.Runner.Cancel(hd.RunID); err != nil {
+	if err := h.Runner.Cancel(run.ID); err != nil {
 		t.Fatal(err)
 	}
-	hd.Result()
+	h.Wait(run.ID)
 	if _, err := h.Control.DeleteConnection(ctx, "operator", c.ID); err != nil {
 		t.Fatalf("delete after the run = %v", err)
+	}
+}
+
+// A manual run still waiting in the queue does not hold the connection:
+// deleting it cancels the queued run in the same transaction.
+func TestDeleteCancelsAQueuedRun(t *testing.T) {
+	t.Parallel()
+	h := hosttest.New(t, hosttest.Options{AllowHostEnv: true, MaxConcurrent: 1})
+	ctx := context.Background()
+	busy := h.CreateDemo(map[string]any{"records": 50, "record_delay_ms": 100}, "")
+	waiting := h.CreateDemo(map[string]any{"records": 1}, "")
+	h.SetToken(busy.ID, "tok")
+	h.SetToken(waiting.ID, "tok")
+	first, err := h.Trigger(busy.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.WaitFor(30*time.Second, func() bool { r, _ := h.Store.GetRun(ctx, first.ID); return r.Status == store.RunRunning })
+	queued, err := h.Trigger(waiting.ID) // the only worker is busy
+	if err != nil || queued.Status != store.RunQueued {
+		t.Fatalf("trigger = %+v, %v", queued, err)
+	}
+	if _, err := h.Control.DeleteConnection(ctx, "operator", waiting.ID); err != nil {
+		t.Fatalf("delete with a queued run = %v", err)
+	}
+	got, err := h.Store.GetRun(ctx, queued.ID)
+	if err != nil || got.Status != store.RunCancelled || got.FailureCode != failure.ConnectionNotFound {
+		t.Fatalf("queued run after the delete = %+v, %v", got, err)
+	}
+	if err := h.Runner.Cancel(first.ID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -77,9 +77,11 @@ func TestSeedScenariosEndToEnd(t *testing.T) {
 		if got := h.enrollment(id); got != "skipped_env" {
 			t.Errorf("enrollment before capture = %q, want skipped_env", got)
 		}
+		// The run is queued, then refused by the launch seam: a run that
+		// did not succeed (exit 3), its code first on stderr.
 		res := h.cli("", "run", id, "--wait")
-		if res.code != 1 || !strings.HasPrefix(res.stderr, "error: "+failureRequired+": ") {
-			t.Errorf("manual run without a credential: exit %d, stderr %q; want exit 1 with %s", res.code, res.stderr, failureRequired)
+		if res.code != 3 || !strings.HasPrefix(res.stderr, "error: "+failureRequired+": ") {
+			t.Errorf("manual run without a credential: exit %d, stderr %q; want exit 3 with %s", res.code, res.stderr, failureRequired)
 		}
 	})
 
@@ -237,8 +239,8 @@ func TestSeedScenariosEndToEnd(t *testing.T) {
 			t.Errorf("refused run %+v started a child", refused)
 		}
 		res := h.cli("", "run", id, "--wait")
-		if res.code != 1 || !strings.HasPrefix(res.stderr, "error: "+failureUnavailable+": ") {
-			t.Errorf("manual run after revoke: exit %d, stderr %q; want exit 1 with %s", res.code, res.stderr, failureUnavailable)
+		if res.code != 3 || !strings.HasPrefix(res.stderr, "error: "+failureUnavailable+": ") {
+			t.Errorf("manual run after revoke: exit %d, stderr %q; want exit 3 with %s", res.code, res.stderr, failureUnavailable)
 		}
 	})
 
@@ -249,8 +251,8 @@ func TestSeedScenariosEndToEnd(t *testing.T) {
 		h.stop()
 		h.start("DEMO_TOKEN=decoy-host-value")
 		res := h.cli("", "run", id, "--wait")
-		if res.code != 1 || !strings.HasPrefix(res.stderr, "error: "+failureUnavailable+": ") {
-			t.Errorf("revoked connection with a host token: exit %d, stderr %q; want %s", res.code, res.stderr, failureUnavailable)
+		if res.code != 3 || !strings.HasPrefix(res.stderr, "error: "+failureUnavailable+": ") {
+			t.Errorf("revoked connection with a host token: exit %d, stderr %q; want exit 3 with %s", res.code, res.stderr, failureUnavailable)
 		}
 		var run runJSON
 		h.okJSON(&run, "run", slow.ID, "--wait")
@@ -263,8 +265,8 @@ func TestSeedScenariosEndToEnd(t *testing.T) {
 			t.Errorf("credential delete = %+v", cred)
 		}
 		res = h.cli("", "run", slow.ID, "--wait")
-		if res.code != 1 || !strings.HasPrefix(res.stderr, "error: "+failureUnavailable+": ") {
-			t.Errorf("deleted credential with a host token: exit %d, stderr %q; want %s", res.code, res.stderr, failureUnavailable)
+		if res.code != 3 || !strings.HasPrefix(res.stderr, "error: "+failureUnavailable+": ") {
+			t.Errorf("deleted credential with a host token: exit %d, stderr %q; want exit 3 with %s", res.code, res.stderr, failureUnavailable)
 		}
 		var audit []apitypes.AuditEvent
 		h.okJSON(&audit, "audit", "list", "--target", id)

@@ -11,7 +11,11 @@
 //	run_duration_seconds{trigger,status}    histogram: spawn to end of runs that started
 //	runs_active                             gauge: runs with a live child on this host
 //	records_ingested_total{connector}       counter: records committed, by connector key
-//	scheduler_lag_seconds                   histogram: how late a due scheduled run started
+//	scheduler_lag_seconds                   histogram: how late gocron fired a job after its instant
+//	dispatch_lag_seconds{trigger}           histogram: run_at (due + jitter) to a worker taking the occurrence
+//	occurrences_total{outcome}              counter: ticks recorded, coalesced, duplicate (another host was first), stale
+//	occurrences_coalesced_total             counter: ticks dropped because the connection's occurrence was pending or running
+//	workers_busy                            gauge: this host's workers holding an occurrence
 //	http_requests_total{route,code}         counter: API requests by ServeMux pattern and status
 //	http_request_duration_seconds{route}    histogram: API request latency
 //
@@ -30,6 +34,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/api/adminrpc"
+	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
@@ -55,6 +60,10 @@ type Metrics struct {
 	records     *prometheus.CounterVec
 	launch      *prometheus.HistogramVec
 	lag         prometheus.Histogram
+	dispLag     *prometheus.HistogramVec
+	ticks       *prometheus.CounterVec
+	coalesced   prometheus.Counter
+	busy        prometheus.Gauge
 	httpReqs    *prometheus.CounterVec
 	httpLatency *prometheus.HistogramVec
 	grpcReqs    *prometheus.CounterVec
@@ -100,8 +109,25 @@ func New() *Metrics {
 		}, []string{"connector"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "scheduler_lag_seconds",
-			Help:    "How late a due scheduled run started (queueing behind the concurrency limit included).",
-			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600},
+			Help:    "How late the schedule's clock fired a connection's job after the instant it was for.",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60},
+		}),
+		dispLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "dispatch_lag_seconds",
+			Help:    "How long after its run_at (due instant plus jitter) an occurrence reached a worker (waiting for a free worker included).",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600},
+		}, []string{"trigger"}),
+		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "occurrences_total",
+			Help: "Schedule ticks this host recorded, by outcome: recorded, coalesced, duplicate (another host recorded the instant first), stale (the schedule changed).",
+		}, []string{"outcome"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "occurrences_coalesced_total",
+			Help: "Schedule ticks dropped because the connection's previous occurrence was still pending or running.",
+		}),
+		busy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "workers_busy",
+			Help: "Workers of this host holding an occurrence (at most --max-concurrent-runs).",
 		}),
 		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "http_requests_total",
@@ -124,6 +150,7 @@ func New() *Metrics {
 	}
 	m.reg.MustRegister(
 		m.runs, m.refusals, m.failures, m.duration, m.active, m.records, m.launch, m.lag, m.httpReqs, m.httpLatency, m.grpcReqs, m.grpcLatency,
+		m.dispLag, m.ticks, m.coalesced, m.busy,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -134,6 +161,9 @@ func New() *Metrics {
 		for _, status := range []store.RunStatus{store.RunSucceeded, store.RunFailed, store.RunRefused, store.RunCancelled} {
 			m.runs.WithLabelValues(string(trigger), string(status))
 		}
+	}
+	for _, o := range []store.TickOutcome{store.TickRecorded, store.TickCoalesced, store.TickDuplicate, store.TickStale} {
+		m.ticks.WithLabelValues(string(o))
 	}
 	return m
 }
@@ -188,6 +218,23 @@ func (m *Metrics) ObserveLag(_ string, lag time.Duration) {
 	m.lag.Observe(lag.Seconds())
 }
 
+// Ticks counts recorded ticks by outcome (dispatch.Observer).
+func (m *Metrics) Ticks(outcome store.TickOutcome, n int) {
+	m.ticks.WithLabelValues(string(outcome)).Add(float64(n))
+}
+
+// Coalesced counts dropped ticks (dispatch.Observer).
+func (m *Metrics) Coalesced(n int) { m.coalesced.Add(float64(n)) }
+
+// ObserveDispatchLag records how late an occurrence reached a worker
+// (dispatch.Observer).
+func (m *Metrics) ObserveDispatchLag(trigger string, lag time.Duration) {
+	m.dispLag.WithLabelValues(trigger).Observe(max(lag, 0).Seconds())
+}
+
+// WorkersBusy sets the busy-worker gauge (dispatch.Observer).
+func (m *Metrics) WorkersBusy(n int) { m.busy.Set(float64(n)) }
+
 // ObserveHTTP records one API request. route is the ServeMux pattern that
 // matched ("" for none, recorded as "unmatched"); streaming routes pass
 // stream true so their open time does not skew the latency histogram.
@@ -212,6 +259,7 @@ func (m *Metrics) ObserveGRPC(method, code string, d time.Duration, stream bool)
 
 var (
 	_ adminrpc.Observer = (*Metrics)(nil)
+	_ dispatch.Observer = (*Metrics)(nil)
 	_ runner.Observer   = (*Metrics)(nil)
 	_ schedule.Observer = (*Metrics)(nil)
 )

@@ -93,14 +93,6 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 	if result.Status != store.RunSucceeded {
 		runErr = &failure.Error{Code: result.FailureCode, Message: result.FailureMessage, Retryable: failure.IsRetryable(err)}
 	}
-	if runErr != nil && failure.IsRetryable(runErr) && req.Trigger == store.TriggerManual && result.Status == store.RunFailed {
-		r.mu.Lock()
-		rt := r.retrier
-		r.mu.Unlock()
-		if rt != nil {
-			rt.ScheduleRetry(conn.ID, run.ID, req.Attempt)
-		}
-	}
 	r.fail(h, fin, runErr)
 }
 
@@ -213,27 +205,16 @@ func (s *stream) flush(checkpoint []byte) error {
 	return nil
 }
 
-// Recover runs at boot: leases left by a dead host (any holder other than
-// this instance whose lease has expired, or every lease when single is
-// true — one host owns the store) are reclaimed and their runs marked
-// failed with host_crashed; queued or running runs without a lease are
-// failed too.
-func (r *Runner) Recover(ctx context.Context, single bool) (int, error) {
-	f := store.ReclaimFilter{ExpiredBy: r.cfg.Now()}
-	var leases []store.Lease
-	if single {
-		// Every lease predates this process: take them all.
-		all, err := r.cfg.Store.ReclaimLeases(ctx, store.ReclaimFilter{ExpiredBy: r.cfg.Now().Add(100 * 365 * 24 * time.Hour)})
-		if err != nil {
-			return 0, err
-		}
-		leases = all
-	} else {
-		got, err := r.cfg.Store.ReclaimLeases(ctx, f)
-		if err != nil {
-			return 0, err
-		}
-		leases = got
+// Recover runs at boot on a store this host owns alone (SQLite), after
+// cluster.Join reaped the earlier processes of the data dir: whatever is
+// still leased, running, or queued with no occurrence to start it (left
+// by a process that predates the dispatch queue, or by a crash between
+// two writes) is failed with host_crashed. A manual run queued in the
+// dispatch queue is kept: it runs now.
+func (r *Runner) Recover(ctx context.Context) (int, error) {
+	leases, err := r.cfg.Store.ReclaimLeases(ctx, store.ReclaimFilter{ExpiredBy: r.cfg.Now().Add(100 * 365 * 24 * time.Hour)})
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for _, l := range leases {
@@ -241,24 +222,35 @@ func (r *Runner) Recover(ctx context.Context, single bool) (int, error) {
 			n++
 		}
 	}
-	if single {
-		for _, st := range []store.RunStatus{store.RunQueued, store.RunRunning} {
-			f := store.RunFilter{Status: st, Limit: 500}
-			for {
-				page, err := r.cfg.Store.ListRuns(ctx, f)
-				if err != nil {
-					return n, err
-				}
-				for _, run := range page.Runs {
-					if r.failRun(ctx, run.ID) {
-						n++
-					}
-				}
-				if page.Next == "" {
-					break
-				}
-				f.Cursor = page.Next
+	occs, err := r.cfg.Store.ListOccurrences(ctx, store.OccurrenceFilter{})
+	if err != nil {
+		return n, err
+	}
+	queued := map[string]bool{}
+	for _, o := range occs {
+		if o.RunID != "" {
+			queued[o.RunID] = true
+		}
+	}
+	for _, st := range []store.RunStatus{store.RunQueued, store.RunRunning} {
+		f := store.RunFilter{Status: st, Limit: 500}
+		for {
+			page, err := r.cfg.Store.ListRuns(ctx, f)
+			if err != nil {
+				return n, err
 			}
+			for _, run := range page.Runs {
+				if st == store.RunQueued && queued[run.ID] {
+					continue
+				}
+				if r.failRun(ctx, run.ID) {
+					n++
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			f.Cursor = page.Next
 		}
 	}
 	return n, nil

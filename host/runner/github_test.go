@@ -45,11 +45,7 @@ func TestGitHubConnectorThroughTheHost(t *testing.T) {
 		t.Fatalf("validity after capture = %+v", meta.Validity)
 	}
 
-	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := hd.Result()
+	run, err := h.RunNow(c.ID)
 	if err != nil || run.Status != store.RunSucceeded {
 		t.Fatalf("run = %+v, %v", run, err)
 	}
@@ -63,10 +59,13 @@ func TestGitHubConnectorThroughTheHost(t *testing.T) {
 	// The provider revokes the token: the next run fails as a rejected
 	// credential, and the credential is marked invalid.
 	fake.Inject("/user/repos", githubtest.Status(401))
-	hd, _ = h.Control.TriggerRun(ctx, "operator", c.ID)
-	run, err = hd.Result()
-	if run.Status != store.RunFailed || run.FailureCode != failure.CredentialRejected || failure.IsRetryable(err) {
+	run, err = h.RunNow(c.ID)
+	if run.Status != store.RunFailed || run.FailureCode != failure.CredentialRejected {
 		t.Fatalf("run with a rejected token = %+v, %v", run, err)
+	}
+	// A rejected credential is not retried: only a person can fix it.
+	if q := h.Queue(c.ID); len(q) != 0 {
+		t.Fatalf("a rejected credential was queued for a retry: %+v", q)
 	}
 	meta, err = h.Store.GetCredentialMeta(ctx, c.ID)
 	if err != nil || meta.Validity == nil || meta.Validity.Valid {

@@ -15,13 +15,17 @@
 //  4. build the child's whole environment with the stored secret LAST;
 //  5. start the plugin and stream the run;
 //  6. commit records with the checkpoint that covers them, finish the run
-//     row, release the lease, write audit, and for a retryable failure of a
-//     manual run ask the Retrier for a retry (scheduled runs are retried by
-//     the scheduler, which calls Launch again with trigger "retry", so a
-//     retry resolves the credential again).
+//     row, release the lease and write audit.
 //
 // Every attempt is a run row, refusals included (status refused, with the
 // failure code), so an operator sees why a schedule did nothing.
+//
+// Launch is called by the dispatch workers (host/dispatch), which own
+// retries: a retryable failure becomes a retry occurrence that comes back
+// through Launch with trigger "retry", so a retry resolves the credential
+// again. A manual run's row is made when it is queued (Request.RunID); a
+// scheduled or retry run's row is made here, bound to its claimed
+// occurrence and stamped with the instant it was due (scheduled_for).
 package runner
 
 import (
@@ -36,6 +40,7 @@ import (
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/launch"
+	"github.com/connhost/connhost/host/notify"
 	"github.com/connhost/connhost/host/runevents"
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/sdk/wire"
@@ -54,6 +59,7 @@ type Store interface {
 	RenewLease(ctx context.Context, connectionID, runID string, ttl time.Duration) (store.Lease, error)
 	ReleaseLease(ctx context.Context, connectionID, runID string) error
 	ReclaimLeases(ctx context.Context, f store.ReclaimFilter) ([]store.Lease, error)
+	ListOccurrences(ctx context.Context, f store.OccurrenceFilter) ([]store.Occurrence, error)
 	CommitBatch(ctx context.Context, connectionID, runID string, records []store.Record, checkpoint []byte) error
 	GetCheckpoint(ctx context.Context, connectionID string) ([]byte, bool, error)
 	SetCredentialValidity(ctx context.Context, connectionID string, valid bool, message string) (store.CredentialMeta, error)
@@ -73,11 +79,6 @@ type Resolver interface {
 type Launcher interface {
 	Run(ctx context.Context, spec launch.Spec, req wire.RunRequest, emit func(wire.Message) error) error
 	Check(ctx context.Context, spec launch.Spec, req wire.CheckRequest) (wire.CheckResult, error)
-}
-
-// Retrier schedules a retry of a failed manual run (the scheduler).
-type Retrier interface {
-	ScheduleRetry(connectionID, runID string, attempt int) (time.Time, bool)
 }
 
 // Observer receives run measurements (Prometheus metrics).
@@ -108,9 +109,15 @@ type Config struct {
 	// CommitEvery commits buffered records once this many arrive without
 	// a checkpoint (default 5000), bounding memory.
 	CommitEvery int
-	Retrier     Retrier
 	Events      *runevents.Hub
-	Observer    Observer
+	// Bus reaches the other hosts of a shared store: a cancel of a run
+	// this host does not run is sent there, and theirs arrive here
+	// (default notify.None).
+	Bus notify.Bus
+	// Relay, when set, sends every event this host publishes to the
+	// other hosts' followers.
+	Relay    interface{ Send(runevents.Event) }
+	Observer Observer
 	Audit       *audit.Log
 	Logger      hclog.Logger
 	Now         func() time.Time
@@ -154,6 +161,9 @@ func (c *Config) defaults() {
 	if c.Events == nil {
 		c.Events = &runevents.Hub{}
 	}
+	if c.Bus == nil {
+		c.Bus = notify.None{}
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -169,7 +179,6 @@ type Runner struct {
 	mu       sync.Mutex
 	active   map[string]*Handle // by run id
 	closing  bool
-	retrier  Retrier
 	baseCtx  context.Context
 	stopBase context.CancelFunc
 	wg       sync.WaitGroup
@@ -182,15 +191,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Runner{cfg: cfg, active: map[string]*Handle{}, retrier: cfg.Retrier, baseCtx: ctx, stopBase: cancel}, nil
-}
-
-// SetRetrier sets the retrier after construction (the scheduler is built
-// with the runner as its launcher, so one of them comes second).
-func (r *Runner) SetRetrier(rt Retrier) {
-	r.mu.Lock()
-	r.retrier = rt
-	r.mu.Unlock()
+	r := &Runner{cfg: cfg, active: map[string]*Handle{}, baseCtx: ctx, stopBase: cancel}
+	cfg.Bus.Subscribe(notify.Cancel, func(runID string) { go r.cancelForAnotherHost(runID) })
+	return r, nil
 }
 
 // Events returns the runner's live event hub.
@@ -206,6 +209,15 @@ type Request struct {
 	RetryOf string
 	// Actor is recorded in audit ("operator", "scheduler").
 	Actor string
+	// RunID is the queued run row to start (a manual run, queued when it
+	// was triggered); "" makes a new row.
+	RunID string
+	// ScheduledFor is the instant a scheduled or retry occurrence was due.
+	ScheduledFor time.Time
+	// OccurrenceID is the claimed occurrence the run is for: a new run
+	// row is bound to it, and Launch starts nothing if this host no
+	// longer holds it.
+	OccurrenceID string
 }
 
 // Handle follows a launched run.
@@ -252,12 +264,9 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	run, err := r.cfg.Store.CreateRun(ctx, store.NewRun{
-		ConnectionID: conn.ID, Trigger: req.Trigger, Attempt: req.Attempt,
-		RetryOf: req.RetryOf, HostID: r.cfg.HostID,
-	})
+	run, err := r.runRow(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("runner: create run: %w", err)
+		return nil, err
 	}
 	h := &Handle{RunID: run.ID, ConnectionID: conn.ID, done: make(chan struct{})}
 	r.publish(runevents.Event{RunID: run.ID, ConnectionID: conn.ID, Kind: runevents.KindStatus, Status: string(store.RunQueued)})
@@ -284,6 +293,11 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 	})
 	if err != nil {
 		if failure.Has(err, failure.RunActive) {
+			// Name the run that holds the lease, so cancelling it works.
+			var held *store.LeaseHeldError
+			if errors.As(err, &held) {
+				return r.refuse(ctx, h, req, run, failure.New(failure.RunActive, "connection %s already has an active run (run %s)", conn.ID, held.Lease.RunID))
+			}
 			return r.refuse(ctx, h, req, run, failure.New(failure.RunActive, "connection %s already has an active run", conn.ID))
 		}
 		return r.refuse(ctx, h, req, run, &failure.Error{Code: failure.Internal, Message: "lease: " + err.Error(), Err: err})
@@ -329,6 +343,44 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 	}
 	go r.execute(runCtx, h, req, conn, entry, running, env, res)
 	return h, nil
+}
+
+// runRow returns the queued run the request starts: the manual run queued
+// when it was triggered, or a new row bound to the claimed occurrence.
+func (r *Runner) runRow(ctx context.Context, req Request) (store.Run, error) {
+	if req.RunID != "" {
+		run, err := r.cfg.Store.GetRun(ctx, req.RunID)
+		if err != nil {
+			return store.Run{}, fmt.Errorf("runner: queued run: %w", err)
+		}
+		if run.Status != store.RunQueued || run.ConnectionID != req.ConnectionID {
+			return store.Run{}, &store.RunStateError{RunID: run.ID, Op: "start", Status: run.Status}
+		}
+		return run, nil
+	}
+	run, err := r.cfg.Store.CreateRun(ctx, store.NewRun{
+		ConnectionID: req.ConnectionID, Trigger: req.Trigger, Attempt: req.Attempt,
+		RetryOf: req.RetryOf, HostID: r.cfg.HostID, ScheduledFor: req.ScheduledFor, OccurrenceID: req.OccurrenceID,
+	})
+	if err != nil {
+		return store.Run{}, fmt.Errorf("runner: create run: %w", err)
+	}
+	return run, nil
+}
+
+// Refuse records a run of the connection that was refused before it was
+// queued (a manual trigger while another run is queued or running, or of
+// a revoked connection): a refused run row with err's code, audited like
+// every refusal. It returns the row.
+func (r *Runner) Refuse(ctx context.Context, connectionID string, cause error) (store.Run, error) {
+	run, err := r.cfg.Store.CreateRun(ctx, store.NewRun{ConnectionID: connectionID, Trigger: store.TriggerManual, HostID: r.cfg.HostID})
+	if err != nil {
+		return store.Run{}, fmt.Errorf("runner: create run: %w", err)
+	}
+	h := &Handle{RunID: run.ID, ConnectionID: connectionID, done: make(chan struct{})}
+	req := Request{ConnectionID: connectionID, Trigger: store.TriggerManual, Actor: audit.ActorOperator}
+	_, _ = r.refuse(ctx, h, req, run, cause)
+	return h.run, nil
 }
 
 // childEnv builds a child's whole environment (DESIGN section 3): the
@@ -394,6 +446,43 @@ func failureMessage(err error) string {
 	return "internal error"
 }
 
+// CancelElsewhere asks the other hosts to cancel a run this host does not
+// run; the one that runs it cancels it. ErrNotActive when there is no
+// other host.
+func (r *Runner) CancelElsewhere(ctx context.Context, runID string) error {
+	if _, alone := r.cfg.Bus.(notify.None); alone {
+		return ErrNotActive
+	}
+	return r.cfg.Bus.Publish(ctx, notify.Cancel, runID)
+}
+
+// cancelForAnotherHost cancels a run another host was asked to cancel, if
+// it runs here: now, or once a worker here that claimed it starts it.
+func (r *Runner) cancelForAnotherHost(runID string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if r.Cancel(runID) == nil {
+			r.cfg.Logger.Info("run cancelled at another host's request", "run_id", runID)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.baseCtx, time.Second)
+		run, err := r.cfg.Store.GetRun(ctx, runID)
+		cancel()
+		if err != nil || run.Status.Terminal() || (run.HostID != "" && run.HostID != r.cfg.HostID) {
+			return // gone, ended, or not ours
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Ended publishes the end of a run that ended without this host running
+// it (cancelled while queued, reaped from a dead host), for its followers
+// here and on the other hosts.
+func (r *Runner) Ended(run store.Run) {
+	r.publish(runevents.Event{RunID: run.ID, ConnectionID: run.ConnectionID, Kind: runevents.KindEnd,
+		Status: string(run.Status), FailureCode: string(run.FailureCode), Message: run.FailureMessage, Records: run.Records})
+}
+
 // Cancel cancels a run this host is running. The run ends cancelled.
 func (r *Runner) Cancel(runID string) error {
 	r.mu.Lock()
@@ -404,6 +493,17 @@ func (r *Runner) Cancel(runID string) error {
 	}
 	h.cancel(failure.New(failure.Cancelled, "cancelled by operator"))
 	return nil
+}
+
+// CancelAll cancels every run this host is running with err as the
+// cause (the other hosts declared this one dead: its runs were failed and
+// their leases taken).
+func (r *Runner) CancelAll(err *failure.Error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.active {
+		h.cancel(err)
+	}
 }
 
 // Active returns the ids of the runs this host is running.
@@ -458,4 +558,7 @@ func (r *Runner) publish(ev runevents.Event) {
 		ev.At = r.cfg.Now().UTC()
 	}
 	r.cfg.Events.Publish(ev)
+	if r.cfg.Relay != nil {
+		r.cfg.Relay.Send(ev)
+	}
 }

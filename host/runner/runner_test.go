@@ -31,16 +31,16 @@ func TestTwoConnectionsOfOneConnectorRunConcurrently(t *testing.T) {
 	b := h.CreateDemo(slowConfig(15, 100), "")
 	h.SetToken(a.ID, canary)
 	h.SetToken(b.ID, canary)
-	ha, err := h.Control.TriggerRun(ctx, "operator", a.ID)
+	qa, err := h.Trigger(a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hb, err := h.Control.TriggerRun(ctx, "operator", b.ID)
+	qb, err := h.Trigger(b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ra, errA := ha.Result()
-	rb, errB := hb.Result()
+	ra, errA := h.Wait(qa.ID)
+	rb, errB := h.Wait(qb.ID)
 	if errA != nil || errB != nil {
 		t.Fatalf("runs failed: %v / %v", errA, errB)
 	}
@@ -83,12 +83,18 @@ func TestManualTriggerDuringScheduledRunIsRefusedRunActive(t *testing.T) {
 		return false
 	})
 	before := h.Launcher.Launches()
-	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
+	refused, err := h.Trigger(c.ID)
 	if failure.CodeOf(err) != failure.RunActive {
 		t.Fatalf("manual trigger during a scheduled run = %v, want run_active", err)
 	}
-	if r, _ := hd.Result(); r.Status != store.RunRefused || r.FailureCode != failure.RunActive {
+	if r, _ := h.Store.GetRun(ctx, refused.ID); r.Status != store.RunRefused || r.FailureCode != failure.RunActive {
 		t.Fatalf("refused run row = %+v", r)
+	}
+	// The refusal names the run that holds the connection, so an
+	// operator can cancel it.
+	active := findRun(t, h.Runs(c.ID), store.TriggerScheduled, store.RunRunning)
+	if !strings.Contains(err.Error(), active.ID) {
+		t.Fatalf("refusal %q does not name the active run %s", err, active.ID)
 	}
 	if h.Launcher.Launches() != before {
 		t.Fatal("a child was spawned for the refused run")
@@ -140,12 +146,8 @@ func TestCrashBetweenRecordsAndCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	c := h.CreateDemo(map[string]any{"records": 1500, "crash_at": 1200, "fail_triggers": []string{"manual"}}, "")
 	h.SetToken(c.ID, canary)
-	hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed, err := hd.Result()
-	if crashed.Status != store.RunFailed || crashed.FailureCode != failure.ConnectorCrashed || !failure.IsRetryable(err) {
+	crashed, err := h.RunNow(c.ID)
+	if crashed.Status != store.RunFailed || crashed.FailureCode != failure.ConnectorCrashed {
 		t.Fatalf("crashed run = %+v, %v", crashed, err)
 	}
 	raw, ok, err := h.Store.GetCheckpoint(ctx, c.ID)
@@ -166,8 +168,8 @@ func TestCrashBetweenRecordsAndCheckpoint(t *testing.T) {
 			t.Fatalf("checkpoint %d covers record %d, which is not saved", cp.Next, i)
 		}
 	}
-	// The retry the runner scheduled for the manual run resumes and
-	// finishes everything.
+	// A crash is retryable: the retry queued for the manual run resumes
+	// and finishes everything.
 	h.AdvanceUntil(time.Second, 60*time.Second, func() bool {
 		for _, r := range h.Runs(c.ID) {
 			if r.Trigger == store.TriggerRetry && r.Status.Terminal() {
@@ -244,31 +246,48 @@ func TestRefusalsAreRunRows(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
 	tests := map[string]struct {
-		setup func(id string)
-		code  failure.Code
+		setup     func(id string)
+		code      failure.Code
+		atTrigger bool
 	}{
 		"never stored, env absent": {setup: func(string) {}, code: failure.CredentialsRequired},
 		"connection revoked": {setup: func(id string) {
 			if _, err := h.Control.SetState(ctx, "operator", id, store.ConnectionRevoked); err != nil {
 				t.Fatal(err)
 			}
-		}, code: failure.ConnectionRevoked},
+		}, code: failure.ConnectionRevoked, atTrigger: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			c := h.CreateDemo(demoConfig(nil), "")
 			tc.setup(c.ID)
-			hd, err := h.Control.TriggerRun(ctx, "operator", c.ID)
-			if failure.CodeOf(err) != tc.code {
-				t.Fatalf("trigger = %v, want %s", err, tc.code)
+			before := h.Launcher.Launches()
+			queued, err := h.Trigger(c.ID)
+			if tc.atTrigger {
+				// Refused before it is queued: a refused row at once.
+				if failure.CodeOf(err) != tc.code {
+					t.Fatalf("trigger = %v, want %s", err, tc.code)
+				}
+			} else {
+				// Queued, then refused by the launch seam before any
+				// child starts.
+				if err != nil || queued.Status != store.RunQueued {
+					t.Fatalf("trigger = %+v, %v", queued, err)
+				}
+				if _, err := h.Wait(queued.ID); failure.CodeOf(err) != tc.code {
+					t.Fatalf("run = %v, want %s", err, tc.code)
+				}
 			}
-			run, _ := h.Store.GetRun(ctx, hd.RunID)
+			run, _ := h.Store.GetRun(ctx, queued.ID)
 			if run.Status != store.RunRefused || run.FailureCode != tc.code {
 				t.Fatalf("run row = %+v", run)
 			}
+			if h.Launcher.Launches() != before {
+				t.Fatal("a child was spawned for a refused run")
+			}
 		})
 	}
-	if _, err := h.Control.TriggerRun(ctx, "operator", "conn_does_not_exist"); failure.CodeOf(err) != failure.ConnectionNotFound {
+	if _, err := h.Trigger("conn_does_not_exist"); failure.CodeOf(err) != failure.ConnectionNotFound {
 		t.Fatalf("unknown connection = %v", err)
 	}
 }
@@ -281,13 +300,13 @@ func TestCancelAndShutdown(t *testing.T) {
 	b := h.CreateDemo(slowConfig(600, 100), "")
 	h.SetToken(a.ID, canary)
 	h.SetToken(b.ID, canary)
-	ha, err := h.Control.TriggerRun(ctx, "operator", a.ID)
+	ha, err := h.Trigger(a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, stop := h.Runner.Events().Subscribe(ha.RunID)
+	events, stop := h.Runner.Events().Subscribe(ha.ID)
 	defer stop()
-	hb, err := h.Control.TriggerRun(ctx, "operator", b.ID)
+	hb, err := h.Trigger(b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,24 +316,35 @@ func TestCancelAndShutdown(t *testing.T) {
 			break
 		}
 	}
-	if err := h.Runner.Cancel(ha.RunID); err != nil {
+	if err := h.Runner.Cancel(ha.ID); err != nil {
 		t.Fatal(err)
 	}
-	ra, _ := ha.Result()
+	ra, _ := h.Wait(ha.ID)
 	if ra.Status != store.RunCancelled || ra.FailureCode != failure.Cancelled {
 		t.Fatalf("cancelled run = %+v", ra)
 	}
-	if err := h.Runner.Cancel(ha.RunID); err != runner.ErrNotActive {
+	if err := h.Runner.Cancel(ha.ID); err != runner.ErrNotActive {
 		t.Fatalf("second cancel = %v", err)
 	}
+	h.WaitFor(20*time.Second, func() bool { r, _ := h.Store.GetRun(ctx, hb.ID); return r.Status == store.RunRunning })
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	h.Dispatch.Stop()
 	if err := h.Runner.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	rb, _ := hb.Result()
+	if err := h.Dispatch.Wait(sctx); err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := h.Wait(hb.ID)
 	if rb.Status != store.RunCancelled || rb.FailureCode != failure.HostShutdown {
 		t.Fatalf("run at shutdown = %+v", rb)
+	}
+	// The interrupted run is handed back: queued again as its retry, for
+	// another host or the next start.
+	q, err := h.Store.ListOccurrences(ctx, store.OccurrenceFilter{ConnectionID: b.ID})
+	if err != nil || len(q) != 1 || q[0].Trigger != store.TriggerRetry || q[0].RetryOf != hb.ID || q[0].State != store.OccurrencePending {
+		t.Fatalf("queue of the interrupted connection = %+v, %v", q, err)
 	}
 	leases, _ := h.Store.ListLeases(ctx)
 	if len(leases) != 0 {
@@ -323,7 +353,8 @@ func TestCancelAndShutdown(t *testing.T) {
 	if pids := demoProcesses(t, h.PluginDir); len(pids) != 0 {
 		t.Fatalf("children left after shutdown: %v", pids)
 	}
-	if _, err := h.Control.TriggerRun(ctx, "operator", a.ID); failure.CodeOf(err) != failure.HostShutdown {
+	// A launch after shutdown is refused.
+	if _, err := h.Runner.Launch(ctx, runner.Request{ConnectionID: a.ID, Trigger: store.TriggerManual}); failure.CodeOf(err) != failure.HostShutdown {
 		t.Fatalf("launch after shutdown = %v", err)
 	}
 }
@@ -344,7 +375,7 @@ func TestRecoverMarksOrphanedRunsFailed(t *testing.T) {
 	if _, err := h.Store.MarkRunRunning(ctx, run.ID); err != nil {
 		t.Fatal(err)
 	}
-	n, err := h.Runner.Recover(ctx, true)
+	n, err := h.Runner.Recover(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("Recover = %d, %v", n, err)
 	}

@@ -123,11 +123,7 @@ func TestScheduledRunSucceedsWithNoCredentialEnvVars(t *testing.T) {
 			envRetry := h.EnvRecords(conn.ID)
 
 			// 3. A manual run.
-			hd, err := h.Control.TriggerRun(ctx, "operator", conn.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			manual, err := hd.Result()
+			manual, err := h.RunNow(conn.ID)
 			if err != nil || manual.Status != store.RunSucceeded {
 				t.Fatalf("manual run = %+v, %v", manual, err)
 			}
@@ -209,12 +205,9 @@ func TestCredentialResolutionFailureRefusesTheLaunch(t *testing.T) {
 				t.Fatalf("scheduled run = %+v, want refused %s", run, failure.StaticSecretUnavailable)
 			}
 			// The manual path refuses the same way.
-			hd, err := h.Control.TriggerRun(context.Background(), "operator", conn.ID)
-			if failure.CodeOf(err) != failure.StaticSecretUnavailable || hd == nil {
-				t.Fatalf("manual trigger = %v", err)
-			}
-			if r, _ := hd.Result(); r.Status != store.RunRefused {
-				t.Fatalf("manual run status = %s", r.Status)
+			manual, err := h.RunNow(conn.ID)
+			if failure.CodeOf(err) != failure.StaticSecretUnavailable || manual.Status != store.RunRefused {
+				t.Fatalf("manual run = %+v, %v", manual, err)
 			}
 			if n := h.Launcher.Launches() - before; n != 0 {
 				t.Fatalf("%d children spawned for a refused launch", n)

@@ -1,29 +1,29 @@
-// Package schedule runs each connection on its own gocron v2 job and owns
-// retries of failed runs.
+// Package schedule is connhost's clock: one gocron v2 job per enrolled
+// connection, whose task only computes the instant that fell due and hands
+// it to a Recorder. It never launches a connector, never waits for a run
+// and never sleeps: dispatch (host/dispatch) records the tick as a durable
+// occurrence and a bounded worker pool runs it.
 //
-// One job per connection, named and tagged by the connection id (gocron's
-// distributed lock key is the job name, so every job must be named). A job
-// never launches a connector itself: it calls the Launcher — the host's
-// single launch seam — and waits for the run to end, so the scheduler's
-// global concurrency limit counts real runs. Overlap of one connection with
-// itself is prevented by the runner's lease; gocron's singleton mode is
-// optional (Config.Singleton) because it costs a goroutine and a 1000-slot
-// channel per job that RemoveJob never frees.
+// Every host computes the same instants for a connection, so a cluster
+// records each occurrence once whichever host's clock gets there first:
 //
-// Retries are one-time gocron jobs on the same clock: a retryable failure is
-// retried after an exponential backoff with full jitter, up to
-// RetryPolicy.MaxAttempts, and each retry re-enters the Launcher with
-// trigger "retry" so the credential is resolved again.
+//   - an interval spec ("@every 30s") is anchored to the connection's
+//     creation time — due at created + k·30s — rather than to when this
+//     process added the job (gocron's duration jobs otherwise take their
+//     phase from each host's start);
+//   - a cron spec is due at its cron instants, in UTC;
+//   - jitter is a stable per-connection offset in [0, jitter) added to the
+//     due instant (Tick.RunAt), never a sleep.
 //
-// Manual triggers never go through this package (gocron's RunNow drops runs
-// in reschedule mode and hangs after StopJobs).
+// Jobs are named, tagged and identified by the connection id (gocron's
+// distributed lock key is the job name). gocron's concurrency limits and
+// singleton mode are not used: a task is a few map operations.
 package schedule
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -34,126 +34,58 @@ import (
 	"github.com/jonboulle/clockwork"
 )
 
-// Triggers the scheduler launches with.
-const (
-	TriggerScheduled = "scheduled"
-	TriggerRetry     = "retry"
-)
-
-// Attempt is one launch the scheduler asks for.
-type Attempt struct {
+// Tick is one instant that fell due for a connection.
+type Tick struct {
 	ConnectionID string
-	Trigger      string // TriggerScheduled or TriggerRetry
-	// Attempt counts from 1 for the scheduled run; retries are 2, 3, …
-	Attempt int
-	// RetryOf is the id of the run a retry retries.
-	RetryOf string
+	// Gen is the schedule generation the job was enrolled with.
+	Gen int64
+	// DueAt is the schedule's instant; RunAt is DueAt plus the
+	// connection's jitter offset.
+	DueAt, RunAt time.Time
 }
 
-// Launcher runs one attempt through the host's launch seam and blocks until
-// the run ends. Result reports whether and how the run failed.
-type Launcher interface {
-	Launch(ctx context.Context, a Attempt) Result
+// Recorder receives ticks. Record must not block.
+type Recorder interface {
+	Record(t Tick)
 }
 
-// Result is what the scheduler needs to know about a finished run.
-type Result struct {
-	RunID string
-	// Retryable is true when the run failed with a retryable failure.
-	Retryable bool
-}
-
-// Observer receives scheduler measurements (e.g. Prometheus metrics).
+// Observer receives scheduler measurements (Prometheus metrics).
 type Observer interface {
-	// ObserveLag records how late a due run started.
+	// ObserveLag records how late gocron fired a job after its instant.
 	ObserveLag(connectionID string, lag time.Duration)
 }
 
-// RetryPolicy bounds retries of retryable failures.
-type RetryPolicy struct {
-	// MaxAttempts counts the first attempt: 3 means up to two retries.
-	// 1 disables retries.
-	MaxAttempts int
-	// Base is the backoff before the first retry; it doubles per attempt.
-	Base time.Duration
-	// Max caps the backoff.
-	Max time.Duration
+// Job is what a connection is enrolled with.
+type Job struct {
+	ConnectionID string
+	Spec         string
+	Jitter       time.Duration
+	// Gen is the connection's schedule generation, carried on its ticks.
+	Gen int64
+	// Anchor is where an interval spec's instants start (the connection's
+	// creation time).
+	Anchor time.Time
 }
 
-// Backoff returns the delay before attempt (2 for the first retry) with
-// full jitter: a uniform draw in [d/2, d] where d = min(Max, Base·2^(n-2)).
-func (p RetryPolicy) Backoff(attempt int, rnd func() float64) time.Duration {
-	d := p.Base
-	for i := 2; i < attempt && d < p.Max; i++ {
-		d *= 2
-	}
-	if d > p.Max {
-		d = p.Max
-	}
-	half := d / 2
-	return half + time.Duration(rnd()*float64(d-half))
-}
-
-// Config configures a Scheduler. The zero value of each field has a sane
-// default except where noted.
+// Config configures a Scheduler.
 type Config struct {
 	// Clock drives every schedule; tests pass a clockwork fake clock.
 	Clock clockwork.Clock
-	// MaxConcurrent limits concurrent scheduled and retry runs across all
-	// connections (0 = 16). Jobs over the limit wait.
-	MaxConcurrent uint
-	// Singleton additionally puts each job in gocron's singleton mode.
-	Singleton bool
-	// Retry is the retry policy (default 3 attempts, 10s base, 5m max).
-	Retry RetryPolicy
-	// Locker, when set, makes every occurrence run once across hosts.
-	Locker gocron.Locker
 	// StopTimeout bounds Shutdown (default 10s).
 	StopTimeout time.Duration
 	Logger      hclog.Logger
 	Observer    Observer
-	// Rand returns a float in [0,1) for jitter; nil uses math/rand/v2.
-	Rand func() float64
-}
-
-// Validate reports a configuration error.
-func (c *Config) Validate() error {
-	if c.Retry.MaxAttempts < 0 {
-		return errors.New("schedule: Retry.MaxAttempts must not be negative")
-	}
-	if c.Retry.Base < 0 || c.Retry.Max < 0 {
-		return errors.New("schedule: retry durations must not be negative")
-	}
-	if c.Retry.Max != 0 && c.Retry.Base > c.Retry.Max {
-		return errors.New("schedule: Retry.Base exceeds Retry.Max")
-	}
-	return nil
 }
 
 func (c *Config) defaults() {
 	if c.Clock == nil {
 		c.Clock = clockwork.NewRealClock()
 	}
-	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = 16
-	}
-	if c.Retry.MaxAttempts == 0 {
-		c.Retry.MaxAttempts = 3
-	}
-	if c.Retry.Base == 0 {
-		c.Retry.Base = 10 * time.Second
-	}
-	if c.Retry.Max == 0 {
-		c.Retry.Max = 5 * time.Minute
-	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
-	}
-	if c.Rand == nil {
-		c.Rand = rand.Float64
 	}
 }
 
@@ -165,48 +97,44 @@ var (
 	ErrStopped = errors.New("schedule: scheduler stopped")
 )
 
-// Scheduler runs connections on their schedules.
+// Scheduler keeps one gocron job per enrolled connection.
 type Scheduler struct {
-	cfg    Config
-	launch Launcher
-	s      gocron.Scheduler
+	cfg Config
+	rec Recorder
+	s   gocron.Scheduler
 
 	mu      sync.Mutex
-	jobs    map[string]enrolled // by connection id
+	jobs    map[string]*enrolled // by connection id
 	stopped bool
 }
 
 type enrolled struct {
 	id     uuid.UUID
+	job    Job
 	spec   Spec
-	jitter time.Duration
+	series series
+	offset time.Duration
+	// next is the instant the job fires for next.
+	next time.Time
 }
 
 // jobNamespace derives stable job ids from connection ids.
 var jobNamespace = uuid.MustParse("6f1b7e84-3d0e-4f41-9a57-3c6c1f0e2b11")
 
-// New returns a Scheduler that launches through l. Call Start to begin.
-func New(cfg Config, l Launcher) (*Scheduler, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if l == nil {
-		return nil, errors.New("schedule: nil Launcher")
+// New returns a Scheduler that hands its ticks to rec. Call Start to begin.
+func New(cfg Config, rec Recorder) (*Scheduler, error) {
+	if rec == nil {
+		return nil, errors.New("schedule: nil Recorder")
 	}
 	cfg.defaults()
-	sc := &Scheduler{cfg: cfg, launch: l, jobs: map[string]enrolled{}}
-	opts := []gocron.SchedulerOption{
+	sc := &Scheduler{cfg: cfg, rec: rec, jobs: map[string]*enrolled{}}
+	s, err := gocron.NewScheduler(
 		gocron.WithClock(cfg.Clock),
 		gocron.WithLocation(time.UTC),
-		gocron.WithLimitConcurrentJobs(cfg.MaxConcurrent, gocron.LimitModeWait),
 		gocron.WithStopTimeout(cfg.StopTimeout),
 		gocron.WithLogger(gocronLogger{cfg.Logger}),
 		gocron.WithSchedulerMonitor(&monitor{sc: sc}),
-	}
-	if cfg.Locker != nil {
-		opts = append(opts, gocron.WithDistributedLocker(cfg.Locker))
-	}
-	s, err := gocron.NewScheduler(opts...)
+	)
 	if err != nil {
 		return nil, fmt.Errorf("schedule: %w", err)
 	}
@@ -217,48 +145,73 @@ func New(cfg Config, l Launcher) (*Scheduler, error) {
 // Start begins scheduling. It does not block.
 func (sc *Scheduler) Start() { sc.s.Start() }
 
-// Upsert enrolls the connection with spec, or replaces its schedule. Only
-// that connection's job is touched.
-func (sc *Scheduler) Upsert(connectionID, spec string, jitter time.Duration) error {
-	sp, err := Parse(spec)
+// minLead keeps a job's first instant far enough ahead that gocron, which
+// reads its clock a moment later, does not find it in the past.
+const minLead = 10 * time.Millisecond
+
+// Upsert enrolls the connection, or replaces its job. Only that
+// connection's job is touched.
+func (sc *Scheduler) Upsert(j Job) error {
+	sp, err := Parse(j.Spec)
 	if err != nil {
 		return err
 	}
-	if jitter < 0 {
+	if j.Jitter < 0 {
 		return fmt.Errorf("%w: negative jitter", ErrInvalidSpec)
+	}
+	ser, err := newSeries(sp, j.Anchor)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if sc.stopped {
 		return ErrStopped
 	}
-	id := uuid.NewSHA1(jobNamespace, []byte(connectionID))
+	if cur, ok := sc.jobs[j.ConnectionID]; ok && cur.job == j {
+		return nil // unchanged: keep its timer
+	}
+	now := sc.cfg.Clock.Now()
+	first := ser.next(now)
+	for first.Sub(now) < minLead {
+		first = ser.next(first)
+	}
+	e := &enrolled{id: uuid.NewSHA1(jobNamespace, []byte(j.ConnectionID)), job: j, spec: sp, series: ser,
+		offset: Offset(j.ConnectionID, j.Jitter), next: first}
+	def := gocron.CronJob(sp.Cron, true)
+	if sp.Every > 0 {
+		def = gocron.DurationJob(sp.Every)
+	}
 	opts := []gocron.JobOption{
-		gocron.WithName(connectionID),
-		gocron.WithIdentifier(id),
-		gocron.WithTags(connectionID),
+		gocron.WithName(j.ConnectionID),
+		gocron.WithIdentifier(e.id),
+		gocron.WithTags(j.ConnectionID),
+		gocron.WithStartAt(gocron.WithStartDateTime(first)),
 	}
-	if sc.cfg.Singleton {
-		opts = append(opts, gocron.WithSingletonMode(gocron.LimitModeReschedule))
+	if sp.Every == 0 {
+		// A cron job finds its own first instant.
+		opts = opts[:3]
 	}
-	task := gocron.NewTask(sc.scheduledTask, connectionID, jitter)
-	if _, ok := sc.jobs[connectionID]; ok {
-		if _, err := sc.s.Update(id, sp.definition(), task, opts...); err != nil {
-			return fmt.Errorf("schedule: update %s: %w", connectionID, err)
+	task := gocron.NewTask(sc.fire, j.ConnectionID)
+	if _, ok := sc.jobs[j.ConnectionID]; ok {
+		if _, err := sc.s.Update(e.id, def, task, opts...); err != nil {
+			return fmt.Errorf("schedule: update %s: %w", j.ConnectionID, err)
 		}
-	} else if _, err := sc.s.NewJob(sp.definition(), task, opts...); err != nil {
-		return fmt.Errorf("schedule: enroll %s: %w", connectionID, err)
+	} else if _, err := sc.s.NewJob(def, task, opts...); err != nil {
+		return fmt.Errorf("schedule: enroll %s: %w", j.ConnectionID, err)
 	}
-	sc.jobs[connectionID] = enrolled{id: id, spec: sp, jitter: jitter}
+	sc.jobs[j.ConnectionID] = e
 	return nil
 }
 
-// Remove drops the connection's job and any pending retry of it. It is
-// what pause, revoke and delete call. Removing an unknown connection is a
-// no-op.
+// Remove drops the connection's job. It is what pause, revoke and delete
+// call. Removing an unknown connection is a no-op.
 func (sc *Scheduler) Remove(connectionID string) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	if _, ok := sc.jobs[connectionID]; !ok {
+		return
+	}
 	delete(sc.jobs, connectionID)
 	sc.s.RemoveByTags(connectionID)
 }
@@ -271,58 +224,51 @@ func (sc *Scheduler) Enrolled(connectionID string) bool {
 	return ok
 }
 
+// Enrollment returns the job a connection is enrolled with.
+func (sc *Scheduler) Enrollment(connectionID string) (Job, bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	e, ok := sc.jobs[connectionID]
+	if !ok {
+		return Job{}, false
+	}
+	return e.job, true
+}
+
 // JobInfo describes one enrolled connection.
 type JobInfo struct {
 	ConnectionID string
 	Spec         string
-	NextRun      time.Time
+	// NextRun is when its next occurrence may start: the next due
+	// instant plus its jitter offset.
+	NextRun time.Time
 }
 
 // Jobs lists enrolled connections sorted by id.
 func (sc *Scheduler) Jobs() []JobInfo {
 	sc.mu.Lock()
-	ids := make(map[uuid.UUID]string, len(sc.jobs))
 	out := make([]JobInfo, 0, len(sc.jobs))
 	for conn, e := range sc.jobs {
-		ids[e.id] = conn
-	}
-	specs := make(map[string]string, len(sc.jobs))
-	for conn, e := range sc.jobs {
-		specs[conn] = e.spec.Raw
+		out = append(out, JobInfo{ConnectionID: conn, Spec: e.spec.Raw, NextRun: e.next.Add(e.offset)})
 	}
 	sc.mu.Unlock()
-	next := map[string]time.Time{}
-	for _, j := range sc.s.Jobs() {
-		if conn, ok := ids[j.ID()]; ok {
-			t, _ := j.NextRun()
-			next[conn] = t
-		}
-	}
-	for conn, spec := range specs {
-		out = append(out, JobInfo{ConnectionID: conn, Spec: spec, NextRun: next[conn]})
-	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ConnectionID < out[j].ConnectionID })
 	return out
 }
 
-// NextRun returns the connection's next scheduled run.
+// NextRun returns when the connection's next occurrence may start.
 func (sc *Scheduler) NextRun(connectionID string) (time.Time, error) {
 	sc.mu.Lock()
+	defer sc.mu.Unlock()
 	e, ok := sc.jobs[connectionID]
-	sc.mu.Unlock()
 	if !ok {
 		return time.Time{}, ErrNotEnrolled
 	}
-	for _, j := range sc.s.Jobs() {
-		if j.ID() == e.id {
-			return j.NextRun()
-		}
-	}
-	return time.Time{}, ErrNotEnrolled
+	return e.next.Add(e.offset), nil
 }
 
-// Shutdown stops scheduling and cancels the context of running jobs,
-// waiting at most until ctx is done or Config.StopTimeout passes.
+// Shutdown stops scheduling, waiting at most until ctx is done or
+// Config.StopTimeout passes.
 func (sc *Scheduler) Shutdown(ctx context.Context) error {
 	sc.mu.Lock()
 	if sc.stopped {
@@ -344,64 +290,24 @@ func (sc *Scheduler) Shutdown(ctx context.Context) error {
 	}
 }
 
-// scheduledTask is the body of every connection's job.
-func (sc *Scheduler) scheduledTask(ctx context.Context, connectionID string, jitter time.Duration) {
-	if jitter > 0 {
-		select {
-		case <-sc.cfg.Clock.After(time.Duration(sc.cfg.Rand() * float64(jitter))):
-		case <-ctx.Done():
-			return
-		}
-	}
-	sc.attempt(ctx, Attempt{ConnectionID: connectionID, Trigger: TriggerScheduled, Attempt: 1})
-}
-
-// attempt launches a and, on a retryable failure, schedules the next try.
-func (sc *Scheduler) attempt(ctx context.Context, a Attempt) {
-	res := sc.launch.Launch(ctx, a)
-	if !res.Retryable || ctx.Err() != nil {
+// fire is the body of every connection's job: it works out which instant
+// fell due and records it. The instant comes from the series, not from
+// the clock reading: a late fire still records the instant it was for,
+// and a fire that slept through several instants records the latest.
+func (sc *Scheduler) fire(connectionID string) {
+	sc.mu.Lock()
+	e, ok := sc.jobs[connectionID]
+	if !ok || sc.stopped {
+		sc.mu.Unlock()
 		return
 	}
-	if _, ok := sc.scheduleRetry(a, res.RunID); !ok {
-		sc.cfg.Logger.Warn("retries exhausted", "connection_id", a.ConnectionID, "run_id", res.RunID, "attempts", a.Attempt)
+	now := sc.cfg.Clock.Now()
+	due := e.next
+	if !due.After(now) {
+		due = e.series.latest(due, now)
 	}
-}
-
-// scheduleRetry adds a one-time job for the next attempt after prev.
-func (sc *Scheduler) scheduleRetry(prev Attempt, runID string) (time.Time, bool) {
-	next := prev.Attempt + 1
-	if next > sc.cfg.Retry.MaxAttempts {
-		return time.Time{}, false
-	}
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if sc.stopped {
-		return time.Time{}, false
-	}
-	if _, ok := sc.jobs[prev.ConnectionID]; !ok && prev.Trigger == TriggerScheduled {
-		// Paused or removed while it ran: no retry.
-		return time.Time{}, false
-	}
-	at := sc.cfg.Clock.Now().Add(sc.cfg.Retry.Backoff(next, sc.cfg.Rand))
-	a := Attempt{ConnectionID: prev.ConnectionID, Trigger: TriggerRetry, Attempt: next, RetryOf: runID}
-	_, err := sc.s.NewJob(
-		gocron.OneTimeJob(gocron.OneTimeJobStartDateTime(at)),
-		gocron.NewTask(sc.attempt, a),
-		// A unique name per retry: the distributed lock key is the name.
-		gocron.WithName(prev.ConnectionID+"/retry/"+runID),
-		gocron.WithTags(prev.ConnectionID, "retry"),
-	)
-	if err != nil {
-		sc.cfg.Logger.Error("schedule retry", "connection_id", prev.ConnectionID, "run_id", runID, "error", err)
-		return time.Time{}, false
-	}
-	sc.cfg.Logger.Info("retry scheduled", "connection_id", prev.ConnectionID, "retry_of", runID, "attempt", next, "at", at.UTC().Format(time.RFC3339))
-	return at, true
-}
-
-// ScheduleRetry schedules a retry of a run that did not come from this
-// scheduler (a manual run that failed retryably). attempt is the attempt
-// number of the failed run. It reports when the retry will run.
-func (sc *Scheduler) ScheduleRetry(connectionID, runID string, attempt int) (time.Time, bool) {
-	return sc.scheduleRetry(Attempt{ConnectionID: connectionID, Trigger: TriggerRetry, Attempt: attempt}, runID)
+	e.next = e.series.next(due)
+	t := Tick{ConnectionID: connectionID, Gen: e.job.Gen, DueAt: due, RunAt: due.Add(e.offset)}
+	sc.mu.Unlock()
+	sc.rec.Record(t)
 }

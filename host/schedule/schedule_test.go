@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,57 +13,46 @@ import (
 	"github.com/jonboulle/clockwork"
 )
 
-// fakeLauncher records attempts; Fn decides each result.
-type fakeLauncher struct {
-	mu       sync.Mutex
-	attempts []Attempt
-	Fn       func(ctx context.Context, a Attempt) Result
-	calls    chan Attempt
+// ticks records what the scheduler hands over.
+type ticks struct {
+	mu  sync.Mutex
+	got []Tick
 }
 
-func newFakeLauncher(fn func(context.Context, Attempt) Result) *fakeLauncher {
-	return &fakeLauncher{Fn: fn, calls: make(chan Attempt, 1024)}
+func (r *ticks) Record(t Tick) {
+	r.mu.Lock()
+	r.got = append(r.got, t)
+	r.mu.Unlock()
 }
 
-func (f *fakeLauncher) Launch(ctx context.Context, a Attempt) Result {
-	f.mu.Lock()
-	f.attempts = append(f.attempts, a)
-	f.mu.Unlock()
-	f.calls <- a
-	if f.Fn == nil {
-		return Result{RunID: fmt.Sprintf("run_%s_%d", a.ConnectionID, a.Attempt)}
-	}
-	return f.Fn(ctx, a)
-}
-
-func (f *fakeLauncher) count(conn string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, a := range f.attempts {
-		if a.ConnectionID == conn {
-			n++
+func (r *ticks) of(conn string) []Tick {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Tick
+	for _, t := range r.got {
+		if t.ConnectionID == conn {
+			out = append(out, t)
 		}
 	}
-	return n
+	return out
 }
 
-var _ Launcher = (*fakeLauncher)(nil)
+var _ Recorder = (*ticks)(nil)
 
-func newTestScheduler(t *testing.T, cfg Config, l Launcher) (*Scheduler, *clockwork.FakeClock) {
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newTestScheduler(t *testing.T, cfg Config, at time.Time) (*Scheduler, *ticks, *clockwork.FakeClock) {
 	t.Helper()
-	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	fc := clockwork.NewFakeClockAt(at)
 	cfg.Clock = fc
-	if cfg.Rand == nil {
-		cfg.Rand = func() float64 { return 0 }
-	}
-	s, err := New(cfg, l)
+	rec := &ticks{}
+	s, err := New(cfg, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Start()
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	return s, fc
+	return s, rec, fc
 }
 
 // advanceUntil moves the fake clock in steps until cond holds. gocron
@@ -128,204 +118,212 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
+func TestSeries(t *testing.T) {
 	t.Parallel()
-	p := RetryPolicy{MaxAttempts: 6, Base: 10 * time.Second, Max: 35 * time.Second}
-	tests := []struct {
-		attempt int
-		rnd     float64
-		want    time.Duration
+	anchor := epoch.Add(7*time.Second + 250*time.Millisecond)
+	tests := map[string]struct {
+		spec   string
+		at     time.Time
+		next   time.Time
+		latest time.Time
 	}{
-		{2, 0, 5 * time.Second},
-		{2, 0.999999, 10 * time.Second},
-		{3, 0, 10 * time.Second},
-		{4, 0, 17500 * time.Millisecond}, // capped at 35s, half of it
-		{6, 0, 17500 * time.Millisecond},
+		"interval after the anchor":  {spec: "@every 30s", at: anchor.Add(45 * time.Second), next: anchor.Add(60 * time.Second), latest: anchor.Add(30 * time.Second)},
+		"interval on an instant":     {spec: "@every 30s", at: anchor.Add(30 * time.Second), next: anchor.Add(60 * time.Second), latest: anchor.Add(30 * time.Second)},
+		"interval before the anchor": {spec: "@every 30s", at: anchor.Add(-45 * time.Second), next: anchor.Add(-30 * time.Second), latest: anchor.Add(-60 * time.Second)},
+		"cron every 5 minutes":       {spec: "*/5 * * * *", at: epoch.Add(12 * time.Minute), next: epoch.Add(15 * time.Minute), latest: epoch.Add(10 * time.Minute)},
+		"cron with seconds":          {spec: "*/10 * * * * *", at: epoch.Add(25 * time.Second), next: epoch.Add(30 * time.Second), latest: epoch.Add(20 * time.Second)},
 	}
-	for _, tc := range tests {
-		got := p.Backoff(tc.attempt, func() float64 { return tc.rnd })
-		if d := got - tc.want; d < -time.Millisecond || d > time.Millisecond {
-			t.Errorf("Backoff(%d, %v) = %v, want %v", tc.attempt, tc.rnd, got, tc.want)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			sp, err := Parse(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := newSeries(sp, anchor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.next(tc.at); !got.Equal(tc.next) {
+				t.Errorf("next(%s) = %s, want %s", tc.at, got, tc.next)
+			}
+			// A cron series searches forward from an instant of its own;
+			// an interval series needs none.
+			from := time.Time{}
+			if sp.Every == 0 {
+				from = tc.latest.Add(-time.Hour)
+			}
+			if got := s.latest(from, tc.at); !got.Equal(tc.latest) {
+				t.Errorf("latest(%s) = %s, want %s", tc.at, got, tc.latest)
+			}
+		})
+	}
+}
+
+// Two hosts that enrolled a connection at different times, with clocks
+// apart, compute the same due instants: interval schedules are anchored
+// to the connection, not to when a host added the job.
+func TestDueInstantsAreTheSameOnEveryHost(t *testing.T) {
+	t.Parallel()
+	anchor := epoch.Add(3*time.Second + 123*time.Millisecond)
+	job := Job{ConnectionID: "conn_a", Spec: "@every 10s", Gen: 4, Anchor: anchor}
+	var got [2][]time.Time
+	for i, start := range []time.Time{epoch.Add(time.Minute), epoch.Add(time.Minute + 6700*time.Millisecond)} {
+		s, rec, fc := newTestScheduler(t, Config{}, start)
+		if err := s.Upsert(job); err != nil {
+			t.Fatal(err)
+		}
+		advanceUntil(t, fc, time.Second, 120, func() bool { return len(rec.of("conn_a")) >= 5 })
+		for _, tk := range rec.of("conn_a")[:5] {
+			if tk.Gen != 4 || !tk.RunAt.Equal(tk.DueAt) {
+				t.Fatalf("tick %+v", tk)
+			}
+			if off := tk.DueAt.Sub(anchor) % (10 * time.Second); off != 0 {
+				t.Fatalf("due %s is off the anchor's grid by %s", tk.DueAt, off)
+			}
+			got[i] = append(got[i], tk.DueAt)
+		}
+	}
+	// The later host starts one instant later; the instants it shares
+	// with the first are identical.
+	if !slices.Contains(got[0], got[1][0]) || !got[1][0].Equal(got[0][1]) {
+		t.Fatalf("hosts disagree on the instants:\n%v\n%v", got[0], got[1])
+	}
+}
+
+func TestJitterIsAStableOffsetInsideTheWindow(t *testing.T) {
+	t.Parallel()
+	const window = time.Minute
+	var lo, hi time.Duration = window, 0
+	buckets := make([]int, 6)
+	for i := range 10_000 {
+		id := fmt.Sprintf("conn_%05d", i)
+		o := Offset(id, window)
+		if o < 0 || o >= window {
+			t.Fatalf("Offset(%s) = %s, outside [0, %s)", id, o, window)
+		}
+		if o != Offset(id, window) {
+			t.Fatal("Offset is not stable")
+		}
+		lo, hi = min(lo, o), max(hi, o)
+		buckets[int(o/(10*time.Second))]++
+	}
+	// Spread over the window: every 10 s bucket holds 1/6 ± 20%.
+	for i, n := range buckets {
+		if n < 1333 || n > 2000 {
+			t.Fatalf("bucket %d holds %d of 10,000 offsets: %v", i, n, buckets)
+		}
+	}
+	if Offset("conn_a", 0) != 0 {
+		t.Fatal("no jitter must mean no offset")
+	}
+	s, rec, fc := newTestScheduler(t, Config{}, epoch)
+	if err := s.Upsert(Job{ConnectionID: "conn_j", Spec: "@every 1m", Jitter: window, Anchor: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	advanceUntil(t, fc, 30*time.Second, 20, func() bool { return len(rec.of("conn_j")) >= 1 })
+	tk := rec.of("conn_j")[0]
+	if tk.RunAt.Sub(tk.DueAt) != Offset("conn_j", window) || !tk.DueAt.Equal(epoch.Add(time.Minute)) {
+		t.Fatalf("tick %+v: want due %s shifted by %s", tk, epoch.Add(time.Minute), Offset("conn_j", window))
+	}
+	next, err := s.NextRun("conn_j")
+	if err != nil || !next.Equal(epoch.Add(2*time.Minute+Offset("conn_j", window))) {
+		t.Fatalf("NextRun = %s, %v", next, err)
+	}
+}
+
+// A fire that comes late records the instant it was for; one that slept
+// through several records the latest, once.
+func TestLateFireRecordsTheInstantItWasFor(t *testing.T) {
+	t.Parallel()
+	s, rec, fc := newTestScheduler(t, Config{}, epoch)
+	if err := s.Upsert(Job{ConnectionID: "conn_c", Spec: "*/1 * * * *"}); err != nil {
+		t.Fatal(err)
+	}
+	advanceUntil(t, fc, 10*time.Second, 20, func() bool { return len(rec.of("conn_c")) >= 1 })
+	if got := rec.of("conn_c")[0]; !got.DueAt.Equal(epoch.Add(time.Minute)) {
+		t.Fatalf("first tick due %s, want %s", got.DueAt, epoch.Add(time.Minute))
+	}
+	// Sleep through three and a half instants at once.
+	fc.Advance(3*time.Minute + 30*time.Second)
+	advanceUntil(t, fc, time.Second, 100, func() bool { return len(rec.of("conn_c")) >= 2 })
+	time.Sleep(50 * time.Millisecond)
+	got := rec.of("conn_c")
+	if !got[1].DueAt.Equal(epoch.Add(4 * time.Minute)) {
+		t.Fatalf("ticks after the jump: %+v", got)
+	}
+	for i := 1; i < len(got); i++ {
+		if !got[i].DueAt.After(got[i-1].DueAt) {
+			t.Fatalf("instants not increasing: %+v", got)
 		}
 	}
 }
 
-func TestScheduledRunsFireOnFakeClock(t *testing.T) {
+func TestUpsertAndRemoveTouchOnlyThatConnection(t *testing.T) {
 	t.Parallel()
-	l := newFakeLauncher(nil)
-	s, fc := newTestScheduler(t, Config{}, l)
-	if err := s.Upsert("conn_a", "@every 1m", 0); err != nil {
-		t.Fatal(err)
-	}
-	advanceUntil(t, fc, 30*time.Second, 20, func() bool { return l.count("conn_a") >= 3 })
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, a := range l.attempts {
-		if a.Trigger != TriggerScheduled || a.Attempt != 1 || a.ConnectionID != "conn_a" {
-			t.Fatalf("unexpected attempt %+v", a)
+	s, rec, fc := newTestScheduler(t, Config{}, epoch)
+	for _, id := range []string{"conn_a", "conn_b"} {
+		if err := s.Upsert(Job{ConnectionID: id, Spec: "@every 1m", Anchor: epoch}); err != nil {
+			t.Fatal(err)
 		}
 	}
-}
-
-func TestRetryReentersLauncherWithTriggerRetry(t *testing.T) {
-	t.Parallel()
-	l := newFakeLauncher(func(_ context.Context, a Attempt) Result {
-		return Result{RunID: fmt.Sprintf("run_%d", a.Attempt), Retryable: true}
-	})
-	s, fc := newTestScheduler(t, Config{Retry: RetryPolicy{MaxAttempts: 3, Base: 10 * time.Second, Max: time.Minute}}, l)
-	// A schedule far in the future so only the first occurrence and its
-	// retries happen in this test.
-	if err := s.Upsert("conn_r", "@every 1h", 0); err != nil {
+	advanceUntil(t, fc, 30*time.Second, 20, func() bool { return len(rec.of("conn_a")) >= 1 && len(rec.of("conn_b")) >= 1 })
+	// conn_a moves to a new generation and a yearly schedule; conn_b is
+	// removed.
+	if err := s.Upsert(Job{ConnectionID: "conn_a", Spec: "@yearly", Gen: 1, Anchor: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	advanceUntil(t, fc, 15*time.Minute, 10, func() bool { return l.count("conn_r") >= 1 })
-	advanceUntil(t, fc, time.Second, 100, func() bool { return l.count("conn_r") >= 3 })
-	// Let any further (wrong) retry fire.
-	for i := 0; i < 20; i++ {
-		fc.Advance(10 * time.Second)
+	s.Remove("conn_b")
+	s.Remove("conn_missing")
+	na, nb := len(rec.of("conn_a")), len(rec.of("conn_b"))
+	for range 10 {
+		fc.Advance(time.Minute)
 		time.Sleep(2 * time.Millisecond)
 	}
-	l.mu.Lock()
-	got := append([]Attempt(nil), l.attempts...)
-	l.mu.Unlock()
-	want := []Attempt{
-		{ConnectionID: "conn_r", Trigger: TriggerScheduled, Attempt: 1},
-		{ConnectionID: "conn_r", Trigger: TriggerRetry, Attempt: 2, RetryOf: "run_1"},
-		{ConnectionID: "conn_r", Trigger: TriggerRetry, Attempt: 3, RetryOf: "run_2"},
+	if len(rec.of("conn_a")) != na || len(rec.of("conn_b")) != nb {
+		t.Fatalf("ticks after the change: a %d→%d, b %d→%d", na, len(rec.of("conn_a")), nb, len(rec.of("conn_b")))
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("attempts (-want +got):\n%s", diff)
+	if !s.Enrolled("conn_a") || s.Enrolled("conn_b") {
+		t.Fatal("enrollment wrong after the change")
 	}
-}
-
-func TestNonRetryableFailureIsNotRetried(t *testing.T) {
-	t.Parallel()
-	l := newFakeLauncher(func(_ context.Context, a Attempt) Result { return Result{RunID: "run_x"} })
-	s, fc := newTestScheduler(t, Config{Retry: RetryPolicy{MaxAttempts: 5, Base: time.Second, Max: time.Second}}, l)
-	if err := s.Upsert("conn_n", "@every 1h", 0); err != nil {
-		t.Fatal(err)
+	if j, ok := s.Enrollment("conn_a"); !ok || j.Gen != 1 || j.Spec != "@yearly" {
+		t.Fatalf("Enrollment = %+v, %v", j, ok)
 	}
-	advanceUntil(t, fc, 15*time.Minute, 10, func() bool { return l.count("conn_n") >= 1 })
-	for i := 0; i < 30; i++ {
-		fc.Advance(time.Second)
-		time.Sleep(time.Millisecond)
+	if _, err := s.NextRun("conn_b"); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("NextRun of a removed connection: %v", err)
 	}
-	if n := l.count("conn_n"); n != 1 {
-		t.Fatalf("launches = %d, want 1", n)
+	want := []JobInfo{{ConnectionID: "conn_a", Spec: "@yearly", NextRun: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	if d := cmp.Diff(want, s.Jobs()); d != "" {
+		t.Fatalf("Jobs (-want +got):\n%s", d)
 	}
-}
-
-func TestPauseOneOfTwoConnectionsStopsOnlyThatOne(t *testing.T) {
-	t.Parallel()
-	l := newFakeLauncher(nil)
-	s, fc := newTestScheduler(t, Config{}, l)
-	for _, c := range []string{"conn_1", "conn_2"} {
-		if err := s.Upsert(c, "@every 10s", 0); err != nil {
-			t.Fatal(err)
+	for name, j := range map[string]Job{
+		"bad spec":        {ConnectionID: "conn_x", Spec: "nope"},
+		"negative jitter": {ConnectionID: "conn_x", Spec: "@hourly", Jitter: -time.Second},
+	} {
+		if err := s.Upsert(j); !errors.Is(err, ErrInvalidSpec) {
+			t.Errorf("%s: Upsert = %v, want ErrInvalidSpec", name, err)
 		}
 	}
-	advanceUntil(t, fc, 5*time.Second, 40, func() bool { return l.count("conn_1") >= 1 && l.count("conn_2") >= 1 })
-	s.Remove("conn_1")
-	before1 := l.count("conn_1")
-	before2 := l.count("conn_2")
-	advanceUntil(t, fc, 5*time.Second, 40, func() bool { return l.count("conn_2") >= before2+3 })
-	if got := l.count("conn_1"); got != before1 {
-		t.Fatalf("paused connection ran %d more times", got-before1)
-	}
-	if s.Enrolled("conn_1") || !s.Enrolled("conn_2") {
-		t.Fatalf("enrolled: conn_1=%v conn_2=%v", s.Enrolled("conn_1"), s.Enrolled("conn_2"))
-	}
 }
 
-func TestUpsertReplacesOnlyThatConnectionsSchedule(t *testing.T) {
+func TestShutdownStopsTicks(t *testing.T) {
 	t.Parallel()
-	l := newFakeLauncher(nil)
-	s, _ := newTestScheduler(t, Config{}, l)
-	if err := s.Upsert("conn_1", "@every 10s", 0); err != nil {
+	s, rec, fc := newTestScheduler(t, Config{}, epoch)
+	if err := s.Upsert(Job{ConnectionID: "conn_s", Spec: "@every 1s", Anchor: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Upsert("conn_2", "*/5 * * * *", 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Upsert("conn_1", "0 0 * * *", 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Upsert("conn_1", "not a spec", 0); !errors.Is(err, ErrInvalidSpec) {
-		t.Fatalf("invalid spec error = %v", err)
-	}
-	got := s.Jobs()
-	if len(got) != 2 || got[0].Spec != "0 0 * * *" || got[1].Spec != "*/5 * * * *" {
-		t.Fatalf("jobs = %+v", got)
-	}
-}
-
-func TestGlobalConcurrencyLimit(t *testing.T) {
-	t.Parallel()
-	release := make(chan struct{})
-	var mu sync.Mutex
-	running, peak := 0, 0
-	l := newFakeLauncher(func(ctx context.Context, a Attempt) Result {
-		mu.Lock()
-		running++
-		if running > peak {
-			peak = running
-		}
-		mu.Unlock()
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		mu.Lock()
-		running--
-		mu.Unlock()
-		return Result{}
-	})
-	s, fc := newTestScheduler(t, Config{MaxConcurrent: 2}, l)
-	for i := 0; i < 4; i++ {
-		if err := s.Upsert(fmt.Sprintf("conn_%d", i), "@every 10s", 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	advanceUntil(t, fc, 10*time.Second, 10, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return running == 2
-	})
-	// Give the other two jobs every chance to start (they must not).
-	fc.Advance(10 * time.Second)
-	time.Sleep(50 * time.Millisecond)
-	mu.Lock()
-	p := peak
-	mu.Unlock()
-	close(release)
-	if p != 2 {
-		t.Fatalf("peak concurrent runs = %d, want 2", p)
-	}
-}
-
-func TestShutdownCancelsRunningJobs(t *testing.T) {
-	t.Parallel()
-	cancelled := make(chan struct{})
-	l := newFakeLauncher(func(ctx context.Context, a Attempt) Result {
-		<-ctx.Done()
-		close(cancelled)
-		return Result{}
-	})
-	s, fc := newTestScheduler(t, Config{StopTimeout: 5 * time.Second}, l)
-	if err := s.Upsert("conn_s", "@every 10s", 0); err != nil {
-		t.Fatal(err)
-	}
-	advanceUntil(t, fc, 10*time.Second, 10, func() bool { return l.count("conn_s") == 1 })
+	advanceUntil(t, fc, time.Second, 20, func() bool { return len(rec.of("conn_s")) >= 1 })
 	if err := s.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
+		t.Fatal(err)
 	}
-	select {
-	case <-cancelled:
-	case <-time.After(5 * time.Second):
-		t.Fatal("running job's context was not cancelled by Shutdown")
+	n := len(rec.of("conn_s"))
+	fc.Advance(10 * time.Second)
+	time.Sleep(20 * time.Millisecond)
+	if len(rec.of("conn_s")) != n {
+		t.Fatal("ticks after Shutdown")
 	}
-	if err := s.Upsert("conn_s2", "@every 10s", 0); !errors.Is(err, ErrStopped) {
-		t.Fatalf("Upsert after Shutdown = %v, want ErrStopped", err)
+	if err := s.Upsert(Job{ConnectionID: "conn_t", Spec: "@hourly"}); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Upsert after Shutdown = %v", err)
 	}
 }
 
@@ -342,15 +340,14 @@ func (r *lagRecorder) ObserveLag(_ string, d time.Duration) {
 
 func TestObserverReceivesLag(t *testing.T) {
 	t.Parallel()
-	rec := &lagRecorder{}
-	l := newFakeLauncher(nil)
-	s, fc := newTestScheduler(t, Config{Observer: rec}, l)
-	if err := s.Upsert("conn_l", "@every 10s", 0); err != nil {
+	obs := &lagRecorder{}
+	s, _, fc := newTestScheduler(t, Config{Observer: obs}, epoch)
+	if err := s.Upsert(Job{ConnectionID: "conn_l", Spec: "@every 10s", Anchor: epoch}); err != nil {
 		t.Fatal(err)
 	}
 	advanceUntil(t, fc, 10*time.Second, 10, func() bool {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		return len(rec.lags) >= 1
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return len(obs.lags) >= 1
 	})
 }

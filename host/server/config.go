@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/host/cluster"
+	"github.com/connhost/connhost/host/store/sqlite"
 	"github.com/connhost/connhost/keysets"
 	"github.com/hashicorp/go-hclog"
 )
@@ -24,7 +28,12 @@ const (
 	DefaultMaxConcurrentRuns = 16
 	DefaultRunTimeout        = time.Hour
 	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultHostTTL           = cluster.DefaultTTL
+	DefaultMaxClockSkew      = cluster.DefaultMaxClockSkew
 )
+
+// StoreEnv is the environment variable --store defaults from.
+const StoreEnv = "CONNHOST_STORE"
 
 // Files in the data dir.
 const (
@@ -36,6 +45,8 @@ const (
 	// LockFile is locked by the running host: one host per data dir.
 	LockFile = "serve.lock"
 )
+
+const sqliteFileName = sqlite.FileName
 
 // Config configures Run. Build it once at start-up (the CLI maps its flags
 // onto it), call Defaults, then Validate; Run does both.
@@ -70,9 +81,29 @@ type Config struct {
 	// DefaultConfig sets it true. A stored credential, even revoked or
 	// deleted, never falls back to the host environment either way.
 	AllowHostEnvCredentials bool
-	// MaxConcurrentRuns limits concurrent scheduled and retry runs.
-	// Default DefaultMaxConcurrentRuns.
+	// MaxConcurrentRuns is this host's worker pool: the most runs it has
+	// at once, of every trigger (scheduled, retry, manual). Default
+	// DefaultMaxConcurrentRuns.
 	MaxConcurrentRuns uint
+	// Store is the store URL: sqlite:///path/to/connhost.db, or
+	// postgres://… (a libpq URL) for a store several hosts share. Default
+	// (empty): the SQLite file in the data dir.
+	Store string
+	// KeysetFile is the keyset's path. Default <DataDir>/keyset.json.
+	// Hosts of one cluster point at one keyset (or copies of it).
+	KeysetFile string
+	// TokenFile is the operator token's path. Default
+	// <DataDir>/operator.token; hosts of one cluster share one token.
+	TokenFile string
+	// HostTTL is how long a host of a shared store may go without a
+	// heartbeat before the others take its work back. Default
+	// DefaultHostTTL.
+	HostTTL time.Duration
+	// MaxClockSkew is the largest clock difference between hosts the
+	// cluster tolerates. Default DefaultMaxClockSkew.
+	MaxClockSkew time.Duration
+	// ClockOffset shifts this host's clock (tests of clock skew only).
+	ClockOffset time.Duration
 	// RunTimeout bounds each run. Default DefaultRunTimeout.
 	RunTimeout time.Duration
 	// ShutdownTimeout bounds graceful shutdown. Default
@@ -114,6 +145,12 @@ func (c *Config) Defaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.HostTTL == 0 {
+		c.HostTTL = DefaultHostTTL
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
 	if c.Environ == nil {
 		c.Environ = os.Environ
 	}
@@ -153,11 +190,87 @@ func (c *Config) Validate() error {
 		return bad("shutdown timeout must be positive")
 	case c.MaxConcurrentRuns == 0:
 		return bad("max concurrent runs must be positive")
+	case c.HostTTL < 3*time.Second:
+		return bad("host TTL must be at least 3s")
+	case c.MaxClockSkew < 0:
+		return bad("max clock skew must not be negative")
+	case c.HostTTL < 2*c.MaxClockSkew:
+		return bad("host TTL (%s) must be at least twice the max clock skew (%s)", c.HostTTL, c.MaxClockSkew)
+	}
+	if _, err := c.StoreLocation(); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return bad("listen address %q is not host:port", c.Listen)
 	}
 	return nil
+}
+
+// StoreKind is a store backend.
+type StoreKind string
+
+// Store backends.
+const (
+	StoreSQLite   StoreKind = "sqlite"
+	StorePostgres StoreKind = "postgres"
+)
+
+// StoreLocation is a parsed Config.Store.
+type StoreLocation struct {
+	Kind StoreKind
+	// Path is the SQLite file (absolute or relative to the working dir).
+	Path string
+	// URL is the PostgreSQL connection URL (it may hold a password: never
+	// log it; Redacted is the loggable form).
+	URL string
+	// Redacted names the store without credentials.
+	Redacted string
+}
+
+// StoreLocation parses Store: "" is the SQLite file in the data dir,
+// sqlite:///abs/path or sqlite://rel/path a SQLite file elsewhere, and
+// postgres:// or postgresql:// a PostgreSQL database.
+func (c *Config) StoreLocation() (StoreLocation, error) {
+	raw := strings.TrimSpace(c.Store)
+	switch {
+	case raw == "":
+		p := filepath.Join(c.DataDir, sqliteFileName)
+		return StoreLocation{Kind: StoreSQLite, Path: p, Redacted: "sqlite://" + p}, nil
+	case strings.HasPrefix(raw, "sqlite://"):
+		p := strings.TrimPrefix(raw, "sqlite://")
+		if p == "" || strings.HasSuffix(p, "/") {
+			return StoreLocation{}, fmt.Errorf("%w: store %q names no SQLite file (want sqlite:///path/to/connhost.db)", ErrInvalidConfig, raw)
+		}
+		return StoreLocation{Kind: StoreSQLite, Path: p, Redacted: raw}, nil
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return StoreLocation{}, fmt.Errorf("%w: store is not a valid postgres:// URL", ErrInvalidConfig)
+		}
+		return StoreLocation{Kind: StorePostgres, URL: raw, Redacted: u.Redacted()}, nil
+	}
+	scheme, _, _ := strings.Cut(raw, ":")
+	if len(scheme) > 20 || strings.ContainsAny(scheme, "@/ ") {
+		scheme = "(none)"
+	}
+	return StoreLocation{}, fmt.Errorf("%w: store scheme %q is not sqlite:// or postgres://", ErrInvalidConfig, scheme)
+}
+
+// KeysetPath is the keyset file: KeysetFile, or keyset.json in the data dir.
+func (c *Config) KeysetPath() string {
+	if c.KeysetFile != "" {
+		return c.KeysetFile
+	}
+	return filepath.Join(c.DataDir, KeysetFile)
+}
+
+// TokenPath is the operator token file: TokenFile, or operator.token in
+// the data dir.
+func (c *Config) TokenPath() string {
+	if c.TokenFile != "" {
+		return c.TokenFile
+	}
+	return filepath.Join(c.DataDir, TokenFile)
 }
 
 // KEKSource returns the keyset's key-encryption key source: the KEK env

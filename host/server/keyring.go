@@ -12,6 +12,7 @@ import (
 	"github.com/connhost/connhost/host/api"
 	"github.com/connhost/connhost/host/audit"
 	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/notify"
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/keysets"
 	"github.com/hashicorp/go-hclog"
@@ -28,8 +29,11 @@ type keyring struct {
 	cur    atomic.Pointer[keysets.Keyset]
 	cfg    keysets.Config
 	broker *broker.Broker
-	audit  *audit.Log
-	log    hclog.Logger
+	// bus tells the other hosts of a shared store to reload a rotated
+	// keyset.
+	bus   notify.Bus
+	audit *audit.Log
+	log   hclog.Logger
 }
 
 // AEAD returns the current keyset's primitive.
@@ -61,7 +65,23 @@ func (k *keyring) Rotate(ctx context.Context, actor string) (keysets.Info, error
 		"previous_primary_key_id": strconv.FormatUint(uint64(prev.PrimaryKeyID()), 10), "keys": strconv.Itoa(len(info.Keys))}
 	k.audit.Record(ctx, ev)
 	k.log.Info("keyset rotated and loaded", "primary_key_id", info.PrimaryKeyID, "keys", len(info.Keys))
+	if k.bus != nil {
+		if err := k.bus.Publish(ctx, notify.Keyset, ""); err != nil {
+			k.log.Warn("tell the other hosts to reload the keyset", "error", err)
+		}
+	}
 	return info, nil
+}
+
+// Reload loads the keyset file again: another host rotated it.
+func (k *keyring) Reload(ctx context.Context) {
+	ks, err := keysets.Load(ctx, k.cfg)
+	if err != nil {
+		k.log.Error("reload the keyset another host rotated", "path", k.cfg.Path, "error", err)
+		return
+	}
+	prev := k.cur.Swap(ks)
+	k.log.Info("keyset reloaded", "primary_key_id", ks.PrimaryKeyID(), "previous_primary_key_id", prev.PrimaryKeyID())
 }
 
 // Rewrap re-encrypts every stored credential under the primary key.

@@ -52,14 +52,19 @@ import (
 	"github.com/connhost/connhost/host/audit"
 	"github.com/connhost/connhost/host/broker"
 	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/cluster"
 	"github.com/connhost/connhost/host/control"
+	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/metrics"
+	"github.com/connhost/connhost/host/notify"
 	"github.com/connhost/connhost/host/runevents"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/host/store/postgres"
 	"github.com/connhost/connhost/host/store/sqlite"
 	"github.com/connhost/connhost/host/version"
 	"github.com/connhost/connhost/keysets"
@@ -85,14 +90,24 @@ func Run(ctx context.Context, cfg Config) error {
 	return h.serve(ctx)
 }
 
+// Store is what the host needs of its store: the whole model and Close.
+type Store interface {
+	store.Store
+}
+
 // host is an assembled host.
 type host struct {
 	cfg    *Config
 	log    hclog.Logger
 	id     string
-	store  *sqlite.Store
+	ln     net.Listener
+	store  Store
+	bus    *notify.Postgres // nil on a store this host owns alone
+	relay  *notify.Relay
 	runner *runner.Runner
 	sched  *schedule.Scheduler
+	disp   *dispatch.Dispatcher
+	member *cluster.Member
 	api    *api.API
 	admin  *adminrpc.Service
 	grpc   *grpc.Server
@@ -111,9 +126,13 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			}
 		}
 	}()
-	h := &host{cfg: cfg, log: log, id: "host_" + ulid.Make().String()}
+	h := &host{cfg: cfg, log: log, id: "host_" + ulid.Make().String(), unlock: func() {}}
+	clock := offsetClock(cfg.ClockOffset)
+	if cfg.ClockOffset != 0 {
+		log.Warn("this host's clock is offset (a clock-skew test setting)", "offset", cfg.ClockOffset)
+	}
 
-	// 1. Data dir.
+	// 1. Data dir, the store's location, and the listener.
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
@@ -121,44 +140,62 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
-	unlock, err := lockDataDir(dataDir)
+	cfg.DataDir = dataDir
+	loc, err := cfg.StoreLocation()
 	if err != nil {
 		return nil, err
 	}
-	h.unlock = unlock
-	undo = append(undo, unlock)
+	if loc.Kind == StoreSQLite {
+		// One host per SQLite store: a second serve would reclaim the
+		// first one's work as a crashed host's.
+		if loc.Path, err = filepath.Abs(loc.Path); err != nil {
+			return nil, fmt.Errorf("server: store path: %w", err)
+		}
+		unlock, err := lockDataDir(filepath.Dir(loc.Path))
+		if err != nil {
+			return nil, err
+		}
+		h.unlock = unlock
+		undo = append(undo, unlock)
+	}
 	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data dir is accessible by group or others; it holds the store, the keyset and the operator token",
 			"path", dataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
-	log.Info("starting connhost", "version", version.Version, "host_id", h.id, "data_dir", dataDir)
+	log.Info("starting connhost", "version", version.Version, "host_id", h.id, "data_dir", dataDir, "store", loc.Redacted)
+	h.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	undo = append(undo, func() { _ = h.ln.Close() })
+	addr := h.ln.Addr().String()
 
 	// 2. Keyset.
 	kek, err := cfg.KEKSource()
 	if err != nil {
 		return nil, err
 	}
-	kcfg := keysets.Config{Path: filepath.Join(dataDir, KeysetFile), KEK: kek, Logger: log.Named("keyset")}
+	kcfg := keysets.Config{Path: cfg.KeysetPath(), KEK: kek, Logger: log.Named("keyset")}
 	ks, created, err := loadKeyset(ctx, kcfg)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("keyset ready", "created", created, "kek", kek.String(), "primary_key_id", ks.PrimaryKeyID())
+	log.Info("keyset ready", "path", kcfg.Path, "created", created, "kek", kek.String(), "primary_key_id", ks.PrimaryKeyID())
 	ring := &keyring{cfg: kcfg, log: log.Named("keyset")}
 	ring.cur.Store(ks)
 
 	// 3. Store and operator token.
-	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: dataDir, Logger: newSlog(log.Named("store"))})
+	st, bus, err := openStore(ctx, loc, h.id, clock.Now, log)
 	if err != nil {
 		return nil, err
 	}
-	h.store = st
+	h.store, h.bus = st, bus
 	undo = append(undo, func() { _ = st.Close() })
-	token, created, err := ensureToken(dataDir)
+	token, created, err := ensureToken(cfg.TokenPath())
 	if err != nil {
 		return nil, err
 	}
-	log.Info("operator token ready", "path", filepath.Join(dataDir, TokenFile), "created", created)
+	log.Info("operator token ready", "path", cfg.TokenPath(), "created", created)
 	al := &audit.Log{Store: st, Logger: log.Named("audit")}
 	ring.audit = al
 
@@ -180,47 +217,87 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, err
 	}
 
-	// 5. Broker, runner, scheduler, recovery, control, enrollment.
+	// 5. Broker, runner, membership, recovery, dispatch, scheduler,
+	// control, enrollment.
+	var nb notify.Bus = notify.None{}
+	hub := &runevents.Hub{}
+	if bus != nil {
+		nb = bus
+		h.relay = notify.NewRelay(bus, hub, log.Named("notify"))
+		undo = append(undo, h.relay.Close)
+	}
 	lookup := envLookup(environ)
 	b, err := broker.New(broker.Config{Store: st, Keyset: ring, HostEnv: lookup,
 		AllowHostEnv: cfg.AllowHostEnvCredentials, Audit: al, Logger: log.Named("broker")})
 	if err != nil {
 		return nil, err
 	}
-	ring.broker = b
-	r, err := runner.New(runner.Config{Store: st, Catalog: cat, Broker: b, Launcher: l, HostID: h.id,
-		HostEnv: environ, RunTimeout: cfg.RunTimeout, Events: &runevents.Hub{}, Observer: m,
-		Audit: al, Logger: log.Named("runner")})
+	ring.broker, ring.bus = b, nb
+	rcfg := runner.Config{Store: st, Catalog: cat, Broker: b, Launcher: l, HostID: h.id,
+		HostEnv: environ, RunTimeout: cfg.RunTimeout, Events: hub, Bus: nb, Observer: m,
+		Audit: al, Logger: log.Named("runner"), Now: clock.Now}
+	if h.relay != nil {
+		rcfg.Relay = h.relay
+	}
+	r, err := runner.New(rcfg)
 	if err != nil {
 		return nil, err
 	}
 	h.runner = r
-	sched, err := schedule.New(schedule.Config{MaxConcurrent: cfg.MaxConcurrentRuns, Logger: log.Named("schedule"),
-		Observer: m}, r.ForScheduler())
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = r.Shutdown(sctx)
+	})
+	alone := loc.Kind == StoreSQLite
+	h.member, err = cluster.Join(ctx, cluster.Config{Store: st, HostID: h.id, Addr: addr, Version: version.Version,
+		Alone: alone, TTL: cfg.HostTTL, MaxClockSkew: cfg.MaxClockSkew, Clock: clock,
+		RunsActive: func() int { return len(r.Active()) }, Ended: r.Ended,
+		OnLost: func() {
+			r.CancelAll(failure.New(failure.HostCrashed, "the other hosts declared this host dead and took its runs back"))
+		},
+		Audit: al, Logger: log.Named("cluster")})
+	if err != nil {
+		return nil, err
+	}
+	if alone {
+		// Every lease and unfinished run predates this process.
+		if n, err := r.Recover(ctx); err != nil {
+			return nil, fmt.Errorf("server: recover runs: %w", err)
+		} else if n > 0 {
+			log.Warn("runs left unfinished by a previous process marked failed", "runs", n, "failure_code", "host_crashed")
+		}
+	}
+	h.disp, err = dispatch.New(dispatch.Config{Store: st, Launcher: r.ForDispatch(), HostID: h.id,
+		Workers: int(cfg.MaxConcurrentRuns), Clock: clock, Bus: nb, Observer: m, Logger: log.Named("dispatch")})
+	if err != nil {
+		return nil, err
+	}
+	sched, err := schedule.New(schedule.Config{Clock: clock, Logger: log.Named("schedule"), Observer: m}, h.disp)
 	if err != nil {
 		return nil, err
 	}
 	h.sched = sched
-	r.SetRetrier(sched)
-	undo = append(undo, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		_ = sched.Shutdown(sctx)
-		_ = r.Shutdown(sctx)
-	})
-	// SQLite is one host's store: every lease and unfinished run predates
-	// this process.
-	if n, err := r.Recover(ctx, true); err != nil {
-		return nil, fmt.Errorf("server: recover runs: %w", err)
-	} else if n > 0 {
-		log.Warn("runs left unfinished by a previous process marked failed", "runs", n, "failure_code", "host_crashed")
-	}
 	gate := &enroll.Gate{Presence: broker.Presence{Store: st}, Manifests: control.Manifests{Catalog: cat},
 		HostEnv: lookup, AllowHostEnv: cfg.AllowHostEnvCredentials, CheckSpec: schedule.Check}
-	ctl, err := control.New(control.Config{Store: st, Catalog: cat, Broker: b, Runner: r, Scheduler: sched,
-		Gate: gate, Audit: al, Logger: log.Named("control")})
+	ctl, err := control.New(control.Config{Store: st, Catalog: cat, Broker: b, Runner: r, Queue: h.disp, Scheduler: sched,
+		Gate: gate, Bus: nb, Audit: al, Logger: log.Named("control")})
 	if err != nil {
 		return nil, err
+	}
+	if bus != nil {
+		bus.Subscribe(notify.Keyset, func(string) { go ring.Reload(context.Background()) })
+		bus.OnReconnect(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := ctl.Resync(ctx); err != nil {
+				log.Error("resync connections after a lost notification connection", "error", err)
+			}
+		})
+		if err := bus.Start(ctx); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = bus.Close() })
 	}
 	entries, err := ctl.Boot(ctx)
 	if err != nil {
@@ -228,6 +305,17 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	}
 	log.Info(enrollmentLine(entries))
 	sched.Start()
+	h.disp.Start()
+	h.member.Start()
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = sched.Shutdown(sctx)
+		h.disp.Stop()
+		_ = r.Shutdown(sctx)
+		_ = h.disp.Wait(sctx)
+		_ = h.member.Leave(sctx)
+	})
 
 	// 6. Metrics, HTTP API, gRPC admin.
 	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
@@ -254,6 +342,32 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	return h, nil
 }
 
+// openStore opens the store loc names, and for a shared (PostgreSQL)
+// store the notification bus of its hosts.
+func openStore(ctx context.Context, loc StoreLocation, hostID string, now func() time.Time, log hclog.Logger) (Store, *notify.Postgres, error) {
+	slog := newSlog(log.Named("store"))
+	switch loc.Kind {
+	case StorePostgres:
+		st, err := postgres.Open(ctx, postgres.Config{URL: loc.URL, Now: now, Logger: slog})
+		if err != nil {
+			return nil, nil, err
+		}
+		bus, err := notify.NewPostgres(notify.PostgresConfig{Origin: hostID, DB: st.DB(), Conn: st.ConnConfig(), Logger: log.Named("notify")})
+		if err != nil {
+			_ = st.Close()
+			return nil, nil, err
+		}
+		log.Info("store ready", "store", loc.Redacted, "schema_version", st.SchemaVersion())
+		return st, bus, nil
+	default:
+		st, err := sqlite.Open(ctx, sqlite.Config{DataDir: filepath.Dir(loc.Path), FileName: filepath.Base(loc.Path), Now: now, Logger: slog})
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, nil, nil
+	}
+}
+
 // route sends gRPC requests to the gRPC server and everything else to the
 // HTTP API.
 func route(g http.Handler, rest http.Handler) http.Handler {
@@ -268,11 +382,7 @@ func route(g http.Handler, rest http.Handler) http.Handler {
 
 // serve listens until ctx is done, then shuts down.
 func (h *host) serve(ctx context.Context) error {
-	ln, err := net.Listen("tcp", h.cfg.Listen)
-	if err != nil {
-		_ = h.shutdown()
-		return fmt.Errorf("server: listen: %w", err)
-	}
+	ln := h.ln
 	addr := ln.Addr().String()
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
 		h.log.Warn("the API listens beyond loopback in cleartext; put TLS in front of it", "addr", addr)
@@ -316,8 +426,24 @@ func (h *host) shutdown() error {
 	if err := h.sched.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// Hand the work back: no more claims, unstarted claims released; the
+	// runner's shutdown ends running runs host_shutdown, and their
+	// workers queue them again for a survivor (or this host's next start).
+	h.disp.Stop()
 	if err := h.runner.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	if err := h.disp.Wait(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := h.member.Leave(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if h.relay != nil {
+		h.relay.Close()
+	}
+	if h.bus != nil {
+		_ = h.bus.Close()
 	}
 	h.api.Close()
 	h.admin.Close()
@@ -444,6 +570,7 @@ func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog,
 var (
 	_ api.Control      = (*control.Service)(nil)
 	_ api.Store        = (*sqlite.Store)(nil)
+	_ api.Store        = (*postgres.Store)(nil)
 	_ api.Catalog      = (*catalog.Catalog)(nil)
 	_ api.Runs         = (*runner.Runner)(nil)
 	_ api.Schedule     = (*schedule.Scheduler)(nil)
@@ -452,4 +579,5 @@ var (
 	_ adminrpc.Store   = (*sqlite.Store)(nil)
 	_ adminrpc.Runs    = (*runner.Runner)(nil)
 	_ registrar        = (*sqlite.Store)(nil)
+	_ Store            = (*postgres.Store)(nil)
 )

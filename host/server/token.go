@@ -22,7 +22,11 @@ const maxTokenFile = 4 << 10
 // default token). It returns ErrNoToken when the file does not exist and
 // ErrInsecureFile when group or others can access it.
 func ReadToken(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, TokenFile)
+	return ReadTokenFile(filepath.Join(dataDir, TokenFile))
+}
+
+// ReadTokenFile is ReadToken for a token file anywhere.
+func ReadTokenFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%w: %s", ErrNoToken, path)
@@ -49,15 +53,14 @@ func ReadToken(dataDir string) (string, error) {
 	return tok, nil
 }
 
-// ensureToken returns the data dir's operator token, generating it (32
+// ensureToken returns the operator token in path, generating it (32
 // random bytes, hex) on first start. created reports a new token. The
 // token itself is never logged.
-func ensureToken(dataDir string) (tok string, created bool, err error) {
-	tok, err = ReadToken(dataDir)
+func ensureToken(path string) (tok string, created bool, err error) {
+	tok, err = ReadTokenFile(path)
 	if err == nil || !errors.Is(err, ErrNoToken) {
 		return tok, false, err
 	}
-	path := filepath.Join(dataDir, TokenFile)
 	if _, statErr := os.Stat(path); statErr == nil {
 		// Present but empty: refuse rather than overwrite what an
 		// operator put there.

@@ -115,6 +115,16 @@ type Completion struct {
 	Retry *Retry
 }
 
+// CompletionOutcome is what CompleteOccurrences did with one completion.
+type CompletionOutcome string
+
+// Completion outcomes.
+const (
+	CompletionDone    CompletionOutcome = "done"    // removed from the queue
+	CompletionRetried CompletionOutcome = "retried" // now the pending retry
+	CompletionLost    CompletionOutcome = "lost"    // the holder no longer held it
+)
+
 // Retry is the next attempt of a failed run.
 type Retry struct {
 	RunAt   time.Time

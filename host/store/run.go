@@ -104,7 +104,9 @@ type NewRun struct {
 	ScheduledFor time.Time
 	// OccurrenceID, when set, names the claimed occurrence the run is
 	// for: the run is bound to it in the same transaction, and creating
-	// the run fails with ErrOccurrenceLost unless HostID still holds it.
+	// the run fails with ErrOccurrenceLost unless HostID still holds it
+	// and, for a scheduled or retry occurrence, the connection's schedule
+	// generation is still the one it was recorded under.
 	OccurrenceID string
 }
 

@@ -197,10 +197,10 @@ type Dispatch interface {
 	// returns ConnectionNotFound, connection_revoked for a revoked
 	// connection, and RunBusy while another run is queued or running.
 	EnqueueManual(ctx context.Context, m ManualRun) (Run, error)
-	// ClaimDue claims up to limit pending occurrences whose run_at is at
-	// or before now for holder, manual runs first, then by run_at. Each
-	// is claimed by one host only. A manual run's row takes holder as its
-	// host_id.
+	// ClaimDue claims up to limit pending occurrences for holder: manual
+	// runs first (due at once, whatever the claimer's clock says), then
+	// those whose run_at is at or before now, by run_at. Each is claimed
+	// by one host only. A manual run's row takes holder as its host_id.
 	ClaimDue(ctx context.Context, holder string, now time.Time, limit int) ([]Occurrence, error)
 	// NextRunAt returns the earliest run_at of a pending occurrence, and
 	// false when none is pending.
@@ -208,12 +208,13 @@ type Dispatch interface {
 	// ReleaseOccurrence returns an occurrence holder claimed but never
 	// started a run for to pending (a host handing work back).
 	ReleaseOccurrence(ctx context.Context, connectionID, occurrenceID, holder string) error
-	// CompleteOccurrence removes an occurrence holder claimed, or, with
-	// c.Retry, turns it into the pending retry of its run when the
-	// connection is still active on the occurrence's schedule generation.
-	// It reports whether a retry was queued; ErrOccurrenceLost when holder
-	// no longer holds the occurrence.
-	CompleteOccurrence(ctx context.Context, c Completion) (retried bool, err error)
+	// CompleteOccurrences removes occurrences their holders claimed, in
+	// one transaction (a worker pool's group commit). A completion with
+	// Retry turns its occurrence into the pending retry of its run when
+	// the connection is still active on the occurrence's schedule
+	// generation. The outcomes are in order; an occurrence its holder no
+	// longer holds is CompletionLost and changes nothing.
+	CompleteOccurrences(ctx context.Context, cs []Completion) ([]CompletionOutcome, error)
 	// CancelQueuedRun cancels a manual run no worker has claimed: its
 	// occurrence is removed and the run finished with res, in one
 	// transaction. A run that is not queued is a *RunStateError;

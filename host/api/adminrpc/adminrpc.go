@@ -54,17 +54,20 @@ const (
 
 // Control triggers manual runs (host/control).
 type Control interface {
-	TriggerRun(ctx context.Context, actor, connectionID string) (*runner.Handle, error)
+	TriggerRun(ctx context.Context, actor, connectionID string) (store.Run, error)
 }
 
-// Store reads runs.
+// Store reads runs and cancels queued ones.
 type Store interface {
 	GetRun(ctx context.Context, id string) (store.Run, error)
+	CancelQueuedRun(ctx context.Context, runID string, res store.RunResult) (store.Run, error)
 }
 
 // Runs is the runner's live side.
 type Runs interface {
 	Cancel(runID string) error
+	CancelElsewhere(ctx context.Context, runID string) error
+	Ended(run store.Run)
 	Events() *runevents.Hub
 }
 
@@ -209,17 +212,9 @@ func (s *Service) TriggerRun(ctx context.Context, req *adminv1.TriggerRunRequest
 	if req.GetConnectionId() == "" {
 		return nil, invalid("connection_id is required")
 	}
-	h, err := s.cfg.Control.TriggerRun(ctx, Actor, req.GetConnectionId())
+	run, err := s.cfg.Control.TriggerRun(ctx, Actor, req.GetConnectionId())
 	if err != nil {
-		runID := ""
-		if h != nil {
-			runID = h.RunID
-		}
-		return nil, s.toStatus(err, runID)
-	}
-	run, err := s.cfg.Store.GetRun(context.WithoutCancel(ctx), h.RunID)
-	if err != nil {
-		return nil, s.toStatus(err, "")
+		return nil, s.toStatus(err, run.ID)
 	}
 	return &adminv1.TriggerRunResponse{Run: toProto(run)}, nil
 }
@@ -273,14 +268,15 @@ func (s *Service) WatchRun(req *adminv1.WatchRunRequest, stream grpc.ServerStrea
 	return nil
 }
 
-// CancelRun cancels a run this host is running and returns its final row.
+// CancelRun cancels a run — queued, or running on this host or another —
+// and returns its final row.
 func (s *Service) CancelRun(ctx context.Context, req *adminv1.CancelRunRequest) (*adminv1.CancelRunResponse, error) {
 	if req.GetRunId() == "" {
 		return nil, invalid("run_id is required")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CancelWait)
 	defer cancel()
-	run, err := runops.Cancel(ctx, s.cfg.Store, s.cfg.Runs, req.GetRunId())
+	run, err := runops.Cancel(ctx, s.cfg.Store, s.cfg.Store, s.cfg.Runs, req.GetRunId())
 	if err != nil {
 		return nil, s.toStatus(err, "")
 	}

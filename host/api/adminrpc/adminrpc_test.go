@@ -11,6 +11,7 @@ import (
 
 	"github.com/connhost/connhost/host/api/adminrpc"
 	"github.com/connhost/connhost/host/internal/hosttest"
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/store"
 	adminv1 "github.com/connhost/connhost/proto/admin/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -208,9 +209,14 @@ func TestTypedFailures(t *testing.T) {
 	if err != nil || got.GetRun().GetStatus() != "refused" || got.GetRun().GetFailureCode() != "connection_revoked" {
 		t.Fatalf("refused run %v %v", got, err)
 	}
-	_, err = e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: noCred.ID})
-	if code, reason, runID := errorInfo(t, err); code != codes.FailedPrecondition || reason != "credentials_required" || runID == "" {
-		t.Errorf("no credential: %v %q %q", code, reason, runID)
+	// A connection without a credential is queued; the launch seam
+	// refuses the run before any child starts.
+	tr, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: noCred.ID})
+	if err != nil || tr.GetRun().GetStatus() != "queued" {
+		t.Fatalf("no credential: %v %v", tr, err)
+	}
+	if _, err := e.h.Wait(tr.GetRun().GetId()); failure.CodeOf(err) != failure.CredentialsRequired {
+		t.Errorf("no credential: the run ended %v", err)
 	}
 
 	cases := map[string]struct {

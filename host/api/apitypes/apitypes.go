@@ -86,6 +86,11 @@ type Connection struct {
 	Enrollment *EnrollmentEntry `json:"enrollment,omitempty"`
 	// NextRun is the next scheduled run, "" when not enrolled.
 	NextRun string `json:"next_run,omitempty"`
+	// CoalescedTicks counts schedule ticks dropped because the
+	// connection's previous occurrence was still queued or running;
+	// LastCoalescedAt is the latest one's instant.
+	CoalescedTicks  int64  `json:"coalesced_ticks"`
+	LastCoalescedAt string `json:"last_coalesced_at,omitempty"`
 }
 
 // ConnectionCreateRequest is POST /v1/connections.
@@ -159,6 +164,29 @@ type Run struct {
 	StartedAt      string `json:"started_at"`
 	EndedAt        string `json:"ended_at"`
 	Records        int64  `json:"records"`
+	// HostID is the host that ran (or refused) the run; "" while a
+	// queued manual run waits for a host.
+	HostID string `json:"host_id"`
+	// ScheduledFor is the occurrence's due instant of a scheduled run (a
+	// retry's: its backoff instant); "" for a manual run.
+	ScheduledFor string `json:"scheduled_for,omitempty"`
+}
+
+// HostList is GET /v1/hosts.
+type HostList struct {
+	Hosts []Host `json:"hosts"`
+}
+
+// Host is one `connhost serve` process on the store (GET /v1/hosts).
+type Host struct {
+	ID         string `json:"id"`
+	Addr       string `json:"addr"`
+	Version    string `json:"version"`
+	Status     string `json:"status"` // live | stopped | crashed
+	StartedAt  string `json:"started_at"`
+	LastSeen   string `json:"last_seen"`
+	EndedAt    string `json:"ended_at,omitempty"`
+	RunsActive int    `json:"runs_active"`
 }
 
 // RunEvent is one event of GET /v1/runs/{id}/events, a Server-Sent Events

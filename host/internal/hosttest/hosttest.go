@@ -21,6 +21,8 @@ import (
 	"github.com/connhost/connhost/host/broker"
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/control"
+	"github.com/connhost/connhost/host/dispatch"
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/runner"
@@ -46,9 +48,9 @@ type Options struct {
 	AllowHostEnv bool
 	// NoKeyset runs the host with no keyset loaded.
 	NoKeyset bool
-	// Retry is the scheduler's retry policy (default 2 attempts, 1s).
-	Retry schedule.RetryPolicy
-	// MaxConcurrent is the scheduler's global limit (default 8).
+	// Retry is the dispatcher's retry policy (default 2 attempts, 1s).
+	Retry dispatch.RetryPolicy
+	// MaxConcurrent is the dispatcher's worker pool (default 8).
 	MaxConcurrent uint
 	// DataDir reuses a data dir (a restart); "" makes a new one.
 	DataDir string
@@ -74,11 +76,13 @@ type Host struct {
 	Broker    *broker.Broker
 	Launcher  *CountingLauncher
 	Runner    *runner.Runner
+	Dispatch  *dispatch.Dispatcher
 	Scheduler *schedule.Scheduler
 	Control   *control.Service
 	Gate      *enroll.Gate
 
-	hostEnv []string
+	hostEnv   []string
+	closeOnce sync.Once
 }
 
 var (
@@ -205,18 +209,24 @@ func New(t testing.TB, o Options) *Host {
 	}
 	retry := o.Retry
 	if retry.MaxAttempts == 0 {
-		retry = schedule.RetryPolicy{MaxAttempts: 2, Base: time.Second, Max: time.Second}
+		retry = dispatch.RetryPolicy{MaxAttempts: 2, Base: time.Second, Max: time.Second}
 	}
 	mc := o.MaxConcurrent
 	if mc == 0 {
 		mc = 8
 	}
-	h.Scheduler, err = schedule.New(schedule.Config{Clock: h.Clock, MaxConcurrent: mc, Retry: retry,
-		Logger: h.Logger.Named("schedule"), Rand: func() float64 { return 0 }}, h.Runner.ForScheduler())
+	if _, err := st.RegisterHost(ctx, store.NewHost{ID: "host_test"}); err != nil {
+		t.Fatal(err)
+	}
+	h.Dispatch, err = dispatch.New(dispatch.Config{Store: st, Launcher: h.Runner.ForDispatch(), HostID: "host_test",
+		Workers: int(mc), Clock: h.Clock, Retry: retry, Logger: h.Logger.Named("dispatch"), Rand: func() float64 { return 0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Runner.SetRetrier(h.Scheduler)
+	h.Scheduler, err = schedule.New(schedule.Config{Clock: h.Clock, Logger: h.Logger.Named("schedule")}, h.Dispatch)
+	if err != nil {
+		t.Fatal(err)
+	}
 	presence := o.Presence
 	if presence == nil {
 		presence = broker.Presence{Store: st}
@@ -224,22 +234,89 @@ func New(t testing.TB, o Options) *Host {
 	h.Gate = &enroll.Gate{Presence: presence, Manifests: control.Manifests{Catalog: cat}, HostEnv: lookup,
 		AllowHostEnv: o.AllowHostEnv, CheckSpec: schedule.Check}
 	h.Control, err = control.New(control.Config{Store: st, Catalog: cat, Broker: h.Broker, Runner: h.Runner,
-		Scheduler: h.Scheduler, Gate: h.Gate, Audit: al, Logger: h.Logger})
+		Queue: h.Dispatch, Scheduler: h.Scheduler, Gate: h.Gate, Audit: al, Logger: h.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.Scheduler.Start()
+	h.Dispatch.Start()
 	t.Cleanup(h.Close)
 	return h
 }
 
-// Close shuts the host down: scheduler, runner, store.
+// Close shuts the host down as the server does: scheduler, dispatch
+// (hand the work back), runner, store.
 func (h *Host) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = h.Scheduler.Shutdown(ctx)
-	_ = h.Runner.Shutdown(ctx)
-	_ = h.Store.Close()
+	h.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = h.Scheduler.Shutdown(ctx)
+		h.Dispatch.Stop()
+		_ = h.Runner.Shutdown(ctx)
+		_ = h.Dispatch.Wait(ctx)
+		_ = h.Store.StopHost(ctx, "host_test")
+		_ = h.Store.Close()
+	})
+}
+
+// Trigger queues a manual run through the control service, as the API
+// does: the queued run, or the refused run and its typed failure.
+func (h *Host) Trigger(connID string) (store.Run, error) {
+	return h.Control.TriggerRun(context.Background(), "operator", connID)
+}
+
+// Wait waits (bounded) for the run to end and returns its final row and,
+// unless it succeeded, its failure as a *failure.Error.
+func (h *Host) Wait(runID string) (store.Run, error) {
+	h.T.Helper()
+	ch, unsubscribe := h.Runner.Events().Subscribe(runID)
+	defer unsubscribe()
+	deadline := time.After(2 * time.Minute)
+	for {
+		run, err := h.Store.GetRun(context.Background(), runID)
+		if err != nil {
+			h.T.Fatalf("wait for run %s: %v", runID, err)
+		}
+		if run.Status.Terminal() {
+			if run.Status == store.RunSucceeded {
+				return run, nil
+			}
+			return run, &failure.Error{Code: run.FailureCode, Message: run.FailureMessage}
+		}
+		select {
+		case <-ch:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			h.T.Fatalf("run %s did not end within 2m (status %s)", runID, run.Status)
+		}
+	}
+}
+
+// Queue waits (bounded) until no worker holds the connection's occurrence
+// — the last run's completion is written — and returns what is queued.
+func (h *Host) Queue(connID string) []store.Occurrence {
+	h.T.Helper()
+	var q []store.Occurrence
+	h.WaitFor(30*time.Second, func() bool {
+		var err error
+		q, err = h.Store.ListOccurrences(context.Background(), store.OccurrenceFilter{ConnectionID: connID})
+		if err != nil {
+			h.T.Fatal(err)
+		}
+		return len(q) == 0 || q[0].State == store.OccurrencePending
+	})
+	return q
+}
+
+// RunNow triggers a manual run and waits for its end; a refusal at the
+// trigger returns the refused row and its error at once.
+func (h *Host) RunNow(connID string) (store.Run, error) {
+	h.T.Helper()
+	run, err := h.Trigger(connID)
+	if err != nil {
+		return run, err
+	}
+	return h.Wait(run.ID)
 }
 
 // CreateDemo creates a demo connection with config and schedule.

@@ -132,6 +132,9 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 // LISTEN connection of host/notify.
 func (s *Store) ConnConfig() *pgx.ConnConfig { return s.conn.Copy() }
 
+// DB returns the pool the store runs on (for NOTIFY, in host/notify).
+func (s *Store) DB() *sql.DB { return s.db }
+
 // SchemaVersion returns the migration version the database is at.
 func (s *Store) SchemaVersion() int64 { return s.version }
 

@@ -241,7 +241,7 @@ func (s *Store) ClaimDue(ctx context.Context, holder string, now time.Time, limi
 	err := s.tx(ctx, func(tx *txn) error {
 		claimedAt := s.stamp()
 		rows, err := s.query(ctx, tx, `UPDATE occurrences SET state = ?, claimed_by = ?, claimed_at = ?
-			WHERE connection_id IN (SELECT connection_id FROM occurrences WHERE state = ? AND run_at <= ?
+			WHERE connection_id IN (SELECT connection_id FROM occurrences WHERE state = ? AND (run_at <= ? OR priority = 0)
 				ORDER BY priority, run_at LIMIT ?`+s.d.SkipLocked+`)
 			RETURNING `+occurrenceCols,
 			string(store.OccurrenceClaimed), holder, s.bindTime(claimedAt),
@@ -323,47 +323,64 @@ func (s *Store) ReleaseOccurrence(ctx context.Context, connectionID, occurrenceI
 	return dbErr("release occurrence", err)
 }
 
-// CompleteOccurrence implements store.Dispatch.
-func (s *Store) CompleteOccurrence(ctx context.Context, c store.Completion) (bool, error) {
-	if c.Retry != nil && (c.Retry.Attempt < 2 || c.Retry.RetryOf == "" || c.Retry.RunAt.IsZero()) {
-		return false, &store.InvalidError{Field: "retry", Reason: "needs attempt >= 2, retry_of and run_at"}
+// CompleteOccurrences implements store.Dispatch.
+func (s *Store) CompleteOccurrences(ctx context.Context, cs []store.Completion) ([]store.CompletionOutcome, error) {
+	for i, c := range cs {
+		if c.Retry != nil && (c.Retry.Attempt < 2 || c.Retry.RetryOf == "" || c.Retry.RunAt.IsZero()) {
+			return nil, &store.InvalidError{Field: fmt.Sprintf("completions[%d].retry", i), Reason: "needs attempt >= 2, retry_of and run_at"}
+		}
 	}
-	retried := false
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(cs[a].ConnectionID, cs[b].ConnectionID) })
+	out := make([]store.CompletionOutcome, len(cs))
 	err := s.tx(ctx, func(tx *txn) error {
-		conn, err := s.getConnection(ctx, tx, c.ConnectionID, true)
-		exists := err == nil
-		if err != nil && !errors.Is(err, store.ErrConnectionNotFound) {
-			return err
-		}
-		o, ok, err := s.getOccurrence(ctx, tx, c.ConnectionID, true)
-		if err != nil {
-			return err
-		}
-		if !ok || o.ID != c.OccurrenceID || o.State != store.OccurrenceClaimed || o.ClaimedBy != c.Holder {
-			return fmt.Errorf("%w: occurrence %q of connection %q", store.ErrOccurrenceLost, c.OccurrenceID, c.ConnectionID)
-		}
-		if c.Retry == nil || !exists || conn.State != store.ConnectionActive || conn.ScheduleGen != o.ScheduleGen {
-			_, err := s.exec(ctx, tx, `DELETE FROM occurrences WHERE connection_id = ? AND id = ?`, o.ConnectionID, o.ID)
-			return err
-		}
 		now := s.stamp()
-		id, err := s.newID("occ_", now)
-		if err != nil {
-			return err
+		for _, i := range order {
+			o, err := s.complete(ctx, tx, cs[i], now)
+			if err != nil {
+				return err
+			}
+			out[i] = o
 		}
-		at := s.trunc(c.Retry.RunAt)
-		_, err = s.exec(ctx, tx, `UPDATE occurrences SET id = ?, trigger = ?, priority = ?, due_at = ?, run_at = ?, attempt = ?,
-			retry_of = ?, run_id = '', state = ?, claimed_by = '', claimed_at = NULL, created_at = ?
-			WHERE connection_id = ? AND id = ?`,
-			id, string(store.TriggerRetry), priority(store.TriggerRetry), s.bindTime(at), s.bindTime(at), c.Retry.Attempt,
-			c.Retry.RetryOf, string(store.OccurrencePending), s.bindTime(now), o.ConnectionID, o.ID)
-		retried = err == nil
-		return err
+		return nil
 	})
 	if err != nil {
-		return false, dbErr("complete occurrence", err)
+		return nil, dbErr("complete occurrences", err)
 	}
-	return retried, nil
+	return out, nil
+}
+
+func (s *Store) complete(ctx context.Context, tx *txn, c store.Completion, now time.Time) (store.CompletionOutcome, error) {
+	conn, err := s.getConnection(ctx, tx, c.ConnectionID, true)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrConnectionNotFound) {
+		return "", err
+	}
+	o, ok, err := s.getOccurrence(ctx, tx, c.ConnectionID, true)
+	if err != nil {
+		return "", err
+	}
+	if !ok || o.ID != c.OccurrenceID || o.State != store.OccurrenceClaimed || o.ClaimedBy != c.Holder {
+		return store.CompletionLost, nil
+	}
+	if c.Retry == nil || !exists || conn.State != store.ConnectionActive || conn.ScheduleGen != o.ScheduleGen {
+		_, err := s.exec(ctx, tx, `DELETE FROM occurrences WHERE connection_id = ? AND id = ?`, o.ConnectionID, o.ID)
+		return store.CompletionDone, err
+	}
+	id, err := s.newID("occ_", now)
+	if err != nil {
+		return "", err
+	}
+	at := s.trunc(c.Retry.RunAt)
+	_, err = s.exec(ctx, tx, `UPDATE occurrences SET id = ?, trigger = ?, priority = ?, due_at = ?, run_at = ?, attempt = ?,
+		retry_of = ?, run_id = '', state = ?, claimed_by = '', claimed_at = NULL, created_at = ?
+		WHERE connection_id = ? AND id = ?`,
+		id, string(store.TriggerRetry), priority(store.TriggerRetry), s.bindTime(at), s.bindTime(at), c.Retry.Attempt,
+		c.Retry.RetryOf, string(store.OccurrencePending), s.bindTime(now), o.ConnectionID, o.ID)
+	return store.CompletionRetried, err
 }
 
 // CancelQueuedRun implements store.Dispatch.

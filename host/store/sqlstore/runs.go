@@ -60,8 +60,12 @@ func (s *Store) CreateRun(ctx context.Context, n store.NewRun) (store.Run, error
 			// Bind the run to the claimed occurrence first: a host that
 			// lost its claim (reaped, or the connection changed) starts
 			// nothing.
-			res, err := s.exec(ctx, tx, `UPDATE occurrences SET run_id = ? WHERE connection_id = ? AND id = ? AND state = ? AND claimed_by = ? AND run_id = ''`,
-				out.ID, n.ConnectionID, n.OccurrenceID, string(store.OccurrenceClaimed), n.HostID)
+			// A scheduled or retry occurrence recorded under an older
+			// schedule generation starts nothing: the schedule moved
+			// after it was claimed.
+			res, err := s.exec(ctx, tx, `UPDATE occurrences SET run_id = ? WHERE connection_id = ? AND id = ? AND state = ? AND claimed_by = ? AND run_id = ''
+				AND (trigger = ? OR schedule_gen = (SELECT schedule_gen FROM connections WHERE id = ?))`,
+				out.ID, n.ConnectionID, n.OccurrenceID, string(store.OccurrenceClaimed), n.HostID, string(store.TriggerManual), n.ConnectionID)
 			if err != nil {
 				return err
 			}

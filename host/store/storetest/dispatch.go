@@ -27,6 +27,11 @@ func (f *fixture) record(ticks ...store.Tick) []store.TickOutcome {
 	return out
 }
 
+func (f *fixture) complete(cs ...store.Completion) []store.CompletionOutcome {
+	f.t.Helper()
+	return must(f.s.CompleteOccurrences(f.ctx, cs))(f.t)
+}
+
 func (f *fixture) queue(connID string) []store.Occurrence {
 	f.t.Helper()
 	return must(f.s.ListOccurrences(f.ctx, store.OccurrenceFilter{ConnectionID: connID}))(f.t)
@@ -258,20 +263,20 @@ func testCompleteOccurrence(t *testing.T, f *fixture) {
 	}
 
 	// Another holder cannot complete it; a bad retry is refused.
-	_, err := f.s.CompleteOccurrence(f.ctx, store.Completion{ConnectionID: c.ID, OccurrenceID: o.ID, Holder: "host-b"})
-	wantErr(t, err, store.ErrOccurrenceLost, "")
-	_, err = f.s.CompleteOccurrence(f.ctx, store.Completion{ConnectionID: c.ID, OccurrenceID: o.ID, Holder: "host-a",
-		Retry: &store.Retry{Attempt: 1}})
+	diff(t, "other holder", []store.CompletionOutcome{store.CompletionLost},
+		f.complete(store.Completion{ConnectionID: c.ID, OccurrenceID: o.ID, Holder: "host-b"}))
+	_, err := f.s.CompleteOccurrences(f.ctx, []store.Completion{{ConnectionID: c.ID, OccurrenceID: o.ID, Holder: "host-a",
+		Retry: &store.Retry{Attempt: 1}}})
 	wantErr(t, err, store.ErrInvalid, "")
 
 	// A retry replaces it, pending, at the backoff instant.
 	at := f.now().Add(30 * time.Second)
-	retried := must(f.s.CompleteOccurrence(f.ctx, store.Completion{ConnectionID: c.ID, OccurrenceID: o.ID, Holder: "host-a",
-		Retry: &store.Retry{RunAt: at, Attempt: 2, RetryOf: r.ID}}))(t)
+	got := f.complete(store.Completion{ConnectionID: c.ID, OccurrenceID: o.ID, Holder: "host-a",
+		Retry: &store.Retry{RunAt: at, Attempt: 2, RetryOf: r.ID}})
 	q := f.queue(c.ID)
-	if !retried || len(q) != 1 || q[0].Trigger != store.TriggerRetry || q[0].Attempt != 2 || q[0].RetryOf != r.ID ||
+	if got[0] != store.CompletionRetried || len(q) != 1 || q[0].Trigger != store.TriggerRetry || q[0].Attempt != 2 || q[0].RetryOf != r.ID ||
 		!q[0].RunAt.Equal(f.trunc(at)) || q[0].State != store.OccurrencePending || q[0].RunID != "" || q[0].ID == o.ID {
-		t.Fatalf("retry = %v, queue %+v", retried, q)
+		t.Fatalf("retry = %v, queue %+v", got, q)
 	}
 	// While the retry is pending, ticks coalesce.
 	diff(t, "tick during retry", []store.TickOutcome{store.TickCoalesced}, f.record(f.tick(c, due.Add(time.Minute), 0)))
@@ -279,13 +284,27 @@ func testCompleteOccurrence(t *testing.T, f *fixture) {
 	// A retry of a connection paused meanwhile is dropped.
 	o2 := f.claimOne("host-a")
 	must(f.s.SetConnectionState(f.ctx, c.ID, store.ConnectionPaused))(t)
-	retried = must(f.s.CompleteOccurrence(f.ctx, store.Completion{ConnectionID: c.ID, OccurrenceID: o2.ID, Holder: "host-a",
-		Retry: &store.Retry{RunAt: at, Attempt: 3, RetryOf: r.ID}}))(t)
-	if retried || len(f.queue(c.ID)) != 0 {
-		t.Fatalf("retry of a paused connection: retried=%v queue=%+v", retried, f.queue(c.ID))
+	got = f.complete(store.Completion{ConnectionID: c.ID, OccurrenceID: o2.ID, Holder: "host-a",
+		Retry: &store.Retry{RunAt: at, Attempt: 3, RetryOf: r.ID}})
+	if got[0] != store.CompletionDone || len(f.queue(c.ID)) != 0 {
+		t.Fatalf("retry of a paused connection: %v, queue %+v", got, f.queue(c.ID))
 	}
-	_, err = f.s.CompleteOccurrence(f.ctx, store.Completion{ConnectionID: c.ID, OccurrenceID: o2.ID, Holder: "host-a"})
-	wantErr(t, err, store.ErrOccurrenceLost, "")
+	diff(t, "completed twice", []store.CompletionOutcome{store.CompletionLost},
+		f.complete(store.Completion{ConnectionID: c.ID, OccurrenceID: o2.ID, Holder: "host-a"}))
+
+	// A batch completes each of its occurrences in one transaction.
+	d, e := f.connection("alpha"), f.connection("alpha")
+	f.record(f.tick(d, due, 0), f.tick(e, due, 0))
+	claimed := must(f.s.ClaimDue(f.ctx, "host-a", f.now(), 10))(t)
+	var batch []store.Completion
+	for _, o := range claimed {
+		batch = append(batch, store.Completion{ConnectionID: o.ConnectionID, OccurrenceID: o.ID, Holder: "host-a"})
+	}
+	batch = append(batch, store.Completion{ConnectionID: c.ID, OccurrenceID: "occ_gone", Holder: "host-a"})
+	diff(t, "batch", []store.CompletionOutcome{store.CompletionDone, store.CompletionDone, store.CompletionLost}, f.complete(batch...))
+	if q := must(f.s.ListOccurrences(f.ctx, store.OccurrenceFilter{}))(t); len(q) != 0 {
+		t.Fatalf("queue after the batch = %+v", q)
+	}
 
 	// Creating a run for an occurrence the host no longer holds fails.
 	_, err = f.s.CreateRun(f.ctx, store.NewRun{ConnectionID: c.ID, Trigger: store.TriggerScheduled, HostID: "host-a", OccurrenceID: o2.ID})
@@ -395,6 +414,34 @@ func testScheduleChangesClearTheQueue(t *testing.T, f *fixture) {
 				t.Fatalf("queued manual run after %s = %+v, queue %+v", name, got, q)
 			}
 		})
+	}
+}
+
+// An occurrence a worker claimed before the schedule moved starts nothing
+// after the move; a manual one still starts.
+func testClaimedBeforeAScheduleChangeStartsNothing(t *testing.T, f *fixture) {
+	c, m := f.connection("alpha"), f.connection("alpha")
+	f.record(f.tick(c, f.now(), 0))
+	manual := must(f.s.EnqueueManual(f.ctx, store.ManualRun{ConnectionID: m.ID}))(t)
+	claimed := must(f.s.ClaimDue(f.ctx, "host-a", f.now(), 10))(t)
+	if len(claimed) != 2 {
+		t.Fatalf("claimed %+v", claimed)
+	}
+	yearly := store.Schedule{Spec: "@yearly"}
+	for _, id := range []string{c.ID, m.ID} {
+		must(f.s.UpdateConnection(f.ctx, id, store.ConnectionPatch{Schedule: &yearly}))(t)
+	}
+	for _, o := range claimed {
+		if o.Trigger == store.TriggerManual {
+			// A manual run is not the schedule's: its claim and its
+			// queued run are intact.
+			if q := f.queue(o.ConnectionID); len(q) != 1 || q[0].RunID != manual.ID || q[0].State != store.OccurrenceClaimed {
+				t.Fatalf("manual occurrence after a reschedule = %+v", q)
+			}
+			continue
+		}
+		_, err := f.s.CreateRun(f.ctx, store.NewRun{ConnectionID: o.ConnectionID, Trigger: o.Trigger, HostID: "host-a", OccurrenceID: o.ID})
+		wantErr(t, err, store.ErrOccurrenceLost, "")
 	}
 }
 

@@ -89,6 +89,7 @@ func Run(t *testing.T, open Opener) {
 		{"EnqueueManual", testEnqueueManual},
 		{"ScheduleChangesClearTheQueue", testScheduleChangesClearTheQueue},
 		{"ReleaseAndCancelQueued", testReleaseAndCancelQueued},
+		{"ClaimedBeforeAScheduleChangeStartsNothing", testClaimedBeforeAScheduleChangeStartsNothing},
 		{"Hosts", testHosts},
 		{"ReapHosts", testReapHosts},
 		{"StopHostHandsWorkBack", testStopHostHandsWorkBack},

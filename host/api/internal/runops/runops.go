@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/runevents"
 	"github.com/connhost/connhost/host/store"
 )
@@ -22,8 +23,8 @@ var (
 	// ErrRunEnded: the run is already terminal; there is nothing to
 	// cancel. Wrapped by *EndedError.
 	ErrRunEnded = errors.New("runops: run already ended")
-	// ErrNotOnThisHost: the run is queued or running but not on this
-	// host (another host of a shared store runs it).
+	// ErrNotOnThisHost: the run is queued or running, but neither this
+	// host nor (asked over the bus) another host runs it.
 	ErrNotOnThisHost = errors.New("runops: run is not running on this host")
 )
 
@@ -45,18 +46,31 @@ type Runs interface {
 	GetRun(ctx context.Context, id string) (store.Run, error)
 }
 
-// Runner is the runner side: cancel a live run and its event hub.
+// Queue cancels a run still waiting in the dispatch queue.
+type Queue interface {
+	CancelQueuedRun(ctx context.Context, runID string, res store.RunResult) (store.Run, error)
+}
+
+// Runner is the runner side: cancel a live run here or on the host that
+// runs it, publish the end of a run nobody ran, and the event hub.
 type Runner interface {
 	Cancel(runID string) error
+	CancelElsewhere(ctx context.Context, runID string) error
+	Ended(run store.Run)
 	Events() *runevents.Hub
 }
 
-// Cancel cancels the run and returns its final row. It waits for the run
-// to end (the child killed, records committed, the lease released) until
-// ctx is done, then returns the row as it is. A terminal run returns an
-// *EndedError, a run this host is not running ErrNotOnThisHost, an unknown
-// run the store's ErrRunNotFound.
-func Cancel(ctx context.Context, st Runs, r Runner, runID string) (store.Run, error) {
+// cancelled is the result of an operator's cancel.
+var cancelled = store.RunResult{Status: store.RunCancelled, FailureCode: failure.Cancelled, FailureMessage: "cancelled by operator"}
+
+// Cancel cancels the run and returns its final row, whichever host runs
+// it: a run still queued is cancelled in the queue, a run on this host by
+// its runner, and a run on another host by that host (asked over the
+// bus). It waits for the run to end (the child killed, records committed,
+// the lease released) until ctx is done, then returns the row as it is. A
+// terminal run returns an *EndedError, a run no host runs
+// ErrNotOnThisHost, an unknown run the store's ErrRunNotFound.
+func Cancel(ctx context.Context, st Runs, q Queue, r Runner, runID string) (store.Run, error) {
 	run, err := st.GetRun(ctx, runID)
 	if err != nil {
 		return store.Run{}, err
@@ -67,12 +81,11 @@ func Cancel(ctx context.Context, st Runs, r Runner, runID string) (store.Run, er
 	// Subscribe before cancelling, so the end event cannot slip past.
 	ch, unsubscribe := r.Events().Subscribe(runID)
 	defer unsubscribe()
-	if err := r.Cancel(runID); err != nil {
-		// It may have ended between the read and the cancel.
-		if again, gerr := st.GetRun(ctx, runID); gerr == nil && again.Status.Terminal() {
-			return again, &EndedError{RunID: again.ID, Status: again.Status}
+	if fin, err := cancel(ctx, st, q, r, run); err != nil || fin != nil {
+		if fin != nil {
+			return *fin, err
 		}
-		return run, ErrNotOnThisHost
+		return run, err
 	}
 	for {
 		select {
@@ -84,6 +97,57 @@ func Cancel(ctx context.Context, st Runs, r Runner, runID string) (store.Run, er
 		}
 		// The end event is published after the row is final.
 		return st.GetRun(context.WithoutCancel(ctx), runID)
+	}
+}
+
+// startWindow bounds how long cancel waits for a claimed run to show up
+// on a host: a worker starts what it claimed within milliseconds.
+const startWindow = 5 * time.Second
+
+// cancel cancels run where it is: in the queue, on this host, or on the
+// host that runs it. A run a worker claimed but has not started yet is in
+// none of those places for a moment: cancel retries until it shows up,
+// for at most startWindow. A run cancelled in the queue is final at once:
+// cancel returns its row.
+func cancel(ctx context.Context, st Runs, q Queue, r Runner, run store.Run) (*store.Run, error) {
+	askedOthers := false
+	give := time.After(startWindow)
+	for {
+		if run.Status == store.RunQueued {
+			fin, err := q.CancelQueuedRun(ctx, run.ID, cancelled)
+			if err == nil {
+				r.Ended(fin)
+				return &fin, nil
+			}
+			if !errors.Is(err, store.ErrOccurrenceLost) && !errors.Is(err, store.ErrRunState) {
+				return nil, err
+			}
+			// A worker claimed it meanwhile: cancel it where it runs.
+		}
+		if r.Cancel(run.ID) == nil {
+			return nil, nil
+		}
+		if !askedOthers && r.CancelElsewhere(ctx, run.ID) == nil {
+			// The host that runs it cancels it (and keeps trying while
+			// its worker starts it); its end event comes back here.
+			return nil, nil
+		}
+		askedOthers = true
+		select {
+		case <-ctx.Done():
+			return nil, ErrNotOnThisHost
+		case <-give:
+			return nil, ErrNotOnThisHost
+		case <-time.After(20 * time.Millisecond):
+		}
+		again, err := st.GetRun(ctx, run.ID)
+		if err != nil {
+			return nil, err
+		}
+		if again.Status.Terminal() {
+			return &again, &EndedError{RunID: again.ID, Status: again.Status}
+		}
+		run = again
 	}
 }
 

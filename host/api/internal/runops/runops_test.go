@@ -15,8 +15,9 @@ import (
 
 // fakeRuns is a Runs whose rows a test changes.
 type fakeRuns struct {
-	mu   sync.Mutex
-	rows map[string]store.Run
+	mu      sync.Mutex
+	rows    map[string]store.Run
+	claimed map[string]bool
 }
 
 func (f *fakeRuns) GetRun(_ context.Context, id string) (store.Run, error) {
@@ -35,16 +36,44 @@ func (f *fakeRuns) set(r store.Run) {
 	f.rows[r.ID] = r
 }
 
-// fakeRunner is a Runner with a func field for Cancel.
+// CancelQueuedRun cancels a queued row in place; other statuses are a
+// RunStateError and a claimed row (claimed[id]) ErrOccurrenceLost.
+func (f *fakeRuns) CancelQueuedRun(_ context.Context, id string, res store.RunResult) (store.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.rows[id]
+	switch {
+	case !ok:
+		return store.Run{}, store.ErrRunNotFound
+	case r.Status != store.RunQueued:
+		return store.Run{}, &store.RunStateError{RunID: id, Status: r.Status}
+	case f.claimed[id]:
+		return store.Run{}, store.ErrOccurrenceLost
+	}
+	r.Status, r.FailureCode, r.FailureMessage = res.Status, res.FailureCode, res.FailureMessage
+	f.rows[id] = r
+	return r, nil
+}
+
+// fakeRunner is a Runner with func fields.
 type fakeRunner struct {
-	hub    *runevents.Hub
-	cancel func(runID string) error
+	hub       *runevents.Hub
+	cancel    func(runID string) error
+	elsewhere func(runID string) error
+	ended     []store.Run
 }
 
 func (f *fakeRunner) Cancel(runID string) error { return f.cancel(runID) }
-func (f *fakeRunner) Events() *runevents.Hub    { return f.hub }
+func (f *fakeRunner) CancelElsewhere(_ context.Context, runID string) error {
+	if f.elsewhere == nil {
+		return errors.New("no other host")
+	}
+	return f.elsewhere(runID)
+}
+func (f *fakeRunner) Ended(r store.Run)      { f.ended = append(f.ended, r) }
+func (f *fakeRunner) Events() *runevents.Hub { return f.hub }
 func newRuns(rows ...store.Run) *fakeRuns {
-	return (&fakeRuns{rows: map[string]store.Run{}}).with(rows...)
+	return (&fakeRuns{rows: map[string]store.Run{}, claimed: map[string]bool{}}).with(rows...)
 }
 func (f *fakeRuns) with(rows ...store.Run) *fakeRuns {
 	for _, r := range rows {
@@ -55,6 +84,7 @@ func (f *fakeRuns) with(rows ...store.Run) *fakeRuns {
 
 var (
 	_ Runs   = (*fakeRuns)(nil)
+	_ Queue  = (*fakeRuns)(nil)
 	_ Runner = (*fakeRunner)(nil)
 )
 
@@ -68,7 +98,7 @@ func TestCancel(t *testing.T) {
 	t.Run("ended run", func(t *testing.T) {
 		t.Parallel()
 		r := &fakeRunner{hub: &runevents.Hub{}, cancel: func(string) error { t.Error("cancel called"); return nil }}
-		_, err := Cancel(context.Background(), newRuns(ended), r, "run_done")
+		_, err := Cancel(context.Background(), newRuns(ended), newRuns(ended), r, "run_done")
 		var ee *EndedError
 		if !errors.As(err, &ee) || !errors.Is(err, ErrRunEnded) || ee.Status != store.RunSucceeded {
 			t.Errorf("got %v", err)
@@ -77,14 +107,14 @@ func TestCancel(t *testing.T) {
 	t.Run("unknown run", func(t *testing.T) {
 		t.Parallel()
 		r := &fakeRunner{hub: &runevents.Hub{}}
-		if _, err := Cancel(context.Background(), newRuns(), r, "run_x"); !errors.Is(err, store.ErrRunNotFound) {
+		if _, err := Cancel(context.Background(), newRuns(), newRuns(), r, "run_x"); !errors.Is(err, store.ErrRunNotFound) {
 			t.Errorf("got %v", err)
 		}
 	})
 	t.Run("not on this host", func(t *testing.T) {
 		t.Parallel()
 		r := &fakeRunner{hub: &runevents.Hub{}, cancel: func(string) error { return errors.New("not active") }}
-		if _, err := Cancel(context.Background(), newRuns(running("run_1")), r, "run_1"); !errors.Is(err, ErrNotOnThisHost) {
+		if _, err := Cancel(context.Background(), newRuns(running("run_1")), newRuns(running("run_1")), r, "run_1"); !errors.Is(err, ErrNotOnThisHost) {
 			t.Errorf("got %v", err)
 		}
 	})
@@ -102,9 +132,43 @@ func TestCancel(t *testing.T) {
 			}()
 			return nil
 		}}
-		got, err := Cancel(context.Background(), runs, r, "run_1")
+		got, err := Cancel(context.Background(), runs, runs, r, "run_1")
 		if err != nil || got.Status != store.RunCancelled || got.FailureCode != failure.Cancelled {
 			t.Errorf("got %+v %v", got, err)
+		}
+	})
+	t.Run("queued run cancelled in the queue", func(t *testing.T) {
+		t.Parallel()
+		runs := newRuns(store.Run{ID: "run_q", ConnectionID: "conn_1", Status: store.RunQueued})
+		r := &fakeRunner{hub: &runevents.Hub{}, cancel: func(string) error { t.Error("runner cancel called"); return nil }}
+		got, err := Cancel(context.Background(), runs, runs, r, "run_q")
+		if err != nil || got.Status != store.RunCancelled || got.FailureCode != failure.Cancelled {
+			t.Fatalf("got %+v %v", got, err)
+		}
+		if len(r.ended) != 1 || r.ended[0].ID != "run_q" {
+			t.Fatalf("the end of the queued run was not published: %+v", r.ended)
+		}
+	})
+	t.Run("run on another host", func(t *testing.T) {
+		t.Parallel()
+		runs := newRuns(store.Run{ID: "run_b", ConnectionID: "conn_1", Status: store.RunQueued})
+		runs.claimed["run_b"] = true // a worker of another host took it
+		hub := &runevents.Hub{}
+		var asked []string
+		r := &fakeRunner{hub: hub, cancel: func(string) error { return errors.New("not here") },
+			elsewhere: func(id string) error {
+				asked = append(asked, id)
+				go func() {
+					final, _ := runs.GetRun(context.Background(), id)
+					final.Status, final.FailureCode = store.RunCancelled, failure.Cancelled
+					runs.set(final)
+					hub.Publish(runevents.Event{RunID: id, Kind: runevents.KindEnd, Status: string(store.RunCancelled)})
+				}()
+				return nil
+			}}
+		got, err := Cancel(context.Background(), runs, runs, r, "run_b")
+		if err != nil || got.Status != store.RunCancelled || len(asked) != 1 {
+			t.Fatalf("got %+v %v, asked %v", got, err, asked)
 		}
 	})
 	t.Run("wait bounded by ctx", func(t *testing.T) {
@@ -112,7 +176,7 @@ func TestCancel(t *testing.T) {
 		r := &fakeRunner{hub: &runevents.Hub{}, cancel: func(string) error { return nil }}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		got, err := Cancel(ctx, newRuns(running("run_1")), r, "run_1")
+		got, err := Cancel(ctx, newRuns(running("run_1")), newRuns(running("run_1")), r, "run_1")
 		if err != nil || got.Status != store.RunRunning {
 			t.Errorf("got %+v %v", got, err)
 		}
