@@ -405,9 +405,9 @@ func (d *Dispatcher) Wait(ctx context.Context) error {
 
 type nopObserver struct{}
 
-func (nopObserver) Ticks(store.TickOutcome, int)              {}
-func (nopObserver) Coalesced(int)                             {}
+func (nopObserver) Ticks(store.TickOutcome, int)             {}
+func (nopObserver) Coalesced(int)                            {}
 func (nopObserver) ObserveDispatchLag(string, time.Duration) {}
-func (nopObserver) WorkersBusy(int)                           {}
+func (nopObserver) WorkersBusy(int)                          {}
 
 var _ schedule.Recorder = (*Dispatcher)(nil)

@@ -118,9 +118,9 @@ type Config struct {
 	// other hosts' followers.
 	Relay    interface{ Send(runevents.Event) }
 	Observer Observer
-	Audit       *audit.Log
-	Logger      hclog.Logger
-	Now         func() time.Time
+	Audit    *audit.Log
+	Logger   hclog.Logger
+	Now      func() time.Time
 }
 
 // Validate reports a configuration error.

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/api/adminrpc"
-	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/store"
 	adminv1 "github.com/connhost/connhost/proto/admin/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
