@@ -227,7 +227,7 @@ not succeed.`,
 			root.AddCommand(c)
 		}
 	}
-	add("host", a.serveCommand(), a.keysetCommand(), a.enrollmentCommand(), a.auditCommand(), a.versionCommand())
+	add("host", a.serveCommand(), a.hostsCommand(), a.keysetCommand(), a.enrollmentCommand(), a.auditCommand(), a.versionCommand())
 	add("resources", a.connectorCommand(), a.connectionCommand(), a.credentialCommand())
 	add("runs", a.runCommand(), a.runsCommand(), a.recordsCommand())
 	root.SetHelpCommandGroupID("host")

@@ -398,6 +398,22 @@ func TestJSONOutput(t *testing.T) {
 			calls:  []call{{Method: "GET", Path: "/v1/runs", Query: "connection=c1&limit=5&status=succeeded"}},
 		},
 		{
+			name:   "runs list of a host",
+			args:   []string{"runs", "list", "--host", "host_a"},
+			routes: map[string][]reply{"GET /v1/runs": {{body: list(doneRunJSON)}}},
+			want:   `[` + doneRunJSON + `]`,
+			calls:  []call{{Method: "GET", Path: "/v1/runs", Query: "host=host_a"}},
+		},
+		{
+			name: "hosts list",
+			args: []string{"hosts", "list"},
+			routes: map[string][]reply{"GET /v1/hosts": {{body: `{"hosts":[{"id":"host_a","addr":"127.0.0.1:7481","version":"v1","status":"live",` +
+				`"started_at":"2025-01-02T03:04:05Z","last_seen":"2025-01-02T03:05:05Z","runs_active":2}]}`}}},
+			want: `[{"id":"host_a","addr":"127.0.0.1:7481","version":"v1","status":"live","started_at":"2025-01-02T03:04:05Z",` +
+				`"last_seen":"2025-01-02T03:05:05Z","runs_active":2}]`,
+			calls: []call{{Method: "GET", Path: "/v1/hosts"}},
+		},
+		{
 			name:   "runs show",
 			args:   []string{"runs", "show", "r1"},
 			routes: map[string][]reply{"GET /v1/runs/r1": {{body: doneRunJSON}}},
@@ -521,17 +537,18 @@ func TestTextOutput(t *testing.T) {
 			name:   "connection show in UTC",
 			args:   []string{"connection", "show", "c1"},
 			routes: map[string][]reply{"GET /v1/connections/c1": {{body: connectionJSON}}},
-			want: "id:         c1\n" +
-				"connector:  demo\n" +
-				"label:      L\n" +
-				"state:      active\n" +
-				"schedule:   @every 1s\n" +
-				"jitter:     -\n" +
-				"config:     {\"records\":5}\n" +
-				"enrollment: enrolled\n" +
-				"next run:   -\n" +
-				"created at: 2025-01-02T03:04:05Z\n" +
-				"updated at: 2025-01-02T03:04:05Z\n",
+			want: "id:              c1\n" +
+				"connector:       demo\n" +
+				"label:           L\n" +
+				"state:           active\n" +
+				"schedule:        @every 1s\n" +
+				"jitter:          -\n" +
+				"config:          {\"records\":5}\n" +
+				"enrollment:      enrolled\n" +
+				"next run:        -\n" +
+				"coalesced ticks: 0\n" +
+				"created at:      2025-01-02T03:04:05Z\n" +
+				"updated at:      2025-01-02T03:04:05Z\n",
 		},
 		{
 			name: "control characters are replaced",
@@ -558,9 +575,18 @@ func TestTextOutput(t *testing.T) {
 			name:   "runs list table with the next cursor on stderr",
 			args:   []string{"runs", "list"},
 			routes: map[string][]reply{"GET /v1/runs": {{body: `{"items":[` + failedRunJSON + `],"next":"cur2"}`}}},
-			want: "ID  CONNECTION  TRIGGER  STATUS  FAILURE           RECORDS  CREATED               STARTED               ENDED\n" +
-				"r1  c1          manual   failed  connector_failed  0        2025-01-02T03:04:05Z  2025-01-02T03:04:05Z  2025-01-02T03:04:06Z\n",
+			want: "ID  CONNECTION  TRIGGER  STATUS  FAILURE           RECORDS  HOST    SCHEDULED FOR  CREATED               STARTED               ENDED\n" +
+				"r1  c1          manual   failed  connector_failed  0        host_a  -              2025-01-02T03:04:05Z  2025-01-02T03:04:05Z  2025-01-02T03:04:06Z\n",
 			wantStderr: "more results: repeat with --cursor cur2\n",
+		},
+		{
+			name: "hosts table",
+			args: []string{"hosts", "list"},
+			routes: map[string][]reply{"GET /v1/hosts": {{body: `{"hosts":[{"id":"host_b","addr":"127.0.0.1:7482","version":"v1","status":"live","started_at":"2025-01-02T03:04:05Z","last_seen":"2025-01-02T03:05:05Z","runs_active":3},` +
+				`{"id":"host_a","addr":"127.0.0.1:7481","version":"v1","status":"crashed","started_at":"2025-01-02T03:00:00Z","last_seen":"2025-01-02T03:01:00Z","ended_at":"2025-01-02T03:01:20Z","runs_active":0}]}`}}},
+			want: "ID      STATUS   ADDR            VERSION  STARTED               LAST SEEN             RUNS\n" +
+				"host_b  live     127.0.0.1:7482  v1       2025-01-02T03:04:05Z  2025-01-02T03:05:05Z  3\n" +
+				"host_a  crashed  127.0.0.1:7481  v1       2025-01-02T03:00:00Z  2025-01-02T03:01:00Z  0\n",
 		},
 		{
 			name:   "enrollment table",

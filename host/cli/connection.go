@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"context"
 	"encoding/json"
 	"io"
@@ -281,9 +282,19 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 		{"config", compactJSON(k.Config, 0)},
 		{"enrollment", enrollment},
 		{"next run", ts(k.NextRun)},
+		{"coalesced ticks", coalesced(k)},
 		{"created at", ts(k.CreatedAt)},
 		{"updated at", ts(k.UpdatedAt)},
 	})
+}
+
+// coalesced says how many schedule ticks found the previous occurrence
+// still queued or running.
+func coalesced(k apitypes.Connection) string {
+	if k.CoalescedTicks == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (latest for %s)", k.CoalescedTicks, ts(k.LastCoalescedAt))
 }
 
 func enrollmentOutcome(e *apitypes.EnrollmentEntry) string {

@@ -195,7 +195,11 @@ func (a *app) printRun(r apitypes.Run) error {
 	if r.RetryOf != "" {
 		kv = append(kv, [2]string{"retry of", r.RetryOf})
 	}
+	if r.ScheduledFor != "" {
+		kv = append(kv, [2]string{"scheduled for", ts(r.ScheduledFor)})
+	}
 	kv = append(kv,
+		[2]string{"host", r.HostID},
 		[2]string{"records", itoa(r.Records)},
 		[2]string{"created at", ts(r.CreatedAt)},
 		[2]string{"started at", ts(r.StartedAt)},
@@ -218,12 +222,13 @@ refused, with the failure code saying why).`,
 	var (
 		filter client.RunFilter
 		list   = &cobra.Command{
-			Use:   "list [--connection ID] [--status S]",
+			Use:   "list [--connection ID] [--status S] [--host H]",
 			Short: "List runs, newest first",
 			Long: `List runs, newest first, one page at a time (--limit, --cursor). When more
 runs exist, the cursor of the next page is printed on stderr.`,
 			Example: `  connhost runs list
-  connhost runs list --connection CONNECTION_ID --status refused -o json`,
+  connhost runs list --connection CONNECTION_ID --status refused -o json
+  connhost runs list --host HOST_ID --status running`,
 			Args: args(),
 		}
 	)
@@ -236,23 +241,27 @@ runs exist, the cursor of the next page is printed on stderr.`,
 		if err != nil {
 			return err
 		}
-		return printPage(a, page, []string{"ID", "CONNECTION", "TRIGGER", "STATUS", "FAILURE", "RECORDS", "CREATED", "STARTED", "ENDED"},
+		return printPage(a, page, []string{"ID", "CONNECTION", "TRIGGER", "STATUS", "FAILURE", "RECORDS", "HOST", "SCHEDULED FOR", "CREATED", "STARTED", "ENDED"},
 			func(r apitypes.Run) []string {
 				return []string{r.ID, r.ConnectionID, r.Trigger, r.Status, r.FailureCode,
-					itoa(r.Records), ts(r.CreatedAt), ts(r.StartedAt), ts(r.EndedAt)}
+					itoa(r.Records), r.HostID, ts(r.ScheduledFor), ts(r.CreatedAt), ts(r.StartedAt), ts(r.EndedAt)}
 			})
 	})
 	f := list.Flags()
 	f.StringVar(&filter.Connection, "connection", "", "only runs of this connection")
 	f.StringVar(&filter.Status, "status", "", "only runs with this status: queued, running, succeeded, failed, refused, cancelled")
+	f.StringVar(&filter.Host, "host", "", "only runs of this host id (see hosts list)")
 	f.IntVar(&filter.Limit, "limit", 0, "page size (default: the server's)")
 	f.StringVar(&filter.Cursor, "cursor", "", "the cursor of the page to read, from a previous list")
 
 	cmd.AddCommand(list,
-		idCommand(a, "runs show", "RUN_ID", "Show a run", `Show a run: trigger, attempt, status, failure code and message, record count and times.`,
+		idCommand(a, "runs show", "RUN_ID", "Show a run", `Show a run: trigger, attempt, status, failure code and message, the instant
+it was scheduled for, the host that ran it, record count and times.`,
 			(*client.Client).GetRun, a.printRun),
 		idCommand(a, "runs cancel", "RUN_ID", "Cancel a queued or running run",
-			`Cancel a run: its connector is stopped and the run ends with status cancelled.`,
+			`Cancel a run, whichever host of the cluster runs it: a queued run leaves the
+queue, a running one has its connector stopped; the run ends with status
+cancelled.`,
 			(*client.Client).CancelRun, a.printRun),
 	)
 	return cmd
