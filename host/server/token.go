@@ -71,6 +71,11 @@ func ensureToken(path string) (tok string, created bool, err error) {
 	tok = hex.EncodeToString(b)
 	clear(b)
 	if err := writeNew(path, []byte(tok+"\n")); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Another host sharing the token file wrote it first.
+			tok, err = ReadTokenFile(path)
+			return tok, false, err
+		}
 		return "", false, fmt.Errorf("server: write operator token: %w", err)
 	}
 	return tok, true, nil

@@ -83,7 +83,9 @@ func Dialect() sqlstore.Dialect {
 		TimePrecision: time.Microsecond,
 		ForUpdate:     " FOR UPDATE",
 		SkipLocked:    " FOR UPDATE SKIP LOCKED",
-		MigrationLock: func() (lock.SessionLocker, error) { return lock.NewPostgresSessionLocker() },
+		// Hosts that boot together wait for the one migrating, probing
+		// every second for up to 5 minutes.
+		MigrationLock: func() (lock.SessionLocker, error) { return lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300)) },
 	}
 }
 
