@@ -348,7 +348,7 @@ func (s *Service) apply(ctx context.Context, c store.Connection) enroll.Entry {
 	})
 	if e.Outcome == enroll.Enrolled {
 		if err := s.cfg.Scheduler.Upsert(schedule.Job{ConnectionID: c.ID, Spec: e.Spec, Jitter: c.Schedule.Jitter,
-			Gen: c.ScheduleGen, Anchor: c.CreatedAt.Truncate(time.Second)}); err != nil {
+			Gen: c.ScheduleGen, Anchor: c.CreatedAt.Truncate(time.Second), Since: c.UpdatedAt}); err != nil {
 			s.cfg.Logger.Error("enroll schedule", "connection_id", c.ID, "error", err)
 			e.Outcome, e.Reason = enroll.SkippedInvalidSchedule, err.Error()
 		}

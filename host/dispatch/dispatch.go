@@ -7,9 +7,10 @@
 // The mechanism, in order:
 //
 //  1. Record: a schedule tick (host/schedule) is buffered in memory — at
-//     most one per connection, so the buffer is bounded by the number of
-//     connections — and a recorder goroutine writes the buffer to the store
-//     in one transaction (group commit). The store keeps one occurrence per
+//     most MaxBuffered per connection, so the buffer is bounded by the
+//     number of connections — and a recorder goroutine writes the buffer to
+//     the store in one transaction (group commit), each connection's ticks
+//     in order. The store keeps one occurrence per
 //     connection: a tick for a connection whose occurrence is still
 //     pending or running coalesces, counted on the connection and in
 //     Observer.Coalesced.
@@ -230,9 +231,9 @@ func (c *Config) defaults() {
 type Dispatcher struct {
 	cfg Config
 
-	// The recorder's buffer: at most one tick per connection.
+	// The recorder's buffer: at most MaxBuffered ticks per connection.
 	tmu     sync.Mutex
-	ticks   map[string]schedule.Tick
+	ticks   map[string][]schedule.Tick
 	tickSig chan struct{}
 
 	wake     chan struct{} // new work may be due
@@ -264,7 +265,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	cfg.defaults()
 	d := &Dispatcher{
 		cfg:       cfg,
-		ticks:     map[string]schedule.Tick{},
+		ticks:     map[string][]schedule.Tick{},
 		tickSig:   make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 		slotFree:  make(chan struct{}, 1),
@@ -293,18 +294,25 @@ func (d *Dispatcher) Start() {
 	go d.claimLoop(ctx)
 }
 
-// Record buffers a tick; it never blocks (schedule.Recorder). A tick for
-// a connection whose previous tick is still in the buffer coalesces.
+// MaxBuffered bounds the ticks of one connection waiting in the
+// recorder's buffer (they pile up only while the store does not answer).
+const MaxBuffered = schedule.MaxCatchUp
+
+// Record buffers a tick; it never blocks (schedule.Recorder). Past
+// MaxBuffered waiting ticks of a connection the oldest is dropped and
+// counted as coalesced: the connection has an occurrence waiting anyway.
 func (d *Dispatcher) Record(t schedule.Tick) {
 	d.tmu.Lock()
-	_, dup := d.ticks[t.ConnectionID]
-	if !dup {
-		d.ticks[t.ConnectionID] = t
+	q := append(d.ticks[t.ConnectionID], t)
+	dropped := 0
+	if len(q) > MaxBuffered {
+		dropped = len(q) - MaxBuffered
+		q = q[dropped:]
 	}
+	d.ticks[t.ConnectionID] = q
 	d.tmu.Unlock()
-	if dup {
-		d.cfg.Observer.Coalesced(1)
-		return
+	if dropped > 0 {
+		d.cfg.Observer.Coalesced(dropped)
 	}
 	signal(d.tickSig)
 }

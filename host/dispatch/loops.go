@@ -1,8 +1,11 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/failure"
@@ -50,11 +53,17 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 		return true
 	}
 	batch := make([]store.Tick, 0, len(d.ticks))
-	for _, t := range d.ticks {
-		batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt})
+	for _, q := range d.ticks {
+		for _, t := range q {
+			batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt})
+		}
 	}
 	clear(d.ticks)
 	d.tmu.Unlock()
+	// Each connection's ticks stay together and in order across batches.
+	slices.SortFunc(batch, func(a, b store.Tick) int {
+		return cmp.Or(strings.Compare(a.ConnectionID, b.ConnectionID), a.DueAt.Compare(b.DueAt))
+	})
 
 	recorded := 0
 	for len(batch) > 0 {
@@ -83,17 +92,27 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 	return true
 }
 
-// requeue puts unwritten ticks back, unless a newer tick of the same
-// connection arrived meanwhile (then the older one is kept: the store
-// would coalesce the newer into it anyway).
+// requeue puts unwritten ticks back ahead of those that arrived
+// meanwhile, within MaxBuffered per connection.
 func (d *Dispatcher) requeue(batch []store.Tick) {
 	d.tmu.Lock()
-	defer d.tmu.Unlock()
+	back := map[string][]schedule.Tick{}
 	for _, t := range batch {
-		if _, ok := d.ticks[t.ConnectionID]; ok {
-			d.cfg.Observer.Coalesced(1)
+		back[t.ConnectionID] = append(back[t.ConnectionID],
+			schedule.Tick{ConnectionID: t.ConnectionID, Gen: t.ScheduleGen, DueAt: t.DueAt, RunAt: t.RunAt})
+	}
+	dropped := 0
+	for conn, q := range back {
+		q = append(q, d.ticks[conn]...)
+		if len(q) > MaxBuffered {
+			dropped += len(q) - MaxBuffered
+			q = q[len(q)-MaxBuffered:]
 		}
-		d.ticks[t.ConnectionID] = schedule.Tick{ConnectionID: t.ConnectionID, Gen: t.ScheduleGen, DueAt: t.DueAt, RunAt: t.RunAt}
+		d.ticks[conn] = q
+	}
+	d.tmu.Unlock()
+	if dropped > 0 {
+		d.cfg.Observer.Coalesced(dropped)
 	}
 }
 

@@ -15,6 +15,15 @@
 //   - jitter is a stable per-connection offset in [0, jitter) added to the
 //     due instant (Tick.RunAt), never a sleep.
 //
+// Hosts whose clocks disagree record the same instant at different true
+// times; the store keeps the latest instant recorded per connection, so
+// every host must hand over every instant, in order: a fire that comes
+// late records each instant it slept through (the latest MaxCatchUp), and
+// a job enrolled — at boot, or after a change — first records the
+// instants of the last Config.CatchUp (the cluster's clock skew) that are
+// not before Job.Since. Recording an instant twice is harmless: the
+// second is a duplicate.
+//
 // Jobs are named, tagged and identified by the connection id (gocron's
 // distributed lock key is the job name). gocron's concurrency limits and
 // singleton mode are not used: a task is a few map operations.
@@ -65,12 +74,28 @@ type Job struct {
 	// Anchor is where an interval spec's instants start (the connection's
 	// creation time).
 	Anchor time.Time
+	// Since is the earliest instant the job may record: the connection's
+	// creation or last schedule change. It bounds the catch-up at
+	// enrollment and does not make a job differ.
+	Since time.Time
 }
+
+// sameSchedule reports whether j and o schedule the same instants.
+func (j Job) sameSchedule(o Job) bool {
+	j.Since, o.Since = time.Time{}, time.Time{}
+	return j == o
+}
+
+// MaxCatchUp bounds the instants one fire records.
+const MaxCatchUp = 8
 
 // Config configures a Scheduler.
 type Config struct {
 	// Clock drives every schedule; tests pass a clockwork fake clock.
 	Clock clockwork.Clock
+	// CatchUp is how far in the past a newly enrolled job records
+	// instants (the cluster's largest clock skew; 0 records none).
+	CatchUp time.Duration
 	// StopTimeout bounds Shutdown (default 10s).
 	StopTimeout time.Duration
 	Logger      hclog.Logger
@@ -164,17 +189,26 @@ func (sc *Scheduler) Upsert(j Job) error {
 		return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 	}
 	sc.mu.Lock()
-	defer sc.mu.Unlock()
 	if sc.stopped {
+		sc.mu.Unlock()
 		return ErrStopped
 	}
-	if cur, ok := sc.jobs[j.ConnectionID]; ok && cur.job == j {
+	if cur, ok := sc.jobs[j.ConnectionID]; ok && cur.job.sameSchedule(j) {
+		sc.mu.Unlock()
 		return nil // unchanged: keep its timer
 	}
 	now := sc.cfg.Clock.Now()
-	first := ser.next(now)
-	for first.Sub(now) < minLead {
-		first = ser.next(first)
+	from := now.Add(-sc.cfg.CatchUp)
+	if j.Since.After(from) {
+		from = j.Since
+	}
+	// The instants from `from` up to now (and the one a moment away,
+	// too close for gocron to arm) are recorded at once; the job fires
+	// from the next.
+	first := ser.next(from.Add(-time.Nanosecond))
+	catchUp := ser.between(first, now.Add(minLead), MaxCatchUp)
+	if n := len(catchUp); n > 0 {
+		first = ser.next(catchUp[n-1])
 	}
 	e := &enrolled{id: uuid.NewSHA1(jobNamespace, []byte(j.ConnectionID)), job: j, spec: sp, series: ser,
 		offset: Offset(j.ConnectionID, j.Jitter), next: first}
@@ -195,12 +229,18 @@ func (sc *Scheduler) Upsert(j Job) error {
 	task := gocron.NewTask(sc.fire, j.ConnectionID)
 	if _, ok := sc.jobs[j.ConnectionID]; ok {
 		if _, err := sc.s.Update(e.id, def, task, opts...); err != nil {
+			sc.mu.Unlock()
 			return fmt.Errorf("schedule: update %s: %w", j.ConnectionID, err)
 		}
 	} else if _, err := sc.s.NewJob(def, task, opts...); err != nil {
+		sc.mu.Unlock()
 		return fmt.Errorf("schedule: enroll %s: %w", j.ConnectionID, err)
 	}
 	sc.jobs[j.ConnectionID] = e
+	sc.mu.Unlock()
+	for _, at := range catchUp {
+		sc.rec.Record(Tick{ConnectionID: j.ConnectionID, Gen: j.Gen, DueAt: at, RunAt: at.Add(e.offset)})
+	}
 	return nil
 }
 
@@ -290,10 +330,11 @@ func (sc *Scheduler) Shutdown(ctx context.Context) error {
 	}
 }
 
-// fire is the body of every connection's job: it works out which instant
-// fell due and records it. The instant comes from the series, not from
-// the clock reading: a late fire still records the instant it was for,
-// and a fire that slept through several instants records the latest.
+// fire is the body of every connection's job: it works out which instants
+// fell due and records them, in order. The instants come from the series,
+// not from the clock reading: a late fire still records the instant it
+// was for, and a fire that slept through several records each of them
+// (the latest MaxCatchUp).
 func (sc *Scheduler) fire(connectionID string) {
 	sc.mu.Lock()
 	e, ok := sc.jobs[connectionID]
@@ -301,13 +342,14 @@ func (sc *Scheduler) fire(connectionID string) {
 		sc.mu.Unlock()
 		return
 	}
-	now := sc.cfg.Clock.Now()
-	due := e.next
-	if !due.After(now) {
-		due = e.series.latest(due, now)
+	due := []time.Time{e.next}
+	if now := sc.cfg.Clock.Now(); !e.next.After(now) {
+		due = e.series.between(e.next, now, MaxCatchUp)
 	}
-	e.next = e.series.next(due)
-	t := Tick{ConnectionID: connectionID, Gen: e.job.Gen, DueAt: due, RunAt: due.Add(e.offset)}
+	e.next = e.series.next(due[len(due)-1])
+	gen, offset := e.job.Gen, e.offset
 	sc.mu.Unlock()
-	sc.rec.Record(t)
+	for _, at := range due {
+		sc.rec.Record(Tick{ConnectionID: connectionID, Gen: gen, DueAt: at, RunAt: at.Add(offset)})
+	}
 }

@@ -217,7 +217,7 @@ func TestJitterIsAStableOffsetInsideTheWindow(t *testing.T) {
 	if Offset("conn_a", 0) != 0 {
 		t.Fatal("no jitter must mean no offset")
 	}
-	s, rec, fc := newTestScheduler(t, Config{}, epoch)
+	s, rec, fc := newTestScheduler(t, Config{}, epoch.Add(time.Second))
 	if err := s.Upsert(Job{ConnectionID: "conn_j", Spec: "@every 1m", Jitter: window, Anchor: epoch}); err != nil {
 		t.Fatal(err)
 	}
@@ -233,10 +233,11 @@ func TestJitterIsAStableOffsetInsideTheWindow(t *testing.T) {
 }
 
 // A fire that comes late records the instant it was for; one that slept
-// through several records the latest, once.
-func TestLateFireRecordsTheInstantItWasFor(t *testing.T) {
+// through several records each of them, in order, so a host whose clock
+// runs ahead never hands the store a later instant before an earlier one.
+func TestLateFireRecordsEveryInstantItSleptThrough(t *testing.T) {
 	t.Parallel()
-	s, rec, fc := newTestScheduler(t, Config{}, epoch)
+	s, rec, fc := newTestScheduler(t, Config{}, epoch.Add(time.Second))
 	if err := s.Upsert(Job{ConnectionID: "conn_c", Spec: "*/1 * * * *"}); err != nil {
 		t.Fatal(err)
 	}
@@ -246,16 +247,70 @@ func TestLateFireRecordsTheInstantItWasFor(t *testing.T) {
 	}
 	// Sleep through three and a half instants at once.
 	fc.Advance(3*time.Minute + 30*time.Second)
-	advanceUntil(t, fc, time.Second, 100, func() bool { return len(rec.of("conn_c")) >= 2 })
+	advanceUntil(t, fc, time.Second, 100, func() bool { return len(rec.of("conn_c")) >= 4 })
 	time.Sleep(50 * time.Millisecond)
 	got := rec.of("conn_c")
-	if !got[1].DueAt.Equal(epoch.Add(4 * time.Minute)) {
-		t.Fatalf("ticks after the jump: %+v", got)
+	var dues []time.Time
+	for _, tk := range got {
+		dues = append(dues, tk.DueAt)
 	}
-	for i := 1; i < len(got); i++ {
-		if !got[i].DueAt.After(got[i-1].DueAt) {
-			t.Fatalf("instants not increasing: %+v", got)
+	want := []time.Time{epoch.Add(time.Minute), epoch.Add(2 * time.Minute), epoch.Add(3 * time.Minute), epoch.Add(4 * time.Minute)}
+	if d := cmp.Diff(want, dues[:4]); d != "" {
+		t.Fatalf("instants after the jump (-want +got):\n%s", d)
+	}
+	for i := 1; i < len(dues); i++ {
+		if !dues[i].After(dues[i-1]) {
+			t.Fatalf("instants not increasing: %v", dues)
 		}
+	}
+	// More than MaxCatchUp instants: the latest MaxCatchUp.
+	fc.Advance(20 * time.Minute)
+	advanceUntil(t, fc, time.Second, 100, func() bool { return len(rec.of("conn_c")) >= len(got)+MaxCatchUp })
+	last := rec.of("conn_c")
+	if n := len(last) - len(got); n != MaxCatchUp {
+		t.Fatalf("%d instants recorded for a 20 minute sleep, want %d", n, MaxCatchUp)
+	}
+}
+
+// A job enrolled now also records the instants of the last CatchUp (the
+// clock skew a cluster tolerates), but none before Since: a host whose
+// clock runs ahead, enrolling late, cannot skip an instant that a host
+// behind it has not recorded yet.
+func TestEnrollmentCatchesUpTheSkewWindow(t *testing.T) {
+	t.Parallel()
+	at := epoch.Add(10*time.Second + 500*time.Millisecond)
+	tests := map[string]struct {
+		catchUp time.Duration
+		since   time.Time
+		want    []time.Time
+	}{
+		"no catch-up":           {want: nil},
+		"two seconds":           {catchUp: 2 * time.Second, want: []time.Time{epoch.Add(9 * time.Second), epoch.Add(10 * time.Second)}},
+		"not before the change": {catchUp: 2 * time.Second, since: epoch.Add(9*time.Second + 1), want: []time.Time{epoch.Add(10 * time.Second)}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, rec, _ := newTestScheduler(t, Config{CatchUp: tc.catchUp}, at)
+			if err := s.Upsert(Job{ConnectionID: "conn_k", Spec: "@every 1s", Anchor: epoch, Since: tc.since}); err != nil {
+				t.Fatal(err)
+			}
+			var dues []time.Time
+			for _, tk := range rec.of("conn_k") {
+				dues = append(dues, tk.DueAt)
+			}
+			if d := cmp.Diff(tc.want, dues); d != "" {
+				t.Fatalf("instants recorded at enrollment (-want +got):\n%s", d)
+			}
+			// Enrolling the same schedule again is not a new enrollment,
+			// whatever Since says.
+			if err := s.Upsert(Job{ConnectionID: "conn_k", Spec: "@every 1s", Anchor: epoch, Since: at}); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(rec.of("conn_k")); n != len(tc.want) {
+				t.Fatalf("re-enrolling the same job recorded %d instants", n-len(tc.want))
+			}
+		})
 	}
 }
 

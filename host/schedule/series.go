@@ -59,6 +59,35 @@ func (s series) latest(from, now time.Time) time.Time {
 	}
 }
 
+// between returns the instants of the series from first (an instant of
+// it) up to and including until, at most max of them: the latest ones
+// when there are more.
+func (s series) between(first, until time.Time, max int) []time.Time {
+	if first.After(until) {
+		return nil
+	}
+	if s.every > 0 {
+		last := s.latest(first, until)
+		n := int(last.Sub(first)/s.every) + 1
+		if n > max {
+			first, n = last.Add(-time.Duration(max-1)*s.every), max
+		}
+		out := make([]time.Time, n)
+		for i := range out {
+			out[i] = first.Add(time.Duration(i) * s.every)
+		}
+		return out
+	}
+	var out []time.Time
+	for t := first; !t.IsZero() && !t.After(until); t = s.cron.Next(t) {
+		out = append(out, t)
+		if len(out) > max {
+			out = out[1:]
+		}
+	}
+	return out
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {

@@ -273,7 +273,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
-	sched, err := schedule.New(schedule.Config{Clock: clock, Logger: log.Named("schedule"), Observer: m}, h.disp)
+	sched, err := schedule.New(schedule.Config{Clock: clock, CatchUp: cfg.MaxClockSkew, Logger: log.Named("schedule"), Observer: m}, h.disp)
 	if err != nil {
 		return nil, err
 	}
