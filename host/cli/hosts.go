@@ -50,4 +50,3 @@ how many runs they had then.`,
 	cmd.AddCommand(list)
 	return cmd
 }
-

@@ -152,10 +152,20 @@ type Config struct {
 	// FlushWindow is how long the recorder gathers ticks before writing
 	// them (default 2ms): one transaction per window, not per tick.
 	FlushWindow time.Duration
+	// CompleteWindow is how long the completer gathers finished runs
+	// before writing them (default 10ms). A worker is free as soon as its
+	// run ends; only the connection's next occurrence waits for the write.
+	CompleteWindow time.Duration
 	// ClaimCooldown is the least time between two claims while work is
 	// due and workers are freeing up one by one (default 1ms), so claims
 	// come in batches.
 	ClaimCooldown time.Duration
+	// Prefetch is how many due occurrences beyond its free workers the
+	// host claims ahead, so a worker that finishes starts the next at once
+	// and claims come in larger batches (default 0). Give it the pool size
+	// on a store this host owns alone; on a shared store a prefetched
+	// occurrence waits for this host although another may be idle.
+	Prefetch int
 	// PollInterval bounds how long the claim loop sleeps without a wake-up
 	// (default 1s).
 	PollInterval time.Duration
@@ -175,8 +185,8 @@ func (c *Config) Validate() error {
 		return errors.New("dispatch: Store and Launcher are required")
 	case c.HostID == "":
 		return errors.New("dispatch: HostID is required")
-	case c.Workers < 0 || c.BatchSize < 0:
-		return errors.New("dispatch: negative Workers or BatchSize")
+	case c.Workers < 0 || c.BatchSize < 0 || c.Prefetch < 0:
+		return errors.New("dispatch: negative Workers, Prefetch or BatchSize")
 	case c.Retry.MaxAttempts < 0 || c.Retry.Base < 0 || c.Retry.Max < 0:
 		return errors.New("dispatch: negative retry policy")
 	case c.Retry.Max != 0 && c.Retry.Base > c.Retry.Max:
@@ -206,6 +216,9 @@ func (c *Config) defaults() {
 	}
 	if c.FlushWindow == 0 {
 		c.FlushWindow = 2 * time.Millisecond
+	}
+	if c.CompleteWindow == 0 {
+		c.CompleteWindow = 10 * time.Millisecond
 	}
 	if c.ClaimCooldown == 0 {
 		c.ClaimCooldown = time.Millisecond
@@ -246,6 +259,7 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	busy     int
+	ready    []store.Occurrence // claimed ahead, waiting for a worker
 	stopping bool
 	started  bool
 
@@ -377,10 +391,15 @@ func (d *Dispatcher) Stop() {
 	}
 	d.stopping = true
 	started := d.started
+	unstarted := d.ready
+	d.ready = nil
 	d.mu.Unlock()
 	close(d.stopClaim)
 	if !started {
 		return
+	}
+	for _, o := range unstarted {
+		d.release(o)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

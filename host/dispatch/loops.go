@@ -60,9 +60,12 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 	}
 	clear(d.ticks)
 	d.tmu.Unlock()
-	// Each connection's ticks stay together and in order across batches.
+	// Earliest run_at first: with a burst to write (10,000 connections
+	// due at one instant, jittered over a minute) the first batches hold
+	// what workers can start first. A connection's ticks keep their order
+	// (run_at is due plus a fixed offset).
 	slices.SortFunc(batch, func(a, b store.Tick) int {
-		return cmp.Or(strings.Compare(a.ConnectionID, b.ConnectionID), a.DueAt.Compare(b.DueAt))
+		return cmp.Or(a.RunAt.Compare(b.RunAt), strings.Compare(a.ConnectionID, b.ConnectionID))
 	})
 
 	recorded := 0
@@ -116,29 +119,33 @@ func (d *Dispatcher) requeue(batch []store.Tick) {
 	}
 }
 
-// claimLoop claims due occurrences for free workers.
+// claimLoop claims due occurrences for free workers (and Prefetch more).
 func (d *Dispatcher) claimLoop(ctx context.Context) {
 	defer d.loops.Done()
 	var last time.Time
+	// due says whether work may be due: after a wake-up, a timer, or a
+	// claim that filled every free worker (a backlog). A worker freeing
+	// up claims again only then, so a quiet queue costs no claims.
+	due := true
 	for {
 		if d.isStopping() {
 			return
 		}
-		free := d.cfg.Workers - d.Busy()
-		if free > 0 {
+		free := d.room()
+		if free > 0 && due {
 			if wait := d.cfg.ClaimCooldown - time.Since(last); wait > 0 {
 				time.Sleep(wait)
 			}
 			last = time.Now()
+			free = d.room()
 			got, err := d.cfg.Store.ClaimDue(ctx, d.cfg.HostID, d.cfg.Clock.Now(), free)
 			if err != nil && ctx.Err() == nil {
 				d.cfg.Logger.Error("claim due occurrences", "error", err)
 			}
-			for _, o := range got {
-				d.startWorker(o)
-			}
-			if len(got) == free {
-				continue // more may be due: claim again once a worker frees
+			d.take(got)
+			due = err != nil || len(got) == free
+			if due && err == nil {
+				continue // a backlog: claim again once a worker frees
 			}
 		}
 		timer := d.nextWake(ctx, free > 0)
@@ -150,11 +157,21 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			timer.Stop()
 			return
 		case <-d.wake:
+			due = true
 		case <-d.slotFree:
 		case <-timer.Chan():
+			due = true
 		}
 		timer.Stop()
 	}
+}
+
+// room is how many more occurrences this host takes now: its free
+// workers, and room left in the prefetch.
+func (d *Dispatcher) room() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.Workers + d.cfg.Prefetch - d.busy - len(d.ready)
 }
 
 // nextWake returns a timer for the earliest pending run_at, at most
@@ -178,28 +195,48 @@ func (d *Dispatcher) isStopping() bool {
 	return d.stopping
 }
 
-// startWorker runs one claimed occurrence on a worker.
-func (d *Dispatcher) startWorker(o store.Occurrence) {
+// take queues claimed occurrences and starts workers for as many as the
+// pool has room for.
+func (d *Dispatcher) take(claimed []store.Occurrence) {
+	if len(claimed) == 0 {
+		return
+	}
 	d.mu.Lock()
-	d.busy++
+	d.ready = append(d.ready, claimed...)
+	var start []store.Occurrence
+	for d.busy < d.cfg.Workers && len(d.ready) > 0 {
+		start = append(start, d.ready[0])
+		d.ready = d.ready[1:]
+		d.busy++
+		d.workers.Add(1)
+	}
 	busy := d.busy
-	d.workers.Add(1)
 	d.mu.Unlock()
 	d.cfg.Observer.WorkersBusy(busy)
-	go func() {
-		defer d.workers.Done()
-		defer d.freeWorker()
-		d.work(o)
-	}()
+	for _, o := range start {
+		go d.worker(o)
+	}
 }
 
-func (d *Dispatcher) freeWorker() {
-	d.mu.Lock()
-	d.busy--
-	busy := d.busy
-	d.mu.Unlock()
-	d.cfg.Observer.WorkersBusy(busy)
-	signal(d.slotFree)
+// worker runs o, then whatever else is claimed and waiting.
+func (d *Dispatcher) worker(o store.Occurrence) {
+	defer d.workers.Done()
+	for {
+		d.work(o)
+		d.mu.Lock()
+		if len(d.ready) == 0 || d.stopping {
+			d.busy--
+			busy := d.busy
+			d.mu.Unlock()
+			d.cfg.Observer.WorkersBusy(busy)
+			signal(d.slotFree)
+			return
+		}
+		o = d.ready[0]
+		d.ready = d.ready[1:]
+		d.mu.Unlock()
+		signal(d.slotFree) // room in the prefetch
+	}
 }
 
 // work runs the occurrence and queues its completion.
@@ -259,7 +296,7 @@ func (d *Dispatcher) completeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(d.cfg.FlushWindow):
+		case <-time.After(d.cfg.CompleteWindow):
 		}
 		if !d.flushCompletions(ctx) {
 			select {

@@ -81,6 +81,9 @@ func Dialect() sqlstore.Dialect {
 		Migrations:    migrations.Postgres(),
 		Placeholders:  sqlstore.Dollars,
 		TimePrecision: time.Microsecond,
+		TimeType:      "timestamptz",
+		IntType:       "bigint",
+		RelaxTx:       "SET LOCAL synchronous_commit = off",
 		ForUpdate:     " FOR UPDATE",
 		SkipLocked:    " FOR UPDATE SKIP LOCKED",
 		// Hosts that boot together wait for the one migrating, probing

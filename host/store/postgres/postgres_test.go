@@ -101,3 +101,13 @@ func TestOpenErrorsKeepThePasswordOut(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkQueue is storetest.BenchQueue on PostgreSQL.
+func BenchmarkQueue(b *testing.B) {
+	s, err := Open(b.Context(), Config{URL: pgtest.Schema(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchQueue(b, s)
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/host/store/sqlstore"
+	"github.com/connhost/connhost/host/store/storetest"
 )
 
 // BenchmarkCommitBatch1000 commits batches of 1,000 records (new keys, then
@@ -193,4 +194,9 @@ func BenchmarkListRecords100k(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkQueue is storetest.BenchQueue on SQLite.
+func BenchmarkQueue(b *testing.B) {
+	storetest.BenchQueue(b, openTest(b, "", nil))
 }

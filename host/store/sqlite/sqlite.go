@@ -107,6 +107,9 @@ func Dialect() sqlstore.Dialect {
 		Placeholders:  sqlstore.QuestionMarks,
 		TimeAsText:    true,
 		TimePrecision: time.Nanosecond,
+		TimeType:      "TEXT",
+		IntType:       "INTEGER",
+		RelaxConn:     [2]string{"PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL"},
 	}
 }
 

@@ -85,6 +85,40 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
+// The dispatch queue's claims and completions commit relaxed
+// (synchronous NORMAL); the writer is FULL again after each, so every
+// other write still waits for the disk.
+func TestRelaxedTransactionsRestoreFullSync(t *testing.T) {
+	t.Parallel()
+	s := openTest(t, "", nil)
+	ctx := t.Context()
+	if _, err := s.UpsertConnector(ctx, store.ConnectorRegistration{Key: "k", Version: "1", Manifest: json.RawMessage(`{}`),
+		Path: "/k", SHA256: strings.Repeat("0", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConnection(ctx, store.NewConnection{ConnectorKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := s.RecordTicks(ctx, []store.Tick{{ConnectionID: c.ID, DueAt: now, RunAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimDue(ctx, "h", now, 1)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	if v := pragma(t, s.w, "synchronous"); v != "2" {
+		t.Fatalf("synchronous after a claim = %s, want 2 (FULL)", v)
+	}
+	if _, err := s.CompleteOccurrences(ctx, []store.Completion{{ConnectionID: c.ID, OccurrenceID: got[0].ID, Holder: "h"}}); err != nil {
+		t.Fatal(err)
+	}
+	if v := pragma(t, s.w, "synchronous"); v != "2" {
+		t.Fatalf("synchronous after a completion = %s, want 2 (FULL)", v)
+	}
+}
+
 // TestFileMode0600 checks the database and its WAL companions are private,
 // including a database an older process left world-readable.
 func TestFileMode0600(t *testing.T) {

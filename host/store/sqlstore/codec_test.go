@@ -165,7 +165,7 @@ func TestDedupeRecords(t *testing.T) {
 
 func TestDialectValidate(t *testing.T) {
 	t.Parallel()
-	ok := Dialect{Name: "x", Goose: "sqlite3", Migrations: emptyFS{}, TimePrecision: time.Nanosecond}
+	ok := Dialect{Name: "x", Goose: "sqlite3", Migrations: emptyFS{}, TimePrecision: time.Nanosecond, TimeType: "TEXT", IntType: "INTEGER"}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
 	}
@@ -175,6 +175,7 @@ func TestDialectValidate(t *testing.T) {
 		"no migrations":    func(d *Dialect) { d.Migrations = nil },
 		"bad placeholders": func(d *Dialect) { d.Placeholders = 7 },
 		"no precision":     func(d *Dialect) { d.TimePrecision = 0 },
+		"no cast types":    func(d *Dialect) { d.TimeType = "" },
 	} {
 		d := ok
 		mutate(&d)

@@ -46,6 +46,20 @@ type Dialect struct {
 	// (" FOR UPDATE SKIP LOCKED" on PostgreSQL, so concurrent claimers
 	// take different rows without waiting; "" on SQLite).
 	SkipLocked string
+	// TimeType and IntType are the type names a bound time and a bound
+	// integer are cast to where a statement cannot infer them (rows of a
+	// VALUES list): "TEXT" and "INTEGER" on SQLite, "timestamptz" and
+	// "bigint" on PostgreSQL.
+	TimeType, IntType string
+	// RelaxConn are the statements run on the writer connection before
+	// and after a relaxed transaction (SQLite: synchronous NORMAL, then
+	// FULL again); RelaxTx is run first inside one (PostgreSQL:
+	// synchronous_commit off). A relaxed transaction commits without
+	// waiting for the disk: a power loss may drop it, never reorder it
+	// after a later durable one. Only bookkeeping that heals itself after
+	// a crash (claims and completions of the dispatch queue) is relaxed.
+	RelaxConn [2]string
+	RelaxTx   string
 	// MigrationLock, when set, returns the lock goose holds while it
 	// migrates, so hosts that boot together migrate once (a PostgreSQL
 	// advisory lock); nil for a database one process owns.
@@ -65,6 +79,8 @@ func (d Dialect) Validate() error {
 		return errors.New("sqlstore: dialect: unknown Placeholders")
 	case d.TimePrecision <= 0:
 		return errors.New("sqlstore: dialect: TimePrecision must be positive")
+	case d.TimeType == "" || d.IntType == "":
+		return errors.New("sqlstore: dialect: TimeType and IntType are required")
 	}
 	return nil
 }

@@ -78,82 +78,6 @@ func (s *Store) insertOccurrence(ctx context.Context, tx *txn, o store.Occurrenc
 	return n > 0, err
 }
 
-// RecordTicks implements store.Dispatch.
-func (s *Store) RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.TickOutcome, error) {
-	for i, t := range ticks {
-		if err := t.Validate(); err != nil {
-			var ie *store.InvalidError
-			if errors.As(err, &ie) {
-				ie.Field = fmt.Sprintf("ticks[%d].%s", i, ie.Field)
-			}
-			return nil, err
-		}
-	}
-	order := make([]int, len(ticks))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		return cmp.Or(strings.Compare(ticks[a].ConnectionID, ticks[b].ConnectionID), ticks[a].DueAt.Compare(ticks[b].DueAt))
-	})
-	out := make([]store.TickOutcome, len(ticks))
-	err := s.tx(ctx, func(tx *txn) error {
-		now := s.stamp()
-		for _, i := range order {
-			o, err := s.recordTick(ctx, tx, ticks[i], now)
-			if err != nil {
-				return err
-			}
-			out[i] = o
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, dbErr("record ticks", err)
-	}
-	return out, nil
-}
-
-func (s *Store) recordTick(ctx context.Context, tx *txn, t store.Tick, now time.Time) (store.TickOutcome, error) {
-	due, runAt := s.trunc(t.DueAt), s.trunc(t.RunAt)
-	// Advance the connection's watermark: this is what makes an instant
-	// recorded once, whichever host's clock reached it first.
-	res, err := s.exec(ctx, tx, `UPDATE connections SET last_due_at = ?
-		WHERE id = ? AND state = ? AND schedule_gen = ? AND (last_due_at IS NULL OR last_due_at < ?)`,
-		s.bindTime(due), t.ConnectionID, string(store.ConnectionActive), t.ScheduleGen, s.bindTime(due))
-	if err != nil {
-		return "", err
-	}
-	if n, err := affected(res); err != nil {
-		return "", err
-	} else if n == 0 {
-		var (
-			state store.ConnectionState
-			gen   int64
-		)
-		err := s.queryRow(ctx, tx, `SELECT state, schedule_gen FROM connections WHERE id = ?`, t.ConnectionID).Scan(&state, &gen)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return store.TickStale, nil
-		case err != nil:
-			return "", err
-		case state != store.ConnectionActive || gen != t.ScheduleGen:
-			return store.TickStale, nil
-		}
-		return store.TickDuplicate, nil
-	}
-	id, err := s.newID("occ_", now)
-	if err != nil {
-		return "", err
-	}
-	ok, err := s.insertOccurrence(ctx, tx, store.Occurrence{ConnectionID: t.ConnectionID, ID: id, Trigger: store.TriggerScheduled,
-		DueAt: due, RunAt: runAt, ScheduleGen: t.ScheduleGen, Attempt: 1, CreatedAt: now}, true)
-	if err != nil || ok {
-		return store.TickRecorded, err
-	}
-	return store.TickCoalesced, s.countCoalesced(ctx, tx, t.ConnectionID, due)
-}
-
 func (s *Store) countCoalesced(ctx context.Context, tx *txn, connID string, due time.Time) error {
 	_, err := s.exec(ctx, tx, `UPDATE connections SET coalesced_ticks = coalesced_ticks + 1, last_coalesced_at = ? WHERE id = ?`,
 		s.bindTime(due), connID)
@@ -238,19 +162,36 @@ func (s *Store) ClaimDue(ctx context.Context, holder string, now time.Time, limi
 		return nil, nil
 	}
 	var out []store.Occurrence
-	err := s.tx(ctx, func(tx *txn) error {
+	// Relaxed: a claim lost to a power loss is a claim never made.
+	err := s.txRelaxed(ctx, func(tx *txn) error {
 		claimedAt := s.stamp()
-		rows, err := s.query(ctx, tx, `UPDATE occurrences SET state = ?, claimed_by = ?, claimed_at = ?
-			WHERE connection_id IN (SELECT connection_id FROM occurrences WHERE state = ? AND (run_at <= ? OR priority = 0)
-				ORDER BY priority, run_at LIMIT ?`+s.d.SkipLocked+`)
-			RETURNING `+occurrenceCols,
-			string(store.OccurrenceClaimed), holder, s.bindTime(claimedAt),
-			string(store.OccurrencePending), s.bindTime(now), limit)
-		if err != nil {
-			return err
-		}
-		if out, err = collectOccurrences(rows); err != nil {
-			return err
+		// Two range scans of (state, priority, run_at): manual runs, due
+		// at once; then what is due by now, earliest first.
+		for _, p := range []int{0, 1} {
+			n := limit - len(out)
+			if n == 0 {
+				break
+			}
+			due := ``
+			args := []any{string(store.OccurrenceClaimed), holder, s.bindTime(claimedAt), p}
+			if p == 1 {
+				due = ` AND run_at <= ?`
+				args = append(args, s.bindTime(now))
+			}
+			// state is a literal: the planner then uses the partial index
+			// of pending occurrences.
+			rows, err := s.query(ctx, tx, `UPDATE occurrences SET state = ?, claimed_by = ?, claimed_at = ?
+				WHERE connection_id IN (SELECT connection_id FROM occurrences WHERE state = 'pending' AND priority = ?`+due+`
+					ORDER BY run_at LIMIT ?`+s.d.SkipLocked+`)
+				RETURNING `+occurrenceCols, append(args, n)...)
+			if err != nil {
+				return err
+			}
+			got, err := collectOccurrences(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, got...)
 		}
 		for _, o := range out {
 			if o.Trigger != store.TriggerManual || o.RunID == "" {
@@ -275,9 +216,11 @@ func (s *Store) ClaimDue(ctx context.Context, holder string, now time.Time, limi
 
 // NextRunAt implements store.Dispatch.
 func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
+	// The earliest of each priority: two index lookups.
 	var t time.Time
-	err := s.queryRow(ctx, s.r, `SELECT MIN(run_at) FROM occurrences WHERE state = ?`, string(store.OccurrencePending)).
-		Scan(timeCol{&t})
+	err := s.queryRow(ctx, s.r, `SELECT MIN(m) FROM (
+			SELECT MIN(run_at) AS m FROM occurrences WHERE state = 'pending' AND priority = 0
+			UNION ALL SELECT MIN(run_at) AS m FROM occurrences WHERE state = 'pending' AND priority = 1) AS earliest`).Scan(timeCol{&t})
 	if err != nil {
 		return time.Time{}, false, dbErr("next run at", err)
 	}
@@ -336,9 +279,32 @@ func (s *Store) CompleteOccurrences(ctx context.Context, cs []store.Completion) 
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(cs[a].ConnectionID, cs[b].ConnectionID) })
 	out := make([]store.CompletionOutcome, len(cs))
-	err := s.tx(ctx, func(tx *txn) error {
+	// Done ones are deleted in chunks, one statement each, by holder;
+	// retries one by one.
+	done := map[string][]int{}
+	var retries []int
+	for _, i := range order {
+		if cs[i].Retry == nil {
+			done[cs[i].Holder] = append(done[cs[i].Holder], i)
+		} else {
+			retries = append(retries, i)
+		}
+	}
+	// Relaxed: a completion lost to a power loss leaves a claim of a run
+	// that ended, which the host's next start (or a survivor's reap)
+	// removes.
+	err := s.txRelaxed(ctx, func(tx *txn) error {
 		now := s.stamp()
-		for _, i := range order {
+		for holder, idx := range done {
+			for len(idx) > 0 {
+				n := chunkSize(len(idx))
+				if err := s.completeDone(ctx, tx, holder, cs, idx[:n], out); err != nil {
+					return err
+				}
+				idx = idx[n:]
+			}
+		}
+		for _, i := range retries {
 			o, err := s.complete(ctx, tx, cs[i], now)
 			if err != nil {
 				return err
@@ -353,6 +319,34 @@ func (s *Store) CompleteOccurrences(ctx context.Context, cs []store.Completion) 
 	return out, nil
 }
 
+// completeDone deletes the occurrences of done completions of one
+// holder, fenced on its claims; an id belongs to one connection, so the
+// two IN lists select exactly the pairs.
+func (s *Store) completeDone(ctx context.Context, tx *txn, holder string, cs []store.Completion, idx []int, out []store.CompletionOutcome) error {
+	args := make([]any, 0, 2*len(idx)+1)
+	for _, i := range idx {
+		args = append(args, cs[i].ConnectionID)
+	}
+	for _, i := range idx {
+		args = append(args, cs[i].OccurrenceID)
+	}
+	gone, err := s.ids(ctx, tx, `DELETE FROM occurrences WHERE connection_id IN (`+placeholders(len(idx))+`)
+		AND id IN (`+placeholders(len(idx))+`) AND state = 'claimed' AND claimed_by = ?
+		RETURNING id`, append(args, holder)...)
+	if err != nil {
+		return err
+	}
+	for _, i := range idx {
+		out[i] = store.CompletionLost
+		if gone[cs[i].OccurrenceID] {
+			out[i] = store.CompletionDone
+		}
+	}
+	return nil
+}
+
+// complete turns a claimed occurrence into the pending retry of its run,
+// or removes it when the connection moved on.
 func (s *Store) complete(ctx context.Context, tx *txn, c store.Completion, now time.Time) (store.CompletionOutcome, error) {
 	conn, err := s.getConnection(ctx, tx, c.ConnectionID, true)
 	exists := err == nil
@@ -366,7 +360,7 @@ func (s *Store) complete(ctx context.Context, tx *txn, c store.Completion, now t
 	if !ok || o.ID != c.OccurrenceID || o.State != store.OccurrenceClaimed || o.ClaimedBy != c.Holder {
 		return store.CompletionLost, nil
 	}
-	if c.Retry == nil || !exists || conn.State != store.ConnectionActive || conn.ScheduleGen != o.ScheduleGen {
+	if !exists || conn.State != store.ConnectionActive || conn.ScheduleGen != o.ScheduleGen {
 		_, err := s.exec(ctx, tx, `DELETE FROM occurrences WHERE connection_id = ? AND id = ?`, o.ConnectionID, o.ID)
 		return store.CompletionDone, err
 	}

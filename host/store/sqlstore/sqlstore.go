@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -48,7 +50,13 @@ type Store struct {
 	entropy *ulid.MonotonicEntropy
 
 	stmts map[*sql.DB]*stmtCache // prepared statements per pool
+
+	statements atomic.Uint64 // statements run, for benchmarks
 }
+
+// Statements returns how many statements the store has run (benchmarks
+// divide it by the work done: store queries per occurrence).
+func (s *Store) Statements() uint64 { return s.statements.Load() }
 
 // stmtCache holds a pool's prepared statements by query text. database/sql
 // prepares each on a connection the first time it runs there and reuses it
@@ -194,6 +202,7 @@ func (s *Store) stmt(ctx context.Context, db querier, query string) (*sql.Stmt, 
 }
 
 func (s *Store) exec(ctx context.Context, db querier, query string, args ...any) (sql.Result, error) {
+	s.statements.Add(1)
 	st, err := s.stmt(ctx, db, query)
 	if err != nil {
 		return nil, err
@@ -202,6 +211,7 @@ func (s *Store) exec(ctx context.Context, db querier, query string, args ...any)
 }
 
 func (s *Store) query(ctx context.Context, db querier, query string, args ...any) (*sql.Rows, error) {
+	s.statements.Add(1)
 	st, err := s.stmt(ctx, db, query)
 	if err != nil {
 		return nil, err
@@ -217,6 +227,7 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 func (s *Store) queryRow(ctx context.Context, db querier, query string, args ...any) scanner {
+	s.statements.Add(1)
 	st, err := s.stmt(ctx, db, query)
 	if err != nil {
 		return errRow{err}
@@ -234,12 +245,45 @@ func (s *Store) queryRow(ctx context.Context, db querier, query string, args ...
 // transaction that may have committed. Here an error means nothing was
 // committed; ctx is checked once more just before COMMIT.
 func (s *Store) tx(ctx context.Context, fn func(tx *txn) error) error {
+	return s.txWith(ctx, false, fn)
+}
+
+// txRelaxed is tx for bookkeeping that heals itself after a crash: it
+// commits without waiting for the disk (see Dialect.RelaxConn).
+func (s *Store) txRelaxed(ctx context.Context, fn func(tx *txn) error) error {
+	return s.txWith(ctx, true, fn)
+}
+
+func (s *Store) txWith(ctx context.Context, relaxed bool, fn func(tx *txn) error) error {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
 	tx := &txn{}
-	err = s.runTx(ctx, conn, tx, fn)
+	if relaxed && s.d.RelaxConn[0] != "" {
+		if _, err := conn.ExecContext(ctx, s.d.RelaxConn[0]); err != nil {
+			_ = conn.Close()
+			return fmt.Errorf("sqlstore: relax: %w", err)
+		}
+		defer func() {
+			// The connection must not stay relaxed; a failure to restore
+			// it discards the connection.
+			if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), s.d.RelaxConn[1]); rerr != nil {
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+			_ = conn.Close()
+			s.prepareLater(ctx, tx)
+		}()
+		return s.runTx(ctx, conn, tx, func(tx *txn) error { return fn(tx) })
+	}
+	err = s.runTx(ctx, conn, tx, func(tx *txn) error {
+		if relaxed && s.d.RelaxTx != "" {
+			if _, err := tx.ExecContext(ctx, s.d.RelaxTx); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
 	_ = conn.Close() // back to the pool, before prepareLater needs it
 	s.prepareLater(ctx, tx)
 	return err

@@ -18,7 +18,7 @@ CREATE INDEX runs_host_created ON runs (host_id, created_at, id);
 -- connection, so a tick that finds one pending or claimed coalesces.
 CREATE TABLE occurrences (
     connection_id text PRIMARY KEY REFERENCES connections (id),
-    id            text NOT NULL UNIQUE,
+    id            text NOT NULL,
     trigger       text NOT NULL CHECK (trigger IN ('scheduled', 'retry', 'manual')),
     -- 0 for manual runs, which a worker takes first; 1 otherwise
     priority      smallint NOT NULL CHECK (priority IN (0, 1)),
@@ -34,9 +34,9 @@ CREATE TABLE occurrences (
     created_at    timestamptz NOT NULL,
     CHECK ((state = 'claimed') = (claimed_by <> ''))
 );
-CREATE INDEX occurrences_due ON occurrences (state, run_at);
-CREATE INDEX occurrences_claimed_by ON occurrences (claimed_by);
-CREATE INDEX occurrences_run ON occurrences (run_id);
+-- Only pending occurrences are looked up by due time: a claim takes its
+-- row out of the index, a completion touches no index but the key.
+CREATE INDEX occurrences_due ON occurrences (state, priority, run_at) WHERE state = 'pending';
 
 CREATE TABLE hosts (
     id          text PRIMARY KEY,

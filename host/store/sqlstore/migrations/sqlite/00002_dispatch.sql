@@ -17,7 +17,7 @@ CREATE INDEX runs_host_created ON runs (host_id, created_at, id);
 -- connection, so a tick that finds one pending or claimed coalesces.
 CREATE TABLE occurrences (
     connection_id TEXT PRIMARY KEY REFERENCES connections (id),
-    id            TEXT NOT NULL UNIQUE,
+    id            TEXT NOT NULL,
     trigger       TEXT NOT NULL CHECK (trigger IN ('scheduled', 'retry', 'manual')),
     -- 0 for manual runs, which a worker takes first; 1 otherwise
     priority      INTEGER NOT NULL CHECK (priority IN (0, 1)),
@@ -32,10 +32,10 @@ CREATE TABLE occurrences (
     claimed_at    TEXT,
     created_at    TEXT NOT NULL,
     CHECK ((state = 'claimed') = (claimed_by <> ''))
-) STRICT;
-CREATE INDEX occurrences_due ON occurrences (state, run_at);
-CREATE INDEX occurrences_claimed_by ON occurrences (claimed_by);
-CREATE INDEX occurrences_run ON occurrences (run_id);
+) STRICT, WITHOUT ROWID;
+-- Only pending occurrences are looked up by due time: a claim takes its
+-- row out of the index, a completion touches no index but the key.
+CREATE INDEX occurrences_due ON occurrences (state, priority, run_at) WHERE state = 'pending';
 
 CREATE TABLE hosts (
     id          TEXT PRIMARY KEY,
