@@ -43,7 +43,7 @@ func BenchmarkDispatch10k(b *testing.B) {
 	for _, hosts := range benchHosts() {
 		for _, shape := range []string{"at-once", "spread-1m", "jitter-60s"} {
 			name := fmt.Sprintf("sqlite-1host/%s", shape)
-			if hosts > 1 {
+			if usePostgres(hosts) {
 				name = fmt.Sprintf("postgres-%dhosts/%s", hosts, shape)
 			}
 			b.Run(name, func(b *testing.B) {
@@ -124,7 +124,7 @@ func benchDispatch(b *testing.B, hosts int, shape string) {
 	work := &benchWork{done: make(chan struct{})}
 	obs := &lagObserver{}
 	var stores []benchStore
-	if hosts == 1 {
+	if !usePostgres(hosts) {
 		st, err := sqlite.Open(ctx, sqlite.Config{DataDir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
@@ -318,10 +318,17 @@ func benchBatch() int {
 	return n
 }
 
+// usePostgres: more than one host, or BENCH_BACKEND=postgres.
+func usePostgres(hosts int) bool { return hosts > 1 || os.Getenv("BENCH_BACKEND") == "postgres" }
+
 // benchPrefetch is what the server configures: the pool size on a store
 // the host owns alone, none on a shared one.
 func benchPrefetch(hosts int) int {
-	if hosts == 1 {
+	if v := os.Getenv("BENCH_PREFETCH"); v != "" {
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	if !usePostgres(hosts) {
 		return benchWorkers
 	}
 	return 0

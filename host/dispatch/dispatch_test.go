@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,6 +221,60 @@ func TestManualTriggersQueueInThePool(t *testing.T) {
 	})
 	if p := w.peak.Load(); p > 2 {
 		t.Fatalf("peak %d runs with 2 workers", p)
+	}
+}
+
+// With occurrences claimed ahead (Prefetch), a manual run still goes
+// before the scheduled runs waiting: at most the one a freed worker took
+// first.
+func TestManualRunsGoAheadOfPrefetchedWork(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		order   []string
+		release = make(chan struct{}, 16)
+	)
+	w := &work{Fn: func(ctx context.Context, req wire.RunRequest) error {
+		mu.Lock()
+		order = append(order, req.ConnectionID)
+		mu.Unlock()
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	r := newRig(t, rigOptions{Workers: 1, Prefetch: 1, Work: w})
+	cs := r.connections(5, "@yearly", 0)
+	blocker, manual, scheduled := cs[0], cs[1], cs[2:]
+	if _, err := r.disp.Enqueue(context.Background(), blocker.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(10*time.Second, "the blocker running", func() bool { return w.running.Load() == 1 })
+	now := time.Now()
+	var ticks []store.Tick
+	for _, c := range scheduled {
+		ticks = append(ticks, store.Tick{ConnectionID: c.ID, DueAt: now, RunAt: now})
+	}
+	if _, err := r.store.RecordTicks(context.Background(), ticks); err != nil {
+		t.Fatal(err)
+	}
+	r.disp.Wake()
+	r.waitFor(10*time.Second, "one scheduled occurrence claimed ahead", func() bool {
+		return len(r.occurrences(store.OccurrenceFilter{State: store.OccurrenceClaimed})) == 2
+	})
+	if _, err := r.disp.Enqueue(context.Background(), manual.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		release <- struct{}{}
+	}
+	r.waitFor(20*time.Second, "every run done", func() bool { return w.runs.Load() == 5 && w.running.Load() == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if pos := slices.Index(order, manual.ID); pos > 2 {
+		t.Fatalf("the manual run started %d of 5 (order %v): behind more than the one claimed ahead", pos+1, order)
 	}
 }
 

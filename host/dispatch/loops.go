@@ -202,7 +202,16 @@ func (d *Dispatcher) take(claimed []store.Occurrence) {
 		return
 	}
 	d.mu.Lock()
-	d.ready = append(d.ready, claimed...)
+	// Manual runs go ahead of what was claimed before them.
+	var manual, other []store.Occurrence
+	for _, o := range claimed {
+		if o.Trigger == store.TriggerManual {
+			manual = append(manual, o)
+		} else {
+			other = append(other, o)
+		}
+	}
+	d.ready = append(append(manual, d.ready...), other...)
 	var start []store.Occurrence
 	for d.busy < d.cfg.Workers && len(d.ready) > 0 {
 		start = append(start, d.ready[0])

@@ -138,7 +138,8 @@ type rig struct {
 }
 
 type rigOptions struct {
-	Workers int
+	Workers  int
+	Prefetch int
 	Clock   clockwork.Clock
 	Retry   dispatch.RetryPolicy
 	Work    *work
@@ -179,7 +180,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	r.disp, err = dispatch.New(dispatch.Config{Store: st, Launcher: r.runner.ForDispatch(), HostID: hostID,
-		Workers: o.Workers, Clock: o.Clock, Retry: o.Retry, Observer: r.obs, Rand: func() float64 { return 0 }})
+		Workers: o.Workers, Prefetch: o.Prefetch, Clock: o.Clock, Retry: o.Retry, Observer: r.obs, Rand: func() float64 { return 0 }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -268,8 +268,13 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			log.Warn("runs left unfinished by a previous process marked failed", "runs", n, "failure_code", "host_crashed")
 		}
 	}
-	h.disp, err = dispatch.New(dispatch.Config{Store: st, Launcher: r.ForDispatch(), HostID: h.id,
-		Workers: int(cfg.MaxConcurrentRuns), Clock: clock, Bus: nb, Observer: m, Logger: log.Named("dispatch")})
+	dcfg := dispatch.Config{Store: st, Launcher: r.ForDispatch(), HostID: h.id,
+		Workers: int(cfg.MaxConcurrentRuns), Clock: clock, Bus: nb, Observer: m, Logger: log.Named("dispatch")}
+	if alone {
+		// Nobody else could take what this host claims ahead.
+		dcfg.Prefetch = dcfg.Workers
+	}
+	h.disp, err = dispatch.New(dcfg)
 	if err != nil {
 		return nil, err
 	}
