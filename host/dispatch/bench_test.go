@@ -169,7 +169,7 @@ func benchDispatch(b *testing.B, hosts int, shape string) {
 		h := &benchHost{st: st, ts: ts}
 		var bus notify.Bus = notify.None{}
 		if pg, ok := st.(*postgres.Store); ok {
-			nb, err := notify.NewPostgres(notify.PostgresConfig{Origin: id, DB: pg.DB(), Conn: pg.ConnConfig()})
+			nb, err := notify.NewPostgres(notify.PostgresConfig{Origin: id, DB: pg.DB(), Conn: pg.ConnConfig(), Namespace: pg.Schema()})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,10 @@ type PostgresConfig struct {
 	DB *sql.DB
 	// Conn opens the dedicated LISTEN connection.
 	Conn *pgx.ConnConfig
+	// Namespace separates clusters that share a database (their
+	// schemas): NOTIFY channels are database-wide, so each topic's
+	// channel carries a hash of it.
+	Namespace string
 	// Logger receives connection losses; nil discards them.
 	Logger hclog.Logger
 }
@@ -29,6 +35,8 @@ type PostgresConfig struct {
 // backoff.
 type Postgres struct {
 	cfg PostgresConfig
+
+	suffix string // of every channel: the namespace's hash
 
 	mu        sync.Mutex
 	subs      map[Topic][]func(string)
@@ -47,8 +55,22 @@ func NewPostgres(cfg PostgresConfig) (*Postgres, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Postgres{cfg: cfg, subs: map[Topic][]func(string){}}, nil
+	// Named in pg_stat_activity, so an operator sees which host listens.
+	cfg.Conn = cfg.Conn.Copy()
+	if cfg.Conn.RuntimeParams == nil {
+		cfg.Conn.RuntimeParams = map[string]string{}
+	}
+	cfg.Conn.RuntimeParams["application_name"] = ApplicationName(cfg.Origin)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(cfg.Namespace))
+	return &Postgres{cfg: cfg, subs: map[Topic][]func(string){}, suffix: fmt.Sprintf("_%08x", h.Sum32())}, nil
 }
+
+// channel is the NOTIFY channel of topic.
+func (p *Postgres) channel(t Topic) string { return string(t) + p.suffix }
+
+// ApplicationName is the application_name of a host's LISTEN session.
+func ApplicationName(origin string) string { return "connhost notify " + origin }
 
 // Publish implements Bus.
 func (p *Postgres) Publish(ctx context.Context, topic Topic, payload string) error {
@@ -56,7 +78,7 @@ func (p *Postgres) Publish(ctx context.Context, topic Topic, payload string) err
 	if err != nil {
 		return err
 	}
-	if _, err := p.cfg.DB.ExecContext(ctx, `SELECT pg_notify($1, $2)`, string(topic), msg); err != nil {
+	if _, err := p.cfg.DB.ExecContext(ctx, `SELECT pg_notify($1, $2)`, p.channel(topic), msg); err != nil {
 		return fmt.Errorf("notify: publish %s: %w", topic, err)
 	}
 	return nil
@@ -111,7 +133,7 @@ func (p *Postgres) connect(ctx context.Context) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("notify: connect: %w", err)
 	}
 	for _, t := range Topics {
-		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{string(t)}.Sanitize()); err != nil {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{p.channel(t)}.Sanitize()); err != nil {
 			_ = conn.Close(context.Background())
 			return nil, fmt.Errorf("notify: listen %s: %w", t, err)
 		}
@@ -170,7 +192,7 @@ func (p *Postgres) receive(ctx context.Context, conn *pgx.Conn) error {
 			continue
 		}
 		p.mu.Lock()
-		fns := p.subs[Topic(n.Channel)]
+		fns := p.subs[Topic(strings.TrimSuffix(n.Channel, p.suffix))]
 		p.mu.Unlock()
 		for _, fn := range fns {
 			fn(e.Payload)

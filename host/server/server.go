@@ -357,7 +357,7 @@ func openStore(ctx context.Context, loc StoreLocation, hostID string, now func()
 		if err != nil {
 			return nil, nil, err
 		}
-		bus, err := notify.NewPostgres(notify.PostgresConfig{Origin: hostID, DB: st.DB(), Conn: st.ConnConfig(), Logger: log.Named("notify")})
+		bus, err := notify.NewPostgres(notify.PostgresConfig{Origin: hostID, DB: st.DB(), Conn: st.ConnConfig(), Namespace: st.Schema(), Logger: log.Named("notify")})
 		if err != nil {
 			_ = st.Close()
 			return nil, nil, err

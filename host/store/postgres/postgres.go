@@ -71,6 +71,7 @@ type Store struct {
 	conn    *pgx.ConnConfig
 	version int64
 	db      *sql.DB
+	schema  string
 }
 
 // Dialect returns the PostgreSQL dialect of sqlstore.
@@ -106,6 +107,9 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, ErrBadURL
 	}
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "connhost"
+	}
 	maxConns := cfg.MaxConns
 	if maxConns == 0 {
 		maxConns = DefaultMaxConns
@@ -126,12 +130,20 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, redact(err, cc)
 	}
+	var schema string
+	if err := db.QueryRowContext(ctx, `SELECT current_database() || '.' || current_schema()`).Scan(&schema); err != nil {
+		return nil, fmt.Errorf("postgres: current schema: %w", redact(err, cc))
+	}
 	s, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: Dialect(), Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
-	return &Store{Store: s, conn: cc, version: version, db: db}, nil
+	return &Store{Store: s, conn: cc, version: version, db: db, schema: schema}, nil
 }
+
+// Schema names the database and schema the store is in
+// ("connhost.public"): what tells two clusters on one server apart.
+func (s *Store) Schema() string { return s.schema }
 
 // ConnConfig returns a copy of the parsed connection settings, for the
 // LISTEN connection of host/notify.
