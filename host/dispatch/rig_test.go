@@ -140,9 +140,9 @@ type rig struct {
 type rigOptions struct {
 	Workers  int
 	Prefetch int
-	Clock   clockwork.Clock
-	Retry   dispatch.RetryPolicy
-	Work    *work
+	Clock    clockwork.Clock
+	Retry    dispatch.RetryPolicy
+	Work     *work
 }
 
 func newRig(t *testing.T, o rigOptions) *rig {
