@@ -16,7 +16,14 @@ FUZZTIME  ?= 50000x
 BENCHTIME ?= 1x
 BENCHCOUNT ?= 1
 
-.PHONY: all build run test test-unit check generate generate-check lint fmt bench fuzz clean
+# make cluster: three hosts on the local PostgreSQL.
+CLUSTER_DIR   ?= $(DATA_DIR)/cluster
+CLUSTER_DB    ?= connhost_cluster
+CLUSTER_PG    ?= postgres://postgres@127.0.0.1:5432
+CLUSTER_STORE ?= $(CLUSTER_PG)/$(CLUSTER_DB)?sslmode=disable
+CLUSTER_PORTS ?= 7481 7482 7483
+
+.PHONY: all build run test test-unit check generate generate-check lint fmt bench fuzz clean cluster cluster-stop
 
 all: build
 
@@ -32,6 +39,39 @@ build:
 ## run: build, then serve on the embedded default (SQLite + dev keyset in ./var)
 run: build
 	$(BIN)/connhost serve --data-dir $(DATA_DIR) --plugin-dir $(BIN)/plugins
+
+## cluster: three hosts on the local PostgreSQL (ports 7481-7483, a data
+## dir each under $(CLUSTER_DIR), one keyset under one KEK file, one
+## operator token), in the background; logs and pids in $(CLUSTER_DIR)
+cluster: build
+	@mkdir -p $(CLUSTER_DIR)/shared && chmod 700 $(CLUSTER_DIR) $(CLUSTER_DIR)/shared
+	@psql "$(CLUSTER_PG)/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$(CLUSTER_DB)'" | grep -q 1 || \
+	  psql "$(CLUSTER_PG)/postgres" -qc 'CREATE DATABASE "$(CLUSTER_DB)"'
+	@test -f $(CLUSTER_DIR)/kek || (umask 077 && head -c 32 /dev/urandom | base64 > $(CLUSTER_DIR)/kek)
+	@test -f $(CLUSTER_DIR)/shared/keyset.json || $(BIN)/connhost keyset init --data-dir $(CLUSTER_DIR)/shared --kek-file $(CLUSTER_DIR)/kek >/dev/null
+	@for port in $(CLUSTER_PORTS); do \
+	  if [ -f $(CLUSTER_DIR)/$$port.pid ] && kill -0 $$(cat $(CLUSTER_DIR)/$$port.pid) 2>/dev/null; then \
+	    echo "host on :$$port already running (pid $$(cat $(CLUSTER_DIR)/$$port.pid))"; continue; fi; \
+	  nohup $(BIN)/connhost serve --store '$(CLUSTER_STORE)' --listen 127.0.0.1:$$port \
+	    --data-dir $(CLUSTER_DIR)/host-$$port --plugin-dir $(BIN)/plugins --kek-file $(CLUSTER_DIR)/kek \
+	    --keyset-file $(CLUSTER_DIR)/shared/keyset.json --token-file $(CLUSTER_DIR)/shared/operator.token \
+	    > $(CLUSTER_DIR)/$$port.log 2>&1 & echo $$! > $(CLUSTER_DIR)/$$port.pid; \
+	  echo "host on :$$port started (pid $$(cat $(CLUSTER_DIR)/$$port.pid), log $(CLUSTER_DIR)/$$port.log)"; \
+	done
+	@for port in $(CLUSTER_PORTS); do \
+	  for i in $$(seq 1 100); do grep -q "serving on" $(CLUSTER_DIR)/$$port.log 2>/dev/null && break; sleep 0.1; done; \
+	  grep -q "serving on" $(CLUSTER_DIR)/$$port.log || { echo "host on :$$port did not start:"; tail -5 $(CLUSTER_DIR)/$$port.log; exit 1; }; \
+	done
+	@echo "talk to any host:  export CONNHOST_ADDR=http://127.0.0.1:7481 CONNHOST_DATA_DIR=$(CLUSTER_DIR)/shared"
+	@echo "stop them all:     make cluster-stop"
+
+## cluster-stop: SIGTERM every host make cluster started
+cluster-stop:
+	@for port in $(CLUSTER_PORTS); do \
+	  pid=$$(cat $(CLUSTER_DIR)/$$port.pid 2>/dev/null) || continue; \
+	  kill -TERM $$pid 2>/dev/null && echo "stopping host on :$$port (pid $$pid)"; \
+	  while kill -0 $$pid 2>/dev/null; do sleep 0.2; done; rm -f $(CLUSTER_DIR)/$$port.pid; \
+	done
 
 ## test: every check and every test, as CI runs it
 test: check

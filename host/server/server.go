@@ -260,6 +260,11 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = h.member.Leave(sctx)
+	})
 	if alone {
 		// Every lease and unfinished run predates this process.
 		if n, err := r.Recover(ctx); err != nil {
@@ -319,7 +324,6 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		h.disp.Stop()
 		_ = r.Shutdown(sctx)
 		_ = h.disp.Wait(sctx)
-		_ = h.member.Leave(sctx)
 	})
 
 	// 6. Metrics, HTTP API, gRPC admin.

@@ -25,21 +25,33 @@ func (s *Store) UpsertConnector(ctx context.Context, reg store.ConnectorRegistra
 	var out store.ConnectorUpsert
 	err := s.tx(ctx, func(tx *txn) error {
 		now := s.stamp()
-		prev, err := scanConnector(s.queryRow(ctx, tx,
-			`SELECT `+connectorCols+` FROM connectors WHERE key = ?`+s.d.ForUpdate, reg.Key))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			_, err := s.exec(ctx, tx, `INSERT INTO connectors (`+connectorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		get := func() (store.Connector, error) {
+			return scanConnector(s.queryRow(ctx, tx,
+				`SELECT `+connectorCols+` FROM connectors WHERE key = ?`+s.d.ForUpdate, reg.Key))
+		}
+		prev, err := get()
+		if errors.Is(err, sql.ErrNoRows) {
+			// DO NOTHING: hosts booting together register the same
+			// connectors at once; the one that loses reads the winner's
+			// row (waiting for its commit) and goes on as an update.
+			res, err := s.exec(ctx, tx, `INSERT INTO connectors (`+connectorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (key) DO NOTHING`,
 				reg.Key, reg.Version, string(reg.Manifest), reg.Path, reg.SHA256, s.bindTime(now), s.bindTime(now))
 			if err != nil {
 				return err
 			}
-			out = store.ConnectorUpsert{Created: true, Changed: true, Connector: store.Connector{
-				Key: reg.Key, Version: reg.Version, Manifest: reg.Manifest, Path: reg.Path, SHA256: reg.SHA256,
-				RegisteredAt: now, UpdatedAt: now,
-			}}
-			return nil
-		case err != nil:
+			if n, err := affected(res); err != nil {
+				return err
+			} else if n == 1 {
+				out = store.ConnectorUpsert{Created: true, Changed: true, Connector: store.Connector{
+					Key: reg.Key, Version: reg.Version, Manifest: reg.Manifest, Path: reg.Path, SHA256: reg.SHA256,
+					RegisteredAt: now, UpdatedAt: now,
+				}}
+				return nil
+			}
+			prev, err = get()
+		}
+		if err != nil {
 			return err
 		}
 		out.Previous = &prev

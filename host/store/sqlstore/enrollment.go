@@ -30,7 +30,12 @@ func (s *Store) ReplaceEnrollment(ctx context.Context, entries []store.Enrollmen
 			if err := s.requireConnection(ctx, tx, e.ConnectionID, false); err != nil {
 				return err
 			}
-			_, err := s.exec(ctx, tx, `INSERT INTO enrollment (`+enrollmentCols+`) VALUES (?, ?, ?, ?, ?)`,
+			// An upsert: hosts booting together replace the report at
+			// once, and a row another one inserted since our DELETE is
+			// overwritten rather than a unique violation.
+			_, err := s.exec(ctx, tx, `INSERT INTO enrollment (`+enrollmentCols+`) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (connection_id) DO UPDATE SET connector_key = excluded.connector_key,
+					outcome = excluded.outcome, reason = excluded.reason, evaluated_at = excluded.evaluated_at`,
 				e.ConnectionID, e.ConnectorKey, string(e.Outcome), e.Reason, now)
 			if err != nil {
 				return err

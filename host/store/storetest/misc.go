@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,6 +202,62 @@ func testEnrollment(t *testing.T, f *fixture) {
 	}
 	if got := must(f.s.ListEnrollment(f.ctx))(t); len(got) != 0 {
 		t.Errorf("after empty report: %+v", got)
+	}
+}
+
+// Hosts booting together each replace the report at once: every call
+// succeeds and the report holds each connection once.
+func testEnrollmentReplacedConcurrently(t *testing.T, f *fixture) {
+	var entries []store.EnrollmentEntry
+	for range 20 {
+		c := f.connection("alpha")
+		entries = append(entries, store.EnrollmentEntry{ConnectionID: c.ID, ConnectorKey: "alpha", Outcome: store.Enrolled})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f.s.ReplaceEnrollment(f.ctx, entries)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("host %d: %v", i, err)
+		}
+	}
+	if got := must(f.s.ListEnrollment(f.ctx))(t); len(got) != len(entries) {
+		t.Fatalf("report holds %d entries, want %d", len(got), len(entries))
+	}
+}
+
+// Hosts booting together register the same connector at once: one
+// creates it, the others find it.
+func testConnectorRegisteredConcurrently(t *testing.T, f *fixture) {
+	var wg sync.WaitGroup
+	ups := make([]store.ConnectorUpsert, 4)
+	errs := make([]error, 4)
+	for i := range ups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ups[i], errs[i] = f.s.UpsertConnector(f.ctx, registration("together", "1.0.0", 'c'))
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("host %d: %v", i, err)
+		}
+		if ups[i].Created {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d hosts created the connector, want 1", created)
 	}
 }
 

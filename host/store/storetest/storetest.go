@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"Connectors", testConnectors},
 		{"ConnectorValidation", testConnectorValidation},
+		{"ConnectorRegisteredConcurrently", testConnectorRegisteredConcurrently},
 		{"Connections", testConnections},
 		{"ConnectionListPaging", testConnectionListPaging},
 		{"ConnectionValidation", testConnectionValidation},
@@ -80,6 +81,7 @@ func Run(t *testing.T, open Opener) {
 		{"AuditAppendOnlyAPI", testAuditAppendOnlyAPI},
 		{"AuditPaging", testAuditPaging},
 		{"Enrollment", testEnrollment},
+		{"EnrollmentReplacedConcurrently", testEnrollmentReplacedConcurrently},
 		{"Locks", testLocks},
 		{"RecordTicks", testRecordTicks},
 		{"RecordTicksConcurrentHosts", testRecordTicksConcurrentHosts},
