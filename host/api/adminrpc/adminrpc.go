@@ -366,7 +366,17 @@ func toProto(r store.Run) *adminv1.Run {
 		EndedAt:        stamp(r.EndedAt),
 		Records:        r.Records,
 		Attempt:        int32(r.Attempt),
+		HostId:         r.HostID,
+		ScheduledFor:   stampNano(r.ScheduledFor),
 	}
+}
+
+// stampNano is stamp keeping the fraction of a second.
+func stampNano(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 var _ adminv1.AdminServiceServer = (*Service)(nil)

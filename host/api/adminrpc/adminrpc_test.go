@@ -170,6 +170,10 @@ func TestTriggerWatchGet(t *testing.T) {
 	if got.GetRun().GetStatus() != "succeeded" || got.GetRun().GetRecords() != 8 || got.GetRun().GetEndedAt() != end.GetRun().GetEndedAt() {
 		t.Errorf("get %v, end %v", got.GetRun(), end.GetRun())
 	}
+	// Where it ran; a manual run was due at no instant.
+	if got.GetRun().GetHostId() != "host_test" || got.GetRun().GetScheduledFor() != "" {
+		t.Errorf("manual run: host_id %q, scheduled_for %q", got.GetRun().GetHostId(), got.GetRun().GetScheduledFor())
+	}
 	if n := e.h.Launcher.Launches() - before; n != 1 {
 		t.Errorf("%d child launches, want 1", n)
 	}
@@ -184,6 +188,27 @@ func TestTriggerWatchGet(t *testing.T) {
 	}
 	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		t.Errorf("after the end: %v", err)
+	}
+
+	// A scheduled run carries the instant it was due.
+	sc := e.h.CreateDemo(map[string]any{"records": 1}, "@every 1m")
+	e.h.SetToken(sc.ID, "tok-grpc")
+	var sched store.Run
+	e.h.AdvanceUntil(time.Minute, time.Minute, func() bool {
+		for _, r := range e.h.Finished(sc.ID) {
+			if r.Trigger == store.TriggerScheduled {
+				sched = r
+				return true
+			}
+		}
+		return false
+	})
+	got, err = e.client.GetRun(ctx, &adminv1.GetRunRequest{RunId: sched.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sched.ScheduledFor.UTC().Format(time.RFC3339Nano); sched.ScheduledFor.IsZero() || got.GetRun().GetScheduledFor() != want {
+		t.Errorf("scheduled run: scheduled_for %q, want %q", got.GetRun().GetScheduledFor(), want)
 	}
 }
 

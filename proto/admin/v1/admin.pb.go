@@ -35,11 +35,18 @@ type Run struct {
 	FailureCode    string `protobuf:"bytes,5,opt,name=failure_code,json=failureCode,proto3" json:"failure_code,omitempty"`
 	FailureMessage string `protobuf:"bytes,6,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
 	// Timestamps are RFC 3339 UTC; empty when not reached.
-	CreatedAt     string `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	StartedAt     string `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	EndedAt       string `protobuf:"bytes,9,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
-	Records       int64  `protobuf:"varint,10,opt,name=records,proto3" json:"records,omitempty"`
-	Attempt       int32  `protobuf:"varint,11,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CreatedAt string `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	StartedAt string `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	EndedAt   string `protobuf:"bytes,9,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	Records   int64  `protobuf:"varint,10,opt,name=records,proto3" json:"records,omitempty"`
+	Attempt   int32  `protobuf:"varint,11,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// host_id is the host that ran (or refused) the run; empty while a
+	// queued manual run waits for a host.
+	HostId string `protobuf:"bytes,12,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// scheduled_for is the instant a scheduled run was due (a retry's
+	// backoff instant), RFC 3339 UTC with the fraction of a second; empty
+	// for a manual run.
+	ScheduledFor  string `protobuf:"bytes,13,opt,name=scheduled_for,json=scheduledFor,proto3" json:"scheduled_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -149,6 +156,20 @@ func (x *Run) GetAttempt() int32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Run) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *Run) GetScheduledFor() string {
+	if x != nil {
+		return x.ScheduledFor
+	}
+	return ""
 }
 
 type TriggerRunRequest struct {
@@ -548,7 +569,7 @@ var File_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14admin/v1/admin.proto\x12\x11connhost.admin.v1\"\xc5\x02\n" +
+	"\x14admin/v1/admin.proto\x12\x11connhost.admin.v1\"\x83\x03\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x18\n" +
@@ -563,7 +584,9 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	"\bended_at\x18\t \x01(\tR\aendedAt\x12\x18\n" +
 	"\arecords\x18\n" +
 	" \x01(\x03R\arecords\x12\x18\n" +
-	"\aattempt\x18\v \x01(\x05R\aattempt\"8\n" +
+	"\aattempt\x18\v \x01(\x05R\aattempt\x12\x17\n" +
+	"\ahost_id\x18\f \x01(\tR\x06hostId\x12#\n" +
+	"\rscheduled_for\x18\r \x01(\tR\fscheduledFor\"8\n" +
 	"\x11TriggerRunRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\">\n" +
 	"\x12TriggerRunResponse\x12(\n" +
