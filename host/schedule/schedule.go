@@ -21,7 +21,7 @@
 // late records each instant it slept through (the latest MaxCatchUp), and
 // a job enrolled — at boot, or after a change — first records the
 // instants of the last Config.CatchUp (the cluster's clock skew) that are
-// not before Job.Since. Recording an instant twice is harmless: the
+// after Job.Since. Recording an instant twice is harmless: the
 // second is a duplicate.
 //
 // Jobs are named, tagged and identified by the connection id (gocron's
@@ -74,8 +74,8 @@ type Job struct {
 	// Anchor is where an interval spec's instants start (the connection's
 	// creation time).
 	Anchor time.Time
-	// Since is the earliest instant the job may record: the connection's
-	// creation or last schedule change. It bounds the catch-up at
+	// Since bounds the instants the job may record to those after it: the
+	// connection's creation or last schedule change. It bounds the catch-up at
 	// enrollment and does not make a job differ.
 	Since time.Time
 }
@@ -202,10 +202,12 @@ func (sc *Scheduler) Upsert(j Job) error {
 	if j.Since.After(from) {
 		from = j.Since
 	}
-	// The instants from `from` up to now (and the one a moment away,
+	// The instants after `from` up to now (and the one a moment away,
 	// too close for gocron to arm) are recorded at once; the job fires
-	// from the next.
-	first := ser.next(from.Add(-time.Nanosecond))
+	// from the next. Strictly after: an interval series is anchored at
+	// the connection's creation (whole seconds), and its instant zero —
+	// the creation itself — is never due.
+	first := ser.next(from)
 	catchUp := ser.between(first, now.Add(minLead), MaxCatchUp)
 	if n := len(catchUp); n > 0 {
 		first = ser.next(catchUp[n-1])

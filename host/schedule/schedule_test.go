@@ -287,6 +287,7 @@ func TestEnrollmentCatchesUpTheSkewWindow(t *testing.T) {
 		"no catch-up":           {want: nil},
 		"two seconds":           {catchUp: 2 * time.Second, want: []time.Time{epoch.Add(9 * time.Second), epoch.Add(10 * time.Second)}},
 		"not before the change": {catchUp: 2 * time.Second, since: epoch.Add(9*time.Second + 1), want: []time.Time{epoch.Add(10 * time.Second)}},
+		"not at the change":     {catchUp: 2 * time.Second, since: epoch.Add(9 * time.Second), want: []time.Time{epoch.Add(10 * time.Second)}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

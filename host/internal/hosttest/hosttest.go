@@ -155,7 +155,9 @@ func New(t testing.TB, o Options) *Host {
 	}
 
 	h.Clock = clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: h.DataDir})
+	// The store keeps time by the fake clock too: schedules are anchored
+	// to a connection's creation time, read from the store.
+	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: h.DataDir, Now: h.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +243,11 @@ func New(t testing.TB, o Options) *Host {
 	h.Scheduler.Start()
 	h.Dispatch.Start()
 	t.Cleanup(h.Close)
+	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("HOSTTEST_LOGS") != "" {
+			t.Logf("host log:\n%s", h.Logs.String())
+		}
+	})
 	return h
 }
 
