@@ -61,6 +61,10 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 			r.cfg.Logger.Error("record credential validity", "connection_id", conn.ID, "error", verr)
 		}
 	}
+	// The outcome is decided: a cancel from now on finds nothing to
+	// cancel (and sees the final row once it is written), never a no-op
+	// that reports success.
+	r.forget(run.ID)
 	finCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	fin, ferr := r.cfg.Store.FinishRun(finCtx, run.ID, result)
@@ -71,7 +75,6 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 		fin.Records = s.total
 	}
 	r.release(conn.ID, run.ID)
-	r.forget(run.ID)
 
 	elapsed := r.cfg.Now().Sub(start)
 	outcome := store.AuditSucceeded
