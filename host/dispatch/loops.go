@@ -68,7 +68,6 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 		return cmp.Or(a.RunAt.Compare(b.RunAt), strings.Compare(a.ConnectionID, b.ConnectionID))
 	})
 
-	recorded := 0
 	for len(batch) > 0 {
 		n := min(len(batch), d.cfg.BatchSize)
 		out, err := d.cfg.Store.RecordTicks(ctx, batch[:n])
@@ -77,6 +76,7 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 			d.requeue(batch)
 			return false
 		}
+		recorded := 0
 		for _, o := range out {
 			d.cfg.Observer.Ticks(o, 1)
 			switch o {
@@ -86,11 +86,12 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 				d.cfg.Observer.Coalesced(1)
 			}
 		}
+		if recorded > 0 {
+			// Claim what this batch made due while the next is written.
+			d.Wake()
+			d.notifyOthers()
+		}
 		batch = batch[n:]
-	}
-	if recorded > 0 {
-		d.Wake()
-		d.notifyOthers()
 	}
 	return true
 }
