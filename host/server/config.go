@@ -244,7 +244,7 @@ func (c *Config) StoreLocation() (StoreLocation, error) {
 		return StoreLocation{Kind: StoreSQLite, Path: p, Redacted: raw}, nil
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
 		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" {
+		if err != nil {
 			return StoreLocation{}, fmt.Errorf("%w: store is not a valid postgres:// URL", ErrInvalidConfig)
 		}
 		return StoreLocation{Kind: StorePostgres, URL: raw, Redacted: u.Redacted()}, nil

@@ -32,6 +32,12 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		"KEK env name":     func(c *server.Config) { c.KEKEnv = "A=B" },
 		"run timeout":      func(c *server.Config) { c.RunTimeout = -time.Second },
 		"shutdown timeout": func(c *server.Config) { c.ShutdownTimeout = -time.Second },
+		"host ttl":         func(c *server.Config) { c.HostTTL = time.Second },
+		"negative skew":    func(c *server.Config) { c.MaxClockSkew = -time.Second },
+		"skew beyond ttl":  func(c *server.Config) { c.HostTTL, c.MaxClockSkew = 5*time.Second, 3*time.Second },
+		"store scheme":     func(c *server.Config) { c.Store = "mysql://db/connhost" },
+		"sqlite no file":   func(c *server.Config) { c.Store = "sqlite://" },
+		"postgres bad URL": func(c *server.Config) { c.Store = "postgres://[::1" },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -45,6 +51,43 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 				t.Errorf("Run = %v, want ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+func TestStoreLocation(t *testing.T) {
+	t.Parallel()
+	const password = "pw-canary-1234"
+	tests := map[string]struct {
+		store    string
+		kind     server.StoreKind
+		path     string
+		redacted string
+	}{
+		"default: SQLite in the data dir": {kind: server.StoreSQLite, path: "/data/connhost.db", redacted: "sqlite:///data/connhost.db"},
+		"SQLite elsewhere":                {store: "sqlite:///srv/connhost/store.db", kind: server.StoreSQLite, path: "/srv/connhost/store.db"},
+		"PostgreSQL":                      {store: "postgres://connhost@db:5432/connhost", kind: server.StorePostgres},
+		"PostgreSQL with a password": {store: "postgresql://connhost:" + password + "@db/connhost?sslmode=verify-full",
+			kind: server.StorePostgres, redacted: "postgresql://connhost:xxxxx@db/connhost?sslmode=verify-full"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := server.Config{DataDir: "/data", Store: tc.store}
+			loc, err := c.StoreLocation()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loc.Kind != tc.kind || (tc.path != "" && loc.Path != tc.path) || (tc.redacted != "" && loc.Redacted != tc.redacted) {
+				t.Fatalf("StoreLocation = %+v", loc)
+			}
+			if strings.Contains(loc.Redacted, password) {
+				t.Fatalf("the loggable form holds the password: %s", loc.Redacted)
+			}
+		})
+	}
+	c := server.Config{Store: "nope://u:" + password + "@h/x"}
+	if _, err := c.StoreLocation(); err == nil || strings.Contains(err.Error(), password) {
+		t.Fatalf("an unknown scheme: %v", err)
 	}
 }
 

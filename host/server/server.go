@@ -3,35 +3,43 @@
 //
 // Run, in order:
 //
-//  1. the data dir (created 0700, and locked: one host per data dir) and
-//     the logger (hclog, text or JSON);
+//  1. the data dir (created 0700), the store's location (--store: the
+//     SQLite file in the data dir by default, locked — one host per
+//     SQLite store — or a PostgreSQL database several hosts share), the
+//     logger (hclog, text or JSON) and the listener;
 //  2. the keyset: under the configured KEK (env variable, file or KMS
 //     URI), or — none configured — the dev-mode cleartext keyset (0600),
 //     with a loud warning on every start; loaded, or created on first
 //     start;
-//  3. the SQLite store in the data dir, and the operator token
-//     (<data-dir>/operator.token, 0600, 32 random bytes in hex, generated
-//     on first start and never logged);
+//  3. the store (migrated; on PostgreSQL under an advisory lock, with the
+//     notification bus of its hosts), and the operator token
+//     (<data-dir>/operator.token or --token-file, 0600, 32 random bytes in
+//     hex, generated on first start and never logged);
 //  4. the launcher and the catalog: every plugin in the plugin dir is
 //     described once and pinned by checksum, registered in the store, and
 //     a new or changed binary is audited (connector.register,
 //     connector.reregister);
 //  5. the broker (the only decrypter, over a keyset holder that a rotation
-//     swaps atomically), the runner (the single launch seam; a random host
-//     id per process), the scheduler on the real clock, the runner's
-//     recovery of runs a previous process left behind, the control
-//     service, and boot enrollment — logged as one summary line,
-//     "enrollment connections=N enrolled=… skipped_env=…";
+//     swaps atomically, and reloads when another host rotates it), the
+//     runner (the single launch seam; a random host id per process), the
+//     host's membership (register, reap dead hosts; on SQLite every earlier
+//     process of the store), the runner's recovery of what an older process
+//     left, the dispatcher (the occurrence queue's bounded worker pool), the
+//     scheduler (the clock) on the real clock, the control service, and
+//     boot enrollment — logged as one summary line, "enrollment
+//     connections=N enrolled=… skipped_env=…";
 //  6. Prometheus metrics, the HTTP API and the gRPC admin service on one
 //     listener (HTTP/2 requests with content-type application/grpc go to
 //     gRPC; cleartext HTTP/2 is accepted for them).
 //
 // When ctx ends (the CLI cancels it on SIGINT or SIGTERM) Run stops
-// accepting connections, stops the scheduler, shuts the runner down (runs
-// end cancelled with host_shutdown, their children killed, their leases
-// released; followers of a run receive its end), ends the remaining event
-// streams, waits for in-flight requests, and closes the store — all within
-// ShutdownTimeout. Nothing reads stdin.
+// accepting connections, stops the scheduler, hands the work back (no more
+// claims; claimed occurrences that had not started go back to the queue),
+// shuts the runner down (runs end cancelled with host_shutdown, their
+// children killed, their leases released, and are queued again as
+// retries; followers of a run receive its end), leaves the cluster, ends
+// the remaining event streams, waits for in-flight requests, and closes the
+// store — all within ShutdownTimeout. Nothing reads stdin.
 package server
 
 import (
