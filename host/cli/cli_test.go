@@ -995,15 +995,25 @@ func TestServe(t *testing.T) {
 		})
 	}
 
-	t.Run("invalid config is a usage error", func(t *testing.T) {
-		t.Parallel()
-		res := runCLI(t, nil, options{rt: func(rt *cli.Runtime) {
-			rt.Serve = func(context.Context, server.Config) error { t.Error("Serve called"); return nil }
-		}}, "serve", "--log-format", "xml")
-		if res.code != cli.ExitUsage || !strings.Contains(res.stderr, `log format "xml"`) {
-			t.Errorf("exit %d, stderr %q", res.code, res.stderr)
-		}
-	})
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"log format":       {[]string{"--log-format", "xml"}, `log format "xml"`},
+		"an empty pool":    {[]string{"--max-concurrent-runs", "0"}, "--max-concurrent-runs must be at least 1"},
+		"a short host TTL": {[]string{"--host-ttl", "1s"}, "host TTL must be at least"},
+		"an unknown store": {[]string{"--store", "mysql://db/x"}, `store scheme "mysql"`},
+	} {
+		t.Run("invalid config is a usage error: "+name, func(t *testing.T) {
+			t.Parallel()
+			res := runCLI(t, nil, options{rt: func(rt *cli.Runtime) {
+				rt.Serve = func(context.Context, server.Config) error { t.Error("Serve called"); return nil }
+			}}, append([]string{"serve"}, tc.args...)...)
+			if res.code != cli.ExitUsage || !strings.Contains(res.stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q", res.code, res.stderr)
+			}
+		})
+	}
 	t.Run("serve failure exits 1", func(t *testing.T) {
 		t.Parallel()
 		res := runCLI(t, nil, options{rt: func(rt *cli.Runtime) {

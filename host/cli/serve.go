@@ -56,6 +56,9 @@ signal exits at once.`,
 		if !cmd.Flags().Changed("store") {
 			cfg.Store, _ = a.rt.LookupEnv(server.StoreEnv)
 		}
+		if cmd.Flags().Changed("max-concurrent-runs") && cfg.MaxConcurrentRuns == 0 {
+			return usageErrorf("--max-concurrent-runs must be at least 1")
+		}
 		cfg.Environ = a.rt.Environ
 		cfg.LogOutput = a.rt.Stderr
 		cfg.OnReady = func(addr string) {

@@ -43,7 +43,7 @@ func (s ConnectionState) ReachableFrom() []ConnectionState {
 // the scheduler parses it.
 type Schedule struct {
 	Spec   string        // cron spec; "" means no schedule
-	Jitter time.Duration // optional random delay added to each occurrence
+	Jitter time.Duration // optional: each occurrence runs a stable per-connection offset in [0, Jitter) after its due instant
 }
 
 func (s Schedule) validate() error {
