@@ -27,7 +27,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 	}
 	r.publish(runevents.Event{RunID: run.ID, ConnectionID: conn.ID, Kind: runevents.KindStatus, Status: string(store.RunRunning)})
 
-	stopRenew := r.renewLease(ctx, conn.ID, run.ID)
+	stopRenew := r.renewLease(ctx, h, conn.ID, run.ID)
 	s := &stream{r: r, ctx: ctx, conn: conn, run: run, connectorKey: entry.Key, perStream: map[string]int64{}}
 	err := func() error {
 		checkpoint, _, err := r.cfg.Store.GetCheckpoint(ctx, conn.ID)
@@ -119,8 +119,12 @@ func (r *Runner) classify(ctx context.Context, err error) store.RunResult {
 	return store.RunResult{Status: status, FailureCode: code, FailureMessage: failureMessage(err)}
 }
 
-// renewLease keeps the run's lease alive until the returned func is called.
-func (r *Runner) renewLease(ctx context.Context, connectionID, runID string) func() {
+// renewLease keeps the run's lease alive until the returned func is
+// called. A lease that is gone — the other hosts declared this one dead
+// and took its runs back — ends the run at once: its child is killed
+// rather than left to run beside the connection's next run (its commits
+// are fenced on the lease anyway).
+func (r *Runner) renewLease(ctx context.Context, h *Handle, connectionID, runID string) func() {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -135,7 +139,13 @@ func (r *Runner) renewLease(ctx context.Context, connectionID, runID string) fun
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LeaseTTL/3)
 				_, err := r.cfg.Store.RenewLease(rctx, connectionID, runID, r.cfg.LeaseTTL)
 				cancel()
-				if err != nil {
+				switch {
+				case errors.Is(err, store.ErrLeaseNotHeld):
+					r.cfg.Logger.Error("the run's lease was taken back (this host was declared dead); stopping the run",
+						"connection_id", connectionID, "run_id", runID)
+					h.cancel(failure.New(failure.HostCrashed, "the run's lease was taken back: the other hosts declared this host dead"))
+					return
+				case err != nil:
 					r.cfg.Logger.Error("renew lease", "connection_id", connectionID, "run_id", runID, "error", err)
 				}
 			}

@@ -425,3 +425,36 @@ func TestCaptureRecordsValidity(t *testing.T) {
 		})
 	}
 }
+
+// A host the others declared dead (it stalled past the TTL) finds its
+// lease gone at the next renewal: its run stops and its child is killed,
+// rather than running beside the connection's next run elsewhere.
+func TestLostLeaseStopsTheRun(t *testing.T) {
+	t.Parallel()
+	h := hosttest.New(t, hosttest.Options{HostEnv: hostEnv(nil), AllowHostEnv: true, LeaseTTL: 3 * time.Second})
+	ctx := context.Background()
+	c := h.CreateDemo(slowConfig(600, 100), "")
+	h.SetToken(c.ID, canary)
+	q, err := h.Trigger(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.WaitFor(30*time.Second, func() bool { r, _ := h.Store.GetRun(ctx, q.ID); return r.Status == store.RunRunning })
+	// Another host reaps this one, as if its heartbeats had stopped.
+	reaps, err := h.Store.ReapHosts(ctx, "host_other", h.Clock.Now().Add(time.Hour))
+	if err != nil || len(reaps) != 1 || len(reaps[0].Runs) != 1 || len(reaps[0].Leases) != 1 {
+		t.Fatalf("reap = %+v, %v", reaps, err)
+	}
+	// Within a renewal period (1 s) the run is no longer active here and
+	// its child is gone.
+	h.WaitFor(10*time.Second, func() bool {
+		return len(h.Runner.Active()) == 0 && len(demoProcesses(t, h.PluginDir)) == 0
+	})
+	run, _ := h.Store.GetRun(ctx, q.ID)
+	if run.Status != store.RunFailed || run.FailureCode != failure.HostCrashed {
+		t.Fatalf("run = %+v, want failed host_crashed (the reaper's verdict)", run)
+	}
+	if !strings.Contains(h.Logs.String(), "lease was taken back") {
+		t.Error("the lost lease is not logged")
+	}
+}

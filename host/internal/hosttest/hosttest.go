@@ -7,6 +7,7 @@ package hosttest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -52,6 +53,9 @@ type Options struct {
 	Retry dispatch.RetryPolicy
 	// MaxConcurrent is the dispatcher's worker pool (default 8).
 	MaxConcurrent uint
+	// LeaseTTL is the runner's lease TTL (default 30s; renewed every
+	// third of it, in real time).
+	LeaseTTL time.Duration
 	// DataDir reuses a data dir (a restart); "" makes a new one.
 	DataDir string
 	// Presence overrides the gate's Presence.
@@ -203,7 +207,7 @@ func New(t testing.TB, o Options) *Host {
 	}
 	h.Runner, err = runner.New(runner.Config{
 		Store: st, Catalog: cat, Broker: h.Broker, Launcher: h.Launcher, HostID: "host_test",
-		HostEnv: func() []string { return h.hostEnv }, RunTimeout: time.Minute, LeaseTTL: 30 * time.Second,
+		HostEnv: func() []string { return h.hostEnv }, RunTimeout: time.Minute, LeaseTTL: cmp.Or(o.LeaseTTL, 30*time.Second),
 		Audit: al, Logger: h.Logger.Named("runner"),
 	})
 	if err != nil {
