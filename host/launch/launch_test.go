@@ -197,7 +197,8 @@ func TestLaunchFailuresAreTypedAndLeaveNoProcess(t *testing.T) {
 			run: map[string]any{"mode": "exit"}, code: failure.ConnectorCrashed, retryable: true, msg: "exit status 7", spawned: 1,
 		},
 		"connector hangs past its deadline": {
-			run: map[string]any{"mode": "hang"}, timeout: time.Second, code: failure.RunTimeout, retryable: true, spawned: 1,
+			// Long enough for a loaded machine to start the child first.
+			run: map[string]any{"mode": "hang"}, timeout: 5 * time.Second, code: failure.RunTimeout, retryable: true, spawned: 1,
 		},
 		"garbage on stdout before the handshake": {
 			pre: "garbage", run: map[string]any{"mode": "records"}, code: failure.PluginHandshakeFailed,
