@@ -63,6 +63,7 @@ type clusterHost struct {
 	offset time.Duration
 	srv    *serverProc
 	logs   []string // logs of earlier processes of this host
+	ids    []string // the host id of each of its processes
 }
 
 func newCluster(t *testing.T, offsets ...time.Duration) *cluster {
@@ -147,6 +148,7 @@ func (c *cluster) start(h *clusterHost) {
 		}
 		c.token = strings.TrimSpace(string(b))
 	}
+	h.ids = append(h.ids, c.hostID(h))
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
@@ -542,7 +544,7 @@ func clusterScenario(t *testing.T, offsets []time.Duration) {
 
 	runs := c.allRuns(a)
 	checkExactlyOnce(t, c, a, runs, ids, interval, stopAt)
-	checkNoOverlap(t, runs, 2*clusterSkew)
+	checkNoOverlap(t, c)
 	spread := map[string]int{}
 	for _, r := range runs {
 		if r.Trigger == "scheduled" {
@@ -621,34 +623,67 @@ func checkExactlyOnce(t *testing.T, c *cluster, h *clusterHost, runs []apitypes.
 	t.Logf("%d scheduled runs of %d connections, all distinct; %d instants not run, %d ticks coalesced", len(seen), len(ids), totalMissing, totalCoalesced)
 }
 
-// checkNoOverlap: no connection ever had two runs running at once (their
-// stamps come from clocks up to tolerance apart).
-func checkNoOverlap(t *testing.T, runs []apitypes.Run, tolerance time.Duration) {
+// checkNoOverlap: no connection ever had two runs running at once. The
+// stamps are read from the store at full precision and put back on one
+// timeline by taking off the clock offset of the host that wrote them (a
+// run's host stamps its start and end, inside its lease). A run that a
+// survivor reaped was ended by the survivor's clock, whose offset is not
+// known here: its end gets the cluster's skew as slack.
+func checkNoOverlap(t *testing.T, c *cluster) {
 	t.Helper()
+	offsets := map[string]time.Duration{}
+	for _, h := range c.hosts {
+		for _, id := range h.ids {
+			offsets[id] = h.offset
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT id, connection_id, host_id, failure_code, started_at, ended_at FROM runs
+		WHERE started_at IS NOT NULL AND ended_at IS NOT NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	type span struct {
 		id       string
 		from, to time.Time
 	}
 	byConn := map[string][]span{}
-	for _, r := range runs {
-		if r.StartedAt == "" {
-			continue
+	n := 0
+	for rows.Next() {
+		var id, connID, hostID, code string
+		var from, to time.Time
+		if err := rows.Scan(&id, &connID, &hostID, &code, &from, &to); err != nil {
+			t.Fatal(err)
 		}
-		from, _ := time.Parse(time.RFC3339, r.StartedAt)
-		to, _ := time.Parse(time.RFC3339, r.EndedAt)
-		byConn[r.ConnectionID] = append(byConn[r.ConnectionID], span{r.ID, from, to})
+		off, ok := offsets[hostID]
+		if !ok {
+			t.Fatalf("run %s ran on host %q, which is none of the cluster's", id, hostID)
+		}
+		to = to.Add(-off)
+		if code == "host_crashed" {
+			to = to.Add(-2 * clusterSkew)
+		}
+		byConn[connID] = append(byConn[connID], span{id, from.Add(-off), to})
+		n++
 	}
-	// API stamps are whole seconds: one second more of slack.
-	tolerance += time.Second
-	for conn, spans := range byConn {
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for connID, spans := range byConn {
 		sort.Slice(spans, func(i, j int) bool { return spans[i].from.Before(spans[j].from) })
 		for i := 1; i < len(spans); i++ {
-			if spans[i].from.Add(tolerance).Before(spans[i-1].to) {
-				t.Errorf("connection %s: run %s started at %s while run %s ran until %s", conn,
-					spans[i].id, spans[i].from, spans[i-1].id, spans[i-1].to)
+			if spans[i].from.Before(spans[i-1].to) {
+				t.Errorf("connection %s: run %s started at %s while run %s ran until %s", connID,
+					spans[i].id, spans[i].from.Format(time.RFC3339Nano), spans[i-1].id, spans[i-1].to.Format(time.RFC3339Nano))
 			}
 		}
 	}
+	t.Logf("no overlap among %d runs of %d connections", n, len(byConn))
 }
 
 // TestClusterCancelAndFollowAcrossHosts: a manual run triggered on one
@@ -719,6 +754,41 @@ func TestClusterCancelAndFollowAcrossHosts(t *testing.T) {
 		last := r.events[len(r.events)-1]
 		if last.Kind != "end" || last.Status != "cancelled" || kinds["records"]+kinds["progress"] == 0 {
 			t.Errorf("follow on %s (runs it: %v): %v, last %+v", h.name, h == runner, kinds, last)
+		}
+	}
+
+	// SIGTERM on the host running a run hands it back at once: the run
+	// ends cancelled/host_shutdown and its retry runs on the other host
+	// well within the TTL, which the others never had to wait out.
+	c.do(b, http.StatusAccepted, http.MethodPost, "/v1/connections/"+conn.ID+"/runs", nil, &run)
+	c.waitFor(30*time.Second, "the second run running", func() (bool, string) {
+		c.get(a, "/v1/runs/"+run.ID, &running)
+		return running.Status == "running", running.Status
+	})
+	runner = a
+	if c.hostID(b) == running.HostID {
+		runner = b
+	}
+	other = c.live(runner)
+	c.stop(runner)
+	stoppedAt := time.Now()
+	var interrupted apitypes.Run
+	c.get(other, "/v1/runs/"+run.ID, &interrupted)
+	if interrupted.Status != "cancelled" || interrupted.FailureCode != "host_shutdown" {
+		t.Fatalf("run of the stopped host = %s %s, want cancelled host_shutdown", interrupted.Status, interrupted.FailureCode)
+	}
+	c.waitFor(clusterTTL/2, "the interrupted run's retry running on the other host", func() (bool, string) {
+		for _, r := range c.allRuns(other) {
+			if r.RetryOf == run.ID {
+				return r.Status == "running" && r.HostID == c.hostID(other), r.Status + " on " + r.HostID
+			}
+		}
+		return false, "no retry yet"
+	})
+	t.Logf("the retry ran on the other host %s after the stop", time.Since(stoppedAt).Round(time.Millisecond))
+	for _, h := range c.hostsList(other) {
+		if h.ID == running.HostID && h.Status != "stopped" {
+			t.Errorf("the stopped host is listed %s", h.Status)
 		}
 	}
 	for _, h := range c.hosts {
