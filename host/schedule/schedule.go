@@ -344,8 +344,16 @@ func (sc *Scheduler) fire(connectionID string) {
 		sc.mu.Unlock()
 		return
 	}
+	now := sc.cfg.Clock.Now()
+	if e.next.After(now.Add(minLead)) {
+		// Nothing of this job is due yet: a run of the job's previous
+		// schedule that gocron had already queued when Upsert replaced
+		// it. (Recording e.next now would run a yearly instant today.)
+		sc.mu.Unlock()
+		return
+	}
 	due := []time.Time{e.next}
-	if now := sc.cfg.Clock.Now(); !e.next.After(now) {
+	if !e.next.After(now) {
 		due = e.series.between(e.next, now, MaxCatchUp)
 	}
 	e.next = e.series.next(due[len(due)-1])
