@@ -15,13 +15,22 @@
 // On a store one host owns alone (SQLite, one host per data dir), every
 // other host row is an earlier process of this data dir: Join reaps them
 // all at once, whatever their last heartbeat.
+//
+// The member also knows the live hosts (read at every heartbeat), so the
+// hosts can share out the recording of schedule ticks: Primary says
+// whether this host is the one that records a connection's ticks first
+// (rendezvous hashing over the live hosts, so a host joining or leaving
+// moves only its share).
 package cluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connhost/connhost/host/audit"
@@ -37,6 +46,7 @@ type Store interface {
 	HeartbeatHost(ctx context.Context, id string, runsActive int) (store.Host, error)
 	StopHost(ctx context.Context, id string) error
 	ReapHosts(ctx context.Context, self string, deadBefore time.Time) ([]store.HostReap, error)
+	ListHosts(ctx context.Context) ([]store.Host, error)
 }
 
 // Defaults.
@@ -114,6 +124,7 @@ type Member struct {
 	cfg  Config
 	stop context.CancelFunc
 	done sync.WaitGroup
+	live atomic.Pointer[[]string] // the live hosts' ids, this one included
 }
 
 // Join registers the host and reaps what dead hosts left behind.
@@ -123,6 +134,7 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	cfg.defaults()
 	m := &Member{cfg: cfg}
+	m.live.Store(&[]string{cfg.HostID})
 	if err := m.register(ctx); err != nil {
 		return nil, err
 	}
@@ -134,7 +146,57 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	if err := m.reap(ctx, deadBefore); err != nil {
 		return nil, err
 	}
+	m.refreshLive(ctx)
 	return m, nil
+}
+
+// refreshLive reads which hosts are live.
+func (m *Member) refreshLive(ctx context.Context) {
+	hosts, err := m.cfg.Store.ListHosts(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.cfg.Logger.Warn("list live hosts", "error", err)
+		}
+		return
+	}
+	live := []string{m.cfg.HostID}
+	for _, h := range hosts {
+		if h.Status == store.HostLive && h.ID != m.cfg.HostID {
+			live = append(live, h.ID)
+		}
+	}
+	m.live.Store(&live)
+}
+
+// Live returns the ids of the live hosts as last read, this one included.
+func (m *Member) Live() []string { return slices.Clone(*m.live.Load()) }
+
+// Primary reports whether this host records the ticks of connectionID as
+// they fall due (dispatch.Config.Primary); the other live hosts record
+// them later, as backups.
+func (m *Member) Primary(connectionID string) bool {
+	return Owner(*m.live.Load(), connectionID) == m.cfg.HostID
+}
+
+// Owner returns which of hosts is the primary of connectionID: the one
+// with the highest hash of (host, connection) — rendezvous hashing, so
+// every host computes the same owner from the same list, and a host
+// joining or leaving moves only the connections it wins or held.
+func Owner(hosts []string, connectionID string) string {
+	var (
+		best  string
+		score uint64
+	)
+	for _, h := range hosts {
+		f := fnv.New64a()
+		_, _ = f.Write([]byte(h))
+		_, _ = f.Write([]byte{0})
+		_, _ = f.Write([]byte(connectionID))
+		if v := f.Sum64(); best == "" || v > score || (v == score && h < best) {
+			best, score = h, v
+		}
+	}
+	return best
 }
 
 func (m *Member) register(ctx context.Context) error {
@@ -181,7 +243,10 @@ func (m *Member) loop(ctx context.Context, every time.Duration, fn func(context.
 func (m *Member) heartbeat(ctx context.Context) {
 	_, err := m.cfg.Store.HeartbeatHost(ctx, m.cfg.HostID, m.cfg.RunsActive())
 	switch {
-	case err == nil || ctx.Err() != nil:
+	case err == nil:
+		m.refreshLive(ctx)
+		return
+	case ctx.Err() != nil:
 		return
 	case errors.Is(err, store.ErrHostNotLive):
 		m.cfg.Logger.Error("the other hosts declared this host dead (no heartbeat within the TTL); its runs were failed and its work taken back: cancelling what still runs here and joining again",
@@ -218,6 +283,9 @@ func (m *Member) reap(ctx context.Context, deadBefore time.Time) error {
 	}
 	if err != nil {
 		return fmt.Errorf("cluster: reap: %w", err)
+	}
+	if len(reaps) > 0 {
+		m.refreshLive(ctx) // their share of the recording is ours now
 	}
 	return nil
 }

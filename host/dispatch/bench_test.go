@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/host/cluster"
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/internal/pgtest"
 	"github.com/connhost/connhost/host/notify"
@@ -160,6 +161,10 @@ func benchDispatch(b *testing.B, hosts int, shape string) {
 	}
 
 	var hs []*benchHost
+	var hostIDs []string
+	for i := range stores {
+		hostIDs = append(hostIDs, fmt.Sprintf("host_bench_%d", i))
+	}
 	for i, st := range stores {
 		id := fmt.Sprintf("host_bench_%d", i)
 		if _, err := st.RegisterHost(ctx, store.NewHost{ID: id}); err != nil {
@@ -175,8 +180,14 @@ func benchDispatch(b *testing.B, hosts int, shape string) {
 			}
 			h.bus, bus = nb, nb
 		}
+		dcfg := dispatch.Config{Store: ts, Launcher: work, HostID: id, Workers: benchWorkers, Bus: bus, Observer: obs,
+			BatchSize: benchBatch(), Prefetch: benchPrefetch(hosts)}
+		if len(stores) > 1 {
+			// As the server wires it: the hosts share out the recording.
+			dcfg.Primary = func(conn string) bool { return cluster.Owner(hostIDs, conn) == id }
+		}
 		var err error
-		h.disp, err = dispatch.New(dispatch.Config{Store: ts, Launcher: work, HostID: id, Workers: benchWorkers, Bus: bus, Observer: obs, BatchSize: benchBatch(), Prefetch: benchPrefetch(hosts)})
+		h.disp, err = dispatch.New(dcfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -329,7 +340,7 @@ func benchPrefetch(hosts int) int {
 		return n
 	}
 	if !usePostgres(hosts) {
-		return benchWorkers
+		return dispatch.PrefetchAll
 	}
 	return 0
 }

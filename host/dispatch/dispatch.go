@@ -10,19 +10,25 @@
 //     most MaxBuffered per connection, so the buffer is bounded by the
 //     number of connections — and a recorder goroutine writes the buffer to
 //     the store in one transaction (group commit), each connection's ticks
-//     in order. The store keeps one occurrence per
-//     connection: a tick for a connection whose occurrence is still
-//     pending or running coalesces, counted on the connection and in
-//     Observer.Coalesced.
+//     in order. The store keeps one occurrence per connection: a tick for a
+//     connection whose occurrence is still pending or running coalesces,
+//     counted on the connection and in Observer.Coalesced (so is a tick the
+//     full buffer dropped). The ticks this host can start at once — due
+//     now, as many as it has room for — are recorded claimed by it and go
+//     straight to its workers, with no claim. On a shared store the hosts
+//     share out the recording (Config.Primary): a connection's primary
+//     records its ticks as they fall due, the others BackupDelay later,
+//     when they are duplicates unless the primary died.
 //  2. Enqueue: a manual trigger is a queued run row and an occurrence due
 //     now, written together; the trigger answers with the queued run at
 //     once. It is refused (a refused run row) while the connection has a
 //     run queued or running. Manual runs are claimed before scheduled ones;
 //     when every worker is busy they wait in the queue, in order.
-//  3. Claim: the claim loop takes as many due occurrences as it has free
-//     workers (FOR UPDATE SKIP LOCKED across hosts), wakes on new work from
-//     this host or another (notify.Dispatch), on the next run_at, and polls
-//     at least every PollInterval.
+//  3. Claim: the claim loop takes as many due occurrences as it has room
+//     for — free workers and Prefetch (FOR UPDATE SKIP LOCKED across
+//     hosts) — wakes on new work from this host or another
+//     (notify.Dispatch), on the next run_at, and polls at least every
+//     PollInterval.
 //  4. Run: a worker calls the Launcher, which runs the occurrence through
 //     runner.Launch and blocks until the run ends, then queues the
 //     completion; a completer goroutine writes completions in batches. A
@@ -31,15 +37,20 @@
 //     host's shutdown is handed back as a retry due at once, for a survivor
 //     (or this host's next start) to run.
 //
+// Memory and goroutines are bounded by the pool and the number of
+// connections: a worker is a goroutine, and what waits — buffered ticks,
+// occurrences claimed ahead — is at most a few entries per connection.
+//
 // Stop hands the work back: no more claims, claimed occurrences that did
-// not start are released at once, and running ones end with the runner's
-// shutdown and are handed back as above.
+// not start are released at once (one statement), and running ones end
+// with the runner's shutdown and are handed back as above.
 package dispatch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -54,11 +65,12 @@ import (
 
 // Store is the part of the store dispatch uses.
 type Store interface {
-	RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.TickOutcome, error)
+	RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.TickOutcome, []store.Occurrence, error)
 	EnqueueManual(ctx context.Context, m store.ManualRun) (store.Run, error)
 	ClaimDue(ctx context.Context, holder string, now time.Time, limit int) ([]store.Occurrence, error)
 	NextRunAt(ctx context.Context) (time.Time, bool, error)
 	ReleaseOccurrence(ctx context.Context, connectionID, occurrenceID, holder string) error
+	ReleaseClaims(ctx context.Context, holder string) (int, error)
 	CompleteOccurrences(ctx context.Context, cs []store.Completion) ([]store.CompletionOutcome, error)
 }
 
@@ -99,7 +111,8 @@ type Observer interface {
 	// Ticks counts what became of recorded ticks, by outcome.
 	Ticks(outcome store.TickOutcome, n int)
 	// Coalesced counts ticks dropped because the connection's occurrence
-	// was still pending or running (in the store or in the buffer).
+	// was still pending or running, as the store counted them on the
+	// connections (Connection.CoalescedTicks).
 	Coalesced(n int)
 	// ObserveDispatchLag records how long after its run_at an occurrence
 	// reached a worker.
@@ -162,10 +175,25 @@ type Config struct {
 	ClaimCooldown time.Duration
 	// Prefetch is how many due occurrences beyond its free workers the
 	// host claims ahead, so a worker that finishes starts the next at once
-	// and claims come in larger batches (default 0). Give it the pool size
-	// on a store this host owns alone; on a shared store a prefetched
+	// and claims come in larger batches (default 0). On a store this host
+	// owns alone give it PrefetchAll: whatever is due is claimed at once,
+	// mostly as it is recorded, and waits in memory (at most one
+	// occurrence per connection). On a shared store a prefetched
 	// occurrence waits for this host although another may be idle.
 	Prefetch int
+	// Primary, when set, says whether this host records a connection's
+	// ticks as they fall due; for the others it is a backup and records
+	// them BackupDelay later, by when the primary has (so they are cheap
+	// duplicates) — unless the primary died. Hosts sharing a store spread
+	// the recording (and so the work: a recorder claims what it records
+	// for its free workers) instead of racing for every tick. Nil: every
+	// tick at once.
+	Primary func(connectionID string) bool
+	// BackupDelay is how long a backup waits before recording a tick
+	// (default 5s). It must exceed twice the cluster's clock skew, so a
+	// backup whose clock runs ahead never records before a primary whose
+	// clock runs behind.
+	BackupDelay time.Duration
 	// PollInterval bounds how long the claim loop sleeps without a wake-up
 	// (default 1s).
 	PollInterval time.Duration
@@ -185,8 +213,8 @@ func (c *Config) Validate() error {
 		return errors.New("dispatch: Store and Launcher are required")
 	case c.HostID == "":
 		return errors.New("dispatch: HostID is required")
-	case c.Workers < 0 || c.BatchSize < 0 || c.Prefetch < 0:
-		return errors.New("dispatch: negative Workers, Prefetch or BatchSize")
+	case c.Workers < 0 || c.BatchSize < 0 || c.Prefetch < PrefetchAll || c.BackupDelay < 0:
+		return errors.New("dispatch: negative Workers, Prefetch, BatchSize or BackupDelay")
 	case c.Retry.MaxAttempts < 0 || c.Retry.Base < 0 || c.Retry.Max < 0:
 		return errors.New("dispatch: negative retry policy")
 	case c.Retry.Max != 0 && c.Retry.Base > c.Retry.Max:
@@ -229,6 +257,9 @@ func (c *Config) defaults() {
 	if c.BatchSize == 0 {
 		c.BatchSize = 1000
 	}
+	if c.BackupDelay == 0 {
+		c.BackupDelay = 5 * time.Second
+	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
@@ -240,13 +271,17 @@ func (c *Config) defaults() {
 	}
 }
 
+// PrefetchAll is Config.Prefetch for a store the host owns alone: it
+// claims everything that is due.
+const PrefetchAll = -1
+
 // Dispatcher is one host's recorder, claim loop and worker pool.
 type Dispatcher struct {
 	cfg Config
 
 	// The recorder's buffer: at most MaxBuffered ticks per connection.
 	tmu     sync.Mutex
-	ticks   map[string][]schedule.Tick
+	ticks   map[string][]bufferedTick
 	tickSig chan struct{}
 
 	wake     chan struct{} // new work may be due
@@ -260,6 +295,7 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	busy     int
 	ready    []store.Occurrence // claimed ahead, waiting for a worker
+	reserved int                // room the recorder is claiming into
 	stopping bool
 	started  bool
 
@@ -279,7 +315,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	cfg.defaults()
 	d := &Dispatcher{
 		cfg:       cfg,
-		ticks:     map[string][]schedule.Tick{},
+		ticks:     map[string][]bufferedTick{},
 		tickSig:   make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 		slotFree:  make(chan struct{}, 1),
@@ -312,23 +348,45 @@ func (d *Dispatcher) Start() {
 // recorder's buffer (they pile up only while the store does not answer).
 const MaxBuffered = schedule.MaxCatchUp
 
-// Record buffers a tick; it never blocks (schedule.Recorder). Past
-// MaxBuffered waiting ticks of a connection the oldest is dropped and
-// counted as coalesced: the connection has an occurrence waiting anyway.
+// bufferedTick is a tick waiting to be written, not before notBefore
+// (zero: at once). dropped counts the older ticks of its connection
+// dropped to make room for it.
+type bufferedTick struct {
+	schedule.Tick
+	notBefore time.Time
+	dropped   int
+}
+
+// Record buffers a tick; it never blocks (schedule.Recorder). A tick of a
+// connection this host is a backup for waits BackupDelay. Past
+// MaxBuffered waiting ticks of a connection the oldest is dropped; the
+// store counts it as coalesced when the next is written (the connection
+// has an occurrence waiting anyway).
 func (d *Dispatcher) Record(t schedule.Tick) {
+	bt := bufferedTick{Tick: t}
+	if d.cfg.Primary != nil && !d.cfg.Primary(t.ConnectionID) {
+		bt.notBefore = d.cfg.Clock.Now().Add(d.cfg.BackupDelay)
+	}
 	d.tmu.Lock()
-	q := append(d.ticks[t.ConnectionID], t)
-	dropped := 0
-	if len(q) > MaxBuffered {
-		dropped = len(q) - MaxBuffered
-		q = q[dropped:]
-	}
-	d.ticks[t.ConnectionID] = q
+	d.ticks[t.ConnectionID] = bound(append(d.ticks[t.ConnectionID], bt))
 	d.tmu.Unlock()
-	if dropped > 0 {
-		d.cfg.Observer.Coalesced(dropped)
-	}
 	signal(d.tickSig)
+}
+
+// bound keeps the latest MaxBuffered ticks of a connection; the oldest
+// kept carries the count of those dropped.
+func bound(q []bufferedTick) []bufferedTick {
+	if len(q) <= MaxBuffered {
+		return q
+	}
+	drop := len(q) - MaxBuffered
+	n := drop
+	for _, t := range q[:drop] {
+		n += t.dropped
+	}
+	q = q[drop:]
+	q[0].dropped += n
+	return q
 }
 
 // Wake makes the claim loop look for due work now.
@@ -371,6 +429,15 @@ func (d *Dispatcher) notifyOthers() {
 	}
 }
 
+// limit is how many occurrences this host holds at most: its workers
+// and its prefetch.
+func (d *Dispatcher) limit() int {
+	if d.cfg.Prefetch == PrefetchAll {
+		return math.MaxInt32
+	}
+	return d.cfg.Workers + d.cfg.Prefetch
+}
+
 // Busy returns how many workers hold an occurrence.
 func (d *Dispatcher) Busy() int {
 	d.mu.Lock()
@@ -391,19 +458,25 @@ func (d *Dispatcher) Stop() {
 	}
 	d.stopping = true
 	started := d.started
-	unstarted := d.ready
+	unstarted := len(d.ready)
 	d.ready = nil
 	d.mu.Unlock()
 	close(d.stopClaim)
 	if !started {
 		return
 	}
-	for _, o := range unstarted {
-		d.release(o)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d.flushTicks(ctx)
+	if unstarted > 0 {
+		// One statement, however many were claimed ahead; a worker
+		// starting one of them at this moment finds its claim gone and
+		// starts nothing.
+		if _, err := d.cfg.Store.ReleaseClaims(ctx, d.cfg.HostID); err != nil {
+			d.cfg.Logger.Error("hand back claimed occurrences", "occurrences", unstarted, "error", err)
+		}
+	}
+	// What is buffered, backups included, is recorded for the others.
+	d.flushTicks(ctx, true)
 }
 
 // Wait waits for every worker to finish and their completions to be

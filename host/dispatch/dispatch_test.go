@@ -109,7 +109,7 @@ func TestBoundedUnderLoad(t *testing.T) {
 		stored += got.CoalescedTicks
 	}
 	r.obs.mu.Lock()
-	observed, recorded := r.obs.outcomes[store.TickCoalesced], r.obs.outcomes[store.TickRecorded]
+	observed, recorded := r.obs.coalesced, r.obs.outcomes[store.TickRecorded]
 	r.obs.mu.Unlock()
 	if stored == 0 || int64(observed) != stored {
 		t.Fatalf("coalesced ticks: %d on the connections, %d observed", stored, observed)
@@ -134,7 +134,7 @@ func TestBoundedUnderLoad(t *testing.T) {
 		}
 	}
 	if q := r.occurrences(store.OccurrenceFilter{State: store.OccurrencePending}); len(q) != 0 {
-		t.Fatalf("pending occurrences after the reschedule: %d", len(q))
+		t.Fatalf("pending occurrences after the reschedule: %d: %+v", len(q), q)
 	}
 
 	// SIGTERM in the middle of a busy minute.
@@ -261,7 +261,7 @@ func TestManualRunsGoAheadOfPrefetchedWork(t *testing.T) {
 	for _, c := range scheduled {
 		ticks = append(ticks, store.Tick{ConnectionID: c.ID, DueAt: now, RunAt: now})
 	}
-	if _, err := r.store.RecordTicks(context.Background(), ticks); err != nil {
+	if _, _, err := r.store.RecordTicks(context.Background(), ticks); err != nil {
 		t.Fatal(err)
 	}
 	r.disp.Wake()
@@ -296,7 +296,7 @@ func TestRetryIsAnOccurrence(t *testing.T) {
 	c := r.connections(1, "@every 1h", 0)[0]
 	// Due now: the occurrence a tick would record.
 	now := time.Now()
-	if _, err := r.store.RecordTicks(context.Background(), []store.Tick{{ConnectionID: c.ID, DueAt: now, RunAt: now}}); err != nil {
+	if _, _, err := r.store.RecordTicks(context.Background(), []store.Tick{{ConnectionID: c.ID, DueAt: now, RunAt: now}}); err != nil {
 		t.Fatal(err)
 	}
 	r.disp.Wake()

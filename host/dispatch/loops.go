@@ -11,25 +11,41 @@ import (
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
+	"github.com/jonboulle/clockwork"
 )
 
-// recordLoop writes buffered ticks: it waits for the first, gathers for
-// FlushWindow, and writes what it has in one transaction per BatchSize.
+// recordLoop writes buffered ticks: it waits for the first (or for a
+// backup's delay to pass), gathers for FlushWindow, and writes what is
+// ready in one transaction per BatchSize.
 func (d *Dispatcher) recordLoop(ctx context.Context) {
 	defer d.loops.Done()
 	backoff := 10 * time.Millisecond
 	for {
+		var (
+			backup <-chan time.Time
+			timer  clockwork.Timer
+		)
+		if at, ok := d.nextBackup(); ok {
+			timer = d.cfg.Clock.NewTimer(max(at.Sub(d.cfg.Clock.Now()), 0))
+			backup = timer.Chan()
+		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-d.tickSig:
+		case <-backup:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(d.cfg.FlushWindow):
 		}
-		if d.flushTicks(ctx) {
+		if d.flushTicks(ctx, false) {
 			backoff = 10 * time.Millisecond
 			continue
 		}
@@ -44,22 +60,54 @@ func (d *Dispatcher) recordLoop(ctx context.Context) {
 	}
 }
 
-// flushTicks writes the buffer; it reports false when the store failed,
-// leaving the unwritten ticks buffered.
-func (d *Dispatcher) flushTicks(ctx context.Context) bool {
+// nextBackup returns when the earliest buffered backup tick is due to be
+// written.
+func (d *Dispatcher) nextBackup() (time.Time, bool) {
 	d.tmu.Lock()
-	if len(d.ticks) == 0 {
-		d.tmu.Unlock()
-		return true
-	}
-	batch := make([]store.Tick, 0, len(d.ticks))
+	defer d.tmu.Unlock()
+	var next time.Time
 	for _, q := range d.ticks {
 		for _, t := range q {
-			batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt})
+			if !t.notBefore.IsZero() && (next.IsZero() || t.notBefore.Before(next)) {
+				next = t.notBefore
+			}
 		}
 	}
-	clear(d.ticks)
+	return next, !next.IsZero()
+}
+
+// flushTicks writes the buffered ticks that are ready (all of them with
+// all set); it reports false when the store failed, leaving the unwritten
+// ticks buffered. The ticks it can start at once — due now, as many as
+// this host has room for — are recorded claimed by this host and go
+// straight to its workers.
+func (d *Dispatcher) flushTicks(ctx context.Context, all bool) bool {
+	now := d.cfg.Clock.Now()
+	d.tmu.Lock()
+	batch := make([]store.Tick, 0, len(d.ticks))
+	for conn, q := range d.ticks {
+		keep := q[:0]
+		for _, t := range q {
+			// A connection's ticks stay in order: none goes ahead of a
+			// backup tick still waiting (this host became its primary
+			// meanwhile).
+			if len(keep) > 0 || (!all && t.notBefore.After(now)) {
+				keep = append(keep, t)
+				continue
+			}
+			batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt,
+				Dropped: t.dropped})
+		}
+		if len(keep) == 0 {
+			delete(d.ticks, conn)
+		} else {
+			d.ticks[conn] = keep
+		}
+	}
 	d.tmu.Unlock()
+	if len(batch) == 0 {
+		return true
+	}
 	// Earliest run_at first: with a burst to write (10,000 connections
 	// due at one instant, jittered over a minute) the first batches hold
 	// what workers can start first. A connection's ticks keep their order
@@ -70,24 +118,32 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 
 	for len(batch) > 0 {
 		n := min(len(batch), d.cfg.BatchSize)
-		out, err := d.cfg.Store.RecordTicks(ctx, batch[:n])
+		reserved := d.reserve(batch[:n])
+		out, claimed, err := d.cfg.Store.RecordTicks(ctx, batch[:n])
+		d.unreserve(reserved)
 		if err != nil {
 			d.cfg.Logger.Error("record due occurrences", "ticks", len(batch), "error", err)
 			d.requeue(batch)
 			return false
 		}
-		recorded := 0
-		for _, o := range out {
+		d.take(claimed)
+		recorded, coalesced := 0, 0
+		for i, o := range out {
 			d.cfg.Observer.Ticks(o, 1)
 			switch o {
 			case store.TickRecorded:
 				recorded++
+				coalesced += batch[i].Dropped
 			case store.TickCoalesced:
-				d.cfg.Observer.Coalesced(1)
+				coalesced += 1 + batch[i].Dropped
 			}
 		}
-		if recorded > 0 {
-			// Claim what this batch made due while the next is written.
+		if coalesced > 0 {
+			d.cfg.Observer.Coalesced(coalesced)
+		}
+		if recorded > len(claimed) {
+			// Claim what this batch left pending while the next is
+			// written, here and on the other hosts.
 			d.Wake()
 			d.notifyOthers()
 		}
@@ -96,27 +152,51 @@ func (d *Dispatcher) flushTicks(ctx context.Context) bool {
 	return true
 }
 
+// reserve marks the ticks this host starts as soon as they are recorded —
+// due now, up to the room its workers and prefetch have — to be recorded
+// claimed by it, and holds that room until unreserve.
+func (d *Dispatcher) reserve(ticks []store.Tick) int {
+	now := d.cfg.Clock.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopping {
+		return 0
+	}
+	room := d.limit() - d.busy - len(d.ready) - d.reserved
+	n := 0
+	for i := range ticks {
+		if n >= room {
+			break
+		}
+		if !ticks[i].RunAt.After(now) {
+			ticks[i].ClaimBy = d.cfg.HostID
+			n++
+		}
+	}
+	d.reserved += n
+	return n
+}
+
+func (d *Dispatcher) unreserve(n int) {
+	d.mu.Lock()
+	d.reserved -= n
+	d.mu.Unlock()
+}
+
 // requeue puts unwritten ticks back ahead of those that arrived
-// meanwhile, within MaxBuffered per connection.
+// meanwhile, within MaxBuffered per connection; they are written at the
+// next flush.
 func (d *Dispatcher) requeue(batch []store.Tick) {
 	d.tmu.Lock()
-	back := map[string][]schedule.Tick{}
+	defer d.tmu.Unlock()
+	back := map[string][]bufferedTick{}
 	for _, t := range batch {
-		back[t.ConnectionID] = append(back[t.ConnectionID],
-			schedule.Tick{ConnectionID: t.ConnectionID, Gen: t.ScheduleGen, DueAt: t.DueAt, RunAt: t.RunAt})
+		back[t.ConnectionID] = append(back[t.ConnectionID], bufferedTick{
+			Tick:    schedule.Tick{ConnectionID: t.ConnectionID, Gen: t.ScheduleGen, DueAt: t.DueAt, RunAt: t.RunAt},
+			dropped: t.Dropped})
 	}
-	dropped := 0
 	for conn, q := range back {
-		q = append(q, d.ticks[conn]...)
-		if len(q) > MaxBuffered {
-			dropped += len(q) - MaxBuffered
-			q = q[len(q)-MaxBuffered:]
-		}
-		d.ticks[conn] = q
-	}
-	d.tmu.Unlock()
-	if dropped > 0 {
-		d.cfg.Observer.Coalesced(dropped)
+		d.ticks[conn] = bound(append(q, d.ticks[conn]...))
 	}
 }
 
@@ -128,6 +208,10 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	// claim that filled every free worker (a backlog). A worker freeing
 	// up claims again only then, so a quiet queue costs no claims.
 	due := true
+	// look is when to look again without a wake-up: the earliest pending
+	// run_at, at most PollInterval away, read once after each claim (new
+	// work always wakes the loop), not at every worker that frees.
+	var look time.Time
 	for {
 		if d.isStopping() {
 			return
@@ -148,8 +232,16 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			if due && err == nil {
 				continue // a backlog: claim again once a worker frees
 			}
+			look = time.Time{}
 		}
-		timer := d.nextWake(ctx, free > 0)
+		wait := d.cfg.PollInterval // with no room only a freed worker matters
+		if free > 0 {
+			if look.IsZero() {
+				look = d.nextLook(ctx)
+			}
+			wait = max(look.Sub(d.cfg.Clock.Now()), 0)
+		}
+		timer := d.cfg.Clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -161,7 +253,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			due = true
 		case <-d.slotFree:
 		case <-timer.Chan():
-			due = true
+			due, look = true, time.Time{}
 		}
 		timer.Stop()
 	}
@@ -172,22 +264,18 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 func (d *Dispatcher) room() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.cfg.Workers + d.cfg.Prefetch - d.busy - len(d.ready)
+	return d.limit() - d.busy - len(d.ready) - d.reserved
 }
 
-// nextWake returns a timer for the earliest pending run_at, at most
-// PollInterval away. With no free worker only a freed one matters.
-func (d *Dispatcher) nextWake(ctx context.Context, free bool) interface {
-	Chan() <-chan time.Time
-	Stop() bool
-} {
-	wait := d.cfg.PollInterval
-	if free {
-		if next, ok, err := d.cfg.Store.NextRunAt(ctx); err == nil && ok {
-			wait = min(wait, max(next.Sub(d.cfg.Clock.Now()), 0))
-		}
+// nextLook returns when the earliest pending occurrence falls due, at
+// most PollInterval from now.
+func (d *Dispatcher) nextLook(ctx context.Context) time.Time {
+	now := d.cfg.Clock.Now()
+	at := now.Add(d.cfg.PollInterval)
+	if next, ok, err := d.cfg.Store.NextRunAt(ctx); err == nil && ok && next.Before(at) {
+		at = next
 	}
-	return d.cfg.Clock.NewTimer(wait)
+	return at
 }
 
 func (d *Dispatcher) isStopping() bool {
@@ -203,6 +291,14 @@ func (d *Dispatcher) take(claimed []store.Occurrence) {
 		return
 	}
 	d.mu.Lock()
+	if d.stopping {
+		// Claimed as the host began to stop: hand them back.
+		d.mu.Unlock()
+		for _, o := range claimed {
+			d.release(o)
+		}
+		return
+	}
 	// Manual runs go ahead of what was claimed before them.
 	var manual, other []store.Occurrence
 	for _, o := range claimed {

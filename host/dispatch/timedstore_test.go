@@ -15,7 +15,7 @@ import (
 
 type timedStore struct {
 	benchStore
-	claims, claimed, claimNs, comps, compN, compNs, recs, recNs atomic.Int64
+	claims, claimed, claimNs, comps, compN, compNs, recs, recNs, recClaimed atomic.Int64
 }
 
 func (t *timedStore) ClaimDue(ctx context.Context, h string, now time.Time, n int) ([]store.Occurrence, error) {
@@ -40,16 +40,17 @@ func (t *timedStore) CompleteOccurrences(ctx context.Context, cs []store.Complet
 	t.compNs.Add(int64(time.Since(s)))
 	return out, err
 }
-func (t *timedStore) RecordTicks(ctx context.Context, ts []store.Tick) ([]store.TickOutcome, error) {
+func (t *timedStore) RecordTicks(ctx context.Context, ts []store.Tick) ([]store.TickOutcome, []store.Occurrence, error) {
 	s := time.Now()
-	out, err := t.benchStore.RecordTicks(ctx, ts)
+	out, claimed, err := t.benchStore.RecordTicks(ctx, ts)
 	t.recs.Add(1)
 	t.recNs.Add(int64(time.Since(s)))
-	return out, err
+	t.recClaimed.Add(int64(len(claimed)))
+	return out, claimed, err
 }
 func (t *timedStore) report() {
-	fmt.Fprintf(os.Stderr, "claims %d (avg %d, %s each) completions %d (avg %d, %s each) records %d (%s each)\n",
+	fmt.Fprintf(os.Stderr, "claims %d (avg %d, %s each) completions %d (avg %d, %s each) records %d (%s each, %d claimed as recorded)\n",
 		t.claims.Load(), t.claimed.Load()/max(1, t.claims.Load()), time.Duration(t.claimNs.Load()/max(1, t.claims.Load())),
 		t.comps.Load(), t.compN.Load()/max(1, t.comps.Load()), time.Duration(t.compNs.Load()/max(1, t.comps.Load())),
-		t.recs.Load(), time.Duration(t.recNs.Load()/max(1, t.recs.Load())))
+		t.recs.Load(), time.Duration(t.recNs.Load()/max(1, t.recs.Load())), t.recClaimed.Load())
 }

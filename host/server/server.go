@@ -285,7 +285,12 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		Workers: int(cfg.MaxConcurrentRuns), Clock: clock, Bus: nb, Observer: m, Logger: log.Named("dispatch")}
 	if alone {
 		// Nobody else could take what this host claims ahead.
-		dcfg.Prefetch = dcfg.Workers
+		dcfg.Prefetch = dispatch.PrefetchAll
+	} else {
+		// The hosts share out the recording of ticks (and with it the
+		// work); a backup waits out twice the skew, and a second more.
+		dcfg.Primary = h.member.Primary
+		dcfg.BackupDelay = 2*cfg.MaxClockSkew + time.Second
 	}
 	h.disp, err = dispatch.New(dcfg)
 	if err != nil {

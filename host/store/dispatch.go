@@ -55,11 +55,22 @@ type Tick struct {
 	ScheduleGen int64
 	DueAt       time.Time
 	RunAt       time.Time
+	// ClaimBy, when set, records the occurrence claimed by that host
+	// rather than pending: the recorder's host starts it without a claim.
+	// A recorder sets it only for a tick it has a worker for now.
+	ClaimBy string
+	// Dropped counts earlier ticks of the connection the recorder dropped
+	// (its buffer for the connection was full): when this tick is recorded
+	// or coalesces, they count as coalesced on the connection too.
+	Dropped int
 }
 
 // Validate checks the fields.
 func (t Tick) Validate() error {
 	if err := checkText("connection_id", t.ConnectionID, true); err != nil {
+		return err
+	}
+	if err := checkText("claim_by", t.ClaimBy, false); err != nil {
 		return err
 	}
 	switch {
@@ -69,6 +80,8 @@ func (t Tick) Validate() error {
 		return invalid("run_at", "before due_at")
 	case t.ScheduleGen < 0:
 		return invalid("schedule_gen", "negative")
+	case t.Dropped < 0:
+		return invalid("dropped", "negative")
 	}
 	return nil
 }
@@ -78,7 +91,8 @@ type TickOutcome string
 
 // Tick outcomes.
 const (
-	// TickRecorded: a pending occurrence now exists for the tick.
+	// TickRecorded: an occurrence now exists for the tick: pending, or
+	// claimed by the tick's ClaimBy.
 	TickRecorded TickOutcome = "recorded"
 	// TickCoalesced: the connection already had an occurrence pending or
 	// running; the tick is counted on the connection

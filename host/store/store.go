@@ -189,8 +189,10 @@ type Dispatch interface {
 	// in one transaction, and returns each tick's outcome in order. A
 	// tick is recorded once cluster-wide: the connection keeps the latest
 	// instant recorded under its schedule generation, and a tick at or
-	// before it is a duplicate.
-	RecordTicks(ctx context.Context, ticks []Tick) ([]TickOutcome, error)
+	// before it is a duplicate. A recorded tick with ClaimBy set is
+	// recorded claimed by that host, and its occurrence is returned (in
+	// the order of the ticks).
+	RecordTicks(ctx context.Context, ticks []Tick) ([]TickOutcome, []Occurrence, error)
 	// EnqueueManual queues a manual run: a queued run row and a pending
 	// occurrence due now, in one transaction. A pending scheduled or
 	// retry occurrence is replaced (counted as a coalesced tick). It
@@ -208,6 +210,10 @@ type Dispatch interface {
 	// ReleaseOccurrence returns an occurrence holder claimed but never
 	// started a run for to pending (a host handing work back).
 	ReleaseOccurrence(ctx context.Context, connectionID, occurrenceID, holder string) error
+	// ReleaseClaims returns every occurrence holder claimed but never
+	// started a run for to pending, in one statement, and reports how
+	// many.
+	ReleaseClaims(ctx context.Context, holder string) (int, error)
 	// CompleteOccurrences removes occurrences their holders claimed, in
 	// one transaction (a worker pool's group commit). A completion with
 	// Retry turns its occurrence into the pending retry of its run when

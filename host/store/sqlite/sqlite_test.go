@@ -101,7 +101,7 @@ func TestRelaxedTransactionsRestoreFullSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if _, err := s.RecordTicks(ctx, []store.Tick{{ConnectionID: c.ID, DueAt: now, RunAt: now}}); err != nil {
+	if _, _, err := s.RecordTicks(ctx, []store.Tick{{ConnectionID: c.ID, DueAt: now, RunAt: now}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.ClaimDue(ctx, "h", now, 1)

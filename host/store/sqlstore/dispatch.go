@@ -266,6 +266,20 @@ func (s *Store) ReleaseOccurrence(ctx context.Context, connectionID, occurrenceI
 	return dbErr("release occurrence", err)
 }
 
+// ReleaseClaims implements store.Dispatch.
+func (s *Store) ReleaseClaims(ctx context.Context, holder string) (int, error) {
+	if holder == "" {
+		return 0, &store.InvalidError{Field: "holder", Reason: "required"}
+	}
+	var n int64
+	err := s.tx(ctx, func(tx *txn) error {
+		var err error
+		n, err = s.release(ctx, tx, holder, "", "")
+		return err
+	})
+	return int(n), dbErr("release claims", err)
+}
+
 // CompleteOccurrences implements store.Dispatch.
 func (s *Store) CompleteOccurrences(ctx context.Context, cs []store.Completion) ([]store.CompletionOutcome, error) {
 	for i, c := range cs {

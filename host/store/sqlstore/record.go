@@ -34,14 +34,14 @@ func chunkSize(n int) int {
 // from stale ticks — not a statement per tick, which a burst of 10,000
 // connections due at one instant (and, on a cluster, every host recording
 // them) would pay in round trips.
-func (s *Store) RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.TickOutcome, error) {
+func (s *Store) RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.TickOutcome, []store.Occurrence, error) {
 	for i, t := range ticks {
 		if err := t.Validate(); err != nil {
 			var ie *store.InvalidError
 			if errors.As(err, &ie) {
 				ie.Field = fmt.Sprintf("ticks[%d].%s", i, ie.Field)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	order := make([]int, len(ticks))
@@ -65,15 +65,17 @@ func (s *Store) RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.Ti
 		rounds[r] = append(rounds[r], i)
 	}
 	out := make([]store.TickOutcome, len(ticks))
+	claimed := make([]*store.Occurrence, len(ticks))
 	// Relaxed: a process crash loses nothing; a power loss can drop the
 	// ticks of the last moment before it, which the next start's catch-up
 	// (the clock-skew window) records again.
 	err := s.txRelaxed(ctx, func(tx *txn) error {
+		clear(claimed)
 		now := s.stamp()
 		for _, round := range rounds {
 			for len(round) > 0 {
 				n := chunkSize(len(round))
-				if err := s.recordChunk(ctx, tx, ticks, round[:n], out, now); err != nil {
+				if err := s.recordChunk(ctx, tx, ticks, round[:n], out, claimed, now); err != nil {
 					return err
 				}
 				round = round[n:]
@@ -82,9 +84,15 @@ func (s *Store) RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.Ti
 		return nil
 	})
 	if err != nil {
-		return nil, dbErr("record ticks", err)
+		return nil, nil, dbErr("record ticks", err)
 	}
-	return out, nil
+	var occs []store.Occurrence
+	for _, o := range claimed {
+		if o != nil {
+			occs = append(occs, *o)
+		}
+	}
+	return out, occs, nil
 }
 
 // values renders a VALUES list of rows, each of the given column types.
@@ -111,8 +119,10 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// recordChunk records one tick each of distinct connections.
-func (s *Store) recordChunk(ctx context.Context, tx *txn, ticks []store.Tick, idx []int, out []store.TickOutcome, now time.Time) error {
+// recordChunk records one tick each of distinct connections; the
+// occurrences it records claimed go to claimed, by tick index.
+func (s *Store) recordChunk(ctx context.Context, tx *txn, ticks []store.Tick, idx []int, out []store.TickOutcome,
+	claimed []*store.Occurrence, now time.Time) error {
 	ids := make([]any, len(idx))
 	byID := make(map[string]int, len(idx))
 	for k, i := range idx {
@@ -169,49 +179,67 @@ func (s *Store) recordChunk(ctx context.Context, tx *txn, ticks []store.Tick, id
 	var inserted map[string]bool
 	if len(advanced) > 0 {
 		args = args[:0]
-		for _, i := range idx {
+		occIDs := make([]string, len(idx))
+		for k, i := range idx {
 			t := ticks[i]
 			occID, err := s.newID("occ_", now)
 			if err != nil {
 				return err
 			}
+			occIDs[k] = occID
 			args = append(args, t.ConnectionID, occID, t.ScheduleGen, s.bindTime(s.trunc(t.DueAt)), s.bindTime(s.trunc(t.RunAt)),
-				flag(advanced[t.ConnectionID]))
+				flag(advanced[t.ConnectionID]), t.ClaimBy)
 		}
-		// WHERE …: SQLite needs a WHERE to read ON CONFLICT after a SELECT.
-		inserted, err = s.ids(ctx, tx, `WITH t(cid, oid, gen, due, run, ok) AS (VALUES `+
-			s.values(len(idx), "TEXT", "TEXT", s.d.IntType, s.d.TimeType, s.d.TimeType, s.d.IntType)+`)
+		// A tick with a claimer is recorded claimed by it; the rest
+		// pending. WHERE …: SQLite needs a WHERE to read ON CONFLICT
+		// after a SELECT.
+		inserted, err = s.ids(ctx, tx, `WITH t(cid, oid, gen, due, run, ok, holder) AS (VALUES `+
+			s.values(len(idx), "TEXT", "TEXT", s.d.IntType, s.d.TimeType, s.d.TimeType, s.d.IntType, "TEXT")+`)
 			INSERT INTO occurrences (connection_id, id, trigger, priority, due_at, run_at, schedule_gen, attempt,
-				retry_of, run_id, state, claimed_by, created_at)
-			SELECT cid, oid, 'scheduled', 1, due, run, gen, 1, '', '', 'pending', '', CAST(? AS `+s.d.TimeType+`) FROM t WHERE ok = 1
+				retry_of, run_id, state, claimed_by, claimed_at, created_at)
+			SELECT cid, oid, 'scheduled', 1, due, run, gen, 1, '', '',
+				CASE WHEN holder = '' THEN 'pending' ELSE 'claimed' END, holder,
+				CASE WHEN holder = '' THEN NULL ELSE CAST(? AS `+s.d.TimeType+`) END, CAST(? AS `+s.d.TimeType+`) FROM t WHERE ok = 1
 			ON CONFLICT (connection_id) DO NOTHING
-			RETURNING connection_id`, append(args, s.bindTime(now))...)
+			RETURNING connection_id`, append(args, s.bindTime(now), s.bindTime(now))...)
 		if err != nil {
 			return err
 		}
+		for k, i := range idx {
+			t := ticks[i]
+			if t.ClaimBy == "" || !inserted[t.ConnectionID] {
+				continue
+			}
+			claimed[i] = &store.Occurrence{ConnectionID: t.ConnectionID, ID: occIDs[k], Trigger: store.TriggerScheduled,
+				DueAt: s.trunc(t.DueAt), RunAt: s.trunc(t.RunAt), ScheduleGen: t.ScheduleGen, Attempt: 1,
+				State: store.OccurrenceClaimed, ClaimedBy: t.ClaimBy, ClaimedAt: now, CreatedAt: now}
+		}
 	}
 
-	// 3. The advanced ones that already had an occurrence coalesced.
+	// 3. The advanced ones that already had an occurrence coalesced; so
+	// did the ticks the recorder dropped before an advancing one.
 	args = args[:0]
 	coalesced, rest := 0, 0
 	for _, i := range idx {
 		t := ticks[i]
-		hit := advanced[t.ConnectionID] && !inserted[t.ConnectionID]
+		n := 0
 		switch {
 		case inserted[t.ConnectionID]:
 			out[i] = store.TickRecorded
-		case hit:
+			n = t.Dropped
+		case advanced[t.ConnectionID]:
 			out[i] = store.TickCoalesced
-			coalesced++
+			n = 1 + t.Dropped
 		default:
 			rest++
 		}
-		args = append(args, t.ConnectionID, s.bindTime(s.trunc(t.DueAt)), flag(hit))
+		coalesced += n
+		args = append(args, t.ConnectionID, s.bindTime(s.trunc(t.DueAt)), n)
 	}
 	if coalesced > 0 {
-		if _, err := s.exec(ctx, tx, `WITH t(id, due, hit) AS (VALUES `+s.values(len(idx), "TEXT", s.d.TimeType, s.d.IntType)+`)
-			UPDATE connections SET coalesced_ticks = coalesced_ticks + 1, last_coalesced_at = t.due FROM t
-			WHERE connections.id = t.id AND t.hit = 1`, args...); err != nil {
+		if _, err := s.exec(ctx, tx, `WITH t(id, due, n) AS (VALUES `+s.values(len(idx), "TEXT", s.d.TimeType, s.d.IntType)+`)
+			UPDATE connections SET coalesced_ticks = coalesced_ticks + t.n, last_coalesced_at = t.due FROM t
+			WHERE connections.id = t.id AND t.n > 0`, args...); err != nil {
 			return err
 		}
 	}

@@ -41,7 +41,7 @@ func BenchQueue(b *testing.B, s store.Store) {
 			for _, id := range ids[i : i+1000] {
 				ticks = append(ticks, store.Tick{ConnectionID: id, DueAt: due, RunAt: due})
 			}
-			if _, err := s.RecordTicks(ctx, ticks); err != nil {
+			if _, _, err := s.RecordTicks(ctx, ticks); err != nil {
 				b.Fatal(err)
 			}
 		}

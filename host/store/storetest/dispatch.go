@@ -20,7 +20,7 @@ func (f *fixture) tick(c store.Connection, due time.Time, offset time.Duration) 
 
 func (f *fixture) record(ticks ...store.Tick) []store.TickOutcome {
 	f.t.Helper()
-	out, err := f.s.RecordTicks(f.ctx, ticks)
+	out, _, err := f.s.RecordTicks(f.ctx, ticks)
 	if err != nil {
 		f.t.Fatalf("RecordTicks: %v", err)
 	}
@@ -97,7 +97,7 @@ func testRecordTicks(t *testing.T, f *fixture) {
 		"run before":    {ConnectionID: a.ID, DueAt: due, RunAt: due.Add(-time.Second)},
 	} {
 		t.Run("invalid "+name, func(t *testing.T) {
-			_, err := f.s.RecordTicks(f.ctx, []store.Tick{f.tick(a, later.Add(time.Hour), 0), bad})
+			_, _, err := f.s.RecordTicks(f.ctx, []store.Tick{f.tick(a, later.Add(time.Hour), 0), bad})
 			wantErr(t, err, store.ErrInvalid, "")
 		})
 	}
@@ -105,6 +105,52 @@ func testRecordTicks(t *testing.T, f *fixture) {
 	if ca := must(f.s.GetConnection(f.ctx, a.ID))(t); !ca.LastDueAt.Equal(later) {
 		t.Fatalf("an invalid batch moved the watermark to %s", ca.LastDueAt)
 	}
+}
+
+// A tick with a claimer is recorded claimed by it and returned, so the
+// recorder's host starts it without a claim; one that coalesces or is a
+// duplicate claims nothing. Ticks without a claimer stay pending.
+func testRecordTicksClaimed(t *testing.T, f *fixture) {
+	a, b, c := f.connection("alpha"), f.connection("alpha"), f.connection("alpha")
+	due := f.now().Truncate(time.Second)
+	ta, tb, tc := f.tick(a, due, 0), f.tick(b, due, 2*time.Second), f.tick(c, due, 0)
+	ta.ClaimBy, tb.ClaimBy = "host-a", "host-a"
+	out, claimed, err := f.s.RecordTicks(f.ctx, []store.Tick{ta, tb, tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "outcomes", []store.TickOutcome{store.TickRecorded, store.TickRecorded, store.TickRecorded}, out)
+	if len(claimed) != 2 {
+		t.Fatalf("claimed %+v, want the ticks of a and b", claimed)
+	}
+	for i, want := range []store.Tick{ta, tb} {
+		got := claimed[i]
+		q := f.queue(want.ConnectionID)
+		if got.ConnectionID != want.ConnectionID || got.State != store.OccurrenceClaimed || got.ClaimedBy != "host-a" ||
+			!got.DueAt.Equal(want.DueAt) || !got.RunAt.Equal(want.RunAt) || got.Trigger != store.TriggerScheduled || got.Attempt != 1 ||
+			len(q) != 1 || q[0].ID != got.ID || q[0].State != store.OccurrenceClaimed || q[0].ClaimedBy != "host-a" ||
+			!q[0].ClaimedAt.Equal(got.ClaimedAt) {
+			t.Fatalf("claimed occurrence %d = %+v, stored %+v", i, got, q)
+		}
+	}
+	if q := f.queue(c.ID); len(q) != 1 || q[0].State != store.OccurrencePending || q[0].ClaimedBy != "" {
+		t.Fatalf("the tick without a claimer: %+v", q)
+	}
+	// Nobody else claims them; the pending one is claimable.
+	if got := must(f.s.ClaimDue(f.ctx, "host-b", due.Add(time.Hour), 10))(t); len(got) != 1 || got[0].ConnectionID != c.ID {
+		t.Fatalf("host-b claimed %+v, want only c's", got)
+	}
+	// A later tick of a, claimed or not, coalesces and claims nothing.
+	later := f.tick(a, due.Add(time.Minute), 0)
+	later.ClaimBy = "host-a"
+	out, claimed, err = f.s.RecordTicks(f.ctx, []store.Tick{later})
+	if err != nil || len(claimed) != 0 {
+		t.Fatalf("coalesced tick: %v, claimed %+v", err, claimed)
+	}
+	diff(t, "later tick", []store.TickOutcome{store.TickCoalesced}, out)
+	// The claim completes like any other.
+	diff(t, "complete", []store.CompletionOutcome{store.CompletionDone},
+		f.complete(store.Completion{ConnectionID: a.ID, OccurrenceID: f.queue(a.ID)[0].ID, Holder: "host-a"}))
 }
 
 // Every host records the same instants; each is recorded once, and the
@@ -132,7 +178,7 @@ func testRecordTicksConcurrentHosts(t *testing.T, f *fixture) {
 					due := base.Add(time.Duration(i) * time.Second)
 					ticks = append(ticks, store.Tick{ConnectionID: c.ID, DueAt: due, RunAt: due})
 				}
-				got, err := f.s.RecordTicks(f.ctx, ticks)
+				got, _, err := f.s.RecordTicks(f.ctx, ticks)
 				if err != nil {
 					t.Errorf("host %d: %v", h, err)
 					return
@@ -484,6 +530,54 @@ func testReleaseAndCancelQueued(t *testing.T, f *fixture) {
 	f.claimOne("host-b")
 	_, err = f.s.CancelQueuedRun(f.ctx, claimed.ID, res)
 	wantErr(t, err, store.ErrOccurrenceLost, "")
+}
+
+// ReleaseClaims hands back every unstarted claim of a holder at once —
+// scheduled, retry and queued manual ones — and leaves started runs and
+// other holders' claims alone.
+func testReleaseClaims(t *testing.T, f *fixture) {
+	a, b, m, s := f.connection("alpha"), f.connection("alpha"), f.connection("alpha"), f.connection("alpha")
+	f.record(f.tick(a, f.now(), 0), f.tick(b, f.now(), 0), f.tick(s, f.now(), 0))
+	r := must(f.s.EnqueueManual(f.ctx, store.ManualRun{ConnectionID: m.ID}))(t)
+	got := must(f.s.ClaimDue(f.ctx, "host-a", f.now(), 3))(t) // m first, then two of a, b, s
+	other := must(f.s.ClaimDue(f.ctx, "host-b", f.now(), 1))(t)
+	if len(got) != 3 || len(other) != 1 {
+		t.Fatalf("claimed %+v and %+v", got, other)
+	}
+	// One of host-a's scheduled claims starts a run.
+	var started store.Occurrence
+	for _, o := range got {
+		if o.Trigger == store.TriggerScheduled {
+			started = o
+			break
+		}
+	}
+	run := must(f.s.CreateRun(f.ctx, store.NewRun{ConnectionID: started.ConnectionID, Trigger: store.TriggerScheduled,
+		HostID: "host-a", ScheduledFor: started.DueAt, OccurrenceID: started.ID}))(t)
+	if n := must(f.s.ReleaseClaims(f.ctx, "host-a"))(t); n != 1+1 {
+		t.Fatalf("released %d, want the manual run and the unstarted scheduled one", n)
+	}
+	for _, o := range must(f.s.ListOccurrences(f.ctx, store.OccurrenceFilter{}))(t) {
+		switch o.ConnectionID {
+		case started.ConnectionID:
+			if o.State != store.OccurrenceClaimed || o.ClaimedBy != "host-a" || o.RunID != run.ID {
+				t.Fatalf("the started occurrence was released: %+v", o)
+			}
+		case other[0].ConnectionID:
+			if o.State != store.OccurrenceClaimed || o.ClaimedBy != "host-b" {
+				t.Fatalf("another host's claim was released: %+v", o)
+			}
+		default:
+			if o.State != store.OccurrencePending || o.ClaimedBy != "" {
+				t.Fatalf("an unstarted claim was kept: %+v", o)
+			}
+		}
+	}
+	if q := must(f.s.GetRun(f.ctx, r.ID))(t); q.Status != store.RunQueued || q.HostID != "" {
+		t.Fatalf("released manual run = %+v, want queued on no host", q)
+	}
+	_, err := f.s.ReleaseClaims(f.ctx, "")
+	wantErr(t, err, store.ErrInvalid, "")
 }
 
 func testHosts(t *testing.T, f *fixture) {
