@@ -192,11 +192,23 @@ func Owner(hosts []string, connectionID string) string {
 		_, _ = f.Write([]byte(h))
 		_, _ = f.Write([]byte{0})
 		_, _ = f.Write([]byte(connectionID))
-		if v := f.Sum64(); best == "" || v > score || (v == score && h < best) {
+		if v := mix(f.Sum64()); best == "" || v > score || (v == score && h < best) {
 			best, score = h, v
 		}
 	}
 	return best
+}
+
+// mix is MurmurHash3's 64-bit finalizer. FNV-1a leaves its high bits to
+// the first bytes it hashes — the host id, here — so without it one host
+// would win almost every comparison.
+func mix(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return k
 }
 
 func (m *Member) register(ctx context.Context) error {

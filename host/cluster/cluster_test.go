@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,15 +19,16 @@ const (
 	skew = 2 * time.Second
 )
 
-// newStore is a real SQLite store keeping time by the fake clock.
-func newStore(t *testing.T, fc *clockwork.FakeClock) *sqlite.Store {
+// newStore is a real SQLite store keeping time by a fake clock.
+func newStore(t *testing.T) (*sqlite.Store, *clockwork.FakeClock) {
 	t.Helper()
+	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	st, err := sqlite.Open(context.Background(), sqlite.Config{DataDir: t.TempDir(), Now: fc.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return st
+	return st, fc
 }
 
 func join(t *testing.T, st *sqlite.Store, fc *clockwork.FakeClock, id string, alone bool, onLost func()) *cluster.Member {
@@ -86,8 +88,7 @@ func TestJoinReapsDeadHosts(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-			st := newStore(t, fc)
+			st, fc := newStore(t)
 			if _, err := st.RegisterHost(context.Background(), store.NewHost{ID: "host_other"}); err != nil {
 				t.Fatal(err)
 			}
@@ -112,8 +113,7 @@ func TestJoinReapsDeadHosts(t *testing.T) {
 // heartbeating one never is.
 func TestSurvivorReapsAHostThatStoppedHeartbeating(t *testing.T) {
 	t.Parallel()
-	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st := newStore(t, fc)
+	st, fc := newStore(t)
 	ctx := context.Background()
 	a := join(t, st, fc, "host_a", false, nil)
 	a.Start()
@@ -148,8 +148,7 @@ func TestSurvivorReapsAHostThatStoppedHeartbeating(t *testing.T) {
 // its next heartbeat: OnLost runs, and it joins again.
 func TestLostHostCancelsAndJoinsAgain(t *testing.T) {
 	t.Parallel()
-	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st := newStore(t, fc)
+	st, fc := newStore(t)
 	var lost atomic.Int32
 	m := join(t, st, fc, "host_stalled", false, func() { lost.Add(1) })
 	m.Start()
@@ -168,8 +167,7 @@ func TestLostHostCancelsAndJoinsAgain(t *testing.T) {
 // start, at once: nobody waits for a TTL.
 func TestLeaveHandsTheWorkBack(t *testing.T) {
 	t.Parallel()
-	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st := newStore(t, fc)
+	st, fc := newStore(t)
 	ctx := context.Background()
 	m := join(t, st, fc, "host_leaving", false, nil)
 	m.Start()
@@ -196,5 +194,91 @@ func TestLeaveHandsTheWorkBack(t *testing.T) {
 	q, err := st.ListOccurrences(ctx, store.OccurrenceFilter{ConnectionID: c.ID})
 	if err != nil || len(q) != 1 || q[0].State != store.OccurrencePending || q[0].ClaimedBy != "" {
 		t.Fatalf("queue after leave = %+v, %v", q, err)
+	}
+}
+
+// Owner shares connections out among the live hosts: every host computes
+// the same owner, the shares are even, and a host leaving moves only the
+// connections it held.
+func TestOwnerSharesOutConnections(t *testing.T) {
+	t.Parallel()
+	hosts := []string{"host_01M9152NDWHDA9GM5C1B3GGZS9", "host_01M9152NJK1PH2V7DEGR3PVD8R", "host_01M9152NQDVVW1Y9CHNZ3KNHQ2"}
+	const n = 3000
+	owners := map[string]string{}
+	share := map[string]int{}
+	for i := range n {
+		conn := fmt.Sprintf("conn_01M915TM7ZMK1ZF02NGEJH%04d", i)
+		o := cluster.Owner(hosts, conn)
+		if other := cluster.Owner([]string{hosts[2], hosts[0], hosts[1]}, conn); other != o {
+			t.Fatalf("%s: owner %s in one order, %s in another", conn, o, other)
+		}
+		owners[conn] = o
+		share[o]++
+	}
+	for _, h := range hosts {
+		if share[h] < n/4 || share[h] > n/2 {
+			t.Errorf("uneven shares: %v", share)
+		}
+	}
+	moved := 0
+	for conn, o := range owners {
+		now := cluster.Owner(hosts[:2], conn)
+		switch {
+		case o != hosts[2] && now != o:
+			t.Fatalf("%s moved from %s to %s when %s left", conn, o, now, hosts[2])
+		case o == hosts[2]:
+			moved++
+		}
+	}
+	if moved != share[hosts[2]] {
+		t.Fatalf("%d moved, want the leaver's %d", moved, share[hosts[2]])
+	}
+	if got := cluster.Owner(nil, "conn_x"); got != "" {
+		t.Fatalf("owner among no hosts = %q", got)
+	}
+}
+
+// A member's Primary follows the live hosts it reads at every heartbeat
+// (and after a reap): alone it records everything; with another live host
+// it records its share.
+func TestPrimaryFollowsTheLiveHosts(t *testing.T) {
+	t.Parallel()
+	st, fc := newStore(t)
+	ctx := context.Background()
+	m := join(t, st, fc, "host_self", false, nil)
+	m.Start()
+	t.Cleanup(func() { _ = m.Leave(ctx) })
+	conns := make([]string, 200)
+	for i := range conns {
+		conns[i] = fmt.Sprintf("conn_%03d", i)
+	}
+	primaries := func() int {
+		n := 0
+		for _, c := range conns {
+			if m.Primary(c) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := primaries(); n != len(conns) {
+		t.Fatalf("alone: primary of %d of %d", n, len(conns))
+	}
+	if _, err := st.RegisterHost(ctx, store.NewHost{ID: "host_other"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, fc, time.Second, func() bool { return len(m.Live()) == 2 })
+	if n := primaries(); n == 0 || n == len(conns) {
+		t.Fatalf("with two live hosts %v: primary of %d of %d", m.Live(), n, len(conns))
+	}
+	for _, c := range conns {
+		if m.Primary(c) != (cluster.Owner([]string{"host_self", "host_other"}, c) == "host_self") {
+			t.Fatalf("%s: Primary disagrees with Owner", c)
+		}
+	}
+	// The other host dies: once reaped, its share is this one's again.
+	eventually(t, fc, time.Second, func() bool { return primaries() == len(conns) })
+	if status(t, st, "host_other") != store.HostCrashed {
+		t.Fatal("the other host was not reaped")
 	}
 }

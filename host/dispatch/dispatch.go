@@ -279,9 +279,13 @@ const PrefetchAll = -1
 type Dispatcher struct {
 	cfg Config
 
-	// The recorder's buffer: at most MaxBuffered ticks per connection.
+	// The recorder's buffers: ticks to write now, at most MaxBuffered per
+	// connection; and backup ticks waiting out BackupDelay, oldest first,
+	// with how many each connection has there.
 	tmu     sync.Mutex
 	ticks   map[string][]bufferedTick
+	backups []bufferedTick
+	waiting map[string]int
 	tickSig chan struct{}
 
 	wake     chan struct{} // new work may be due
@@ -316,6 +320,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg:       cfg,
 		ticks:     map[string][]bufferedTick{},
+		waiting:   map[string]int{},
 		tickSig:   make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 		slotFree:  make(chan struct{}, 1),
@@ -363,12 +368,18 @@ type bufferedTick struct {
 // store counts it as coalesced when the next is written (the connection
 // has an occurrence waiting anyway).
 func (d *Dispatcher) Record(t schedule.Tick) {
+	backup := d.cfg.Primary != nil && !d.cfg.Primary(t.ConnectionID)
 	bt := bufferedTick{Tick: t}
-	if d.cfg.Primary != nil && !d.cfg.Primary(t.ConnectionID) {
-		bt.notBefore = d.cfg.Clock.Now().Add(d.cfg.BackupDelay)
-	}
 	d.tmu.Lock()
-	d.ticks[t.ConnectionID] = bound(append(d.ticks[t.ConnectionID], bt))
+	// A connection's ticks stay in order: while it has backup ticks
+	// waiting (this host just became its primary), the next waits too.
+	if backup || d.waiting[t.ConnectionID] > 0 {
+		bt.notBefore = d.cfg.Clock.Now().Add(d.cfg.BackupDelay)
+		d.backups = append(d.backups, bt)
+		d.waiting[t.ConnectionID]++
+	} else {
+		d.ticks[t.ConnectionID] = bound(append(d.ticks[t.ConnectionID], bt))
+	}
 	d.tmu.Unlock()
 	signal(d.tickSig)
 }

@@ -60,50 +60,44 @@ func (d *Dispatcher) recordLoop(ctx context.Context) {
 	}
 }
 
-// nextBackup returns when the earliest buffered backup tick is due to be
-// written.
+// nextBackup returns when the oldest backup tick is due to be written.
 func (d *Dispatcher) nextBackup() (time.Time, bool) {
 	d.tmu.Lock()
 	defer d.tmu.Unlock()
-	var next time.Time
-	for _, q := range d.ticks {
-		for _, t := range q {
-			if !t.notBefore.IsZero() && (next.IsZero() || t.notBefore.Before(next)) {
-				next = t.notBefore
-			}
-		}
+	if len(d.backups) == 0 {
+		return time.Time{}, false
 	}
-	return next, !next.IsZero()
+	return d.backups[0].notBefore, true
 }
 
-// flushTicks writes the buffered ticks that are ready (all of them with
-// all set); it reports false when the store failed, leaving the unwritten
-// ticks buffered. The ticks it can start at once — due now, as many as
-// this host has room for — are recorded claimed by this host and go
-// straight to its workers.
+// flushTicks writes the buffered ticks and the backup ticks whose delay
+// has passed (all of them with all set); it reports false when the store
+// failed, leaving the unwritten ticks buffered. The ticks it can start at
+// once — due now, as many as this host has room for — are recorded
+// claimed by this host and go straight to its workers.
 func (d *Dispatcher) flushTicks(ctx context.Context, all bool) bool {
 	now := d.cfg.Clock.Now()
 	d.tmu.Lock()
 	batch := make([]store.Tick, 0, len(d.ticks))
-	for conn, q := range d.ticks {
-		keep := q[:0]
+	add := func(t bufferedTick) {
+		batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt,
+			Dropped: t.dropped})
+	}
+	for _, q := range d.ticks {
 		for _, t := range q {
-			// A connection's ticks stay in order: none goes ahead of a
-			// backup tick still waiting (this host became its primary
-			// meanwhile).
-			if len(keep) > 0 || (!all && t.notBefore.After(now)) {
-				keep = append(keep, t)
-				continue
-			}
-			batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt,
-				Dropped: t.dropped})
-		}
-		if len(keep) == 0 {
-			delete(d.ticks, conn)
-		} else {
-			d.ticks[conn] = keep
+			add(t)
 		}
 	}
+	clear(d.ticks)
+	n := 0
+	for ; n < len(d.backups) && (all || !d.backups[n].notBefore.After(now)); n++ {
+		t := d.backups[n]
+		add(t)
+		if d.waiting[t.ConnectionID]--; d.waiting[t.ConnectionID] == 0 {
+			delete(d.waiting, t.ConnectionID)
+		}
+	}
+	d.backups = d.backups[n:]
 	d.tmu.Unlock()
 	if len(batch) == 0 {
 		return true
