@@ -137,16 +137,12 @@ func (s *Store) recordChunk(ctx context.Context, tx *txn, ticks []store.Tick, id
 	if s.d.ForUpdate != "" {
 		// Many writers: read first which ticks another host has not
 		// recorded yet (most are, on a cluster: every host records every
-		// instant), then lock just those rows, in id order so hosts never
-		// deadlock.
-		fresh, err := s.ids(ctx, tx, `WITH t(id, gen, due) AS (VALUES `+s.values(len(idx), "TEXT", s.d.IntType, s.d.TimeType)+`)
-			SELECT c.id FROM connections c JOIN t ON c.id = t.id
-			WHERE c.state = 'active' AND c.schedule_gen = t.gen AND (c.last_due_at IS NULL OR c.last_due_at < t.due)`, args...)
-		if err != nil {
+		// instant, the backups after the primary), then lock just those
+		// rows, in id order so hosts never deadlock. A chunk with nothing
+		// fresh is settled from that one read.
+		fresh, err := s.freshTicks(ctx, tx, ticks, idx, ids, byID, out)
+		if err != nil || len(fresh) == 0 {
 			return err
-		}
-		if len(fresh) == 0 {
-			return s.settleRest(ctx, tx, ticks, idx, ids, byID, nil, out)
 		}
 		lock := make([]any, 0, 2*len(idx))
 		for _, i := range idx {
@@ -248,6 +244,53 @@ func (s *Store) recordChunk(ctx context.Context, tx *txn, ticks []store.Tick, id
 		return nil
 	}
 	return s.settleRest(ctx, tx, ticks, idx, ids, byID, advanced, out)
+}
+
+// freshTicks reads the chunk's connections and returns those whose tick
+// would advance their watermark; when there is none, it settles every
+// tick of the chunk (duplicate or stale) as settleRest would.
+func (s *Store) freshTicks(ctx context.Context, tx *txn, ticks []store.Tick, idx []int, ids []any, byID map[string]int,
+	out []store.TickOutcome) (map[string]bool, error) {
+	rows, err := s.query(ctx, tx, `SELECT id, state, schedule_gen, last_due_at FROM connections WHERE id IN (`+
+		placeholders(len(ids))+`)`, ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	fresh := map[string]bool{}
+	settled := make(map[string]store.TickOutcome, len(ids))
+	for rows.Next() {
+		var (
+			id      string
+			state   store.ConnectionState
+			gen     int64
+			lastDue time.Time
+		)
+		if err := rows.Scan(&id, &state, &gen, timeCol{&lastDue}); err != nil {
+			return nil, err
+		}
+		t := ticks[byID[id]]
+		switch {
+		case state != store.ConnectionActive || gen != t.ScheduleGen:
+			settled[id] = store.TickStale
+		case lastDue.IsZero() || lastDue.Before(s.trunc(t.DueAt)):
+			fresh[id] = true
+		default:
+			settled[id] = store.TickDuplicate
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(fresh) == 0 {
+		for _, i := range idx {
+			out[i] = store.TickStale // a connection that is gone, unless found
+			if o, ok := settled[ticks[i].ConnectionID]; ok {
+				out[i] = o
+			}
+		}
+	}
+	return fresh, nil
 }
 
 // settleRest tells the ticks of the chunk that did not advance their
