@@ -127,27 +127,37 @@ type Member struct {
 	live atomic.Pointer[[]string] // the live hosts' ids, this one included
 }
 
-// Join registers the host and reaps what dead hosts left behind.
-func Join(ctx context.Context, cfg Config) (*Member, error) {
+// New returns the host's member, not joined yet: until Join, the host
+// counts itself the only live one (Primary of every connection).
+func New(cfg Config) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.defaults()
 	m := &Member{cfg: cfg}
 	m.live.Store(&[]string{cfg.HostID})
+	return m, nil
+}
+
+// Join registers the host, reaps what dead hosts left behind and reads
+// the live hosts. Join once the host records every tick that falls due
+// — its schedules enrolled, their recent instants caught up: from then on
+// the other hosts leave this host's share of the recording to it, and an
+// instant they stop recording at once must already be recorded here.
+func (m *Member) Join(ctx context.Context) error {
 	if err := m.register(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	deadBefore := m.deadBefore()
-	if cfg.Alone {
+	if m.cfg.Alone {
 		// Every other row is an earlier process of this data dir.
-		deadBefore = cfg.Clock.Now().Add(100 * 365 * 24 * time.Hour)
+		deadBefore = m.cfg.Clock.Now().Add(100 * 365 * 24 * time.Hour)
 	}
 	if err := m.reap(ctx, deadBefore); err != nil {
-		return nil, err
+		return err
 	}
 	m.refreshLive(ctx)
-	return m, nil
+	return nil
 }
 
 // refreshLive reads which hosts are live.

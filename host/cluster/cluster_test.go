@@ -33,9 +33,12 @@ func newStore(t *testing.T) (*sqlite.Store, *clockwork.FakeClock) {
 
 func join(t *testing.T, st *sqlite.Store, fc *clockwork.FakeClock, id string, alone bool, onLost func()) *cluster.Member {
 	t.Helper()
-	m, err := cluster.Join(context.Background(), cluster.Config{Store: st, HostID: id, Addr: "127.0.0.1:1", Version: "test",
+	m, err := cluster.New(cluster.Config{Store: st, HostID: id, Addr: "127.0.0.1:1", Version: "test",
 		Alone: alone, TTL: ttl, MaxClockSkew: skew, Clock: fc, OnLost: onLost, Audit: &audit.Log{Store: st}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Join(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return m

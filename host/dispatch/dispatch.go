@@ -279,13 +279,14 @@ const PrefetchAll = -1
 type Dispatcher struct {
 	cfg Config
 
-	// The recorder's buffers: ticks to write now, at most MaxBuffered per
-	// connection; and backup ticks waiting out BackupDelay, oldest first,
-	// with how many each connection has there.
+	// The recorder's buffer: each connection's ticks in order, at most
+	// MaxBuffered; the connections with a tick to write now; and when
+	// each backup tick's delay ends, oldest first (an entry may have been
+	// written early, when this host became the connection's primary).
 	tmu     sync.Mutex
 	ticks   map[string][]bufferedTick
-	backups []bufferedTick
-	waiting map[string]int
+	now     map[string]struct{}
+	backups []backupDue
 	tickSig chan struct{}
 
 	wake     chan struct{} // new work may be due
@@ -320,7 +321,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{
 		cfg:       cfg,
 		ticks:     map[string][]bufferedTick{},
-		waiting:   map[string]int{},
+		now:       map[string]struct{}{},
 		tickSig:   make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
 		slotFree:  make(chan struct{}, 1),
@@ -371,17 +372,28 @@ func (d *Dispatcher) Record(t schedule.Tick) {
 	backup := d.cfg.Primary != nil && !d.cfg.Primary(t.ConnectionID)
 	bt := bufferedTick{Tick: t}
 	d.tmu.Lock()
-	// A connection's ticks stay in order: while it has backup ticks
-	// waiting (this host just became its primary), the next waits too.
-	if backup || d.waiting[t.ConnectionID] > 0 {
+	q := d.ticks[t.ConnectionID]
+	if backup {
 		bt.notBefore = d.cfg.Clock.Now().Add(d.cfg.BackupDelay)
-		d.backups = append(d.backups, bt)
-		d.waiting[t.ConnectionID]++
+		d.backups = append(d.backups, backupDue{connectionID: t.ConnectionID, at: bt.notBefore})
 	} else {
-		d.ticks[t.ConnectionID] = bound(append(d.ticks[t.ConnectionID], bt))
+		// The primary writes at once — and first what it held back as a
+		// backup before it became the primary (the previous one died or
+		// left), so the connection's instants are written in order.
+		for i := range q {
+			q[i].notBefore = time.Time{}
+		}
+		d.now[t.ConnectionID] = struct{}{}
 	}
+	d.ticks[t.ConnectionID] = bound(append(q, bt))
 	d.tmu.Unlock()
 	signal(d.tickSig)
+}
+
+// backupDue is when a backup tick of a connection may be written.
+type backupDue struct {
+	connectionID string
+	at           time.Time
 }
 
 // bound keeps the latest MaxBuffered ticks of a connection; the oldest

@@ -67,37 +67,48 @@ func (d *Dispatcher) nextBackup() (time.Time, bool) {
 	if len(d.backups) == 0 {
 		return time.Time{}, false
 	}
-	return d.backups[0].notBefore, true
+	return d.backups[0].at, true
 }
 
-// flushTicks writes the buffered ticks and the backup ticks whose delay
-// has passed (all of them with all set); it reports false when the store
-// failed, leaving the unwritten ticks buffered. The ticks it can start at
-// once — due now, as many as this host has room for — are recorded
-// claimed by this host and go straight to its workers.
+// flushTicks writes the buffered ticks that are due (all of them with all
+// set): those of a connection this host is the primary of, and backup
+// ticks whose delay has passed. It reports false when the store failed,
+// leaving the unwritten ticks buffered. The ticks it can start at once —
+// due now, as many as this host has room for — are recorded claimed by
+// this host and go straight to its workers.
 func (d *Dispatcher) flushTicks(ctx context.Context, all bool) bool {
 	now := d.cfg.Clock.Now()
 	d.tmu.Lock()
-	batch := make([]store.Tick, 0, len(d.ticks))
-	add := func(t bufferedTick) {
-		batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt,
-			Dropped: t.dropped})
-	}
-	for _, q := range d.ticks {
-		for _, t := range q {
-			add(t)
-		}
-	}
-	clear(d.ticks)
+	// The connections with something to write: those with ticks for now,
+	// and those whose backup delay ended (all of them, with all).
+	conns := d.now
+	d.now = map[string]struct{}{}
 	n := 0
-	for ; n < len(d.backups) && (all || !d.backups[n].notBefore.After(now)); n++ {
-		t := d.backups[n]
-		add(t)
-		if d.waiting[t.ConnectionID]--; d.waiting[t.ConnectionID] == 0 {
-			delete(d.waiting, t.ConnectionID)
-		}
+	for ; n < len(d.backups) && (all || !d.backups[n].at.After(now)); n++ {
+		conns[d.backups[n].connectionID] = struct{}{}
 	}
 	d.backups = d.backups[n:]
+	if all {
+		for conn := range d.ticks {
+			conns[conn] = struct{}{}
+		}
+	}
+	batch := make([]store.Tick, 0, len(conns))
+	for conn := range conns {
+		q := d.ticks[conn]
+		k := 0
+		// In order, up to the first tick still held back.
+		for ; k < len(q) && (all || !q[k].notBefore.After(now)); k++ {
+			t := q[k]
+			batch = append(batch, store.Tick{ConnectionID: t.ConnectionID, ScheduleGen: t.Gen, DueAt: t.DueAt, RunAt: t.RunAt,
+				Dropped: t.dropped})
+		}
+		if k == len(q) {
+			delete(d.ticks, conn)
+		} else {
+			d.ticks[conn] = q[k:]
+		}
+	}
 	d.tmu.Unlock()
 	if len(batch) == 0 {
 		return true
@@ -122,8 +133,13 @@ func (d *Dispatcher) flushTicks(ctx context.Context, all bool) bool {
 		}
 		d.take(claimed)
 		recorded, coalesced := 0, 0
+		debug := d.cfg.Logger.IsDebug()
 		for i, o := range out {
 			d.cfg.Observer.Ticks(o, 1)
+			if debug {
+				d.cfg.Logger.Debug("tick written", "connection_id", batch[i].ConnectionID, "due_at", batch[i].DueAt.UTC().Format(time.RFC3339Nano),
+					"outcome", string(o), "claimed", batch[i].ClaimBy != "", "dropped", batch[i].Dropped)
+			}
 			switch o {
 			case store.TickRecorded:
 				recorded++
@@ -191,6 +207,7 @@ func (d *Dispatcher) requeue(batch []store.Tick) {
 	}
 	for conn, q := range back {
 		d.ticks[conn] = bound(append(q, d.ticks[conn]...))
+		d.now[conn] = struct{}{}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,16 +15,21 @@ import (
 	"github.com/jonboulle/clockwork"
 )
 
-// instant runs every occurrence at once and succeeds.
+// instant runs every occurrence at once (or when block closes) and
+// succeeds.
 type instant struct {
-	mu   sync.Mutex
-	runs []dispatch.Request
+	mu    sync.Mutex
+	runs  []dispatch.Request
+	block chan struct{}
 }
 
 func (i *instant) Run(_ context.Context, req dispatch.Request) dispatch.Outcome {
 	i.mu.Lock()
 	i.runs = append(i.runs, req)
 	i.mu.Unlock()
+	if i.block != nil {
+		<-i.block
+	}
 	return dispatch.Outcome{RunID: "run_" + req.OccurrenceID, Status: store.RunSucceeded}
 }
 
@@ -159,6 +165,37 @@ func TestBackupRecordsLate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A host that becomes a connection's primary (the previous one died)
+// writes what it held back as a backup first, then the new tick: the
+// connection's instants are written in order, none made a duplicate by a
+// later one.
+func TestNewPrimaryWritesWhatItHeldBackFirst(t *testing.T) {
+	t.Parallel()
+	st, fc := newRecordStore(t)
+	c := newConnection(t, st)
+	var primary atomic.Bool
+	h := newRecordHost(t, st, fc, "host_a", func(string) bool { return primary.Load() })
+	h.work.block = make(chan struct{}) // the first run holds the connection
+	t.Cleanup(func() { close(h.work.block) })
+	h.disp.Start()
+	base := fc.Now()
+	for i := range 3 {
+		if i == 2 {
+			primary.Store(true)
+		}
+		due := base.Add(time.Duration(i) * time.Second)
+		h.disp.Record(schedule.Tick{ConnectionID: c.ID, DueAt: due, RunAt: due})
+	}
+	waitUntil(t, "three ticks written", func() bool { return h.written() == 3 })
+	if r, co, du := h.outcome(store.TickRecorded), h.outcome(store.TickCoalesced), h.outcome(store.TickDuplicate); r != 1 || co != 2 || du != 0 {
+		t.Fatalf("recorded %d, coalesced %d, duplicate %d; want the first recorded and the others coalesced into it", r, co, du)
+	}
+	q, err := st.ListOccurrences(context.Background(), store.OccurrenceFilter{ConnectionID: c.ID})
+	if err != nil || len(q) != 1 || !q[0].DueAt.Equal(base) {
+		t.Fatalf("queue %+v, %v: want the first instant's occurrence", q, err)
 	}
 }
 

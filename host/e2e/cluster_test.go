@@ -616,6 +616,27 @@ func checkExactlyOnce(t *testing.T, c *cluster, h *clusterHost, runs []apitypes.
 		}
 		if int64(missing) > conn.CoalescedTicks {
 			t.Errorf("connection %s: %d instants missing between its first and last run, %d coalesced", id, missing, conn.CoalescedTicks)
+			var line []string
+			for _, r := range runs {
+				if r.ConnectionID == id && r.Trigger == "scheduled" {
+					line = append(line, r.ScheduledFor[11:19]+"/"+r.HostID[len(r.HostID)-4:]+"/"+r.Status)
+				}
+			}
+			sort.Strings(line)
+			t.Logf("connection %s runs: %s", id, strings.Join(line, " "))
+			for _, ch := range c.hosts {
+				logs := ch.logs
+				if ch.srv != nil {
+					logs = append(slices.Clone(logs), ch.srv.stderr.String())
+				}
+				for _, l := range logs {
+					for _, ln := range strings.Split(l, "\n") {
+						if strings.Contains(ln, id) && !strings.Contains(ln, "plugin") {
+							t.Logf("%s: %s", ch.name, ln)
+						}
+					}
+				}
+			}
 		}
 		totalMissing += missing
 		totalCoalesced += conn.CoalescedTicks

@@ -22,12 +22,13 @@
 //  5. the broker (the only decrypter, over a keyset holder that a rotation
 //     swaps atomically, and reloads when another host rotates it), the
 //     runner (the single launch seam; a random host id per process), the
-//     host's membership (register, reap dead hosts; on SQLite every earlier
-//     process of the store), the runner's recovery of what an older process
-//     left, the dispatcher (the occurrence queue's bounded worker pool), the
-//     scheduler (the clock) on the real clock, the control service, and
-//     boot enrollment — logged as one summary line, "enrollment
-//     connections=N enrolled=… skipped_env=…";
+//     dispatcher (the occurrence queue's bounded worker pool), the
+//     scheduler (the clock) on the real clock, the control service, boot
+//     enrollment — logged as one summary line, "enrollment connections=N
+//     enrolled=… skipped_env=…" — then the host's membership (register,
+//     reap dead hosts; on SQLite every earlier process of the store), the
+//     runner's recovery of what an older process left, and the scheduler,
+//     dispatcher and heartbeats start;
 //  6. Prometheus metrics, the HTTP API and the gRPC admin service on one
 //     listener (HTTP/2 requests with content-type application/grpc go to
 //     gRPC; cleartext HTTP/2 is accepted for them).
@@ -258,7 +259,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		_ = r.Shutdown(sctx)
 	})
 	alone := loc.Kind == StoreSQLite
-	h.member, err = cluster.Join(ctx, cluster.Config{Store: st, HostID: h.id, Addr: addr, Version: version.Version,
+	h.member, err = cluster.New(cluster.Config{Store: st, HostID: h.id, Addr: addr, Version: version.Version,
 		Alone: alone, TTL: cfg.HostTTL, MaxClockSkew: cfg.MaxClockSkew, Clock: clock,
 		RunsActive: func() int { return len(r.Active()) }, Ended: r.Ended,
 		OnLost: func() {
@@ -267,19 +268,6 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		Audit: al, Logger: log.Named("cluster")})
 	if err != nil {
 		return nil, err
-	}
-	undo = append(undo, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		_ = h.member.Leave(sctx)
-	})
-	if alone {
-		// Every lease and unfinished run predates this process.
-		if n, err := r.Recover(ctx); err != nil {
-			return nil, fmt.Errorf("server: recover runs: %w", err)
-		} else if n > 0 {
-			log.Warn("runs left unfinished by a previous process marked failed", "runs", n, "failure_code", "host_crashed")
-		}
 	}
 	dcfg := dispatch.Config{Store: st, Launcher: r.ForDispatch(), HostID: h.id,
 		Workers: int(cfg.MaxConcurrentRuns), Clock: clock, Bus: nb, Observer: m, Logger: log.Named("dispatch")}
@@ -296,7 +284,15 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
-	sched, err := schedule.New(schedule.Config{Clock: clock, CatchUp: cfg.MaxClockSkew, Logger: log.Named("schedule"), Observer: m}, h.disp)
+	// A job enrolled records the instants of the last skew window (a
+	// host behind may not have recorded them yet); on a shared store also
+	// those only a backup may hold yet, so a host that joins, or takes a
+	// connection over, never writes an instant ahead of an older one.
+	catchUp := cfg.MaxClockSkew
+	if !alone {
+		catchUp += dcfg.BackupDelay
+	}
+	sched, err := schedule.New(schedule.Config{Clock: clock, CatchUp: catchUp, Logger: log.Named("schedule"), Observer: m}, h.disp)
 	if err != nil {
 		return nil, err
 	}
@@ -327,6 +323,25 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, fmt.Errorf("server: boot enrollment: %w", err)
 	}
 	log.Info(enrollmentLine(entries))
+	// Join only now, every schedule enrolled and its recent instants
+	// buffered: the other hosts hand this host its share of the recording
+	// as soon as they see it.
+	if err := h.member.Join(ctx); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = h.member.Leave(sctx)
+	})
+	if alone {
+		// Every lease and unfinished run predates this process.
+		if n, err := r.Recover(ctx); err != nil {
+			return nil, fmt.Errorf("server: recover runs: %w", err)
+		} else if n > 0 {
+			log.Warn("runs left unfinished by a previous process marked failed", "runs", n, "failure_code", "host_crashed")
+		}
+	}
 	sched.Start()
 	h.disp.Start()
 	h.member.Start()
