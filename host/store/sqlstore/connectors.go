@@ -34,14 +34,14 @@ func (s *Store) UpsertConnector(ctx context.Context, reg store.ConnectorRegistra
 			// DO NOTHING: hosts booting together register the same
 			// connectors at once; the one that loses reads the winner's
 			// row (waiting for its commit) and goes on as an update.
-			res, err := s.exec(ctx, tx, `INSERT INTO connectors (`+connectorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+			res, ierr := s.exec(ctx, tx, `INSERT INTO connectors (`+connectorCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (key) DO NOTHING`,
 				reg.Key, reg.Version, string(reg.Manifest), reg.Path, reg.SHA256, s.bindTime(now), s.bindTime(now))
-			if err != nil {
-				return err
+			if ierr != nil {
+				return ierr
 			}
-			if n, err := affected(res); err != nil {
-				return err
+			if n, aerr := affected(res); aerr != nil {
+				return aerr
 			} else if n == 1 {
 				out = store.ConnectorUpsert{Created: true, Changed: true, Connector: store.Connector{
 					Key: reg.Key, Version: reg.Version, Manifest: reg.Manifest, Path: reg.Path, SHA256: reg.SHA256,
