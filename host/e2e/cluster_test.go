@@ -97,8 +97,15 @@ func newCluster(t *testing.T, offsets ...time.Duration) *cluster {
 	if err != nil {
 		t.Fatalf("keyset init: %v\n%s", err, out)
 	}
+	// The hosts' data dirs hold their plugins' sockets: keep them short
+	// too.
+	hostsRoot, err := os.MkdirTemp("", "chh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(hostsRoot) })
 	for i, off := range offsets {
-		c.hosts = append(c.hosts, &clusterHost{name: fmt.Sprintf("h%d", i+1), dir: filepath.Join(root, fmt.Sprintf("h%d", i+1)), offset: off})
+		c.hosts = append(c.hosts, &clusterHost{name: fmt.Sprintf("h%d", i+1), dir: filepath.Join(hostsRoot, fmt.Sprintf("h%d", i+1)), offset: off})
 	}
 	t.Cleanup(c.cleanup)
 	return c
@@ -566,7 +573,37 @@ func clusterScenario(t *testing.T, offsets []time.Duration) {
 	for _, h := range c.hosts {
 		c.stop(h)
 	}
+	c.checkRuntimeFiles()
 	c.checkCanary(canary)
+}
+
+// checkRuntimeFiles: every plugin socket dir lived in its host's runtime
+// dir, none in TMPDIR, and the ones the killed host left were swept when
+// it started again — after a clean stop every runtime dir is empty.
+func (c *cluster) checkRuntimeFiles() {
+	c.t.Helper()
+	if ents, _ := os.ReadDir(c.marker); len(ents) > 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		c.t.Errorf("files left in TMPDIR: %v", names)
+	}
+	for _, h := range c.hosts {
+		dir := filepath.Join(h.dir, "run")
+		fi, err := os.Stat(dir)
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			c.t.Errorf("%s's runtime dir: %v, %v", h.name, fi, err)
+			continue
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			c.t.Errorf("%s's runtime dir holds %v after a clean stop", h.name, names)
+		}
+	}
 }
 
 // checkExactlyOnce: no (connection, scheduled_for) ran twice, and every
@@ -815,6 +852,7 @@ func TestClusterCancelAndFollowAcrossHosts(t *testing.T) {
 	for _, h := range c.hosts {
 		c.stop(h)
 	}
+	c.checkRuntimeFiles()
 	c.checkCanary(canary)
 }
 

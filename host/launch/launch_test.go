@@ -265,6 +265,13 @@ func TestLaunchFailuresAreTypedAndLeaveNoProcess(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
+			// Short: it holds the plugin's Unix socket.
+			runtime, err := os.MkdirTemp("", "lt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = os.RemoveAll(runtime) })
+			tc.cfg.TempDir = runtime
 			l, logs := testLauncher(t, tc.cfg)
 			spec, pidfile := testSpec(t)
 			if tc.pre != "" {
@@ -280,7 +287,7 @@ func TestLaunchFailuresAreTypedAndLeaveNoProcess(t *testing.T) {
 			}
 			defer cancel()
 
-			_, err := runCollect(ctx, l, spec, runConfig(tc.run))
+			_, err = runCollect(ctx, l, spec, runConfig(tc.run))
 
 			var fe *failure.Error
 			if !errors.As(err, &fe) {
@@ -298,6 +305,7 @@ func TestLaunchFailuresAreTypedAndLeaveNoProcess(t *testing.T) {
 			}
 			assertNoSurvivors(t, pids)
 			assertNoZombieChildren(t, pids)
+			assertEmptyDir(t, runtime)
 
 			// The host stays healthy: the same launcher launches again.
 			next, nextPids := testSpec(t)
@@ -309,6 +317,7 @@ func TestLaunchFailuresAreTypedAndLeaveNoProcess(t *testing.T) {
 				t.Errorf("next launch emitted %d records, want 3", n)
 			}
 			assertNoSurvivors(t, readPIDs(t, nextPids))
+			assertEmptyDir(t, runtime)
 		})
 	}
 }
@@ -702,5 +711,22 @@ func TestSpecValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// assertEmptyDir: a launch, however it ended, leaves nothing in the
+// launcher's TempDir (its socket dir and binary copy are removed).
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) > 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("left in the launcher's TempDir: %v", names)
 	}
 }

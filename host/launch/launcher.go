@@ -378,6 +378,9 @@ func (s *session) newRunner(_ hclog.Logger, pcmd *exec.Cmd, tmpDir string) (runn
 	defer s.mu.Unlock()
 	s.sockDir = tmpDir
 	if s.aborted {
+		// close has run already (or is running): the socket dir go-plugin
+		// just made is this call's to remove.
+		_ = os.RemoveAll(tmpDir)
 		return nil, errKilledBeforeStart
 	}
 	env := append(slices.Clone(s.spec.Env), pcmd.Env...)

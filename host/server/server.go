@@ -3,10 +3,12 @@
 //
 // Run, in order:
 //
-//  1. the data dir (created 0700), the store's location (--store: the
-//     SQLite file in the data dir by default, locked — one host per
-//     SQLite store — or a PostgreSQL database several hosts share), the
-//     logger (hclog, text or JSON) and the listener;
+//  1. the data dir (created 0700, and locked: one host per data dir), the
+//     store's location (--store: the SQLite file in the data dir by
+//     default, locked too — one host per SQLite store — or a PostgreSQL
+//     database several hosts share), the runtime dir (<data-dir>/run,
+//     0700, swept of what a crashed process left: every plugin's socket
+//     dir lives there), the logger (hclog, text or JSON) and the listener;
 //  2. the keyset: under the configured KEK (env variable, file or KMS
 //     URI), or — none configured — the dev-mode cleartext keyset (0600),
 //     with a loud warning on every start; loaded, or created on first
@@ -154,18 +156,36 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
+	// One host per data dir (its runtime dir is swept at start), and one
+	// host per SQLite store: a second serve would reclaim the first one's
+	// work as a crashed host's.
+	unlocks := []func(){}
+	h.unlock = func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}
+	undo = append(undo, func() { h.unlock() })
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	unlocks = append(unlocks, unlock)
 	if loc.Kind == StoreSQLite {
-		// One host per SQLite store: a second serve would reclaim the
-		// first one's work as a crashed host's.
 		if loc.Path, err = filepath.Abs(loc.Path); err != nil {
 			return nil, fmt.Errorf("server: store path: %w", err)
 		}
-		unlock, err := lockDataDir(filepath.Dir(loc.Path))
-		if err != nil {
-			return nil, err
+		if storeDir := filepath.Dir(loc.Path); storeDir != dataDir {
+			unlock, err := lockDataDir(storeDir)
+			if err != nil {
+				return nil, err
+			}
+			unlocks = append(unlocks, unlock)
 		}
-		h.unlock = unlock
-		undo = append(undo, unlock)
+	}
+	runtimeDir, err := prepareRuntimeDir(dataDir, log)
+	if err != nil {
+		return nil, err
 	}
 	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data dir is accessible by group or others; it holds the store, the keyset and the operator token",
@@ -212,7 +232,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	environ := withholdHostSecrets(cfg.Environ, cfg.KEKEnv)
 	m := metrics.New()
 	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: environ, RunTimeout: cfg.RunTimeout,
-		ObserveStart: m.ObserveLaunch})
+		TempDir: runtimeDir, ObserveStart: m.ObserveLaunch})
 	if err != nil {
 		return nil, err
 	}
