@@ -97,6 +97,10 @@ signal exits at once.`,
 	f.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", server.DefaultMaxClockSkew, "the largest clock difference between hosts the cluster tolerates")
 	f.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this host's clock (for clock-skew tests only)")
 	_ = f.MarkHidden("clock-offset")
+	f.BoolVar(&cfg.NewStore, "new-store", false,
+		"start an empty store on purpose in a data dir whose store was lost (otherwise such a start is refused)")
+	f.BoolVar(&cfg.NewKeyset, "new-keyset", false,
+		"create a new keyset on purpose although stored credentials are sealed under a missing one (they stay undecryptable)")
 	f.DurationVar(&cfg.RunTimeout, "run-timeout", server.DefaultRunTimeout, "deadline of each run")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound of the graceful shutdown")
 	return cmd

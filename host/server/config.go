@@ -104,6 +104,15 @@ type Config struct {
 	MaxClockSkew time.Duration
 	// ClockOffset shifts this host's clock (tests of clock skew only).
 	ClockOffset time.Duration
+	// NewStore starts an empty store on purpose in a data dir that was
+	// initialised (its store was lost): without it such a start is
+	// refused (ErrStoreMissing).
+	NewStore bool
+	// NewKeyset creates a new keyset on purpose although the store holds
+	// credentials sealed under a keyset that is missing: without it such
+	// a start is refused (ErrKeysetMissing). Those credentials stay
+	// undecryptable until captured again.
+	NewKeyset bool
 	// RunTimeout bounds each run. Default DefaultRunTimeout.
 	RunTimeout time.Duration
 	// ShutdownTimeout bounds graceful shutdown. Default

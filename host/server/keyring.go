@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,21 +88,6 @@ func (k *keyring) Rewrap(ctx context.Context, actor string) (broker.RewrapReport
 	return k.broker.Rewrap(ctx, actor)
 }
 
-// loadKeyset loads the data dir's keyset, creating it on first start.
-func loadKeyset(ctx context.Context, cfg keysets.Config) (ks *keysets.Keyset, created bool, err error) {
-	ks, err = keysets.Load(ctx, cfg)
-	if err == nil {
-		return ks, false, nil
-	}
-	if !errors.Is(err, keysets.ErrNotFound) {
-		return nil, false, fmt.Errorf("server: load keyset: %w", err)
-	}
-	ks, err = keysets.Create(ctx, cfg)
-	if err != nil {
-		return nil, false, fmt.Errorf("server: create keyset: %w", err)
-	}
-	return ks, true, nil
-}
 
 // InitKeyset creates the keyset of dataDir under kek (`connhost keyset
 // init`), creating the data dir 0700 if needed. It refuses to overwrite an

@@ -199,27 +199,62 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	undo = append(undo, func() { _ = h.ln.Close() })
 	addr := h.ln.Addr().String()
 
-	// 2. Keyset.
+	// 2. The store, checked against the data dir before anything is
+	// written; then the keyset, created only where no credential needs
+	// the one that is missing.
 	kek, err := cfg.KEKSource()
 	if err != nil {
 		return nil, err
 	}
 	kcfg := keysets.Config{Path: cfg.KeysetPath(), KEK: kek, Logger: log.Named("keyset")}
-	ks, created, err := loadKeyset(ctx, kcfg)
+	ks, err := keysets.Load(ctx, kcfg)
+	keysetMissing := errors.Is(err, keysets.ErrNotFound)
+	switch {
+	case err != nil && !keysetMissing:
+		return nil, fmt.Errorf("server: load keyset: %w", err)
+	case !keysetMissing && cfg.NewKeyset:
+		return nil, fmt.Errorf("%w: --new-keyset creates a keyset where none is, and %s exists; drop the flag to use it", ErrInvalidConfig, kcfg.Path)
+	}
+	mk, hasMarker, err := readMarker(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("keyset ready", "path", kcfg.Path, "created", created, "kek", kek.String(), "primary_key_id", ks.PrimaryKeyID())
-	ring := &keyring{cfg: kcfg, log: log.Named("keyset")}
-	ring.cur.Store(ks)
-
-	// 3. Store and operator token.
+	if loc.Kind == StoreSQLite {
+		if err := checkSQLiteFile(cfg, loc, mk, hasMarker); err != nil {
+			return nil, err
+		}
+	}
 	st, bus, err := openStore(ctx, loc, h.id, clock.Now, log)
 	if err != nil {
 		return nil, err
 	}
 	h.store, h.bus = st, bus
 	undo = append(undo, func() { _ = st.Close() })
+	storeID, err := reconcileIdentity(ctx, st, cfg, loc, mk, hasMarker, clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	created := false
+	if keysetMissing {
+		ids, err := st.CredentialKeyIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) > 0 && !cfg.NewKeyset {
+			return nil, fmt.Errorf("%w: %s does not exist, but the store holds credentials sealed under key ids %v: restore the keyset file (with the KEK it is sealed under) from a backup, or run `connhost serve --new-keyset` once to start a new keyset on purpose (those credentials stay undecryptable: capture them again)",
+				ErrKeysetMissing, kcfg.Path, ids)
+		}
+		if ks, err = keysets.Create(ctx, kcfg); err != nil {
+			return nil, fmt.Errorf("server: create keyset: %w", err)
+		}
+		created = true
+	}
+	log.Info("store ready", "store", loc.Redacted, "store_id", storeID)
+	log.Info("keyset ready", "path", kcfg.Path, "created", created, "kek", kek.String(), "primary_key_id", ks.PrimaryKeyID())
+	ring := &keyring{cfg: kcfg, log: log.Named("keyset")}
+	ring.cur.Store(ks)
+
+	// 3. The operator token.
 	token, created, err := ensureToken(cfg.TokenPath())
 	if err != nil {
 		return nil, err
@@ -414,7 +449,7 @@ func openStore(ctx context.Context, loc StoreLocation, hostID string, now func()
 			_ = st.Close()
 			return nil, nil, err
 		}
-		log.Info("store ready", "store", loc.Redacted, "schema_version", st.SchemaVersion())
+		log.Info("store opened", "store", loc.Redacted, "schema_version", st.SchemaVersion())
 		return st, bus, nil
 	default:
 		st, err := sqlite.Open(ctx, sqlite.Config{DataDir: filepath.Dir(loc.Path), FileName: filepath.Base(loc.Path), Now: now, Logger: slog})

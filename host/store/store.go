@@ -252,6 +252,22 @@ type Hosts interface {
 	ReapHosts(ctx context.Context, self string, deadBefore time.Time) ([]HostReap, error)
 }
 
+// Identity is the store's own identity: a random id written once, at
+// the first start, which a host's data dir remembers (so a store that
+// comes back empty, or another store, is noticed).
+type Identity interface {
+	// StoreID returns the store's id, and false when none was written
+	// (a new or emptied store).
+	StoreID(ctx context.Context) (string, bool, error)
+	// InitStoreID writes id as the store's id unless one is written
+	// already, and returns the store's id (the one already there, when
+	// hosts start together).
+	InitStoreID(ctx context.Context, id string) (string, error)
+	// CredentialKeyIDs returns the distinct key ids that seal the stored
+	// ciphertexts (a missing keyset must hold them).
+	CredentialKeyIDs(ctx context.Context) ([]uint32, error)
+}
+
 // Store is the whole persistent model.
 type Store interface {
 	Connectors
@@ -265,6 +281,7 @@ type Store interface {
 	Locks
 	Dispatch
 	Hosts
+	Identity
 
 	// Ping checks that the backend answers (for /readyz).
 	Ping(ctx context.Context) error

@@ -97,6 +97,8 @@ func Run(t *testing.T, open Opener) {
 		{"Hosts", testHosts},
 		{"ReapHosts", testReapHosts},
 		{"StopHostHandsWorkBack", testStopHostHandsWorkBack},
+		{"StoreIdentity", testStoreIdentity},
+		{"CredentialKeyIDs", testCredentialKeyIDs},
 		{"TimestampsUTC", testTimestampsUTC},
 		{"Ping", testPing},
 	} {

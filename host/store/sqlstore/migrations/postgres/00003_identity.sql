@@ -1,0 +1,13 @@
+-- connhost store, version 3 (PostgreSQL): the store's identity.
+
+-- +goose Up
+-- One row per key. store_id is written at the first start and copied
+-- into each host's data dir (store.id): a data dir whose store comes
+-- back empty, or that is pointed at another store, is refused at boot.
+CREATE TABLE store_meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+
+-- +goose Down
+DROP TABLE store_meta;
