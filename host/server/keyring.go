@@ -88,7 +88,6 @@ func (k *keyring) Rewrap(ctx context.Context, actor string) (broker.RewrapReport
 	return k.broker.Rewrap(ctx, actor)
 }
 
-
 // InitKeyset creates the keyset of dataDir under kek (`connhost keyset
 // init`), creating the data dir 0700 if needed. It refuses to overwrite an
 // existing keyset (keysets.ErrExists). logger receives the dev-mode warning
