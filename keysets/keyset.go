@@ -96,6 +96,17 @@ type Info struct {
 	KEK string `json:"kek"`
 }
 
+// Holds reports whether the keyset decrypts what key id sealed: it has
+// that key, enabled. (A disabled key decrypts nothing.)
+func (i Info) Holds(id uint32) bool {
+	for _, k := range i.Keys {
+		if k.ID == id && k.Status == StatusEnabled {
+			return true
+		}
+	}
+	return false
+}
+
 // KeyInfo describes one key of a keyset.
 type KeyInfo struct {
 	// ID is the Tink key id, also found in the prefix of its ciphertexts.

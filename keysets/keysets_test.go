@@ -1114,3 +1114,17 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// Holds: an enabled key decrypts what it sealed; a disabled or unknown
+// one does not.
+func TestInfoHolds(t *testing.T) {
+	t.Parallel()
+	info := keysets.Info{Keys: []keysets.KeyInfo{
+		{ID: 1, Status: keysets.StatusEnabled}, {ID: 2, Status: keysets.StatusDisabled}, {ID: 3, Status: keysets.StatusDestroyed},
+	}}
+	for id, want := range map[uint32]bool{1: true, 2: false, 3: false, 4: false} {
+		if got := info.Holds(id); got != want {
+			t.Errorf("Holds(%d) = %v, want %v", id, got, want)
+		}
+	}
+}

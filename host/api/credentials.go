@@ -27,9 +27,24 @@ func (a *API) setCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toCredential(meta))
+	writeJSON(w, http.StatusOK, a.credential(meta))
 	return nil
 }
+
+// credential converts credential metadata, keyset-aware: an active
+// credential sealed under a key the loaded keyset does not hold is not
+// usable, and reads as state key_missing, not present.
+func (a *API) credential(m store.CredentialMeta) apitypes.Credential {
+	out := toCredential(m)
+	if m.State == store.CredentialActive && !a.cfg.Keyset.Info().Holds(m.KeyID) {
+		out.State, out.Present = CredentialKeyMissing, false
+	}
+	return out
+}
+
+// CredentialKeyMissing is the state the API reports for an active
+// credential the loaded keyset cannot decrypt.
+const CredentialKeyMissing = "key_missing"
 
 func (a *API) getCredential(w http.ResponseWriter, r *http.Request) error {
 	meta, err := a.cfg.Store.GetCredentialMeta(r.Context(), r.PathValue("id"))
@@ -40,7 +55,7 @@ func (a *API) getCredential(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	writeJSON(w, http.StatusOK, toCredential(meta))
+	writeJSON(w, http.StatusOK, a.credential(meta))
 	return nil
 }
 
@@ -52,7 +67,7 @@ func (a *API) revokeCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toCredential(meta))
+	writeJSON(w, http.StatusOK, a.credential(meta))
 	return nil
 }
 
@@ -61,6 +76,6 @@ func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toCredential(meta))
+	writeJSON(w, http.StatusOK, a.credential(meta))
 	return nil
 }

@@ -253,10 +253,36 @@ func (b *Broker) open(connectionID string, kind store.CredentialKind, ct []byte)
 // cannot decrypt.
 type Presence struct {
 	Store store.Presence
+	// Keys describes the loaded keyset — key ids and states, never key
+	// material. A credential sealed under a key it does not hold is not
+	// present: it cannot be resolved. Nil: no keyset, so no stored
+	// credential is usable.
+	Keys KeyInfo
+}
+
+// KeyInfo describes a keyset without its key material.
+type KeyInfo interface {
+	Info() keysets.Info
 }
 
 // HasActiveCredential reports whether the connection has an active
-// stored credential, reading only its state.
+// stored credential the loaded keyset can decrypt, reading only its state
+// and key id.
 func (p Presence) HasActiveCredential(ctx context.Context, connectionID string) (bool, error) {
-	return p.Store.HasActiveCredential(ctx, connectionID)
+	key, active, err := p.Store.ActiveCredentialKey(ctx, connectionID)
+	if err != nil || !active {
+		return false, err
+	}
+	return p.Keys != nil && p.Keys.Info().Holds(key), nil
+}
+
+// KeyMissing reports an active stored credential sealed under a key the
+// loaded keyset does not hold (it is unavailable, and the host env must
+// not stand in for it), with that key id.
+func (p Presence) KeyMissing(ctx context.Context, connectionID string) (uint32, bool, error) {
+	key, active, err := p.Store.ActiveCredentialKey(ctx, connectionID)
+	if err != nil || !active {
+		return 0, false, err
+	}
+	return key, p.Keys == nil || !p.Keys.Info().Holds(key), nil
 }

@@ -288,7 +288,7 @@ func TestResolveNeverStored(t *testing.T) {
 }
 
 // Presence answers from credential state alone, with no keyset anywhere.
-func TestPresenceMatrixWithoutKeyset(t *testing.T) {
+func TestPresenceMatrix(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	active, revoked, deleted, never := f.connection(), f.connection(), f.connection(), f.connection()
@@ -301,14 +301,39 @@ func TestPresenceMatrixWithoutKeyset(t *testing.T) {
 	if _, err := f.broker.Delete(context.Background(), deleted, "operator"); err != nil {
 		t.Fatal(err)
 	}
-	p := Presence{Store: f.st} // no keyset exists in this value's reach
-	for id, want := range map[string]bool{active: true, revoked: false, deleted: false, never: false, "conn_unknown": false} {
-		got, err := p.HasActiveCredential(context.Background(), id)
-		if err != nil || got != want {
-			t.Errorf("HasActiveCredential(%s) = %v, %v; want %v", id, got, err, want)
-		}
+	held := f.ks.Info()
+	other := keysets.Info{Keys: []keysets.KeyInfo{{ID: held.PrimaryKeyID + 1, Status: keysets.StatusEnabled}}}
+	disabled := keysets.Info{Keys: []keysets.KeyInfo{{ID: held.PrimaryKeyID, Status: keysets.StatusDisabled}}}
+	for name, keys := range map[string]KeyInfo{
+		"the keyset that sealed it": infoOnly{held},
+		"another keyset":            infoOnly{other},
+		"its key disabled":          infoOnly{disabled},
+		"no keyset":                 nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			// The presence gets key ids and states, never key material.
+			p := Presence{Store: f.st, Keys: keys}
+			usable := name == "the keyset that sealed it"
+			for id, want := range map[string]bool{active: usable, revoked: false, deleted: false, never: false, "conn_unknown": false} {
+				got, err := p.HasActiveCredential(context.Background(), id)
+				if err != nil || got != want {
+					t.Errorf("HasActiveCredential(%s) = %v, %v; want %v", id, got, err, want)
+				}
+				key, missing, err := p.KeyMissing(context.Background(), id)
+				wantMissing := id == active && !usable
+				if err != nil || missing != wantMissing || (missing && key != held.PrimaryKeyID) {
+					t.Errorf("KeyMissing(%s) = %d, %v, %v; want missing %v", id, key, missing, err, wantMissing)
+				}
+			}
+		})
 	}
 }
+
+// infoOnly describes a keyset and holds no key.
+type infoOnly struct{ info keysets.Info }
+
+func (i infoOnly) Info() keysets.Info { return i.info }
 
 func TestRotateRewrapDisableOldKey(t *testing.T) {
 	t.Parallel()

@@ -31,12 +31,24 @@ const (
 	SkippedUnknownConnector Outcome = "skipped_unknown_connector"
 	SkippedInvalidSchedule  Outcome = "skipped_invalid_schedule"
 	SkippedPresenceError    Outcome = "skipped_presence_error"
+	// SkippedKeyMissing: the connection's active stored credential is
+	// sealed under a key the loaded keyset does not hold. It cannot be
+	// resolved, and the host env does not stand in for it.
+	SkippedKeyMissing Outcome = "skipped_key_missing"
 )
 
-// Presence answers whether a connection holds an active stored credential.
-// Implementations must not decrypt.
+// Presence answers whether a connection holds an active stored credential
+// the loaded keyset can decrypt. Implementations must not decrypt.
 type Presence interface {
 	HasActiveCredential(ctx context.Context, connectionID string) (bool, error)
+}
+
+// KeyedPresence is a Presence that also tells an active credential whose
+// key the loaded keyset lacks (broker.Presence is one): the gate reports
+// it as SkippedKeyMissing rather than falling back to the host env.
+type KeyedPresence interface {
+	Presence
+	KeyMissing(ctx context.Context, connectionID string) (keyID uint32, missing bool, err error)
 }
 
 // Connection is what the gate needs to know about a connection.
@@ -109,6 +121,15 @@ func (g *Gate) Evaluate(ctx context.Context, c Connection) Entry {
 		has, err := g.Presence.HasActiveCredential(ctx, c.ID)
 		if err != nil {
 			return e.with(SkippedPresenceError, "credential presence check failed")
+		}
+		if kp, ok := g.Presence.(KeyedPresence); ok && !has {
+			key, missing, err := kp.KeyMissing(ctx, c.ID)
+			if err != nil {
+				return e.with(SkippedPresenceError, "credential presence check failed")
+			}
+			if missing {
+				return e.with(SkippedKeyMissing, fmt.Sprintf("the stored credential is sealed under key id %d, which the loaded keyset does not hold", key))
+			}
 		}
 		if !has {
 			missing := g.missingEnv(m.Auth.Required)

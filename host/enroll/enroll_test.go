@@ -16,11 +16,17 @@ import (
 type fakePresence struct {
 	t      *testing.T
 	active map[string]bool
-	err    error
+	// keyMissing: an active credential under a key the keyset lacks.
+	keyMissing map[string]bool
+	err        error
 }
 
 func (p *fakePresence) HasActiveCredential(_ context.Context, id string) (bool, error) {
 	return p.active[id], p.err
+}
+
+func (p *fakePresence) KeyMissing(_ context.Context, id string) (uint32, bool, error) {
+	return 77, p.keyMissing[id], p.err
 }
 
 // Resolve is the decrypt path; the gate has no way to call it, and this
@@ -30,7 +36,7 @@ func (p *fakePresence) Resolve(context.Context, string) (map[string]string, erro
 	return nil, nil
 }
 
-var _ Presence = (*fakePresence)(nil)
+var _ KeyedPresence = (*fakePresence)(nil)
 
 type manifests map[string]manifest.Manifest
 
@@ -57,6 +63,7 @@ func TestEvaluate(t *testing.T) {
 		conn     Connection
 		env      map[string]string
 		active   bool
+		keyMiss  bool
 		allowEnv bool
 		auto     bool
 		presErr  error
@@ -104,6 +111,10 @@ func TestEvaluate(t *testing.T) {
 		"invalid schedule": {
 			conn: Connection{ID: "c1", ConnectorKey: "demo", State: "active", Schedule: "bogus"}, active: true, want: SkippedInvalidSchedule,
 		},
+		"an active credential under a key the keyset lacks is skipped, the host env notwithstanding": {
+			conn: Connection{ID: "c1", ConnectorKey: "demo", State: "active"}, auto: true, keyMiss: true, allowEnv: true,
+			env: map[string]string{"DEMO_TOKEN": "x"}, want: SkippedKeyMissing, wantSpec: "@every 1m",
+		},
 		"presence error": {
 			conn: Connection{ID: "c1", ConnectorKey: "demo", State: "active"}, auto: true, presErr: errors.New("db down"), want: SkippedPresenceError, wantSpec: "@every 1m",
 		},
@@ -112,7 +123,8 @@ func TestEvaluate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			g := &Gate{
-				Presence:     &fakePresence{t: t, active: map[string]bool{"c1": tc.active}, err: tc.presErr},
+				Presence: &fakePresence{t: t, active: map[string]bool{"c1": tc.active}, keyMissing: map[string]bool{"c1": tc.keyMiss},
+					err: tc.presErr},
 				Manifests:    manifests{"demo": demoManifest(tc.auto)},
 				HostEnv:      envOf(tc.env),
 				AllowHostEnv: tc.allowEnv,

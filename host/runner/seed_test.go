@@ -18,6 +18,7 @@ import (
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/keysets"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -266,10 +267,11 @@ func TestEnvFreeDeploymentAutoEnrollsAStoreBackedConnector(t *testing.T) {
 			first.SetToken(conn.ID, canary)
 			first.Close()
 
-			// Boot again, env-free, with NO keyset loaded at all and a
-			// Presence over a store whose ciphertext read fails the test.
-			h := hosttest.New(t, hosttest.Options{HostEnv: hostEnv(token), AllowHostEnv: true, DataDir: dir, NoKeyset: true})
-			h.Gate.Presence = broker.Presence{Store: trapStore{Presence: h.Store, t: t}}
+			// Boot again, env-free, with a Presence that holds no key —
+			// only the keyset's key ids — over a store whose ciphertext
+			// read fails the test.
+			h := hosttest.New(t, hosttest.Options{HostEnv: hostEnv(token), AllowHostEnv: true, DataDir: dir})
+			h.Gate.Presence = broker.Presence{Store: trapStore{Presence: h.Store, t: t}, Keys: keyIDsOnly{h.Keyset.Info()}}
 			entries, err := h.Control.Boot(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -288,6 +290,39 @@ func TestEnvFreeDeploymentAutoEnrollsAStoreBackedConnector(t *testing.T) {
 				t.Fatalf("summary = %q", got)
 			}
 		})
+	}
+}
+
+// keyIDsOnly describes a keyset and holds no key.
+type keyIDsOnly struct{ info keysets.Info }
+
+func (k keyIDsOnly) Info() keysets.Info { return k.info }
+
+// The keyset-aware half of the same rule: an active stored credential
+// whose key the loaded keyset does not hold (the keyset was replaced)
+// satisfies nothing, and the host env does not stand in for it — the
+// connection is reported skipped_key_missing, typed.
+func TestCredentialUnderAMissingKeyIsNotPresence(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first := hosttest.New(t, hosttest.Options{HostEnv: hostEnv(nil), AllowHostEnv: true, DataDir: dir})
+	conn := first.CreateDemo(demoConfig(nil), "")
+	first.SetToken(conn.ID, canary)
+	first.Close()
+	if err := os.Remove(filepath.Join(dir, "keyset.json")); err != nil {
+		t.Fatal(err)
+	}
+	// A new keyset, and a decoy the host env would otherwise offer.
+	h := hosttest.New(t, hosttest.Options{HostEnv: hostEnv(ptr("decoy")), AllowHostEnv: true, DataDir: dir})
+	entries, err := h.Control.Boot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Outcome != enroll.SkippedKeyMissing || !strings.Contains(entries[0].Reason, "key id") {
+		t.Fatalf("boot report = %+v, want skipped_key_missing", entries)
+	}
+	if h.Scheduler.Enrolled(conn.ID) {
+		t.Fatal("scheduled on the host env's decoy")
 	}
 }
 

@@ -237,5 +237,24 @@ func TestStartingOverOnPurpose(t *testing.T) {
 		if _, err := runOnce(t, cfg); !errors.Is(err, server.ErrInvalidConfig) || !strings.Contains(err.Error(), "--new-keyset") {
 			t.Fatalf("--new-keyset with a keyset: %v", err)
 		}
+		// The old credential is not called active: the loaded keyset
+		// does not hold its key, and enrollment says so, typed.
+		cfg.NewKeyset = false
+		r := start(t, cfg)
+		var l apitypes.List[apitypes.Connection]
+		r.ok(http.StatusOK, http.MethodGet, "/v1/connections", nil, &l)
+		if len(l.Items) != 1 {
+			t.Fatalf("%d connections", len(l.Items))
+		}
+		var cred apitypes.Credential
+		r.ok(http.StatusOK, http.MethodGet, "/v1/connections/"+l.Items[0].ID+"/credential", nil, &cred)
+		if cred.State != "key_missing" || cred.Present {
+			t.Fatalf("credential under a lost key = %+v, want state key_missing, not present", cred)
+		}
+		var enr apitypes.Enrollment
+		r.ok(http.StatusOK, http.MethodGet, "/v1/enrollment", nil, &enr)
+		if len(enr.Connections) != 1 || enr.Connections[0].Outcome != "skipped_key_missing" {
+			t.Fatalf("enrollment = %+v, want skipped_key_missing", enr)
+		}
 	})
 }

@@ -352,7 +352,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, err
 	}
 	h.sched = sched
-	gate := &enroll.Gate{Presence: broker.Presence{Store: st}, Manifests: control.Manifests{Catalog: cat},
+	gate := &enroll.Gate{Presence: broker.Presence{Store: st, Keys: ring}, Manifests: control.Manifests{Catalog: cat},
 		HostEnv: lookup, AllowHostEnv: cfg.AllowHostEnvCredentials, CheckSpec: schedule.Check}
 	ctl, err := control.New(control.Config{Store: st, Catalog: cat, Broker: b, Runner: r, Queue: h.disp, Scheduler: sched,
 		Gate: gate, Bus: nb, Audit: al, Logger: log.Named("control")})

@@ -48,6 +48,10 @@ type Connections interface {
 // that never stored a credential, is (false, nil).
 type Presence interface {
 	HasActiveCredential(ctx context.Context, connectionID string) (bool, error)
+	// ActiveCredentialKey returns the key id that sealed the connection's
+	// active credential, and false when it has none (a keyset-aware gate
+	// asks whether the loaded keyset holds that key).
+	ActiveCredentialKey(ctx context.Context, connectionID string) (uint32, bool, error)
 }
 
 // Credentials manages the sealed static-secret credential of each

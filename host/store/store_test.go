@@ -133,12 +133,17 @@ func TestLeaseExpired(t *testing.T) {
 }
 
 // TestPresenceIsNarrow: eligibility code gets a store.Presence, which
-// exposes HasActiveCredential and nothing else — no ciphertext read.
+// exposes a credential's state and key id and nothing else — no
+// ciphertext read.
 func TestPresenceIsNarrow(t *testing.T) {
 	t.Parallel()
 	p := reflect.TypeFor[store.Presence]()
-	if p.NumMethod() != 1 || p.Method(0).Name != "HasActiveCredential" {
-		t.Errorf("store.Presence has %d methods, want only HasActiveCredential", p.NumMethod())
+	var names []string
+	for i := range p.NumMethod() {
+		names = append(names, p.Method(i).Name)
+	}
+	if want := []string{"ActiveCredentialKey", "HasActiveCredential"}; !slices.Equal(names, want) {
+		t.Errorf("store.Presence has methods %v, want only %v", names, want)
 	}
 	if !reflect.TypeFor[store.Credentials]().Implements(p) {
 		t.Error("store.Credentials does not embed Presence")

@@ -130,9 +130,12 @@ type CredentialSetRequest struct {
 // Present is true when the credential is usable (state active) — the
 // same question the enrollment gate asks; State tells the rest.
 type Credential struct {
-	Present    bool      `json:"present"`
-	Kind       string    `json:"kind,omitempty"`
-	State      string    `json:"state"` // none | active | revoked | deleted | quarantined
+	Present bool   `json:"present"`
+	Kind    string `json:"kind,omitempty"`
+	// State is none, active, revoked, deleted, quarantined, or
+	// key_missing: active, but sealed under a key the loaded keyset does
+	// not hold (it cannot be used until that keyset is restored).
+	State      string    `json:"state"`
 	Names      []string  `json:"names"`
 	KeyID      uint32    `json:"key_id,omitempty"`
 	CapturedAt string    `json:"captured_at"`

@@ -235,7 +235,11 @@ func New(t testing.TB, o Options) *Host {
 	}
 	presence := o.Presence
 	if presence == nil {
-		presence = broker.Presence{Store: st}
+		bp := broker.Presence{Store: st}
+		if h.Keyset != nil {
+			bp.Keys = h.Keyset
+		}
+		presence = bp
 	}
 	h.Gate = &enroll.Gate{Presence: presence, Manifests: control.Manifests{Catalog: cat}, HostEnv: lookup,
 		AllowHostEnv: o.AllowHostEnv, CheckSpec: schedule.Check}

@@ -84,6 +84,26 @@ func (s *Store) HasActiveCredential(ctx context.Context, connectionID string) (b
 	return store.CredentialState(state) == store.CredentialActive, nil
 }
 
+// ActiveCredentialKey implements store.Presence. It reads the state and
+// key id columns only.
+func (s *Store) ActiveCredentialKey(ctx context.Context, connectionID string) (uint32, bool, error) {
+	var (
+		state string
+		key   int64
+	)
+	err := s.queryRow(ctx, s.r, `SELECT state, key_id FROM credentials WHERE connection_id = ?`, connectionID).Scan(&state, &key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, dbErr("active credential key", err)
+	}
+	if store.CredentialState(state) != store.CredentialActive {
+		return 0, false, nil
+	}
+	return uint32(key), true, nil
+}
+
 // CaptureCredential implements store.Credentials.
 func (s *Store) CaptureCredential(ctx context.Context, sc store.SealedCredential) (store.CredentialMeta, error) {
 	if err := sc.Validate(); err != nil {

@@ -214,11 +214,18 @@ func testHasActiveCredentialMatrix(t *testing.T, f *fixture) {
 			if got := must(p.HasActiveCredential(f.ctx, c.ID))(t); got != tc.want {
 				t.Errorf("HasActiveCredential = %v, want %v", got, tc.want)
 			}
+			key, active := must2(p.ActiveCredentialKey(f.ctx, c.ID))(t)
+			if wantKey := map[bool]uint32{true: 42}[tc.want]; active != tc.want || key != wantKey {
+				t.Errorf("ActiveCredentialKey = %d, %v; want %d, %v", key, active, wantKey, tc.want)
+			}
 		})
 	}
 	t.Run("unknown connection", func(t *testing.T) {
 		if got := must(f.s.HasActiveCredential(f.ctx, "conn_missing"))(t); got {
 			t.Error("HasActiveCredential(unknown) = true")
+		}
+		if _, active := must2(f.s.ActiveCredentialKey(f.ctx, "conn_missing"))(t); active {
+			t.Error("ActiveCredentialKey(unknown) is active")
 		}
 	})
 }
