@@ -54,6 +54,7 @@ var refusalStatus = map[failure.Code]int{
 	failure.CredentialRejected:      http.StatusConflict,
 	failure.PluginChecksumMismatch:  http.StatusConflict,
 	failure.HostShutdown:            http.StatusServiceUnavailable,
+	failure.StoreCorrupt:            http.StatusInternalServerError,
 }
 
 // Classify maps an error to its HTTP status and typed body. Messages come

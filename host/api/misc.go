@@ -8,6 +8,7 @@ import (
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/host/version"
 	"github.com/connhost/connhost/keysets"
@@ -49,6 +50,9 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	if err := a.cfg.Store.Ping(ctx); err != nil {
 		a.log.Warn("readiness: store ping failed", "error", err)
+		if failure.CodeOf(err) == failure.StoreCorrupt {
+			return &Error{Status: http.StatusServiceUnavailable, Body: errBody(string(failure.StoreCorrupt), "the store is corrupt: restore it from a backup", "")}
+		}
 		return &Error{Status: http.StatusServiceUnavailable, Body: errBody(apitypes.CodeUnavailable, "store unavailable", "")}
 	}
 	writeJSON(w, http.StatusOK, Health{Status: "ready", Version: version.Version})

@@ -15,7 +15,8 @@ type Code string
 // CredentialRejected is a connector's report that the provider refused the
 // credential; ConnectionPaused refuses a scheduled or retry run that races a
 // pause; HostCrashed marks the runs of a host that died mid-run, found at
-// the next boot.
+// the next boot; StoreCorrupt is a read or write that hit a damaged page
+// of the store (the host turns not-ready: restore the store).
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -33,6 +34,7 @@ const (
 	Cancelled               Code = "cancelled"
 	HostShutdown            Code = "host_shutdown"
 	HostCrashed             Code = "host_crashed"
+	StoreCorrupt            Code = "store_corrupt"
 	Internal                Code = "internal"
 )
 

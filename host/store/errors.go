@@ -16,6 +16,12 @@ var (
 	// *InvalidError).
 	ErrInvalid = errors.New("store: invalid argument")
 
+	// ErrCorrupt: the backend found a damaged page (SQLite's
+	// SQLITE_CORRUPT or SQLITE_NOTADB, PostgreSQL's data_corrupted or
+	// index_corrupted): no answer is served from it, short or not
+	// (failure.StoreCorrupt).
+	ErrCorrupt = errors.New("store: the store is corrupt")
+
 	// ErrConnectorNotFound: no catalog row for the connector key
 	// (failure.ConnectorNotFound).
 	ErrConnectorNotFound = errors.New("store: connector not found")

@@ -24,7 +24,7 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) (store.Audi
 	_, err = s.exec(ctx, s.w, `INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, s.bindTime(e.At), e.Actor, e.Operation, e.TargetKind, e.TargetID, string(e.Outcome), string(e.Detail))
 	if err != nil {
-		return store.AuditEvent{}, dbErr("append audit", err)
+		return store.AuditEvent{}, s.dbErr("append audit", err)
 	}
 	return e, nil
 }
@@ -57,7 +57,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) (store.Audit
 	}
 	rows, err := s.query(ctx, s.r, query+` ORDER BY at DESC, id DESC LIMIT ?`, append(args, limit+1)...)
 	if err != nil {
-		return store.AuditPage{}, dbErr("list audit", err)
+		return store.AuditPage{}, s.dbErr("list audit", err)
 	}
 	defer rows.Close()
 	var page store.AuditPage
@@ -65,12 +65,12 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) (store.Audit
 		var e store.AuditEvent
 		if err := rows.Scan(&e.ID, timeCol{&e.At}, &e.Actor, &e.Operation, &e.TargetKind, &e.TargetID,
 			&e.Outcome, (*[]byte)(&e.Detail)); err != nil {
-			return store.AuditPage{}, dbErr("list audit", err)
+			return store.AuditPage{}, s.dbErr("list audit", err)
 		}
 		page.Events = append(page.Events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return store.AuditPage{}, dbErr("list audit", err)
+		return store.AuditPage{}, s.dbErr("list audit", err)
 	}
 	if len(page.Events) > limit {
 		page.Events = page.Events[:limit]

@@ -73,19 +73,19 @@ func (s *Store) CreateConnection(ctx context.Context, n store.NewConnection) (st
 			string(out.State), s.bindTime(now), s.bindTime(now))
 		return err
 	})
-	return out, dbErr("create connection", err)
+	return out, s.dbErr("create connection", err)
 }
 
 // GetConnection implements store.Connections.
 func (s *Store) GetConnection(ctx context.Context, id string) (store.Connection, error) {
 	c, err := s.getConnection(ctx, s.r, id, false)
-	return c, dbErr("get connection", err)
+	return c, s.dbErr("get connection", err)
 }
 
 // ListConnections implements store.Connections.
 func (s *Store) ListConnections(ctx context.Context, f store.ConnectionFilter) ([]store.Connection, error) {
 	conns, err := s.listConnections(ctx, f, "", 0)
-	return conns, dbErr("list connections", err)
+	return conns, s.dbErr("list connections", err)
 }
 
 // ListConnectionPage implements store.Connections.
@@ -93,7 +93,7 @@ func (s *Store) ListConnectionPage(ctx context.Context, f store.ConnectionPageFi
 	limit := store.PageLimit(f.Limit)
 	conns, err := s.listConnections(ctx, f.ConnectionFilter, f.Cursor, limit+1)
 	if err != nil {
-		return store.ConnectionPage{}, dbErr("list connections", err)
+		return store.ConnectionPage{}, s.dbErr("list connections", err)
 	}
 	page := store.ConnectionPage{Connections: conns}
 	if len(conns) > limit {
@@ -185,7 +185,7 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, p store.Connect
 		}
 		return nil
 	})
-	return out, dbErr("update connection", err)
+	return out, s.dbErr("update connection", err)
 }
 
 // SetConnectionState implements store.Connections.
@@ -214,7 +214,7 @@ func (s *Store) SetConnectionState(ctx context.Context, id string, state store.C
 		}
 		return s.moveSchedule(ctx, tx, &out, state == store.ConnectionRevoked)
 	})
-	return out, dbErr("set connection state", err)
+	return out, s.dbErr("set connection state", err)
 }
 
 // DeleteConnection implements store.Connections.
@@ -272,7 +272,7 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) (store.Connecti
 		return err
 	})
 	if err != nil {
-		return store.ConnectionDeletion{}, dbErr("delete connection", err)
+		return store.ConnectionDeletion{}, s.dbErr("delete connection", err)
 	}
 	return out, nil
 }

@@ -71,7 +71,7 @@ func (s *Store) UpsertConnector(ctx context.Context, reg store.ConnectorRegistra
 		}
 		return nil
 	})
-	return out, dbErr("upsert connector", err)
+	return out, s.dbErr("upsert connector", err)
 }
 
 // GetConnector implements store.Connectors.
@@ -80,23 +80,23 @@ func (s *Store) GetConnector(ctx context.Context, key string) (store.Connector, 
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Connector{}, store.ConnectorNotFound(key)
 	}
-	return c, dbErr("get connector", err)
+	return c, s.dbErr("get connector", err)
 }
 
 // ListConnectors implements store.Connectors.
 func (s *Store) ListConnectors(ctx context.Context) ([]store.Connector, error) {
 	rows, err := s.query(ctx, s.r, `SELECT `+connectorCols+` FROM connectors ORDER BY key`)
 	if err != nil {
-		return nil, dbErr("list connectors", err)
+		return nil, s.dbErr("list connectors", err)
 	}
 	defer rows.Close()
 	var out []store.Connector
 	for rows.Next() {
 		c, err := scanConnector(rows)
 		if err != nil {
-			return nil, dbErr("list connectors", err)
+			return nil, s.dbErr("list connectors", err)
 		}
 		out = append(out, c)
 	}
-	return out, dbErr("list connectors", rows.Err())
+	return out, s.dbErr("list connectors", rows.Err())
 }

@@ -79,7 +79,7 @@ func (s *Store) HasActiveCredential(ctx context.Context, connectionID string) (b
 		return false, nil
 	}
 	if err != nil {
-		return false, dbErr("has active credential", err)
+		return false, s.dbErr("has active credential", err)
 	}
 	return store.CredentialState(state) == store.CredentialActive, nil
 }
@@ -96,7 +96,7 @@ func (s *Store) ActiveCredentialKey(ctx context.Context, connectionID string) (u
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, dbErr("active credential key", err)
+		return 0, false, s.dbErr("active credential key", err)
 	}
 	if store.CredentialState(state) != store.CredentialActive {
 		return 0, false, nil
@@ -139,7 +139,7 @@ func (s *Store) CaptureCredential(ctx context.Context, sc store.SealedCredential
 		}
 		return nil
 	})
-	return out, dbErr("capture credential", err)
+	return out, s.dbErr("capture credential", err)
 }
 
 // RotateCredential implements store.Credentials.
@@ -239,7 +239,7 @@ func (s *Store) transitionCredential(ctx context.Context, connID, op string, fro
 		out = m
 		return nil
 	})
-	return out, dbErr(op+" credential", err)
+	return out, s.dbErr(op+" credential", err)
 }
 
 // GetCredential implements store.Credentials.
@@ -252,7 +252,7 @@ func (s *Store) GetCredential(ctx context.Context, connectionID string) (store.C
 		err = s.credentialMissing(ctx, s.r, connectionID)
 	}
 	if err != nil {
-		return store.Credential{}, dbErr("get credential", err)
+		return store.Credential{}, s.dbErr("get credential", err)
 	}
 	c.CredentialMeta = m
 	return c, nil
@@ -262,7 +262,7 @@ func (s *Store) GetCredential(ctx context.Context, connectionID string) (store.C
 func (s *Store) GetCredentialMeta(ctx context.Context, connectionID string) (store.CredentialMeta, error) {
 	m, err := s.getCredentialMeta(ctx, s.r, connectionID, false)
 	if err != nil {
-		return store.CredentialMeta{}, dbErr("get credential metadata", err)
+		return store.CredentialMeta{}, s.dbErr("get credential metadata", err)
 	}
 	return m, nil
 }
@@ -273,7 +273,7 @@ func (s *Store) ListCredentialCiphertexts(ctx context.Context, after string, lim
 		WHERE ciphertext IS NOT NULL AND connection_id > ? ORDER BY connection_id LIMIT ?`,
 		after, store.PageLimit(limit))
 	if err != nil {
-		return nil, dbErr("list credential ciphertexts", err)
+		return nil, s.dbErr("list credential ciphertexts", err)
 	}
 	defer rows.Close()
 	var out []store.CredentialCiphertext
@@ -283,12 +283,12 @@ func (s *Store) ListCredentialCiphertexts(ctx context.Context, after string, lim
 			keyID int64
 		)
 		if err := rows.Scan(&c.ConnectionID, &c.Kind, &c.State, &keyID, &c.Ciphertext); err != nil {
-			return nil, dbErr("list credential ciphertexts", err)
+			return nil, s.dbErr("list credential ciphertexts", err)
 		}
 		c.KeyID = uint32(keyID)
 		out = append(out, c)
 	}
-	return out, dbErr("list credential ciphertexts", rows.Err())
+	return out, s.dbErr("list credential ciphertexts", rows.Err())
 }
 
 // ReplaceCiphertext implements store.Credentials.
@@ -319,5 +319,5 @@ func (s *Store) ReplaceCiphertext(ctx context.Context, connectionID string, oldC
 			newCT, int64(keyID), s.bindTime(s.stamp()), connectionID)
 		return err
 	})
-	return dbErr("replace ciphertext", err)
+	return s.dbErr("replace ciphertext", err)
 }

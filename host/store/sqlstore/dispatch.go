@@ -124,7 +124,7 @@ func (s *Store) EnqueueManual(ctx context.Context, m store.ManualRun) (store.Run
 		}
 		return s.insertRun(ctx, tx, out)
 	})
-	return out, dbErr("enqueue manual run", err)
+	return out, s.dbErr("enqueue manual run", err)
 }
 
 // makeRoom clears the connection's occurrence for a manual run, or
@@ -205,7 +205,7 @@ func (s *Store) ClaimDue(ctx context.Context, holder string, now time.Time, limi
 		return nil
 	})
 	if err != nil {
-		return nil, dbErr("claim due", err)
+		return nil, s.dbErr("claim due", err)
 	}
 	slices.SortFunc(out, func(a, b store.Occurrence) int {
 		return cmp.Or(cmp.Compare(priority(a.Trigger), priority(b.Trigger)), a.RunAt.Compare(b.RunAt),
@@ -222,7 +222,7 @@ func (s *Store) NextRunAt(ctx context.Context) (time.Time, bool, error) {
 			SELECT MIN(run_at) AS m FROM occurrences WHERE state = 'pending' AND priority = 0
 			UNION ALL SELECT MIN(run_at) AS m FROM occurrences WHERE state = 'pending' AND priority = 1) AS earliest`).Scan(timeCol{&t})
 	if err != nil {
-		return time.Time{}, false, dbErr("next run at", err)
+		return time.Time{}, false, s.dbErr("next run at", err)
 	}
 	return t, !t.IsZero(), nil
 }
@@ -263,7 +263,7 @@ func (s *Store) ReleaseOccurrence(ctx context.Context, connectionID, occurrenceI
 		}
 		return err
 	})
-	return dbErr("release occurrence", err)
+	return s.dbErr("release occurrence", err)
 }
 
 // ReleaseClaims implements store.Dispatch.
@@ -277,7 +277,7 @@ func (s *Store) ReleaseClaims(ctx context.Context, holder string) (int, error) {
 		n, err = s.release(ctx, tx, holder, "", "")
 		return err
 	})
-	return int(n), dbErr("release claims", err)
+	return int(n), s.dbErr("release claims", err)
 }
 
 // CompleteOccurrences implements store.Dispatch.
@@ -328,7 +328,7 @@ func (s *Store) CompleteOccurrences(ctx context.Context, cs []store.Completion) 
 		return nil
 	})
 	if err != nil {
-		return nil, dbErr("complete occurrences", err)
+		return nil, s.dbErr("complete occurrences", err)
 	}
 	return out, nil
 }
@@ -427,7 +427,7 @@ func (s *Store) CancelQueuedRun(ctx context.Context, runID string, res store.Run
 		out = r
 		return err
 	})
-	return out, dbErr("cancel queued run", err)
+	return out, s.dbErr("cancel queued run", err)
 }
 
 // ListOccurrences implements store.Dispatch.
@@ -451,8 +451,8 @@ func (s *Store) ListOccurrences(ctx context.Context, f store.OccurrenceFilter) (
 	}
 	rows, err := s.query(ctx, s.r, query+` ORDER BY run_at, connection_id`, args...)
 	if err != nil {
-		return nil, dbErr("list occurrences", err)
+		return nil, s.dbErr("list occurrences", err)
 	}
 	out, err := collectOccurrences(rows)
-	return out, dbErr("list occurrences", err)
+	return out, s.dbErr("list occurrences", err)
 }

@@ -43,7 +43,7 @@ func (s *Store) ReplaceEnrollment(ctx context.Context, entries []store.Enrollmen
 		}
 		return nil
 	})
-	return dbErr("replace enrollment", err)
+	return s.dbErr("replace enrollment", err)
 }
 
 // UpsertEnrollment implements store.Enrollment.
@@ -63,7 +63,7 @@ func (s *Store) UpsertEnrollment(ctx context.Context, e store.EnrollmentEntry) (
 		return err
 	})
 	if err != nil {
-		return store.EnrollmentEntry{}, dbErr("upsert enrollment", err)
+		return store.EnrollmentEntry{}, s.dbErr("upsert enrollment", err)
 	}
 	return e, nil
 }
@@ -72,16 +72,16 @@ func (s *Store) UpsertEnrollment(ctx context.Context, e store.EnrollmentEntry) (
 func (s *Store) ListEnrollment(ctx context.Context) ([]store.EnrollmentEntry, error) {
 	rows, err := s.query(ctx, s.r, `SELECT `+enrollmentCols+` FROM enrollment ORDER BY connection_id`)
 	if err != nil {
-		return nil, dbErr("list enrollment", err)
+		return nil, s.dbErr("list enrollment", err)
 	}
 	defer rows.Close()
 	var out []store.EnrollmentEntry
 	for rows.Next() {
 		var e store.EnrollmentEntry
 		if err := rows.Scan(&e.ConnectionID, &e.ConnectorKey, &e.Outcome, &e.Reason, timeCol{&e.EvaluatedAt}); err != nil {
-			return nil, dbErr("list enrollment", err)
+			return nil, s.dbErr("list enrollment", err)
 		}
 		out = append(out, e)
 	}
-	return out, dbErr("list enrollment", rows.Err())
+	return out, s.dbErr("list enrollment", rows.Err())
 }

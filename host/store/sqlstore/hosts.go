@@ -35,14 +35,14 @@ func (s *Store) RegisterHost(ctx context.Context, n store.NewHost) (store.Host, 
 			status = excluded.status, ended_at = NULL`,
 		h.ID, h.Addr, h.Version, s.bindTime(now), s.bindTime(now), string(h.Status))
 	if err != nil {
-		return store.Host{}, dbErr("register host", err)
+		return store.Host{}, s.dbErr("register host", err)
 	}
 	return s.getHost(ctx, h.ID)
 }
 
 func (s *Store) getHost(ctx context.Context, id string) (store.Host, error) {
 	h, err := scanHost(s.queryRow(ctx, s.w, `SELECT `+hostCols+` FROM hosts WHERE id = ?`, id))
-	return h, dbErr("get host", err)
+	return h, s.dbErr("get host", err)
 }
 
 // HeartbeatHost implements store.Hosts.
@@ -50,7 +50,7 @@ func (s *Store) HeartbeatHost(ctx context.Context, id string, runsActive int) (s
 	res, err := s.exec(ctx, s.w, `UPDATE hosts SET last_seen = ?, runs_active = ? WHERE id = ? AND status = ?`,
 		s.bindTime(s.stamp()), runsActive, id, string(store.HostLive))
 	if err != nil {
-		return store.Host{}, dbErr("heartbeat host", err)
+		return store.Host{}, s.dbErr("heartbeat host", err)
 	}
 	if n, err := affected(res); err != nil {
 		return store.Host{}, err
@@ -76,25 +76,25 @@ func (s *Store) StopHost(ctx context.Context, id string) error {
 		_, err := s.exec(ctx, tx, `DELETE FROM occurrences WHERE claimed_by = ?`, id)
 		return err
 	})
-	return dbErr("stop host", err)
+	return s.dbErr("stop host", err)
 }
 
 // ListHosts implements store.Hosts.
 func (s *Store) ListHosts(ctx context.Context) ([]store.Host, error) {
 	rows, err := s.query(ctx, s.r, `SELECT `+hostCols+` FROM hosts ORDER BY started_at DESC, id`)
 	if err != nil {
-		return nil, dbErr("list hosts", err)
+		return nil, s.dbErr("list hosts", err)
 	}
 	defer rows.Close()
 	var out []store.Host
 	for rows.Next() {
 		h, err := scanHost(rows)
 		if err != nil {
-			return nil, dbErr("list hosts", err)
+			return nil, s.dbErr("list hosts", err)
 		}
 		out = append(out, h)
 	}
-	return out, dbErr("list hosts", rows.Err())
+	return out, s.dbErr("list hosts", rows.Err())
 }
 
 // ReapHosts implements store.Hosts.
@@ -102,26 +102,26 @@ func (s *Store) ReapHosts(ctx context.Context, self string, deadBefore time.Time
 	rows, err := s.query(ctx, s.r, `SELECT id FROM hosts WHERE status = ? AND id <> ? AND last_seen < ? ORDER BY id`,
 		string(store.HostLive), self, s.bindTime(deadBefore))
 	if err != nil {
-		return nil, dbErr("reap hosts", err)
+		return nil, s.dbErr("reap hosts", err)
 	}
 	var ids []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return nil, dbErr("reap hosts", err)
+			return nil, s.dbErr("reap hosts", err)
 		}
 		ids = append(ids, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, dbErr("reap hosts", err)
+		return nil, s.dbErr("reap hosts", err)
 	}
 	var out []store.HostReap
 	for _, id := range ids {
 		r, ok, err := s.reapHost(ctx, id, deadBefore)
 		if err != nil {
-			return out, dbErr("reap host", err)
+			return out, s.dbErr("reap host", err)
 		}
 		if ok {
 			out = append(out, r)
@@ -129,7 +129,7 @@ func (s *Store) ReapHosts(ctx context.Context, self string, deadBefore time.Time
 	}
 	if _, err := s.exec(ctx, s.w, `DELETE FROM hosts WHERE status <> ? AND ended_at < ?`,
 		string(store.HostLive), s.bindTime(s.stamp().Add(-hostRetention))); err != nil {
-		return out, dbErr("prune hosts", err)
+		return out, s.dbErr("prune hosts", err)
 	}
 	return out, nil
 }
@@ -185,7 +185,7 @@ func (s *Store) reapHost(ctx context.Context, id string, deadBefore time.Time) (
 		if err != nil {
 			return err
 		}
-		if out.Leases, err = collectLeases(lrows, "reap leases"); err != nil {
+		if out.Leases, err = s.collectLeases(lrows, "reap leases"); err != nil {
 			return err
 		}
 		h, err := scanHost(s.queryRow(ctx, tx, `SELECT `+hostCols+` FROM hosts WHERE id = ?`, id))

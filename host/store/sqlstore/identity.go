@@ -17,7 +17,7 @@ func (s *Store) StoreID(ctx context.Context) (string, bool, error) {
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, dbErr("store id", err)
+		return "", false, s.dbErr("store id", err)
 	}
 	return id, true, nil
 }
@@ -32,24 +32,24 @@ func (s *Store) InitStoreID(ctx context.Context, id string) (string, error) {
 		}
 		return s.queryRow(ctx, tx, `SELECT value FROM store_meta WHERE key = ?`, storeIDKey).Scan(&out)
 	})
-	return out, dbErr("init store id", err)
+	return out, s.dbErr("init store id", err)
 }
 
 // CredentialKeyIDs implements store.Identity.
 func (s *Store) CredentialKeyIDs(ctx context.Context) ([]uint32, error) {
 	rows, err := s.query(ctx, s.r, `SELECT DISTINCT key_id FROM credentials WHERE ciphertext IS NOT NULL`)
 	if err != nil {
-		return nil, dbErr("credential key ids", err)
+		return nil, s.dbErr("credential key ids", err)
 	}
 	defer rows.Close()
 	var out []uint32
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			return nil, dbErr("credential key ids", err)
+			return nil, s.dbErr("credential key ids", err)
 		}
 		out = append(out, uint32(id))
 	}
 	slices.Sort(out)
-	return out, dbErr("credential key ids", rows.Err())
+	return out, s.dbErr("credential key ids", rows.Err())
 }

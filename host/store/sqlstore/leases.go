@@ -115,7 +115,7 @@ func (s *Store) AcquireLease(ctx context.Context, req store.LeaseRequest) (store
 		return nil
 	})
 	if err != nil {
-		return store.LeaseGrant{}, dbErr("acquire lease", err)
+		return store.LeaseGrant{}, s.dbErr("acquire lease", err)
 	}
 	return out, nil
 }
@@ -152,14 +152,14 @@ func (s *Store) RenewLease(ctx context.Context, connectionID, runID string, ttl 
 		out = l
 		return err
 	})
-	return out, dbErr("renew lease", err)
+	return out, s.dbErr("renew lease", err)
 }
 
 // ReleaseLease implements store.Leases.
 func (s *Store) ReleaseLease(ctx context.Context, connectionID, runID string) error {
 	res, err := s.exec(ctx, s.w, `DELETE FROM leases WHERE connection_id = ? AND run_id = ?`, connectionID, runID)
 	if err != nil {
-		return dbErr("release lease", err)
+		return s.dbErr("release lease", err)
 	}
 	n, err := affected(res)
 	if err != nil {
@@ -175,9 +175,9 @@ func (s *Store) ReleaseLease(ctx context.Context, connectionID, runID string) er
 func (s *Store) ListLeases(ctx context.Context) ([]store.Lease, error) {
 	rows, err := s.query(ctx, s.r, `SELECT `+leaseCols+` FROM leases ORDER BY connection_id`)
 	if err != nil {
-		return nil, dbErr("list leases", err)
+		return nil, s.dbErr("list leases", err)
 	}
-	return collectLeases(rows, "list leases")
+	return s.collectLeases(rows, "list leases")
 }
 
 // ReclaimLeases implements store.Leases.
@@ -201,25 +201,25 @@ func (s *Store) ReclaimLeases(ctx context.Context, f store.ReclaimFilter) ([]sto
 		if err != nil {
 			return err
 		}
-		out, err = collectLeases(rows, "reclaim leases")
+		out, err = s.collectLeases(rows, "reclaim leases")
 		return err
 	})
 	if err != nil {
-		return nil, dbErr("reclaim leases", err)
+		return nil, s.dbErr("reclaim leases", err)
 	}
 	slices.SortFunc(out, func(a, b store.Lease) int { return strings.Compare(a.ConnectionID, b.ConnectionID) })
 	return out, nil
 }
 
-func collectLeases(rows *sql.Rows, op string) ([]store.Lease, error) {
+func (s *Store) collectLeases(rows *sql.Rows, op string) ([]store.Lease, error) {
 	defer rows.Close()
 	var out []store.Lease
 	for rows.Next() {
 		l, err := scanLease(rows)
 		if err != nil {
-			return nil, dbErr(op, err)
+			return nil, s.dbErr(op, err)
 		}
 		out = append(out, l)
 	}
-	return out, dbErr(op, rows.Err())
+	return out, s.dbErr(op, rows.Err())
 }

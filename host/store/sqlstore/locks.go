@@ -65,7 +65,7 @@ func (s *Store) AcquireLock(ctx context.Context, name, holder string, ttl time.D
 		return nil
 	})
 	if err != nil {
-		return store.Lock{}, dbErr("acquire lock", err)
+		return store.Lock{}, s.dbErr("acquire lock", err)
 	}
 	return out, nil
 }
@@ -74,7 +74,7 @@ func (s *Store) AcquireLock(ctx context.Context, name, holder string, ttl time.D
 func (s *Store) ReleaseLock(ctx context.Context, name, holder string) error {
 	res, err := s.exec(ctx, s.w, `DELETE FROM locks WHERE name = ? AND holder = ?`, name, holder)
 	if err != nil {
-		return dbErr("release lock", err)
+		return s.dbErr("release lock", err)
 	}
 	n, err := affected(res)
 	if err != nil {

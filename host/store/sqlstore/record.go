@@ -84,7 +84,7 @@ func (s *Store) RecordTicks(ctx context.Context, ticks []store.Tick) ([]store.Ti
 		return nil
 	})
 	if err != nil {
-		return nil, nil, dbErr("record ticks", err)
+		return nil, nil, s.dbErr("record ticks", err)
 	}
 	var occs []store.Occurrence
 	for _, o := range claimed {

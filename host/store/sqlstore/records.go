@@ -65,7 +65,7 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 		}
 		return nil
 	})
-	return dbErr("commit batch", err)
+	return s.dbErr("commit batch", err)
 }
 
 // fenceRun lets only the running run that holds the connection's lease
@@ -116,12 +116,12 @@ func (s *Store) GetCheckpoint(ctx context.Context, connectionID string) ([]byte,
 	err := s.queryRow(ctx, s.r, `SELECT state FROM checkpoints WHERE connection_id = ?`, connectionID).Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := s.requireConnection(ctx, s.r, connectionID, false); err != nil {
-			return nil, false, dbErr("get checkpoint", err)
+			return nil, false, s.dbErr("get checkpoint", err)
 		}
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, dbErr("get checkpoint", err)
+		return nil, false, s.dbErr("get checkpoint", err)
 	}
 	if state == nil {
 		state = []byte{} // an empty checkpoint is still a checkpoint
@@ -147,23 +147,23 @@ func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.Rec
 	rows, err := s.query(ctx, s.r, `SELECT stream, key, data, run_id, updated_at FROM records WHERE `+
 		strings.Join(where, ` AND `)+` ORDER BY stream, key LIMIT ?`, append(args, limit+1)...)
 	if err != nil {
-		return store.RecordPage{}, dbErr("list records", err)
+		return store.RecordPage{}, s.dbErr("list records", err)
 	}
 	defer rows.Close()
 	var page store.RecordPage
 	for rows.Next() {
 		r := store.StoredRecord{ConnectionID: q.ConnectionID}
 		if err := rows.Scan(&r.Stream, &r.Key, (*[]byte)(&r.Data), &r.RunID, timeCol{&r.UpdatedAt}); err != nil {
-			return store.RecordPage{}, dbErr("list records", err)
+			return store.RecordPage{}, s.dbErr("list records", err)
 		}
 		page.Records = append(page.Records, r)
 	}
 	if err := rows.Err(); err != nil {
-		return store.RecordPage{}, dbErr("list records", err)
+		return store.RecordPage{}, s.dbErr("list records", err)
 	}
 	if len(page.Records) == 0 && q.Cursor == "" {
 		if err := s.requireConnection(ctx, s.r, q.ConnectionID, false); err != nil {
-			return store.RecordPage{}, dbErr("list records", err)
+			return store.RecordPage{}, s.dbErr("list records", err)
 		}
 	}
 	if len(page.Records) > limit {

@@ -77,7 +77,7 @@ func (s *Store) CreateRun(ctx context.Context, n store.NewRun) (store.Run, error
 		}
 		return s.insertRun(ctx, tx, out)
 	})
-	return out, dbErr("create run", err)
+	return out, s.dbErr("create run", err)
 }
 
 // insertRun writes a new run row.
@@ -92,7 +92,7 @@ func (s *Store) insertRun(ctx context.Context, tx *txn, r store.Run) error {
 // GetRun implements store.Runs.
 func (s *Store) GetRun(ctx context.Context, id string) (store.Run, error) {
 	r, err := s.getRun(ctx, s.r, id, false)
-	return r, dbErr("get run", err)
+	return r, s.dbErr("get run", err)
 }
 
 // ListRuns implements store.Runs.
@@ -127,19 +127,19 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage,
 	}
 	rows, err := s.query(ctx, s.r, query+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, limit+1)...)
 	if err != nil {
-		return store.RunPage{}, dbErr("list runs", err)
+		return store.RunPage{}, s.dbErr("list runs", err)
 	}
 	defer rows.Close()
 	var page store.RunPage
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
-			return store.RunPage{}, dbErr("list runs", err)
+			return store.RunPage{}, s.dbErr("list runs", err)
 		}
 		page.Runs = append(page.Runs, r)
 	}
 	if err := rows.Err(); err != nil {
-		return store.RunPage{}, dbErr("list runs", err)
+		return store.RunPage{}, s.dbErr("list runs", err)
 	}
 	if len(page.Runs) > limit {
 		page.Runs = page.Runs[:limit]
@@ -166,7 +166,7 @@ func (s *Store) MarkRunRunning(ctx context.Context, id string) (store.Run, error
 		out = r
 		return err
 	})
-	return out, dbErr("mark run running", err)
+	return out, s.dbErr("mark run running", err)
 }
 
 // FinishRun implements store.Runs.
@@ -189,5 +189,5 @@ func (s *Store) FinishRun(ctx context.Context, id string, res store.RunResult) (
 		out = r
 		return err
 	})
-	return out, dbErr("finish run", err)
+	return out, s.dbErr("finish run", err)
 }

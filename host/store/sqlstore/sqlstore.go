@@ -14,6 +14,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/store"
 )
 
@@ -52,6 +53,7 @@ type Store struct {
 	stmts map[*sql.DB]*stmtCache // prepared statements per pool
 
 	statements atomic.Uint64 // statements run, for benchmarks
+	corrupt    atomic.Bool   // a statement hit a damaged page
 }
 
 // Statements returns how many statements the store has run (benchmarks
@@ -90,8 +92,12 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Ping checks both pools.
+// Ping checks both pools; once a statement has hit a damaged page it
+// reports the store corrupt.
 func (s *Store) Ping(ctx context.Context) error {
+	if s.corrupt.Load() {
+		return corrupt("ping", nil)
+	}
 	if err := s.w.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlstore: ping: %w", err)
 	}
@@ -342,10 +348,15 @@ var storeErrs = []error{
 }
 
 // dbErr wraps a database error with the operation, leaving store errors
-// untouched.
-func dbErr(op string, err error) error {
+// untouched. A damaged page is store.ErrCorrupt (failure.StoreCorrupt),
+// and the store is corrupt from then on (Ping says so).
+func (s *Store) dbErr(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if IsCorrupt(err) {
+		s.corrupt.Store(true)
+		return corrupt(op, err)
 	}
 	for _, e := range storeErrs {
 		if errors.Is(err, e) {
@@ -387,3 +398,38 @@ func (s *Store) requireConnection(ctx context.Context, db querier, id string, lo
 }
 
 var _ store.Store = (*Store)(nil)
+
+// IsCorrupt reports an error the backend raises for a damaged page:
+// SQLite's SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), in their extended
+// forms too, and PostgreSQL's data_corrupted (XX001) and index_corrupted
+// (XX002). It reads the drivers' errors by their methods, so this package
+// imports neither driver.
+func IsCorrupt(err error) bool {
+	if errors.Is(err, store.ErrCorrupt) {
+		return true
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		switch coded.Code() & 0xff {
+		case 11, 26:
+			return true
+		}
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		switch pg.SQLState() {
+		case "XX001", "XX002":
+			return true
+		}
+	}
+	return false
+}
+
+func corrupt(op string, err error) error {
+	cause := store.ErrCorrupt
+	if err != nil {
+		cause = fmt.Errorf("%w: %s: %v", store.ErrCorrupt, op, err)
+	}
+	return &failure.Error{Code: failure.StoreCorrupt, Err: cause,
+		Message: "the store is corrupt: restore it from a backup (the host is not ready until then)"}
+}
