@@ -77,7 +77,7 @@ type Control interface {
 	UpdateConnection(ctx context.Context, actor, id string, p store.ConnectionPatch) (store.Connection, enroll.Entry, error)
 	SetState(ctx context.Context, actor, id string, state store.ConnectionState) (store.Connection, error)
 	DeleteConnection(ctx context.Context, actor, id string) (store.ConnectionDeletion, error)
-	SetCredential(ctx context.Context, actor, id string, values map[string]string) (store.CredentialMeta, enroll.Entry, error)
+	SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (store.CredentialMeta, enroll.Entry, error)
 	RevokeCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
 	DeleteCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
 	TriggerRun(ctx context.Context, actor, id string) (store.Run, error)

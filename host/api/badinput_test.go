@@ -12,7 +12,11 @@ import (
 
 // badCanary is a credential value sent in bad requests: it must never come
 // back in an error.
-const badCanary = "CANARY-bad-input-7f3a9c"
+const (
+	badCanary = "CANARY-bad-input-7f3a9c"
+	// badCanaryName is a secret shaped like a variable name.
+	badCanaryName = "CANARY_pasted_token_91b2e4"
+)
 
 // TestBadInputIsTypedAndChangesNothing sends every kind of bad request the
 // API can get and checks each answer's status, code and field, and that
@@ -46,7 +50,8 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		auth         string // "" = the test token; "-" = none
 		status       int
 		code, field  string
-		refusedRun   bool // a refused run row is the one allowed change
+		says         string // the message holds this
+		refusedRun   bool   // a refused run row is the one allowed change
 	}{
 		{name: "get unknown connection", method: "GET", path: "/v1/connections/conn_nope", status: 404, code: "connection_not_found"},
 		{name: "patch unknown connection", method: "PATCH", path: "/v1/connections/conn_nope", body: `{"label":"x"}`, status: 404, code: "connection_not_found"},
@@ -102,7 +107,15 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{name: "patch oversize", method: "PATCH", path: "/v1/connections/" + live.ID, body: big, status: 413, code: "payload_too_large"},
 
 		{name: "credential with unknown name", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
-			body: `{"values":{"NOT_DEMO":"` + badCanary + `"}}`, status: 400, code: "invalid_request", field: "values.NOT_DEMO"},
+			body: `{"values":{"NOT_DEMO":"` + badCanary + `"}}`, status: 400, code: "invalid_request", field: "values", says: "value 1"},
+		// A token pasted as a NAME: reported by its position, never echoed
+		// nor stored (audit included).
+		{name: "a token pasted as a credential name", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
+			body: `{"values":{"DEMO_TOKEN":"ok-value-1234","` + badCanaryName + `":"x"}}`, status: 400, code: "invalid_request",
+			field: "values", says: "value 2: its name is not one this connector declares"},
+		{name: "a token pasted as a malformed name", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
+			body: `{"values":{"` + badCanary + ` and more":"x"}}`, status: 400, code: "invalid_request",
+			field: "values", says: "value 1: its name is not an environment variable name"},
 		{name: "credential value not a string", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
 			body: `{"values":{"DEMO_TOKEN":12345}}`, status: 400, code: "invalid_request", field: "values"},
 		{name: "credential without values", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
@@ -161,10 +174,22 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			if got.Message == "" {
 				t.Error("empty message")
 			}
-			if strings.Contains(string(r.Body), badCanary) {
-				t.Errorf("the credential value came back: %s", r.Body)
+			if !strings.Contains(got.Message, c.says) {
+				t.Errorf("message %q does not say %q", got.Message, c.says)
+			}
+			for _, secret := range []string{badCanary, badCanaryName} {
+				if strings.Contains(string(r.Body), secret) {
+					t.Errorf("the secret came back: %s", r.Body)
+				}
 			}
 			after := e.dump()
+			for _, rows := range after {
+				for _, row := range rows {
+					if strings.Contains(row, badCanary) || strings.Contains(row, badCanaryName) {
+						t.Errorf("the secret was stored: %s", row)
+					}
+				}
+			}
 			checkUnchanged(t, before, after, c.refusedRun)
 			if c.refusedRun {
 				if got.RunID == "" || !strings.Contains(got.Message, got.RunID) {
@@ -178,8 +203,8 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(e.h.Logs.String(), badCanary) {
-		t.Error("a credential value from a bad request reached the log")
+	if logs := e.h.Logs.String(); strings.Contains(logs, badCanary) || strings.Contains(logs, badCanaryName) {
+		t.Error("a secret from a bad request reached the log")
 	}
 }
 

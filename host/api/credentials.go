@@ -21,7 +21,7 @@ func (a *API) setCredential(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Shared with rewrap, exclusive with rotation (see API.keysetMu).
 	a.keysetMu.RLock()
-	meta, _, err := a.cfg.Control.SetCredential(r.Context(), Actor, r.PathValue("id"), req.Values)
+	meta, _, err := a.cfg.Control.SetCredential(r.Context(), Actor, r.PathValue("id"), req.Values, req.Order)
 	a.keysetMu.RUnlock()
 	clear(req.Values)
 	if err != nil {

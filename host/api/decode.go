@@ -54,6 +54,13 @@ func decodeBytes(data []byte, dst any) error {
 	if !utf8.Valid(trimmed) {
 		return invalid("", "request body is not valid UTF-8")
 	}
+	if path, dup := duplicateKey(trimmed); dup {
+		where := "the request body"
+		if path != "" {
+			where = path
+		}
+		return invalid(path, "%s has the same key twice", where)
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -66,6 +73,78 @@ func decodeBytes(data []byte, dst any) error {
 		return invalid("", "request body has data after the JSON object")
 	}
 	return nil
+}
+
+// duplicateKey reports an object of data with a key given twice (Go's
+// decoder keeps the last silently, so what is stored would differ from
+// what a reader of the body sees), and the path of that object: the keys
+// of the objects above it, never the duplicated key, which may be a
+// secret pasted as a name. Malformed JSON is left to the decoder.
+func duplicateKey(data []byte) (string, bool) {
+	type frame struct {
+		keys   map[string]bool // nil for an array
+		key    string          // the key whose value is being read
+		index  int             // how many elements an array has begun
+		expect bool            // an object expects a key next
+	}
+	var stack []*frame
+	value := func() { // a value of the innermost object or array begins
+		if len(stack) == 0 {
+			return
+		}
+		if f := stack[len(stack)-1]; f.keys != nil {
+			f.expect = true
+		} else {
+			f.index++
+		}
+	}
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack[:len(stack)-1] {
+			if f.keys == nil {
+				fmt.Fprintf(&b, "[%d]", f.index-1)
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
+		}
+		return b.String()
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			value()
+			f := &frame{}
+			if tok == json.Delim('{') {
+				f.keys, f.expect = map[string]bool{}, true
+			}
+			stack = append(stack, f)
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return "", false
+			}
+			continue
+		}
+		if f := stack[len(stack)-1]; f.keys != nil && f.expect {
+			k, _ := tok.(string)
+			if f.keys[k] {
+				return path(), true
+			}
+			f.keys[k], f.key, f.expect = true, k, false
+			continue
+		}
+		value()
+	}
 }
 
 // jsonError turns a decoding error into an *Error without quoting input.

@@ -89,7 +89,7 @@ func Classify(err error) (int, apitypes.ErrorBody) {
 		return http.StatusBadRequest, errBody(apitypes.CodeInvalidRequest, si.Field+": "+si.Reason, apiField(si.Field))
 	case errors.As(err, &ve):
 		field := "values"
-		if ve.Name != "" && !strings.HasPrefix(ve.Name, `"`) {
+		if ve.Name != "" {
 			field += "." + ve.Name
 		}
 		return http.StatusBadRequest, errBody(apitypes.CodeInvalidRequest, trimPkg(ve.Error()), field)

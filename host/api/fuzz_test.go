@@ -25,7 +25,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"label":"x","config":null,"schedule":""}`,
 		`{"values":{"DEMO_TOKEN":"abc"}}`,
 		`{"values":{"A":1}}`, `{"values":[]}`, `{}`, ``, ` `, `[]`, `null`, `{"a":}`, `{"connector_key":"demo"}x`,
-		`{"values":{"K":"\ud800"}}`, "{\"values\":{\"K\":\"\xff\"}}", `{"connector_key":"` + strings.Repeat("a", 100) + `"}`,
+		`{"values":{"K":"\ud800"}}`, `{"values":{"K":"a","K":"b"}}`, `{"label":"a","label":"b"}`, "{\"values\":{\"K\":\"\xff\"}}", `{"connector_key":"` + strings.Repeat("a", 100) + `"}`,
 	} {
 		f.Add([]byte(seed))
 	}

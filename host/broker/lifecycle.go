@@ -15,17 +15,25 @@ import (
 )
 
 // ValueError says which captured value is invalid and why. It never holds
-// the value.
+// a value, nor a name the connector does not declare — that may be a
+// secret pasted in the wrong place — only that name's position.
 type ValueError struct {
-	Name   string
-	Reason string
+	// Name is a name the connector declares, when the error is about it.
+	Name string
+	// Position is the 1-based position of an undeclared or malformed name
+	// among the values as given.
+	Position int
+	Reason   string
 }
 
 func (e *ValueError) Error() string {
-	if e.Name == "" {
-		return "broker: invalid credential: " + e.Reason
+	switch {
+	case e.Name != "":
+		return fmt.Sprintf("broker: invalid credential value %s: %s", e.Name, e.Reason)
+	case e.Position > 0:
+		return fmt.Sprintf("broker: invalid credential: value %d: %s", e.Position, e.Reason)
 	}
-	return fmt.Sprintf("broker: invalid credential value %s: %s", e.Name, e.Reason)
+	return "broker: invalid credential: " + e.Reason
 }
 
 // Unwrap lets errors.Is(err, ErrInvalidValues) match.
@@ -40,7 +48,10 @@ type Capture struct {
 	// exactly its required names.
 	Auth   manifest.Auth
 	Values map[string]string
-	Actor  string
+	// Order is the names of Values as the operator gave them (optional;
+	// default sorted), for the positions errors report.
+	Order []string
+	Actor string
 }
 
 // validate checks names and values without echoing any value.
@@ -58,18 +69,14 @@ func (c Capture) validate() error {
 	for _, n := range c.Auth.Required {
 		required[n] = true
 	}
-	names := make([]string, 0, len(c.Values))
-	for n := range c.Values {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for i, n := range c.names() {
 		v := c.Values[n]
 		switch {
 		case !envNameRE.MatchString(n):
-			return &ValueError{Name: strconv.Quote(truncName(n)), Reason: "is not an environment variable name"}
+			return &ValueError{Position: i + 1, Reason: "its name is not an environment variable name"}
 		case !required[n]:
-			return &ValueError{Name: n, Reason: fmt.Sprintf("is not a credential name of this connector (want %s)", strings.Join(c.Auth.Required, ", "))}
+			return &ValueError{Position: i + 1, Reason: fmt.Sprintf("its name is not one this connector declares (it declares %s)",
+				strings.Join(c.Auth.Required, ", "))}
 		case v == "":
 			return &ValueError{Name: n, Reason: "is empty"}
 		case len(v) > MaxValueBytes:
@@ -86,11 +93,27 @@ func (c Capture) validate() error {
 	return nil
 }
 
-func truncName(n string) string {
-	if len(n) > 64 {
-		return n[:64] + "…"
+// names returns the names of the values as given (Order, when it names
+// exactly them), else sorted.
+func (c Capture) names() []string {
+	if len(c.Order) == len(c.Values) {
+		ok := true
+		for _, n := range c.Order {
+			if _, in := c.Values[n]; !in {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return c.Order
+		}
 	}
-	return n
+	names := make([]string, 0, len(c.Values))
+	for n := range c.Values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Capture stores the connection's credential, replacing any previous one

@@ -207,7 +207,9 @@ func (s *Service) DeleteConnection(ctx context.Context, actor, id string) (store
 
 // SetCredential captures the connection's credential, or rotates it when
 // an active one exists, then re-evaluates enrollment at once.
-func (s *Service) SetCredential(ctx context.Context, actor, id string, values map[string]string) (store.CredentialMeta, enroll.Entry, error) {
+// order is the names of values as the operator gave them (may be nil),
+// so an invalid name is reported by its position, never its text.
+func (s *Service) SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (store.CredentialMeta, enroll.Entry, error) {
 	c, err := s.cfg.Store.GetConnection(ctx, id)
 	if err != nil {
 		return store.CredentialMeta{}, enroll.Entry{}, err
@@ -216,7 +218,7 @@ func (s *Service) SetCredential(ctx context.Context, actor, id string, values ma
 	if !ok {
 		return store.CredentialMeta{}, enroll.Entry{}, failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", c.ConnectorKey)
 	}
-	req := broker.Capture{ConnectionID: id, Auth: entry.Manifest.Auth, Values: values, Actor: actor}
+	req := broker.Capture{ConnectionID: id, Auth: entry.Manifest.Auth, Values: values, Order: order, Actor: actor}
 	active, err := s.cfg.Store.HasActiveCredential(ctx, id)
 	if err != nil {
 		return store.CredentialMeta{}, enroll.Entry{}, err

@@ -37,7 +37,7 @@ func TestGitHubConnectorThroughTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, _, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"GITHUB_TOKEN": token})
+	meta, _, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"GITHUB_TOKEN": token}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -412,7 +412,7 @@ func TestCaptureRecordsValidity(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			c := h.CreateDemo(demoConfig(nil), "")
-			meta, _, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"DEMO_TOKEN": tc.token})
+			meta, _, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"DEMO_TOKEN": tc.token}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,11 @@
 // write-only.
 package apitypes
 
+import (
+	"bytes"
+	"encoding/json"
+)
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error ErrorBody `json:"error"`
@@ -124,6 +129,60 @@ type ConnectionDeleted struct {
 // a credential, or rotates an active one.
 type CredentialSetRequest struct {
 	Values map[string]string `json:"values"`
+	// Order is the names of Values in the order the request gave them
+	// (set when decoding), so an invalid name can be reported by its
+	// position — a name may be a secret pasted in the wrong place, and is
+	// never echoed.
+	Order []string `json:"-"`
+}
+
+// UnmarshalJSON decodes the request, unknown fields refused, and keeps
+// the order of the values' names.
+func (r *CredentialSetRequest) UnmarshalJSON(b []byte) error {
+	var plain struct {
+		Values map[string]string `json:"values"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&plain); err != nil {
+		return err
+	}
+	r.Values, r.Order = plain.Values, nil
+	dec = json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if key != "values" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			return err // null: no values
+		}
+		for dec.More() {
+			name, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			r.Order = append(r.Order, name.(string))
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // }
+			return err
+		}
+	}
+	return nil
 }
 
 // Credential is GET /v1/connections/{id}/credential: metadata only.
