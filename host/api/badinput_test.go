@@ -41,6 +41,13 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		t.Fatal("setup: no refused run id")
 	}
 
+	// A cursor this host issued, for the audit list.
+	var auditPage apitypes.List[apitypes.AuditEvent]
+	e.ok(http.StatusOK, "GET", "/v1/audit?limit=1", nil, &auditPage)
+	if auditPage.Next == "" {
+		t.Fatal("setup: no audit cursor")
+	}
+
 	big := `{"connector_key":"demo","label":"` + strings.Repeat("x", 1<<20) + `"}`
 	bigCred := `{"values":{"DEMO_TOKEN":"` + badCanary + strings.Repeat("y", 300<<10) + `"}}`
 	cases := []struct {
@@ -141,8 +148,12 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{name: "runs with unknown parameter", method: "GET", path: "/v1/runs?conection=x", status: 400, code: "invalid_request", field: "conection"},
 		{name: "connections with bad state", method: "GET", path: "/v1/connections?state=gone", status: 400, code: "invalid_request", field: "state"},
 		{name: "connections with bad limit", method: "GET", path: "/v1/connections?limit=0", status: 400, code: "invalid_request", field: "limit"},
-		{name: "runs with bad cursor", method: "GET", path: "/v1/runs?cursor=x", status: 400, code: "invalid_request", field: "cursor"},
-		{name: "connections with bad cursor", method: "GET", path: "/v1/connections?cursor=not-a-cursor", status: 400, code: "invalid_request", field: "cursor"},
+		{name: "runs with bad cursor", method: "GET", path: "/v1/runs?cursor=x", status: 400, code: "invalid_cursor", field: "cursor"},
+		{name: "connections with bad cursor", method: "GET", path: "/v1/connections?cursor=not-a-cursor", status: 400, code: "invalid_cursor", field: "cursor"},
+		{name: "runs with the audit list's cursor", method: "GET", path: "/v1/runs?cursor=" + auditPage.Next, status: 400,
+			code: "invalid_cursor", field: "cursor", says: "another list"},
+		{name: "records with the audit list's cursor", method: "GET", path: "/v1/connections/" + live.ID + "/records?cursor=" + auditPage.Next,
+			status: 400, code: "invalid_cursor", field: "cursor", says: "another list"},
 
 		{name: "wrong method", method: "PUT", path: "/v1/connections/" + live.ID + "/runs", status: 405, code: "method_not_allowed"},
 		{name: "unknown route", method: "GET", path: "/v1/connection", status: 404, code: "not_found"},

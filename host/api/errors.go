@@ -85,6 +85,8 @@ func Classify(err error) (int, apitypes.ErrorBody) {
 		return status, errBody(string(fe.Code), fe.Message, "")
 	case errors.As(err, &ci):
 		return http.StatusBadRequest, errBody(apitypes.CodeInvalidRequest, ci.Field+": "+ci.Reason, apiField(ci.Field))
+	case errors.As(err, &si) && si.Field == "cursor":
+		return http.StatusBadRequest, errBody(apitypes.CodeInvalidCursor, si.Field+": "+si.Reason, "cursor")
 	case errors.As(err, &si):
 		return http.StatusBadRequest, errBody(apitypes.CodeInvalidRequest, si.Field+": "+si.Reason, apiField(si.Field))
 	case errors.As(err, &ve):

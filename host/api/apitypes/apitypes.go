@@ -34,8 +34,11 @@ type ErrorBody struct {
 
 // Error codes beyond the run failure codes (host/failure).
 const (
-	CodeUnauthorized     = "unauthorized"      // 401, no detail
-	CodeInvalidRequest   = "invalid_request"   // 400, Field set
+	CodeUnauthorized   = "unauthorized"    // 401, no detail
+	CodeInvalidRequest = "invalid_request" // 400, Field set
+	// CodeInvalidCursor: 400, field cursor: not a next value this list
+	// returned (malformed, or another list's).
+	CodeInvalidCursor    = "invalid_cursor"
 	CodeNotFound         = "not_found"         // 404 for unknown routes/runs
 	CodeRunNotFound      = "run_not_found"     // 404
 	CodePayloadTooLarge  = "payload_too_large" // 413

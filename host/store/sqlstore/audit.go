@@ -43,7 +43,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) (store.Audit
 		}
 	}
 	if f.Cursor != "" {
-		at, id, err := timeCursor(f.Cursor)
+		at, id, err := timeCursor(f.Cursor, "audit")
 		if err != nil {
 			return store.AuditPage{}, err
 		}
@@ -75,7 +75,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) (store.Audit
 	if len(page.Events) > limit {
 		page.Events = page.Events[:limit]
 		last := page.Events[limit-1]
-		page.Next = encodeCursor(FormatTime(last.At), last.ID)
+		page.Next = encodeCursor("audit", FormatTime(last.At), last.ID)
 	}
 	return page, nil
 }

@@ -101,32 +101,40 @@ func jsonEqual(a, b json.RawMessage) bool {
 	return reflect.DeepEqual(va, vb)
 }
 
-// encodeCursor makes an opaque page cursor from the sort key of the last
-// row of a page.
-// errCursor reports a cursor this store did not issue.
-var errCursor = &store.InvalidError{Field: "cursor", Reason: "malformed: use the next value of a previous page"}
+// errCursor reports a cursor this store did not issue; errOtherCursor one
+// it issued for another list.
+var (
+	errCursor      = &store.InvalidError{Field: "cursor", Reason: "malformed: use the next value of a previous page"}
+	errOtherCursor = &store.InvalidError{Field: "cursor", Reason: "is the cursor of another list: use the next value of a previous page of this one"}
+)
 
-func encodeCursor(parts ...string) string {
-	b, _ := json.Marshal(parts) // a []string always marshals
+// encodeCursor makes an opaque page cursor of a list (its kind: "runs",
+// "records", …) from the sort key of the last row of a page.
+func encodeCursor(kind string, parts ...string) string {
+	b, _ := json.Marshal(append([]string{kind}, parts...)) // a []string always marshals
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor reverses encodeCursor, requiring n parts.
-func decodeCursor(cursor string, n int) ([]string, error) {
+// decodeCursor reverses encodeCursor, requiring a cursor of kind with n
+// parts.
+func decodeCursor(cursor, kind string, n int) ([]string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	var parts []string
 	if err == nil {
 		err = json.Unmarshal(b, &parts)
 	}
-	if err != nil || len(parts) != n {
+	if err != nil || len(parts) != n+1 {
 		return nil, errCursor
 	}
-	return parts, nil
+	if parts[0] != kind {
+		return nil, errOtherCursor
+	}
+	return parts[1:], nil
 }
 
-// timeCursor decodes a (time, id) cursor.
-func timeCursor(cursor string) (time.Time, string, error) {
-	parts, err := decodeCursor(cursor, 2)
+// timeCursor decodes a (time, id) cursor of kind.
+func timeCursor(cursor, kind string) (time.Time, string, error) {
+	parts, err := decodeCursor(cursor, kind, 2)
 	if err != nil {
 		return time.Time{}, "", err
 	}

@@ -100,7 +100,7 @@ func TestCursorRoundTrip(t *testing.T) {
 		{"stream with spaces", "key|with\"odd\x00chars/é"},
 		{"", ""},
 	} {
-		got, err := decodeCursor(encodeCursor(parts...), len(parts))
+		got, err := decodeCursor(encodeCursor("runs", parts...), "runs", len(parts))
 		if err != nil {
 			t.Fatalf("decode(encode(%q)): %v", parts, err)
 		}
@@ -111,22 +111,27 @@ func TestCursorRoundTrip(t *testing.T) {
 	for name, c := range map[string]string{
 		"not base64":    "%%%",
 		"not json":      "bm90LWpzb24",
-		"wrong arity":   encodeCursor("one"),
+		"wrong arity":   encodeCursor("runs", "one"),
 		"not a string":  "WzEsMl0", // [1,2]
-		"bad time part": encodeCursor("soon", "run_1"),
+		"bad time part": encodeCursor("runs", "soon", "run_1"),
+		"another list":  encodeCursor("audit", "2026-01-01T00:00:00.000000000Z", "run_1"),
+		"untagged":      "WyIyMDI2LTAxLTAxVDAwOjAwOjAwWiIsInJ1bl8xIl0", // ["2026-01-01T00:00:00Z","run_1"]
 	} {
-		_, _, err := timeCursor(c)
+		_, _, err := timeCursor(c, "runs")
 		if !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("%s: timeCursor(%q) error = %v, want ErrInvalid", name, c, err)
 		}
+	}
+	if _, _, err := timeCursor(encodeCursor("audit", "2026-01-01T00:00:00.000000000Z", "a_1"), "runs"); err != errOtherCursor {
+		t.Errorf("a cursor of another list: %v", err)
 	}
 }
 
 // FuzzDecodeCursor: cursors come from API clients. Decoding never panics,
 // and whatever decodes re-encodes to a cursor that decodes the same.
 func FuzzDecodeCursor(f *testing.F) {
-	f.Add(encodeCursor("2026-01-01T00:00:00.000000000Z", "run_1"), 2)
-	f.Add(encodeCursor("a", "b"), 2)
+	f.Add(encodeCursor("runs", "2026-01-01T00:00:00.000000000Z", "run_1"), 2)
+	f.Add(encodeCursor("records", "a", "b"), 2)
 	f.Add("", 2)
 	f.Add("W10", 0)
 	f.Add("%%%", 1)
@@ -134,18 +139,18 @@ func FuzzDecodeCursor(f *testing.F) {
 		if n < 0 || n > 4 {
 			return
 		}
-		parts, err := decodeCursor(cursor, n)
+		parts, err := decodeCursor(cursor, "runs", n)
 		if err != nil {
 			if !errors.Is(err, store.ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
 			}
 			return
 		}
-		again, err := decodeCursor(encodeCursor(parts...), n)
+		again, err := decodeCursor(encodeCursor("runs", parts...), "runs", n)
 		if err != nil || !slices.Equal(parts, again) {
 			t.Fatalf("re-encoded cursor decodes to %q, %v; want %q", again, err, parts)
 		}
-		_, _, _ = timeCursor(cursor)
+		_, _, _ = timeCursor(cursor, "runs")
 	})
 }
 

@@ -99,7 +99,7 @@ func (s *Store) ListConnectionPage(ctx context.Context, f store.ConnectionPageFi
 	if len(conns) > limit {
 		page.Connections = conns[:limit]
 		last := conns[limit-1]
-		page.Next = encodeCursor(FormatTime(last.CreatedAt), last.ID)
+		page.Next = encodeCursor("connections", FormatTime(last.CreatedAt), last.ID)
 	}
 	return page, nil
 }
@@ -118,7 +118,7 @@ func (s *Store) listConnections(ctx context.Context, f store.ConnectionFilter, c
 		where, args = append(where, `state = ?`), append(args, string(f.State))
 	}
 	if cursor != "" {
-		at, id, err := timeCursor(cursor)
+		at, id, err := timeCursor(cursor, "connections")
 		if err != nil {
 			return nil, err
 		}

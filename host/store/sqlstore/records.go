@@ -136,7 +136,7 @@ func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.Rec
 		where, args = append(where, `stream = ?`), append(args, q.Stream)
 	}
 	if q.Cursor != "" {
-		parts, err := decodeCursor(q.Cursor, 2)
+		parts, err := decodeCursor(q.Cursor, "records", 2)
 		if err != nil {
 			return store.RecordPage{}, err
 		}
@@ -169,7 +169,7 @@ func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.Rec
 	if len(page.Records) > limit {
 		page.Records = page.Records[:limit]
 		last := page.Records[limit-1]
-		page.Next = encodeCursor(last.Stream, last.Key)
+		page.Next = encodeCursor("records", last.Stream, last.Key)
 	}
 	return page, nil
 }

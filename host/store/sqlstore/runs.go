@@ -111,7 +111,7 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage,
 		where, args = append(where, `host_id = ?`), append(args, f.HostID)
 	}
 	if f.Cursor != "" {
-		at, id, err := timeCursor(f.Cursor)
+		at, id, err := timeCursor(f.Cursor, "runs")
 		if err != nil {
 			return store.RunPage{}, err
 		}
@@ -144,7 +144,7 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage,
 	if len(page.Runs) > limit {
 		page.Runs = page.Runs[:limit]
 		last := page.Runs[limit-1]
-		page.Next = encodeCursor(FormatTime(last.CreatedAt), last.ID)
+		page.Next = encodeCursor("runs", FormatTime(last.CreatedAt), last.ID)
 	}
 	return page, nil
 }
