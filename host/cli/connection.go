@@ -111,7 +111,7 @@ runs only on demand. Capture its credential next with "connhost credential set".
 	f.StringVar(&req.ConnectorKey, "connector", "", "connector key (required)")
 	f.StringVar(&req.Label, "label", "", "a label for people (required)")
 	f.StringVar(&req.Schedule, "schedule", "", `cron spec (6 fields with seconds, or 5) or "@every DURATION"`)
-	f.StringVar(&jitter, "jitter", "", "spread scheduled runs: each runs a fixed offset within [0, JITTER) after its due instant, e.g. 30s")
+	f.StringVar(&jitter, "jitter", "", "spread scheduled runs: each runs a fixed offset within [0, JITTER) after its due instant, e.g. 30s (at most the schedule's period, and 24h)")
 	f.StringVar(&config, "config", "", "connector config, a JSON object")
 	_ = cmd.MarkFlagRequired("connector")
 	_ = cmd.MarkFlagRequired("label")

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/audit"
@@ -123,10 +124,14 @@ func (e *InvalidError) Unwrap() error { return store.ErrInvalid }
 // CreateConnection creates a connection of a catalogued connector and
 // enrolls it when the gate allows.
 func (s *Service) CreateConnection(ctx context.Context, actor string, n store.NewConnection) (store.Connection, enroll.Entry, error) {
-	if _, ok := s.cfg.Catalog.Get(n.ConnectorKey); !ok {
+	entry, ok := s.cfg.Catalog.Get(n.ConnectorKey)
+	if !ok {
 		return store.Connection{}, enroll.Entry{}, failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", n.ConnectorKey)
 	}
 	if err := validateInput(n.Config, n.Schedule); err != nil {
+		return store.Connection{}, enroll.Entry{}, err
+	}
+	if err := checkJitter(n.Schedule, entry.Manifest.DefaultSchedule.Spec); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
 	c, err := s.cfg.Store.CreateConnection(ctx, n)
@@ -148,12 +153,38 @@ func (s *Service) UpdateConnection(ctx context.Context, actor, id string, p stor
 	if err := validateInput(cfg, sch); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
+	if p.Schedule != nil && p.Schedule.Jitter > 0 {
+		cur, err := s.cfg.Store.GetConnection(ctx, id)
+		if err != nil {
+			return store.Connection{}, enroll.Entry{}, err
+		}
+		entry, _ := s.cfg.Catalog.Get(cur.ConnectorKey)
+		if err := checkJitter(sch, entry.Manifest.DefaultSchedule.Spec); err != nil {
+			return store.Connection{}, enroll.Entry{}, err
+		}
+	}
 	c, err := s.cfg.Store.UpdateConnection(ctx, id, p)
 	s.record(ctx, actor, "connection.update", id, err, nil)
 	if err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
 	return c, s.Reevaluate(ctx, c.ID), nil
+}
+
+// checkJitter bounds a jitter by the period of the schedule it spreads:
+// the connection's own, else its connector's default.
+func checkJitter(sch store.Schedule, defaultSpec string) error {
+	spec := sch.Spec
+	if spec == "" {
+		spec = defaultSpec
+	}
+	if sch.Jitter <= 0 || spec == "" {
+		return nil
+	}
+	if err := schedule.CheckJitter(spec, sch.Jitter); err != nil {
+		return &InvalidError{Field: "jitter", Reason: strings.TrimPrefix(err.Error(), "schedule: ")}
+	}
+	return nil
 }
 
 func validateInput(config json.RawMessage, sch store.Schedule) error {

@@ -411,3 +411,28 @@ func TestObserverReceivesLag(t *testing.T) {
 		return len(obs.lags) >= 1
 	})
 }
+
+func TestJitterIsBoundedByThePeriod(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		spec   string
+		jitter time.Duration
+		ok     bool
+	}{
+		{"@every 30s", 30 * time.Second, true},
+		{"@every 30s", 31 * time.Second, false},
+		{"*/5 * * * *", 5 * time.Minute, true},
+		{"*/5 * * * *", 6 * time.Minute, false},
+		{"0 9,17 * * *", 8 * time.Hour, true}, // gaps of 8 h and 16 h: the shorter bounds it
+		{"0 9,17 * * *", 9 * time.Hour, false},
+		{"@weekly", MaxJitter, true},
+		{"@weekly", MaxJitter + time.Second, false},
+		{"@hourly", 0, true},
+	}
+	for _, tc := range tests {
+		err := CheckJitter(tc.spec, tc.jitter)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckJitter(%q, %s) = %v, want ok %v", tc.spec, tc.jitter, err, tc.ok)
+		}
+	}
+}

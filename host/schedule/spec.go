@@ -45,6 +45,58 @@ func Parse(s string) (Spec, error) {
 	return Spec{Raw: raw, Cron: raw}, nil
 }
 
+// MaxJitter caps a schedule's jitter, whatever its period.
+const MaxJitter = 24 * time.Hour
+
+// Period returns the shortest time between two instants of the spec: an
+// interval spec's interval, or the shortest gap among a cron spec's next
+// 200 instants from a fixed day (deterministic, and enough to see a
+// schedule's pattern over a week of hourly instants).
+func Period(s string) (time.Duration, error) {
+	sp, err := Parse(s)
+	if err != nil {
+		return 0, err
+	}
+	if sp.Every > 0 {
+		return sp.Every, nil
+	}
+	c, err := cronParser.Parse(sp.Cron)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	t := c.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	shortest := time.Duration(0)
+	for range 200 {
+		n := c.Next(t)
+		if n.IsZero() {
+			break
+		}
+		if d := n.Sub(t); shortest == 0 || d < shortest {
+			shortest = d
+		}
+		t = n
+	}
+	return shortest, nil
+}
+
+// CheckJitter reports a jitter the spec cannot take: longer than its
+// period (each run would spill into the next period) or than MaxJitter.
+func CheckJitter(spec string, jitter time.Duration) error {
+	if jitter <= 0 {
+		return nil
+	}
+	period, err := Period(spec)
+	if err != nil {
+		return err
+	}
+	limit := min(period, MaxJitter)
+	if jitter > limit {
+		return fmt.Errorf("jitter %s exceeds %s: at most the schedule's period (%s for %q), and never over %s",
+			jitter, limit, period, spec, MaxJitter)
+	}
+	return nil
+}
+
 // Check reports whether s is a valid spec. It fits manifest.ScheduleChecker.
 func Check(s string) error {
 	_, err := Parse(s)
