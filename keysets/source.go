@@ -24,6 +24,11 @@ const (
 	KEKKindCleartext = "cleartext"
 )
 
+// EnvAdvice is what connhost says whenever the KEK comes from an
+// environment variable: the variable stays in the process environment for
+// the process's life.
+const EnvAdvice = "the KEK comes from an environment variable, which stays readable in /proc/<pid>/environ of the process (to its user and to root) for as long as it runs: prefer --kek-file (mode 0600, outside the data dir) or --kms-uri"
+
 // DefaultKEKEnv is the conventional environment variable for an env KEK.
 const DefaultKEKEnv = "CONNHOST_KEK"
 

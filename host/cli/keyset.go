@@ -150,6 +150,9 @@ unless --print-kek is given, and then only one it generated.`,
 		if printKEK {
 			out.KEK = generated
 		}
+		if kekEnv != "" {
+			fmt.Fprintf(a.rt.Stderr, "warning: %s.\n", keysets.EnvAdvice)
+		}
 		if a.json() {
 			return printJSON(a.rt.Stdout, out)
 		}

@@ -131,6 +131,9 @@ func TestKeysetInitEnv(t *testing.T) {
 	if out.KEK == "" {
 		t.Fatalf("no KEK printed: %s", res.stdout)
 	}
+	if !strings.Contains(res.stderr, "/proc/<pid>/environ") || !strings.Contains(res.stderr, "--kek-file") {
+		t.Errorf("no advice against the env KEK: %q", res.stderr)
+	}
 	t.Setenv(name, out.KEK)
 	if _, err := keysets.Load(context.Background(), keysets.Config{Path: filepath.Join(dir, server.KeysetFile), KEK: keysets.KEKFromEnv(name)}); err != nil {
 		t.Errorf("keyset does not load under the printed KEK: %v", err)

@@ -143,6 +143,11 @@ func TestEnvKEKEncryptsTheKeyset(t *testing.T) {
 	if strings.Contains(r.logs.String(), "INSECURE DEV MODE") {
 		t.Error("dev-mode warning with a KEK")
 	}
+	// An env KEK lingers in /proc/<pid>/environ: serve says so, and what
+	// to use instead.
+	if logs := r.logs.String(); !strings.Contains(logs, "/proc/<pid>/environ") || !strings.Contains(logs, "--kek-file") {
+		t.Error("no advice against the env KEK in the log")
+	}
 }
 
 func TestReadToken(t *testing.T) {

@@ -251,6 +251,9 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	}
 	log.Info("store ready", "store", loc.Redacted, "store_id", storeID)
 	log.Info("keyset ready", "path", kcfg.Path, "created", created, "kek", kek.String(), "primary_key_id", ks.PrimaryKeyID())
+	if kek.Kind() == keysets.KEKKindEnv {
+		log.Warn(keysets.EnvAdvice, "kek", kek.String())
+	}
 	ring := &keyring{cfg: kcfg, log: log.Named("keyset")}
 	ring.cur.Store(ks)
 
