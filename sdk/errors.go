@@ -136,6 +136,11 @@ func toFailure(err error) *wire.Failure {
 		c := *f
 		return &c
 	}
+	if errors.Is(err, ErrInvalidConfig) {
+		// A config the connector cannot decode: invalid_config, never a
+		// verdict on the credential.
+		return &wire.Failure{Code: wire.CodeInvalidConfig, Message: err.Error()}
+	}
 	return &wire.Failure{Code: wire.CodeConnectorFailed, Message: err.Error()}
 }
 

@@ -747,7 +747,7 @@ func TestCheck(t *testing.T) {
 		{"strict config", func(_ context.Context, c *sdk.Check) (string, error) {
 			var v struct{}
 			return "", c.Config(&v)
-		}, wire.CheckResult{Failure: &wire.Failure{Code: wire.CodeConnectorFailed, Message: `sdk: invalid config: json: unknown field "org"`}}},
+		}, wire.CheckResult{Failure: &wire.Failure{Code: wire.CodeInvalidConfig, Message: `sdk: invalid config: json: unknown field "org"`}}},
 		{"panic", func(context.Context, *sdk.Check) (string, error) { panic("oops") },
 			wire.CheckResult{Failure: &wire.Failure{Code: wire.CodeConnectorFailed, Message: "panic: oops"}}},
 	}

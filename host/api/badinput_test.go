@@ -87,6 +87,18 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			body: `{"connector_key":"demo","schedule":"@every 1h","jitter":"soon"}`, status: 400, code: "invalid_request", field: "jitter"},
 		{name: "create with jitter but no schedule", method: "POST", path: "/v1/connections",
 			body: `{"connector_key":"demo","jitter":"5s"}`, status: 400, code: "invalid_request", field: "jitter"},
+		// A config the connector's schema refuses is not stored: it would
+		// fail every scheduled run.
+		{name: "create with a misspelled config field", method: "POST", path: "/v1/connections",
+			body: `{"connector_key":"demo","label":"c","config":{"recrods":5}}`, status: 400, code: "invalid_config", field: "/config/recrods"},
+		{name: "create with a negative count", method: "POST", path: "/v1/connections",
+			body: `{"connector_key":"demo","label":"c","config":{"records":-1}}`, status: 400, code: "invalid_config", field: "/config/records"},
+		{name: "create with a count as a string", method: "POST", path: "/v1/connections",
+			body: `{"connector_key":"demo","label":"c","config":{"records":"5"}}`, status: 400, code: "invalid_config", field: "/config/records"},
+		{name: "create with a count of 1e30", method: "POST", path: "/v1/connections",
+			body: `{"connector_key":"demo","label":"c","config":{"records":1e30}}`, status: 400, code: "invalid_config", field: "/config/records"},
+		{name: "update to an invalid config", method: "PATCH", path: "/v1/connections/" + live.ID,
+			body: `{"config":{"records":-1}}`, status: 400, code: "invalid_config", field: "/config/records", says: "minimum"},
 		{name: "create with jitter beyond the period", method: "POST", path: "/v1/connections",
 			body: `{"connector_key":"demo","label":"j","schedule":"@every 30s","jitter":"31s"}`, status: 400, code: "invalid_request",
 			field: "jitter", says: "at most the schedule's period"},

@@ -10,6 +10,7 @@ import (
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/api/internal/runops"
 	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/configschema"
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/runner"
@@ -70,6 +71,7 @@ func Classify(err error) (int, apitypes.ErrorBody) {
 		ve  *broker.ValueError
 		ee  *runops.EndedError
 		mbe *http.MaxBytesError
+		cse *configschema.Error
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -85,6 +87,8 @@ func Classify(err error) (int, apitypes.ErrorBody) {
 		return status, errBody(string(fe.Code), fe.Message, "")
 	case errors.As(err, &ci):
 		return http.StatusBadRequest, errBody(apitypes.CodeInvalidRequest, ci.Field+": "+ci.Reason, apiField(ci.Field))
+	case errors.As(err, &cse):
+		return http.StatusBadRequest, errBody(apitypes.CodeInvalidConfig, cse.Error(), "/config"+cse.Pointer)
 	case errors.As(err, &si) && si.Field == "cursor":
 		return http.StatusBadRequest, errBody(apitypes.CodeInvalidCursor, si.Field+": "+si.Reason, "cursor")
 	case errors.As(err, &si):

@@ -36,6 +36,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connhost/connhost/host/configschema"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/hashicorp/go-hclog"
@@ -94,6 +95,9 @@ type Entry struct {
 	SHA256 []byte
 	// ScannedAt is when the binary was described.
 	ScannedAt time.Time
+	// Config is the manifest's config schema, compiled (nil: none, every
+	// config accepted).
+	Config *configschema.Schema
 }
 
 // Checksum returns SHA256 in hex.
@@ -306,7 +310,11 @@ func describe(ctx context.Context, path string, d Describer, check manifest.Sche
 		}
 		return Entry{}, se
 	}
-	return Entry{Key: m.ConnectorKey, Manifest: m, Path: path, SHA256: sum}, nil
+	schema, err := configschema.Compile(m.ConfigSchema)
+	if err != nil {
+		return Entry{}, &ScanError{File: path, Field: "config_schema", Err: err}
+	}
+	return Entry{Key: m.ConnectorKey, Manifest: m, Path: path, SHA256: sum, Config: schema}, nil
 }
 
 func hashFile(path string) ([]byte, error) {

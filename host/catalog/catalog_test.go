@@ -171,6 +171,8 @@ func TestScan(t *testing.T) {
 				plant(t, dir, "reserved-env", with("reserved", func(m *manifest.Manifest) { m.EnvPassthrough = []string{"CONNHOST_TOKEN"} }))
 				plant(t, dir, "no-streams", with("nostreams", func(m *manifest.Manifest) { m.Streams = nil }))
 				plant(t, dir, "bad-schedule", with("badsched", func(m *manifest.Manifest) { m.DefaultSchedule.Spec = "every tuesday" }))
+				plant(t, dir, "schema-ref", with("schemaref", func(m *manifest.Manifest) { m.ConfigSchema = `{"$ref":"file:///etc/passwd"}` }))
+				plant(t, dir, "bad-schema", with("badschema", func(m *manifest.Manifest) { m.ConfigSchema = `{"type":12}` }))
 			},
 			keys: []string{"alpha"},
 			errs: map[string]wantErr{
@@ -181,6 +183,8 @@ func TestScan(t *testing.T) {
 				"reserved-env": {field: "env_passthrough[0]", is: manifest.ErrInvalid, text: "reserved"},
 				"no-streams":   {field: "streams", is: manifest.ErrInvalid},
 				"bad-schedule": {field: "default_schedule.spec", is: manifest.ErrInvalid},
+				"schema-ref":   {field: "config_schema", text: "may refer only to itself"},
+				"bad-schema":   {field: "config_schema"},
 			},
 		},
 		"duplicate key loads from neither file": {

@@ -134,6 +134,9 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, n store.Ne
 	if err := checkJitter(n.Schedule, entry.Manifest.DefaultSchedule.Spec); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
+	if err := entry.Config.Validate(n.Config); err != nil {
+		return store.Connection{}, enroll.Entry{}, err
+	}
 	c, err := s.cfg.Store.CreateConnection(ctx, n)
 	if err != nil {
 		return store.Connection{}, enroll.Entry{}, err
@@ -153,14 +156,21 @@ func (s *Service) UpdateConnection(ctx context.Context, actor, id string, p stor
 	if err := validateInput(cfg, sch); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
-	if p.Schedule != nil && p.Schedule.Jitter > 0 {
+	if (p.Schedule != nil && p.Schedule.Jitter > 0) || p.Config != nil {
 		cur, err := s.cfg.Store.GetConnection(ctx, id)
 		if err != nil {
 			return store.Connection{}, enroll.Entry{}, err
 		}
 		entry, _ := s.cfg.Catalog.Get(cur.ConnectorKey)
-		if err := checkJitter(sch, entry.Manifest.DefaultSchedule.Spec); err != nil {
-			return store.Connection{}, enroll.Entry{}, err
+		if p.Schedule != nil {
+			if err := checkJitter(sch, entry.Manifest.DefaultSchedule.Spec); err != nil {
+				return store.Connection{}, enroll.Entry{}, err
+			}
+		}
+		if p.Config != nil {
+			if err := entry.Config.Validate(p.Config); err != nil {
+				return store.Connection{}, enroll.Entry{}, err
+			}
 		}
 	}
 	c, err := s.cfg.Store.UpdateConnection(ctx, id, p)

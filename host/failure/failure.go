@@ -16,7 +16,9 @@ type Code string
 // credential; ConnectionPaused refuses a scheduled or retry run that races a
 // pause; HostCrashed marks the runs of a host that died mid-run, found at
 // the next boot; StoreCorrupt is a read or write that hit a damaged page
-// of the store (the host turns not-ready: restore the store).
+// of the store (the host turns not-ready: restore the store);
+// InvalidConfig is a connection config the connector's schema, or the
+// connector itself, refuses.
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -35,6 +37,7 @@ const (
 	HostShutdown            Code = "host_shutdown"
 	HostCrashed             Code = "host_crashed"
 	StoreCorrupt            Code = "store_corrupt"
+	InvalidConfig           Code = "invalid_config"
 	Internal                Code = "internal"
 )
 

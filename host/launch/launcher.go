@@ -559,6 +559,8 @@ func (s *session) connectorFailure(f *wire.Failure) error {
 		code = failure.CredentialsRequired
 	case wire.CodeCredentialRejected:
 		code = failure.CredentialRejected
+	case wire.CodeInvalidConfig:
+		code = failure.InvalidConfig
 	default:
 		msg = fmt.Sprintf("connector reported unknown code %q: %s", truncate(rf.Code, 64), msg)
 	}

@@ -54,7 +54,16 @@ func (r *Runner) Check(ctx context.Context, connectionID string) (CheckResult, e
 	case cr.Valid && cr.Identity != "":
 		out.Message = "valid for " + cr.Identity
 	}
-	if res.Source == broker.SourceStored {
+	// The result is a verdict on the credential unless the check never
+	// reached one: a config the connector refuses (invalid_config), or a
+	// plugin that crashed, timed out or did not start leaves the last
+	// validity as it was.
+	code := failure.CodeOf(err)
+	if err == nil && cr.Failure != nil {
+		code = failure.Code(cr.Failure.Code)
+	}
+	verdict := err == nil && code != failure.InvalidConfig || err != nil && !noVerdict(code)
+	if res.Source == broker.SourceStored && verdict {
 		if _, verr := r.cfg.Store.SetCredentialValidity(context.WithoutCancel(ctx), conn.ID, out.Valid, out.Message); verr != nil {
 			r.cfg.Logger.Error("record credential validity", "connection_id", conn.ID, "error", verr)
 		}
@@ -66,4 +75,14 @@ func (r *Runner) Check(ctx context.Context, connectionID string) (CheckResult, e
 	r.cfg.Audit.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "credential.check", TargetKind: "connection",
 		TargetID: conn.ID, Outcome: outcome, Detail: map[string]string{"valid": fmt.Sprint(out.Valid)}})
 	return out, nil
+}
+
+// noVerdict reports a failure that says nothing of the credential.
+func noVerdict(code failure.Code) bool {
+	switch code {
+	case failure.InvalidConfig, failure.ConnectorCrashed, failure.RunTimeout, failure.PluginHandshakeFailed,
+		failure.PluginChecksumMismatch, failure.Cancelled, failure.HostShutdown, failure.Internal:
+		return true
+	}
+	return false
 }

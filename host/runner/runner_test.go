@@ -458,3 +458,35 @@ func TestLostLeaseStopsTheRun(t *testing.T) {
 		t.Error("the lost lease is not logged")
 	}
 }
+
+// A config the connector refuses at run time (a connector stricter than
+// the schema the host checked, or a config stored before it) fails the
+// run invalid_config, and says nothing of the credential: its validity
+// stays as the last check left it.
+func TestConfigRefusedByTheConnectorIsInvalidConfig(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(demoConfig(nil), "")
+	h.SetToken(c.ID, canary)
+	before, err := h.Store.GetCredentialMeta(ctx, c.ID)
+	if err != nil || before.Validity == nil || !before.Validity.Valid {
+		t.Fatalf("validity after capture = %+v, %v", before.Validity, err)
+	}
+	bad := json.RawMessage(`{"recrods": 5}`)
+	if _, err := h.Store.UpdateConnection(ctx, c.ID, store.ConnectionPatch{Config: bad}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := h.RunNow(c.ID)
+	if failure.CodeOf(err) != failure.InvalidConfig || run.FailureCode != failure.InvalidConfig {
+		t.Fatalf("run = %+v, %v; want invalid_config", run, err)
+	}
+	h.Clock.Advance(time.Minute) // a new verdict would carry a new time
+	if _, err := h.Runner.Check(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := h.Store.GetCredentialMeta(ctx, c.ID)
+	if after.Validity == nil || !after.Validity.Valid || !after.Validity.CheckedAt.Equal(before.Validity.CheckedAt) {
+		t.Fatalf("a config error touched the credential's validity: %+v (before %+v)", after.Validity, before.Validity)
+	}
+}

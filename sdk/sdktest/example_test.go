@@ -81,7 +81,7 @@ func ExampleRunContext() {
 	// ada {"name":"ada","text":"hello, ada"}
 	// grace {"name":"grace","text":"hello, grace"}
 	// checkpoint {"greeted":2}
-	// connector_failed: sdk: invalid config: json: unknown field "nmaes"
+	// invalid_config: sdk: invalid config: json: unknown field "nmaes"
 }
 
 // ExampleAcceptance is the shape of a connector's subprocess test: build

@@ -148,6 +148,10 @@ const (
 	CodeConnectorFailed     = "connector_failed"
 	CodeCredentialsRequired = "credentials_required"
 	CodeCredentialRejected  = "credential_rejected"
+	// CodeInvalidConfig: the connection's config is not one the connector
+	// accepts (a connector stricter than its published schema). It says
+	// nothing about the credential.
+	CodeInvalidConfig = "invalid_config"
 )
 
 // Failure is a connector's typed failure. It crosses the wire in the

@@ -38,7 +38,11 @@ const (
 	CodeInvalidRequest = "invalid_request" // 400, Field set
 	// CodeInvalidCursor: 400, field cursor: not a next value this list
 	// returned (malformed, or another list's).
-	CodeInvalidCursor    = "invalid_cursor"
+	CodeInvalidCursor = "invalid_cursor"
+	// CodeInvalidConfig: 400, the config does not match the connector's
+	// config_schema; Field is the JSON pointer of the offending value in
+	// the request body ("/config/records"). Nothing is stored.
+	CodeInvalidConfig    = "invalid_config"
 	CodeNotFound         = "not_found"         // 404 for unknown routes/runs
 	CodeRunNotFound      = "run_not_found"     // 404
 	CodePayloadTooLarge  = "payload_too_large" // 413
