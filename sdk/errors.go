@@ -26,7 +26,10 @@ var (
 	// ErrCheckpointTooLarge is returned by Checkpoint for a state longer
 	// than MaxCheckpointBytes.
 	ErrCheckpointTooLarge = errors.New("sdk: checkpoint too large")
-	// ErrInvalidConfig wraps every config decoding error.
+	// ErrInvalidConfig wraps every config decoding error. A connector's
+	// own config rules should wrap it too: a failure that does is
+	// reported to the host as invalid_config (a config to fix, not a
+	// credential to replace).
 	ErrInvalidConfig = errors.New("sdk: invalid config")
 	// ErrRunFinished is returned when a Run is used after Connector.Run
 	// returned (for example from a goroutine that outlived it).

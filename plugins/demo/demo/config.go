@@ -2,8 +2,8 @@ package demo
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"github.com/connhost/connhost/sdk"
 	"regexp"
 	"slices"
 
@@ -24,8 +24,10 @@ const (
 	MaxEchoEnv = 64
 )
 
-// ErrInvalidConfig wraps every config rule a config breaks.
-var ErrInvalidConfig = errors.New("demo: invalid config")
+// ErrInvalidConfig wraps every config rule a config breaks. It wraps
+// sdk.ErrInvalidConfig, so the host records such a failure as
+// invalid_config.
+var ErrInvalidConfig = fmt.Errorf("demo: %w", sdk.ErrInvalidConfig)
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 

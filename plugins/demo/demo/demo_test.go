@@ -420,8 +420,8 @@ func TestConfigValidation(t *testing.T) {
 			o := sdktest.Options{Config: json.RawMessage(tt.config), Env: env}
 			res := sdktest.Run(t, demo.New(), o)
 			f := res.Failure()
-			if f == nil || f.Code != wire.CodeConnectorFailed || f.Retryable || !strings.Contains(f.Message, tt.want) {
-				t.Errorf("failure = %v, want a non-retryable connector_failed containing %q", res.Err, tt.want)
+			if f == nil || f.Code != wire.CodeInvalidConfig || f.Retryable || !strings.Contains(f.Message, tt.want) {
+				t.Errorf("failure = %v, want a non-retryable invalid_config containing %q", res.Err, tt.want)
 			}
 			chk, err := sdktest.Check(t, demo.New(), o)
 			if err != nil || chk.Valid || chk.Failure == nil || !strings.Contains(chk.Failure.Message, tt.want) {

@@ -1,16 +1,22 @@
 package github
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/connhost/connhost/sdk"
+)
 
 // Sentinel errors. Run and Check return them wrapped, inside the typed SDK
 // failures that decide how the host treats the run: a rate limit that
 // outlasts the run and an API that stays unavailable are retryable
-// (sdk.Retryable), a refused token is sdk.CredentialRejected, and the rest
-// fail the run with connector_failed, not retried, because retrying cannot
-// fix them.
+// (sdk.Retryable), a refused token is sdk.CredentialRejected, a config
+// rule broken is invalid_config, and the rest fail the run with
+// connector_failed, not retried, because retrying cannot fix them.
 var (
-	// ErrInvalidConfig wraps every rule a connection config breaks.
-	ErrInvalidConfig = errors.New("github: invalid config")
+	// ErrInvalidConfig wraps every rule a connection config breaks. It
+	// wraps sdk.ErrInvalidConfig, so the host records invalid_config.
+	ErrInvalidConfig = fmt.Errorf("github: %w", sdk.ErrInvalidConfig)
 	// ErrInvalidConnector wraps every rule a Connector's settings break.
 	ErrInvalidConnector = errors.New("github: invalid Connector settings")
 	// ErrInvalidAPIURL is returned for a GITHUB_API_URL that is not an
