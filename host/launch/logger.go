@@ -8,24 +8,35 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/host/failure"
 	"github.com/hashicorp/go-hclog"
 )
 
-// redactLogger is an hclog.Logger that replaces a run's secret values in the
-// message, the name and every key and value before passing a line on.
-// go-plugin re-logs the plugin's stderr and hclog JSON lines through the
-// logger it is given; giving it this one keeps secrets out of host logs.
+// redactLogger is an hclog.Logger that replaces a run's secret values in
+// what the plugin wrote before passing a line on. go-plugin re-logs the
+// plugin's stderr and hclog JSON lines through a sub-logger named after the
+// plugin (the relay): its messages, and every key and value of every line,
+// are redacted. The messages the host writes itself (go-plugin's and the
+// launcher's, constants) are left whole: a redaction inside them would
+// mangle them and, by where it lands, tell the secret.
 type redactLogger struct {
 	inner hclog.Logger
 	r     *redactor
+	// plugin is the name of the relay sub-logger; relay marks it (and
+	// what hangs below it).
+	plugin string
+	relay  bool
 }
 
-func newRedactLogger(inner hclog.Logger, r *redactor) hclog.Logger {
-	return &redactLogger{inner: inner, r: r}
+func newRedactLogger(inner hclog.Logger, r *redactor, plugin string) hclog.Logger {
+	return &redactLogger{inner: inner, r: r, plugin: plugin}
 }
 
 func (l *redactLogger) Log(level hclog.Level, msg string, args ...any) {
-	l.inner.Log(level, l.r.String(msg), l.args(args)...)
+	if l.relay {
+		msg = l.r.String(msg)
+	}
+	l.inner.Log(level, msg, l.args(args)...)
 }
 
 func (l *redactLogger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }
@@ -43,17 +54,19 @@ func (l *redactLogger) IsError() bool { return l.inner.IsError() }
 func (l *redactLogger) ImpliedArgs() []any { return l.inner.ImpliedArgs() }
 
 func (l *redactLogger) With(args ...any) hclog.Logger {
-	return &redactLogger{inner: l.inner.With(l.args(args)...), r: l.r}
+	return &redactLogger{inner: l.inner.With(l.args(args)...), r: l.r, plugin: l.plugin, relay: l.relay}
 }
 
 func (l *redactLogger) Name() string { return l.inner.Name() }
 
 func (l *redactLogger) Named(name string) hclog.Logger {
-	return &redactLogger{inner: l.inner.Named(l.r.String(name)), r: l.r}
+	return &redactLogger{inner: l.inner.Named(l.r.String(name)), r: l.r, plugin: l.plugin,
+		relay: l.relay || name == l.plugin}
 }
 
 func (l *redactLogger) ResetNamed(name string) hclog.Logger {
-	return &redactLogger{inner: l.inner.ResetNamed(l.r.String(name)), r: l.r}
+	return &redactLogger{inner: l.inner.ResetNamed(l.r.String(name)), r: l.r, plugin: l.plugin,
+		relay: l.relay || name == l.plugin}
 }
 
 func (l *redactLogger) SetLevel(level hclog.Level) { l.inner.SetLevel(level) }
@@ -69,17 +82,23 @@ func (l *redactLogger) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writ
 	if opts == nil {
 		opts = &hclog.StandardLoggerOptions{}
 	}
-	return &stdWriter{l: l, opts: *opts}
+	// What reaches a standard logger comes from the plugin: redact it all.
+	return &stdWriter{l: &redactLogger{inner: l.inner, r: l.r, plugin: l.plugin, relay: true}, opts: *opts}
 }
 
-// args returns args with every key and value redacted. Values that hold no
-// secret keep their type, so hclog formats them as before.
+// args returns args with every value redacted, and every key on the relay
+// (the host's own keys are constants it wrote). Values that hold no secret
+// keep their type, so hclog formats them as before.
 func (l *redactLogger) args(args []any) []any {
 	if l.r.empty() || len(args) == 0 {
 		return args
 	}
 	out := make([]any, len(args))
 	for i, a := range args {
+		if _, key := a.(string); key && i%2 == 0 && !l.relay {
+			out[i] = a
+			continue
+		}
 		out[i] = l.r.value(a)
 	}
 	return out
@@ -106,6 +125,10 @@ func (r *redactor) value(v any) any {
 			}
 		}
 		s = fmt.Sprint(x...)
+	case *failure.Error:
+		// The host's typed failure: its code is the host's and its
+		// message was redacted where it was made.
+		return v
 	case error:
 		s = x.Error()
 	case fmt.Stringer:

@@ -2,8 +2,11 @@ package launch
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -26,7 +29,8 @@ type redactor struct {
 
 // newRedactor returns a redactor for secrets. Besides each value it also
 // hides the value's JSON-escaped forms (how it appears inside an hclog JSON
-// line on the wire) and the lines of a multi-line value.
+// line on the wire), its common encodings (encodedForms) and the lines of
+// a multi-line value.
 func newRedactor(secrets []string) *redactor {
 	set := map[string]bool{}
 	for _, s := range secrets {
@@ -36,6 +40,9 @@ func newRedactor(secrets []string) *redactor {
 		set[s] = true
 		for _, esc := range jsonForms(s) {
 			set[esc] = true
+		}
+		for _, enc := range encodedForms(s) {
+			set[enc] = true
 		}
 		if strings.ContainsAny(s, "\r\n") {
 			for _, line := range strings.Split(s, "\n") {
@@ -58,6 +65,43 @@ func newRedactor(secrets []string) *redactor {
 		return r.patterns[i] < r.patterns[j]
 	})
 	return r
+}
+
+// minEncoded is the shortest encoded form that is redacted: a shorter one
+// (the core of a short secret's base64) would match ordinary text.
+const minEncoded = 8
+
+// encodedForms returns the forms a connector may print a secret in:
+// lower- and upper-case hex; standard and URL-safe base64, padded and not,
+// and — because a secret inside a larger base64 text is encoded from
+// wherever it falls in a 3-byte group — the run of characters that
+// encode only the secret's bytes at each of the three alignments; and URL
+// (query and path) percent-encoding.
+func encodedForms(s string) []string {
+	b := []byte(s)
+	out := []string{hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
+		url.QueryEscape(s), url.PathEscape(s)}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		out = append(out, enc.EncodeToString(b), enc.WithPadding(base64.NoPadding).EncodeToString(b))
+		raw := enc.WithPadding(base64.NoPadding)
+		for k := range 3 {
+			// k bytes before the secret in its first group: the first
+			// ceil(4k/3) characters mix in those bytes, and the last
+			// group, if partial, mixes in what follows.
+			e := raw.EncodeToString(append(make([]byte, k), b...))
+			from, to := (4*k+2)/3, (k+len(b))/3*4
+			if to-from >= minEncoded {
+				out = append(out, e[from:to])
+			}
+		}
+	}
+	var forms []string
+	for _, f := range out {
+		if f != s && len(f) >= minEncoded {
+			forms = append(forms, f)
+		}
+	}
+	return forms
 }
 
 // jsonForms returns s as it appears inside a JSON string, with and without

@@ -2,12 +2,17 @@ package launch
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/connhost/connhost/host/failure"
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
 )
@@ -168,7 +173,8 @@ func TestRedactLogger(t *testing.T) {
 	const secret = "hunter2-canary"
 	var buf bytes.Buffer
 	inner := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Trace, JSONFormat: true})
-	l := newRedactLogger(inner, newRedactor([]string{secret}))
+	// The relay: the sub-logger go-plugin re-logs the plugin's lines on.
+	l := newRedactLogger(inner, newRedactor([]string{secret}), "plug").Named("plug")
 
 	l.Info("msg "+secret,
 		"string", secret,
@@ -196,7 +202,7 @@ func TestRedactLogger(t *testing.T) {
 		`"@message":"msg [REDACTED]"`, `"string":"[REDACTED]"`, `"[REDACTED]":"as a key"`,
 		`"bytes":"[REDACTED]"`, `"error":"failed with [REDACTED]"`, `"stringer":"[REDACTED]"`,
 		`"format":"[REDACTED]!"`, `"map":"map[k:[REDACTED]]"`, `"quote":"[REDACTED]"`, `"number":42`,
-		`"hex":255`, `"clean-error":"nothing to hide"`, `"with":"[REDACTED]"`, `"@module":"[REDACTED]"`,
+		`"hex":255`, `"clean-error":"nothing to hide"`, `"with":"[REDACTED]"`, `"@module":"plug.[REDACTED]"`,
 		`"@module":"r-[REDACTED]"`, `"@message":"std [REDACTED]"`, `"@level":"warn"`, `"@message":"writer [REDACTED]"`,
 	} {
 		if !strings.Contains(out, want) {
@@ -205,6 +211,33 @@ func TestRedactLogger(t *testing.T) {
 	}
 	if l.GetLevel() != hclog.Trace || !l.IsTrace() {
 		t.Errorf("level not passed through: %v", l.GetLevel())
+	}
+}
+
+// The host's own lines keep their text whole — a secret as short as "e"
+// would otherwise turn "plugin process exited" into "e[REDACTED]ited",
+// and where the marks land would tell the secret — while their arguments,
+// which may carry what the plugin sent, are still redacted, and the host's
+// typed failures pass as they are (their message was redacted when made).
+func TestRedactLoggerLeavesHostTextWhole(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	inner := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Trace, JSONFormat: true})
+	host := newRedactLogger(inner, newRedactor([]string{"e", "plugin-said-secret"}), "plug")
+	host.Info("plugin process exited", "error", errors.New("plugin-said-secret in its error"),
+		"failure", failure.New(failure.ConnectorFailed, "already redacted"))
+	host.Named("stdio").Debug("received EOF, stopping recv loop")
+	out := buf.String()
+	for _, want := range []string{
+		`"@message":"plugin process exited"`, `"@message":"received EOF, stopping recv loop"`,
+		`"failure":"connector_failed: already redacted"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "plugin-said-secret") {
+		t.Errorf("an argument kept the secret:\n%s", out)
 	}
 }
 
@@ -228,5 +261,88 @@ func TestProxyPasswords(t *testing.T) {
 				t.Errorf("proxyPasswords (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A connector that prints its secret encoded — hex, URL-escaped, base64 of
+// the secret alone or of a larger text holding it at any offset — leaks
+// nothing: after redaction no decoding of the line gives the secret back.
+func TestRedactorEncodedForms(t *testing.T) {
+	t.Parallel()
+	const secret = "tok/SECRET+value?=&123"
+	r := newRedactor([]string{secret})
+	b64 := map[string]*base64.Encoding{
+		"std": base64.StdEncoding, "url": base64.URLEncoding,
+		"raw-std": base64.RawStdEncoding, "raw-url": base64.RawURLEncoding,
+	}
+	hexDecode := func(s string) []string {
+		var out []string
+		for off := range 2 {
+			if off < len(s) {
+				p := s[off:]
+				b, _ := hex.DecodeString(p[:len(p)/2*2])
+				out = append(out, string(b))
+			}
+		}
+		return out
+	}
+	type form struct {
+		encode func(string) string
+		// decode gives every reading of a piece of the encoded text.
+		decode func(string) []string
+	}
+	forms := map[string]form{
+		"hex":       {func(s string) string { return hex.EncodeToString([]byte(s)) }, hexDecode},
+		"HEX":       {func(s string) string { return strings.ToUpper(hex.EncodeToString([]byte(s))) }, hexDecode},
+		"query":     {url.QueryEscape, func(s string) []string { d, _ := url.QueryUnescape(s); return []string{d} }},
+		"path":      {url.PathEscape, func(s string) []string { d, _ := url.PathUnescape(s); return []string{d} }},
+		"plain":     {func(s string) string { return s }, func(s string) []string { return []string{s} }},
+		"json-html": {func(s string) string { b, _ := json.Marshal(s); return string(b) }, func(s string) []string { return []string{s} }},
+	}
+	for name, enc := range b64 {
+		raw := enc.WithPadding(base64.NoPadding)
+		forms["base64-"+name] = form{
+			func(s string) string { return enc.EncodeToString([]byte(s)) },
+			// A piece may start anywhere in a 4-character group: read it
+			// from each of the four offsets.
+			func(s string) []string {
+				var out []string
+				for off := range 4 {
+					if off < len(s) {
+						p := strings.TrimRight(s[off:], "=")
+						if len(p)%4 == 1 {
+							p = p[:len(p)-1]
+						}
+						b, _ := raw.DecodeString(p)
+						out = append(out, string(b))
+					}
+				}
+				return out
+			},
+		}
+	}
+	for name, f := range forms {
+		for lead := range 4 {
+			for _, tail := range []string{"", "z", "yz", "xyz"} {
+				t.Run(fmt.Sprintf("%s/lead%d/tail%d", name, lead, len(tail)), func(t *testing.T) {
+					t.Parallel()
+					plain := strings.Repeat("a", lead) + secret + tail
+					line := "header " + f.encode(plain) + " trailer"
+					got := r.String(line)
+					if !strings.Contains(got, "[REDACTED]") {
+						t.Fatalf("nothing redacted in %q", line)
+					}
+					// Decode what stands where the encoded text stood, with
+					// the mark dropped: no piece may give the secret back.
+					for _, piece := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(got, "header "), " trailer"), "[REDACTED]") {
+						for _, d := range append(f.decode(piece), piece) {
+							if strings.Contains(d, "SECRET") {
+								t.Errorf("%q redacted to %q, which still gives the secret", line, got)
+							}
+						}
+					}
+				})
+			}
+		}
 	}
 }
