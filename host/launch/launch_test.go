@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -554,6 +555,98 @@ func TestSecretsNeverReachHostLogsOrErrors(t *testing.T) {
 					t.Errorf("Check = %+v, want valid with a redacted identity", res)
 				}
 				assertClean(t, "host log", logs.String())
+			})
+		})
+	}
+}
+
+// A connector that prints its secret encoded leaks nothing either: the
+// encoded text (any 8 characters of it) reaches no log line, error,
+// failure message, progress or interaction message.
+func TestEncodedSecretsNeverReachHostLogsOrErrors(t *testing.T) {
+	t.Parallel()
+	const secret = "canary/9f2e+61d04b?"
+	for _, how := range []string{"base64", "base64url", "base64-1", "base64-2", "hex", "HEX", "url"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			spec, _ := testSpec(t, "CANARY="+secret, "DEMO_TOKEN="+secret)
+			spec.Secrets = []string{secret}
+			// leakOf returns what the connector printed, which it also
+			// sent as a record (records are data, not redacted).
+			leakOf := func(t *testing.T, msgs []wire.Message) string {
+				t.Helper()
+				for _, m := range msgs {
+					for _, rec := range m.Records {
+						var v struct{ Leak string }
+						if json.Unmarshal(rec.Data, &v) == nil && v.Leak != "" {
+							return v.Leak
+						}
+					}
+				}
+				t.Fatal("the connector sent no leak record")
+				return ""
+			}
+			assertClean := func(t *testing.T, leak, what, s string) {
+				t.Helper()
+				for i := 0; i+8 <= len(leak); i++ {
+					if strings.Contains(s, leak[i:i+8]) {
+						t.Errorf("%s holds %q of the encoded secret %q:\n%s", what, leak[i:i+8], leak, s)
+						return
+					}
+				}
+			}
+
+			t.Run("logged", func(t *testing.T) {
+				l, logs := testLauncher(t, Config{})
+				msgs, err := runCollect(context.Background(), l, spec, runConfig(map[string]any{"mode": "log", "secret_env": "CANARY", "encode": how}))
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				leak := leakOf(t, msgs)
+				if strings.Contains(leak, secret) || len(leak) < 8 {
+					t.Fatalf("leak %q is not an encoding", leak)
+				}
+				out := logs.String()
+				assertClean(t, leak, "host log", out)
+				if !strings.Contains(out, "hclog message with ") || !strings.Contains(out, "[REDACTED]") {
+					t.Errorf("host log lacks the redacted line:\n%s", out)
+				}
+				var said []string
+				for _, m := range msgs {
+					switch m.Kind {
+					case wire.KindProgress:
+						said = append(said, m.Progress.Stream, m.Progress.Message)
+					case wire.KindInteraction:
+						said = append(said, m.Interaction.Kind)
+						said = append(said, m.Interaction.Missing...)
+					}
+				}
+				if len(said) != 4 {
+					t.Fatalf("progress and interaction said %q, want 4 texts", said)
+				}
+				for _, text := range said {
+					assertClean(t, leak, "progress or interaction", text)
+				}
+			})
+
+			t.Run("in a failure message", func(t *testing.T) {
+				l, logs := testLauncher(t, Config{})
+				msgs, err := runCollect(context.Background(), l, spec, runConfig(map[string]any{
+					"mode": "fail", "code": "connector_failed", "message": "upstream said $SECRET", "secret_env": "CANARY", "encode": how}))
+				if !failure.Has(err, failure.ConnectorFailed) {
+					t.Fatalf("Run error %v, want connector_failed", err)
+				}
+				leak := leakOf(t, msgs)
+				assertClean(t, leak, "error", err.Error())
+				var wf *wire.Failure
+				if !errors.As(err, &wf) {
+					t.Fatalf("error %v does not carry the connector's failure", err)
+				}
+				assertClean(t, leak, "connector failure", wf.Message)
+				if !strings.HasPrefix(wf.Message, "upstream said ") {
+					t.Errorf("failure message %q lost the connector's words", wf.Message)
+				}
+				assertClean(t, leak, "host log", logs.String())
 			})
 		})
 	}

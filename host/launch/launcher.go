@@ -217,9 +217,7 @@ func (l *Launcher) Check(ctx context.Context, spec Spec, req wire.CheckRequest) 
 	}
 	res.Identity = s.red.String(res.Identity)
 	if res.Failure != nil {
-		f := *res.Failure
-		f.Code, f.Message = s.red.String(f.Code), s.red.String(f.Message)
-		res.Failure = &f
+		res.Failure = s.redactFailure(res.Failure)
 	}
 	return res, nil
 }
@@ -237,8 +235,19 @@ func (l *Launcher) Run(ctx context.Context, spec Spec, req wire.RunRequest, emit
 	}
 	var emitErr error
 	err = s.conn.Run(ctx, req, func(m wire.Message) error {
-		if m.Kind == wire.KindProgress {
+		// What a connector says about its run reaches logs, the event
+		// stream and the API: redact every word of it. Records are the
+		// collected data and pass as they are.
+		switch m.Kind {
+		case wire.KindProgress:
+			m.Progress.Stream = s.red.String(m.Progress.Stream)
 			m.Progress.Message = s.red.String(m.Progress.Message)
+		case wire.KindInteraction:
+			in := wire.Interaction{Kind: s.red.String(m.Interaction.Kind)}
+			for _, name := range m.Interaction.Missing {
+				in.Missing = append(in.Missing, s.red.String(name))
+			}
+			m.Interaction = in
 		}
 		if err := emit(m); err != nil {
 			emitErr = err
@@ -292,7 +301,7 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 		name: name,
 		spec: spec,
 		red:  red,
-		log:  newRedactLogger(l.log.With(append([]any{"connector", name}, logArgs...)...), red),
+		log:  newRedactLogger(l.log.With(append([]any{"connector", name}, logArgs...)...), red, name),
 	}
 
 	exe, err := newPrivateExec(spec.Path, spec.SHA256, name, l.cfg.TempDir)
@@ -550,7 +559,7 @@ func (s *session) ctxFailure(ctx context.Context) error {
 
 // connectorFailure maps a connector's typed failure onto the host's codes.
 func (s *session) connectorFailure(f *wire.Failure) error {
-	rf := &wire.Failure{Code: s.red.String(f.Code), Message: s.red.String(f.Message), Retryable: f.Retryable}
+	rf := s.redactFailure(f)
 	code := failure.ConnectorFailed
 	msg := rf.Message
 	switch rf.Code {
@@ -565,6 +574,20 @@ func (s *session) connectorFailure(f *wire.Failure) error {
 		msg = fmt.Sprintf("connector reported unknown code %q: %s", truncate(rf.Code, 64), msg)
 	}
 	return &failure.Error{Code: code, Message: msg, Retryable: rf.Retryable, Err: rf}
+}
+
+// redactFailure returns a copy of a connector's failure with its words
+// redacted. A code the wire defines is the host's own text and is kept
+// whole; any other code is the connector's and is redacted like its
+// message.
+func (s *session) redactFailure(f *wire.Failure) *wire.Failure {
+	code := f.Code
+	switch code {
+	case wire.CodeConnectorFailed, wire.CodeCredentialsRequired, wire.CodeCredentialRejected, wire.CodeInvalidConfig:
+	default:
+		code = s.red.String(code)
+	}
+	return &wire.Failure{Code: code, Message: s.red.String(f.Message), Retryable: f.Retryable}
 }
 
 // transportFailure classifies a call that broke without a typed failure:

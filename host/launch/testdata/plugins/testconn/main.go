@@ -20,22 +20,28 @@
 //	records    {"n": N} records on stream "events"
 //	log        log the value of $config.secret_env through hclog (message and
 //	           argument), log.Printf, raw stderr after serving, fmt to the
-//	           redirected os.Stderr and os.Stdout, and a progress message
+//	           redirected os.Stderr and os.Stdout, a progress message and
+//	           stream and an interaction; {"encode": E} leaks it encoded
+//	           (see encode) instead of as it is
 //	crash      emit one record, then panic
 //	exit       emit one record, then os.Exit(7)
 //	hang       emit one record, then block ignoring cancellation
 //	grandchild spawn /bin/sleep, record its pid, emit one record, then wait
 //	           for cancellation
-//	fail       return a wire.Failure {"code","message","retryable"}
+//	fail       return a wire.Failure {"code","message","retryable"}; with
+//	           "secret_env", "$SECRET" in the message is replaced by the
+//	           secret (encoded by "encode"), first emitted as a record
 package main
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -108,9 +114,34 @@ type config struct {
 	Mode      string `json:"mode"`
 	N         int    `json:"n"`
 	SecretEnv string `json:"secret_env"`
+	Encode    string `json:"encode"`
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
+}
+
+// encode returns s the way a leaky connector might print it: "" as it is;
+// base64, base64url, hex, HEX, url (query escaping); base64-1 and base64-2
+// base64 of s behind 1 or 2 bytes of other text, so the secret falls at
+// another alignment of base64's 3-byte groups.
+func encode(how, s string) string {
+	switch how {
+	case "base64":
+		return base64.StdEncoding.EncodeToString([]byte(s))
+	case "base64url":
+		return base64.URLEncoding.EncodeToString([]byte(s))
+	case "base64-1":
+		return base64.StdEncoding.EncodeToString([]byte("x" + s + "!"))
+	case "base64-2":
+		return base64.RawStdEncoding.EncodeToString([]byte("xy" + s))
+	case "hex":
+		return hex.EncodeToString([]byte(s))
+	case "HEX":
+		return strings.ToUpper(hex.EncodeToString([]byte(s)))
+	case "url":
+		return url.QueryEscape(s)
+	}
+	return s
 }
 
 func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Message) error) error {
@@ -142,7 +173,7 @@ func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Mess
 		}
 		return nil
 	case "log":
-		secret := os.Getenv(cfg.SecretEnv)
+		secret := encode(cfg.Encode, os.Getenv(cfg.SecretEnv))
 		logger := hclog.New(&hclog.LoggerOptions{Output: c.stderr, JSONFormat: true, Level: hclog.Trace})
 		logger.Info("hclog message with "+secret, "token", secret, "nested", map[string]string{"t": secret}, "err", fmt.Errorf("wrapped %s", secret))
 		logger.Named(secret).Warn("named after the secret")
@@ -154,11 +185,16 @@ func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Mess
 		fmt.Fprintf(os.Stdout, "redirected stdout %s\n", secret)
 		// The host cuts lines at 32 KiB: put the secret across the cut.
 		fmt.Fprintf(c.stderr, "long line %s%s%s\n", strings.Repeat("x", 32<<10-10-3), secret, strings.Repeat("y", 100))
-		if err := emit(wire.Message{Kind: wire.KindProgress, Progress: wire.Progress{Stream: "events", Message: "progress " + secret}}); err != nil {
+		if err := emit(wire.Message{Kind: wire.KindProgress, Progress: wire.Progress{Stream: "events " + secret, Message: "progress " + secret}}); err != nil {
+			return err
+		}
+		if err := emit(wire.Message{Kind: wire.KindInteraction, Interaction: wire.Interaction{Kind: "asks " + secret, Missing: []string{secret}}}); err != nil {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond) // let the stdio stream deliver before the host stops us
-		return one("events", "0", map[string]int{"id": 0})
+		// Records are data and pass unredacted: this one tells the test
+		// what was leaked.
+		return one("events", "0", map[string]any{"id": 0, "leak": secret})
 	case "crash":
 		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
 			return err
@@ -186,7 +222,15 @@ func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Mess
 		<-ctx.Done()
 		return ctx.Err()
 	case "fail":
-		return &wire.Failure{Code: cfg.Code, Message: cfg.Message, Retryable: cfg.Retryable}
+		msg := cfg.Message
+		if cfg.SecretEnv != "" {
+			leak := encode(cfg.Encode, os.Getenv(cfg.SecretEnv))
+			msg = strings.ReplaceAll(msg, "$SECRET", leak)
+			if err := one("events", "0", map[string]any{"id": 0, "leak": leak}); err != nil {
+				return err
+			}
+		}
+		return &wire.Failure{Code: cfg.Code, Message: msg, Retryable: cfg.Retryable}
 	}
 	return &wire.Failure{Code: wire.CodeConnectorFailed, Message: "unknown mode " + cfg.Mode}
 }
