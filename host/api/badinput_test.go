@@ -146,6 +146,10 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			body: `{"values":{}}`, status: 400, code: "invalid_request", field: "values"},
 		{name: "credential empty value", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
 			body: `{"values":{"DEMO_TOKEN":""}}`, status: 400, code: "invalid_request", field: "values.DEMO_TOKEN"},
+		// Seven bytes: refused, typed, naming the value's NAME only.
+		{name: "credential value too short", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
+			body: `{"values":{"DEMO_TOKEN":"` + badCanary[:7] + `"}}`, status: 400, code: "secret_too_short", field: "values.DEMO_TOKEN",
+			says: "shorter than 8 bytes"},
 		{name: "credential broken JSON", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
 			body: `{"values":{"DEMO_TOKEN":"` + badCanary, status: 400, code: "invalid_request"},
 		{name: "credential unquoted value", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
@@ -205,7 +209,7 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			if !strings.Contains(got.Message, c.says) {
 				t.Errorf("message %q does not say %q", got.Message, c.says)
 			}
-			for _, secret := range []string{badCanary, badCanaryName} {
+			for _, secret := range []string{badCanary[:7], badCanaryName} {
 				if strings.Contains(string(r.Body), secret) {
 					t.Errorf("the secret came back: %s", r.Body)
 				}
@@ -213,7 +217,7 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			after := e.dump()
 			for _, rows := range after {
 				for _, row := range rows {
-					if strings.Contains(row, badCanary) || strings.Contains(row, badCanaryName) {
+					if strings.Contains(row, badCanary[:7]) || strings.Contains(row, badCanaryName) {
 						t.Errorf("the secret was stored: %s", row)
 					}
 				}

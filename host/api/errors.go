@@ -98,7 +98,11 @@ func Classify(err error) (int, apitypes.ErrorBody) {
 		if ve.Name != "" {
 			field += "." + ve.Name
 		}
-		return http.StatusBadRequest, errBody(apitypes.CodeInvalidRequest, trimPkg(ve.Error()), field)
+		code := apitypes.CodeInvalidRequest
+		if errors.Is(ve, broker.ErrValueTooShort) {
+			code = apitypes.CodeSecretTooShort
+		}
+		return http.StatusBadRequest, errBody(code, trimPkg(ve.Error()), field)
 	case errors.Is(err, store.ErrInvalid):
 		return http.StatusBadRequest, errBody(apitypes.CodeInvalidRequest, trimPkg(err.Error()), "")
 	case errors.Is(err, store.ErrInvalidTransition), errors.Is(err, store.ErrCredentialState):

@@ -52,6 +52,13 @@ const (
 const (
 	MaxValues     = 32
 	MaxValueBytes = 64 << 10
+	// MinValueBytes is the shortest value stored. Every value is redacted
+	// wherever a connector's output shows it; a short one matches inside
+	// ordinary words ("e" in "exited"), so the marks would mangle the
+	// text and, by where they land, spell the secret out. Eight bytes is
+	// also the shortest encoding the redactor looks for, and no real
+	// token or password is shorter.
+	MinValueBytes = 8
 )
 
 // Keyset is the part of a loaded keyset the broker uses.

@@ -399,10 +399,10 @@ func TestRotateStampsAndKeepsConnection(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	id := f.connection()
-	if _, err := f.broker.Rotate(ctx, Capture{ConnectionID: id, Auth: demoAuth, Values: map[string]string{"DEMO_TOKEN": "x"}}); !errors.Is(err, store.ErrCredentialNotFound) {
+	if _, err := f.broker.Rotate(ctx, Capture{ConnectionID: id, Auth: demoAuth, Values: map[string]string{"DEMO_TOKEN": "rotated-value"}}); !errors.Is(err, store.ErrCredentialNotFound) {
 		t.Fatalf("rotate before capture = %v, want ErrCredentialNotFound", err)
 	}
-	f.capture(id, "first")
+	f.capture(id, "first-value")
 	meta, err := f.broker.Rotate(ctx, Capture{ConnectionID: id, Auth: demoAuth, Values: map[string]string{"DEMO_TOKEN": canary}})
 	if err != nil || meta.RotatedAt.IsZero() {
 		t.Fatalf("rotate = %+v, %v", meta, err)
@@ -418,7 +418,9 @@ func TestCaptureValidation(t *testing.T) {
 	tests := map[string]struct {
 		auth   manifest.Auth
 		values map[string]string
+		also   error // a more specific sentinel the error must match
 	}{
+		"too short":            {auth: demoAuth, values: map[string]string{"DEMO_TOKEN": canary[:MinValueBytes-1]}, also: ErrValueTooShort},
 		"no values":            {auth: demoAuth, values: map[string]string{}},
 		"missing required":     {auth: demoAuth, values: map[string]string{"OTHER": canary}},
 		"empty value":          {auth: demoAuth, values: map[string]string{"DEMO_TOKEN": ""}},
@@ -435,6 +437,17 @@ func TestCaptureValidation(t *testing.T) {
 			_, err := f.broker.Capture(context.Background(), Capture{ConnectionID: id, Auth: tc.auth, Values: tc.values})
 			if !errors.Is(err, ErrInvalidValues) {
 				t.Fatalf("Capture = %v, want ErrInvalidValues", err)
+			}
+			if tc.also != nil && !errors.Is(err, tc.also) {
+				t.Fatalf("Capture = %v, want it to match %v too", err, tc.also)
+			}
+			if tc.also == nil && errors.Is(err, ErrValueTooShort) {
+				t.Fatalf("Capture = %v, matches ErrValueTooShort", err)
+			}
+			for _, v := range tc.values {
+				if len(v) >= 4 && strings.Contains(err.Error(), v[:4]) {
+					t.Fatalf("error leaks the value: %v", err)
+				}
 			}
 			if strings.Contains(err.Error(), canary) {
 				t.Fatalf("error leaks the value: %v", err)

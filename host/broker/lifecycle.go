@@ -24,6 +24,8 @@ type ValueError struct {
 	// among the values as given.
 	Position int
 	Reason   string
+	// err is a more specific sentinel the error also matches.
+	err error
 }
 
 func (e *ValueError) Error() string {
@@ -36,8 +38,14 @@ func (e *ValueError) Error() string {
 	return "broker: invalid credential: " + e.Reason
 }
 
-// Unwrap lets errors.Is(err, ErrInvalidValues) match.
-func (e *ValueError) Unwrap() error { return ErrInvalidValues }
+// Unwrap lets errors.Is(err, ErrInvalidValues) match, and the specific
+// sentinel (ErrValueTooShort) where there is one.
+func (e *ValueError) Unwrap() []error {
+	if e.err != nil {
+		return []error{ErrInvalidValues, e.err}
+	}
+	return []error{ErrInvalidValues}
+}
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
@@ -79,6 +87,9 @@ func (c Capture) validate() error {
 				strings.Join(c.Auth.Required, ", "))}
 		case v == "":
 			return &ValueError{Name: n, Reason: "is empty"}
+		case len(v) < MinValueBytes:
+			return &ValueError{Name: n, Reason: fmt.Sprintf("is shorter than %d bytes (a value this short cannot be redacted from a connector's output without revealing it)", MinValueBytes),
+				err: ErrValueTooShort}
 		case len(v) > MaxValueBytes:
 			return &ValueError{Name: n, Reason: fmt.Sprintf("is longer than %d bytes", MaxValueBytes)}
 		case strings.IndexByte(v, 0) >= 0:

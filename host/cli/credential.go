@@ -62,8 +62,11 @@ NAME=VALUE lines read on stdin (or from --from-file; "-" is stdin).
 
 The value is everything after the first '=', verbatim (it may contain '=' and
 spaces; quotes are not removed). Blank lines and lines starting with '#' are
-ignored; a name may appear once; values may not be empty. On a terminal the
-lines are read without echo, until an empty line.
+ignored; a name may appear once. A value is at least 8 bytes: connhost
+redacts every value from what a connector writes, and a shorter one would
+match inside ordinary words, so the marks would spell it out (the host
+answers secret_too_short, naming the NAME). On a terminal the lines are read
+without echo, until an empty line.
 
 Values given as arguments are refused and never echoed. Only metadata is
 printed: names, state and timestamps.`,

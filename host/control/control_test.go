@@ -60,7 +60,7 @@ func TestDeleteConnection(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
 	c := h.CreateDemo(map[string]any{"records": 2}, "@every 1h")
-	h.SetToken(c.ID, "tok")
+	h.SetToken(c.ID, "tok-12345678")
 	if !h.Scheduler.Enrolled(c.ID) {
 		t.Fatal("not enrolled")
 	}
@@ -100,7 +100,7 @@ func TestDeleteRefusedWhileARunHoldsTheLease(t *testing.T) {
 	h := newHost(t)
 	ctx := context.Background()
 	c := h.CreateDemo(map[string]any{"records": 50, "record_delay_ms": 100}, "")
-	h.SetToken(c.ID, "tok")
+	h.SetToken(c.ID, "tok-12345678")
 	run, err := h.Trigger(c.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -126,8 +126,8 @@ func TestDeleteCancelsAQueuedRun(t *testing.T) {
 	ctx := context.Background()
 	busy := h.CreateDemo(map[string]any{"records": 50, "record_delay_ms": 100}, "")
 	waiting := h.CreateDemo(map[string]any{"records": 1}, "")
-	h.SetToken(busy.ID, "tok")
-	h.SetToken(waiting.ID, "tok")
+	h.SetToken(busy.ID, "tok-12345678")
+	h.SetToken(waiting.ID, "tok-12345678")
 	first, err := h.Trigger(busy.ID)
 	if err != nil {
 		t.Fatal(err)

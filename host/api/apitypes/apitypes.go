@@ -42,7 +42,11 @@ const (
 	// CodeInvalidConfig: 400, the config does not match the connector's
 	// config_schema; Field is the JSON pointer of the offending value in
 	// the request body ("/config/records"). Nothing is stored.
-	CodeInvalidConfig    = "invalid_config"
+	CodeInvalidConfig = "invalid_config"
+	// CodeSecretTooShort: 400, a credential value is shorter than the
+	// host's minimum (8 bytes); Field names the value's name, never the
+	// value.
+	CodeSecretTooShort   = "secret_too_short"
 	CodeNotFound         = "not_found"         // 404 for unknown routes/runs
 	CodeRunNotFound      = "run_not_found"     // 404
 	CodePayloadTooLarge  = "payload_too_large" // 413
