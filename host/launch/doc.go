@@ -43,10 +43,12 @@
 //     soon as it exits; before reaping, the rest of its group is killed
 //     while the zombie still reserves the group id. When a call returns, the
 //     child and everything it spawned in its group are dead and reaped.
-//     If the host itself dies, Pdeathsig kills the plugin, but the plugin's
-//     own children are then out of reach, as is a grandchild that leaves
-//     the group (setsid): containing those needs a cgroup or a PID
-//     namespace, which is the deployment's job.
+//     With Config.Contain each launch also runs in a contain.Scope (its
+//     own cgroup v2 group where the host may make one): once the child has
+//     exited, everything left in the scope — a grandchild that left the
+//     group or called setsid included — is killed before the child is
+//     reaped. If the host itself dies, Pdeathsig kills the plugin and the
+//     next start's contain.Sweep kills what the plugin left.
 //
 // # Results
 //

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/connhost/connhost/sdk/wire"
@@ -81,6 +82,11 @@ type Config struct {
 	// child took — verifying the binary, spawning it and completing the
 	// handshake — for Describe, Check and Run alike. It must not block.
 	ObserveStart func(connector string, d time.Duration)
+	// Contain, when set, puts each launch in a contain.Scope: when the
+	// call ends everything the plugin started is killed, grandchildren
+	// that left its process group or session included. Nil: the plugin's
+	// process group only.
+	Contain *contain.Manager
 }
 
 // Validate reports a field that cannot work.
@@ -393,6 +399,19 @@ func (s *session) newRunner(_ hclog.Logger, pcmd *exec.Cmd, tmpDir string) (runn
 		return nil, errKilledBeforeStart
 	}
 	env := append(slices.Clone(s.spec.Env), pcmd.Env...)
+	var scope *contain.Scope
+	if m := s.l.cfg.Contain; m != nil {
+		marker := ""
+		for _, e := range s.spec.Env {
+			if strings.HasPrefix(e, EnvRunID+"=") && len(e) > len(EnvRunID)+1 {
+				marker = e
+			}
+		}
+		var err error
+		if scope, err = m.Begin(tmpDir, marker); err != nil {
+			return nil, err
+		}
+	}
 	exe := s.exe
 	newCmd := func() *exec.Cmd {
 		return &exec.Cmd{
@@ -404,8 +423,11 @@ func (s *session) newRunner(_ hclog.Logger, pcmd *exec.Cmd, tmpDir string) (runn
 			SysProcAttr: sysProcAttr(),
 		}
 	}
-	p, err := newProcRunner(s.name, s.spec.Path, newCmd, s.red)
+	p, err := newProcRunner(s.name, s.spec.Path, newCmd, scope, s.red)
 	if err != nil {
+		if scope != nil {
+			_ = scope.Close()
+		}
 		return nil, err
 	}
 	s.proc = p

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/sdk/wire"
 	"github.com/hashicorp/go-hclog"
 )
@@ -35,10 +36,25 @@ func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
-// hostHelper runs testconn in "hang" mode, prints "ready" at its first
-// record, and waits to be killed.
+// hostHelper runs testconn in "hang" mode (or HELPER_MODE, with "then":
+// "wait"), prints "ready" at its first record, and waits to be killed.
+// With HELPER_RUNTIME it contains the launch as connhost serve does: a
+// subreaper, the runtime dir, a cgroup unless HELPER_NOCGROUP is set.
 func hostHelper() int {
-	l, err := New(Config{})
+	cfg := Config{}
+	if dir := os.Getenv("HELPER_RUNTIME"); dir != "" {
+		m, err := contain.New(contain.Config{RuntimeDir: dir, Subreaper: true, DisableCgroup: os.Getenv("HELPER_NOCGROUP") != ""})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		cfg.TempDir, cfg.Contain = dir, m
+	}
+	mode := os.Getenv("HELPER_MODE")
+	if mode == "" {
+		mode = "hang"
+	}
+	l, err := New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -50,7 +66,7 @@ func hostHelper() int {
 		return 1
 	}
 	spec := Spec{Name: "testconn", Path: path, SHA256: sum, Env: []string{"TESTCONN_PIDFILE=" + os.Getenv("HELPER_PIDFILE")}}
-	err = l.Run(context.Background(), spec, runConfig(map[string]any{"mode": "hang"}), func(wire.Message) error {
+	err = l.Run(context.Background(), spec, runConfig(map[string]any{"mode": mode, "then": "wait"}), func(wire.Message) error {
 		fmt.Println("ready")
 		return nil
 	})

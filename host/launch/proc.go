@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/connhost/connhost/host/contain"
 	"github.com/hashicorp/go-plugin/runner"
 )
 
@@ -29,12 +30,16 @@ var errKilledBeforeStart = errors.New("launch: cancelled before the plugin start
 //   - reaps the child on its own goroutine as soon as it exits, killing
 //     whatever is left of its group first, so no zombie or orphan outlives
 //     the leader even if a grandchild still holds the pipes;
-//   - kills the whole group on Kill.
+//   - kills the whole group on Kill;
+//   - with a contain.Scope, spawns the child in it, and kills everything
+//     left in it — grandchildren that left the group or the session too —
+//     once the child has exited, before reaping it.
 type procRunner struct {
 	name   string
 	path   string           // the plugin's real path, for messages
 	newCmd func() *exec.Cmd // a fresh, unstarted command per attempt
 	cmd    *exec.Cmd        // the started command
+	scope  *contain.Scope   // nil: the process group is the only container
 
 	outW, errW *os.File // the child's ends, closed once it holds copies
 
@@ -50,7 +55,7 @@ type procRunner struct {
 	waitErr error
 }
 
-func newProcRunner(name, path string, newCmd func() *exec.Cmd, red *redactor) (*procRunner, error) {
+func newProcRunner(name, path string, newCmd func() *exec.Cmd, scope *contain.Scope, red *redactor) (*procRunner, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -65,6 +70,7 @@ func newProcRunner(name, path string, newCmd func() *exec.Cmd, red *redactor) (*
 		name:   name,
 		path:   path,
 		newCmd: newCmd,
+		scope:  scope,
 		outW:   outW,
 		errW:   errW,
 		outR:   outR,
@@ -92,10 +98,13 @@ func (p *procRunner) Start(context.Context) error {
 		cmd.Stdin = nil   // the child reads /dev/null, never the host's stdin
 		cmd.Stdout = p.outW
 		cmd.Stderr = p.errW
-		err := cmd.Start()
+		err := p.start(cmd)
 		if err == nil {
 			p.cmd = cmd
 			break
+		}
+		if errors.Is(err, contain.ErrRetryStart) {
+			continue
 		}
 		if !errors.Is(err, syscall.ETXTBSY) || attempt == 4 {
 			p.closePipes()
@@ -113,8 +122,26 @@ func (p *procRunner) Start(context.Context) error {
 	return nil
 }
 
+func (p *procRunner) start(cmd *exec.Cmd) error {
+	if p.scope == nil {
+		return cmd.Start()
+	}
+	return p.scope.Start(cmd)
+}
+
 func (p *procRunner) reap() {
-	err := reapGroup(p.cmd, p.killGroup)
+	err := reapGroup(p.cmd, func() {
+		p.killGroup()
+		if p.scope != nil {
+			// Everything the child left, whatever group or session it
+			// moved to. An error (a process that would not die) is
+			// logged by the launcher's caller through the run's end.
+			_ = p.scope.Close()
+		}
+	})
+	if p.scope != nil {
+		p.scope.Exited()
+	}
 	p.mu.Lock()
 	p.reaped = true
 	p.waitErr = err
@@ -134,6 +161,9 @@ func (p *procRunner) killGroupLocked() {
 	p.stopped = true
 	if p.pid > 0 && !p.reaped {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
+	if p.scope != nil {
+		p.scope.Kill()
 	}
 }
 
@@ -176,6 +206,9 @@ func (p *procRunner) release() {
 	p.outW.Close()
 	p.errW.Close()
 	p.closePipes()
+	if p.scope != nil && !p.started() {
+		_ = p.scope.Close() // never spawned: only the cgroup to remove
+	}
 }
 
 // closePipes closes the read ends, which unblocks go-plugin's readers if a

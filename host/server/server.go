@@ -64,6 +64,7 @@ import (
 	"github.com/connhost/connhost/host/broker"
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/cluster"
+	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
@@ -108,22 +109,23 @@ type Store interface {
 
 // host is an assembled host.
 type host struct {
-	cfg    *Config
-	log    hclog.Logger
-	id     string
-	ln     net.Listener
-	store  Store
-	bus    *notify.Postgres // nil on a store this host owns alone
-	relay  *notify.Relay
-	runner *runner.Runner
-	sched  *schedule.Scheduler
-	disp   *dispatch.Dispatcher
-	member *cluster.Member
-	api    *api.API
-	admin  *adminrpc.Service
-	grpc   *grpc.Server
-	http   *http.Server
-	unlock func()
+	cfg     *Config
+	log     hclog.Logger
+	id      string
+	ln      net.Listener
+	store   Store
+	bus     *notify.Postgres // nil on a store this host owns alone
+	relay   *notify.Relay
+	runner  *runner.Runner
+	sched   *schedule.Scheduler
+	disp    *dispatch.Dispatcher
+	member  *cluster.Member
+	api     *api.API
+	admin   *adminrpc.Service
+	grpc    *grpc.Server
+	http    *http.Server
+	unlock  func()
+	contain *contain.Manager
 }
 
 // assemble builds every part of the host in dependency order. On error
@@ -183,9 +185,25 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			unlocks = append(unlocks, unlock)
 		}
 	}
+	// Kill what launches of a host of this data dir that died left
+	// running, before the runtime dir that names them is emptied.
+	if _, err := contain.Sweep(filepath.Join(dataDir, RuntimeDirName), log.Named("contain")); err != nil {
+		log.Warn("could not fully sweep what an earlier process left", "error", err)
+	}
 	runtimeDir, err := prepareRuntimeDir(dataDir, log)
 	if err != nil {
 		return nil, err
+	}
+	h.contain, err = contain.New(contain.Config{RuntimeDir: filepath.Join(dataDir, RuntimeDirName), Subreaper: true,
+		Logger: log.Named("contain")})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = h.contain.Close() })
+	if mode, why := h.contain.Mode(); why != "" {
+		log.Info("plugin containment", "mode", mode, "cgroup_unavailable", why)
+	} else {
+		log.Info("plugin containment", "mode", mode)
 	}
 	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data dir is accessible by group or others; it holds the store, the keyset and the operator token",
@@ -270,7 +288,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	environ := withholdHostSecrets(cfg.Environ, cfg.KEKEnv)
 	m := metrics.New()
 	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: environ, RunTimeout: cfg.RunTimeout,
-		TempDir: runtimeDir, ObserveStart: m.ObserveLaunch})
+		TempDir: runtimeDir, ObserveStart: m.ObserveLaunch, Contain: h.contain})
 	if err != nil {
 		return nil, err
 	}
@@ -550,6 +568,7 @@ func (h *host) shutdown() error {
 	if err := h.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: close store: %w", err))
 	}
+	_ = h.contain.Close()
 	h.unlock()
 	if err := errors.Join(errs...); err != nil {
 		h.log.Error("shutdown incomplete", "error", err)

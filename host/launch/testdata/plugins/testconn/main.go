@@ -28,6 +28,10 @@
 //	hang       emit one record, then block ignoring cancellation
 //	grandchild spawn /bin/sleep, record its pid, emit one record, then wait
 //	           for cancellation
+//	escape     spawn two /bin/sleep grandchildren, one in its process group
+//	           and one in a session of its own (setsid), record their pids,
+//	           emit one record, then {"then": "exit"} return at once (a
+//	           normal end) or "wait" for cancellation
 //	fail       return a wire.Failure {"code","message","retryable"}; with
 //	           "secret_env", "$SECRET" in the message is replaced by the
 //	           secret (encoded by "encode"), first emitted as a record
@@ -115,6 +119,7 @@ type config struct {
 	N         int    `json:"n"`
 	SecretEnv string `json:"secret_env"`
 	Encode    string `json:"encode"`
+	Then      string `json:"then"`
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Retryable bool   `json:"retryable"`
@@ -218,6 +223,23 @@ func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Mess
 		recordPID(cmd.Process.Pid)
 		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
 			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	case "escape":
+		for _, setsid := range []bool{false, true} {
+			cmd := exec.Command("/bin/sleep", "300")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+			if err := cmd.Start(); err != nil {
+				return err
+			}
+			recordPID(cmd.Process.Pid)
+		}
+		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
+			return err
+		}
+		if cfg.Then == "exit" {
+			return nil
 		}
 		<-ctx.Done()
 		return ctx.Err()
