@@ -237,9 +237,24 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
+	// A token file that exists must be usable (private, not empty) before
+	// the store is opened; a missing one is created further on.
+	if _, err := ReadTokenFile(cfg.TokenPath()); err != nil && !errors.Is(err, ErrNoToken) {
+		return nil, err
+	}
 	if loc.Kind == StoreSQLite {
 		if err := checkSQLiteFile(cfg, loc, mk, hasMarker); err != nil {
 			return nil, err
+		}
+		// Every refusal that needs the store's contents is decided on a
+		// read-only look first: opening the file for writing would fold
+		// its WAL in on close, and a refusal must change no byte.
+		ids, err := sqlite.Preflight(ctx, loc.Path)
+		if err != nil {
+			return nil, err
+		}
+		if keysetMissing && len(ids) > 0 && !cfg.NewKeyset {
+			return nil, keysetMissingErr(kcfg.Path, ids)
 		}
 	}
 	st, bus, err := openStore(ctx, loc, h.id, clock.Now, log)
@@ -259,8 +274,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			return nil, err
 		}
 		if len(ids) > 0 && !cfg.NewKeyset {
-			return nil, fmt.Errorf("%w: %s does not exist, but the store holds credentials sealed under key ids %v: restore the keyset file (with the KEK it is sealed under) from a backup, or run `connhost serve --new-keyset` once to start a new keyset on purpose (those credentials stay undecryptable: capture them again)",
-				ErrKeysetMissing, kcfg.Path, ids)
+			return nil, keysetMissingErr(kcfg.Path, ids)
 		}
 		if ks, err = keysets.Create(ctx, kcfg); err != nil {
 			return nil, fmt.Errorf("server: create keyset: %w", err)
@@ -473,12 +487,21 @@ func openStore(ctx context.Context, loc StoreLocation, hostID string, now func()
 		log.Info("store opened", "store", loc.Redacted, "schema_version", st.SchemaVersion())
 		return st, bus, nil
 	default:
-		st, err := sqlite.Open(ctx, sqlite.Config{DataDir: filepath.Dir(loc.Path), FileName: filepath.Base(loc.Path), Now: now, Logger: slog})
+		// assemble ran sqlite.Preflight (quick_check included) just before.
+		st, err := sqlite.Open(ctx, sqlite.Config{DataDir: filepath.Dir(loc.Path), FileName: filepath.Base(loc.Path), Now: now, Logger: slog,
+			Checked: true})
 		if err != nil {
 			return nil, nil, err
 		}
 		return st, nil, nil
 	}
+}
+
+// keysetMissingErr refuses a start whose keyset is missing while the
+// store holds credentials sealed under ids.
+func keysetMissingErr(path string, ids []uint32) error {
+	return fmt.Errorf("%w: %s does not exist, but the store holds credentials sealed under key ids %v: restore the keyset file (with the KEK it is sealed under) from a backup, or run `connhost serve --new-keyset` once to start a new keyset on purpose (those credentials stay undecryptable: capture them again)",
+		ErrKeysetMissing, path, ids)
 }
 
 // route sends gRPC requests to the gRPC server and everything else to the

@@ -122,3 +122,76 @@ func TestReadOfADamagedPageIsStoreCorrupt(t *testing.T) {
 	}
 	wantCorrupt(t, s.Ping(context.Background()))
 }
+
+// dirBytes maps each file of dir to its contents.
+func dirBytes(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+// Preflight answers from a read-only look: a damaged file is store_corrupt,
+// a missing or empty one has nothing to say, and no byte of the directory
+// changes either way.
+func TestPreflightChangesNothing(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		damage  func(t *testing.T, dir string)
+		corrupt bool
+	}{
+		"sound":                 {damage: func(*testing.T, string) {}},
+		"garbage in the middle": {damage: garble, corrupt: true},
+		"truncated": {damage: func(t *testing.T, dir string) {
+			if err := os.Truncate(filepath.Join(dir, FileName), 3*4096); err != nil {
+				t.Fatal(err)
+			}
+		}, corrupt: true},
+		"empty": {damage: func(t *testing.T, dir string) {
+			if err := os.Truncate(filepath.Join(dir, FileName), 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		"missing": {damage: func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, FileName)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir, _ := seeded(t)
+			tc.damage(t, dir)
+			before := dirBytes(t, dir)
+			ids, err := Preflight(context.Background(), filepath.Join(dir, FileName))
+			switch {
+			case tc.corrupt:
+				wantCorrupt(t, err)
+			case err != nil:
+				t.Fatalf("Preflight = %v", err)
+			case len(ids) != 0:
+				t.Errorf("Preflight found key ids %v in a store without credentials", ids)
+			}
+			after := dirBytes(t, dir)
+			if len(before) != len(after) {
+				t.Errorf("files before %d, after %d", len(before), len(after))
+			}
+			for f, b := range before {
+				if after[f] != b {
+					t.Errorf("Preflight changed %s", f)
+				}
+			}
+		})
+	}
+}

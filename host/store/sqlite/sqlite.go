@@ -71,6 +71,10 @@ type Config struct {
 	ReadConns int
 	// Logger receives migration progress; nil discards it.
 	Logger *slog.Logger
+	// Checked says the caller ran Preflight on this file just before
+	// (holding the data dir's lock), so Open skips its own quick_check,
+	// a read of the whole file.
+	Checked bool
 }
 
 // Validate checks the config.
@@ -171,8 +175,10 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if !strings.EqualFold(mode, "wal") {
 		return nil, fmt.Errorf("sqlite: open %s: journal mode is %q, want wal", path, mode)
 	}
-	if err := quickCheck(ctx, w, path); err != nil {
-		return nil, err
+	if !cfg.Checked {
+		if err := quickCheck(ctx, w, path); err != nil {
+			return nil, err
+		}
 	}
 	version, err := sqlstore.Migrate(ctx, w, Dialect(), cfg.Logger)
 	if err != nil {
@@ -296,4 +302,66 @@ func openErr(path string, err error) error {
 func corruptFile(path, detail string) error {
 	return &failure.Error{Code: failure.StoreCorrupt, Err: fmt.Errorf("%w: %s", store.ErrCorrupt, detail),
 		Message: fmt.Sprintf("%s failed its integrity check (%s): restore it (with its -wal and -shm files) from a backup", path, detail)}
+}
+
+// Preflight inspects the database file at path without changing a byte of
+// it or of its -wal: it opens it read-only, runs the same quick_check as
+// Open, and returns the key ids that seal its stored credentials. A boot
+// that may refuse to start (a damaged store, a keyset its credentials
+// need and that is missing) asks here first, so a refusal leaves the data
+// dir as the operator found it. A missing or empty file has nothing to
+// inspect: nil, nil.
+func Preflight(ctx context.Context, path string) ([]uint32, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	q := url.Values{
+		"mode":    {"ro"},
+		"_pragma": {"busy_timeout(" + strconv.FormatInt(DefaultBusyTimeout.Milliseconds(), 10) + ")", "query_only(1)"},
+	}
+	if wal, err := os.Stat(path + "-wal"); errors.Is(err, os.ErrNotExist) || (err == nil && wal.Size() == 0) {
+		// Everything is in the file itself (a clean stop folded the WAL
+		// in): read it as immutable, which creates no -wal or -shm.
+		// Otherwise a read-only reader of the WAL sets its read marks in
+		// the -shm, SQLite's shared-memory index of the WAL, not data.
+		q.Set("immutable", "1")
+	}
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if err := quickCheck(ctx, db, path); err != nil {
+		return nil, err
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'credentials'`).Scan(&n); err != nil {
+		return nil, openErr(path, err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT DISTINCT key_id FROM credentials WHERE ciphertext IS NOT NULL ORDER BY key_id`)
+	if err != nil {
+		return nil, openErr(path, err)
+	}
+	defer rows.Close()
+	var ids []uint32
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, openErr(path, err)
+		}
+		ids = append(ids, uint32(id))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, openErr(path, err)
+	}
+	return ids, nil
 }
