@@ -22,6 +22,8 @@ const (
 	MaxPayloadBytes = 1 << 20
 	// MaxEchoEnv bounds the length of "echo_env".
 	MaxEchoEnv = 64
+	// MaxHelpers bounds "helpers".
+	MaxHelpers = 8
 )
 
 // ErrInvalidConfig wraps every config rule a config breaks. It wraps
@@ -67,6 +69,10 @@ type Config struct {
 	// record each, keyed by name, holding whether the variable is set and
 	// the hex SHA-256 of its value, never the value itself.
 	EchoEnv []string `json:"echo_env,omitempty"`
+	// Helpers starts this many /bin/sleep processes before the events,
+	// every other one in a session of its own (setsid), and leaves them
+	// running: the host must kill them when the run ends.
+	Helpers int `json:"helpers,omitempty"`
 }
 
 // records returns the configured number of records.
@@ -114,6 +120,9 @@ func (c *Config) Validate() error {
 		default:
 			return bad("fail_triggers[%d]: %q is not scheduled, retry or manual", i, tr)
 		}
+	}
+	if c.Helpers < 0 || c.Helpers > MaxHelpers {
+		return bad("helpers: %d is outside [0, %d]", c.Helpers, MaxHelpers)
 	}
 	if len(c.EchoEnv) > MaxEchoEnv {
 		return bad("echo_env: more than %d names", MaxEchoEnv)
@@ -165,6 +174,10 @@ const ConfigSchema = `{
       "description": "Test knob: for each name, emit a record on stream env with whether it is set and the hex SHA-256 of its value (never the value).",
       "type": "array", "maxItems": 64,
       "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,127}$"}
+    },
+    "helpers": {
+      "description": "Test knob: start this many /bin/sleep processes (every other one in a session of its own) and leave them running; the host kills them when the run ends.",
+      "type": "integer", "minimum": 0, "maximum": 8, "default": 0
     }
   }
 }`

@@ -51,6 +51,9 @@
 //     "sha256":hex of the value, "" when unset}. Never the value: host
 //     tests compare hashes to prove which credential value the child
 //     received without the secret reaching records.
+//   - helpers: N — start N `/bin/sleep` processes, every other one in a
+//     session of its own (setsid), and leave them running: the host must
+//     kill them when the run ends, however it ends (plugin containment).
 //
 // Check decodes the config and compares the token like Run; it reports
 // identity "demo".
@@ -180,6 +183,9 @@ func (c *Connector) Run(ctx context.Context, r *sdk.Run) error {
 		return sdk.Fail(wire.CodeConnectorFailed, "checkpoint next is negative")
 	}
 	if err := echoEnv(r, cfg.EchoEnv); err != nil {
+		return err
+	}
+	if err := startHelpers(cfg.Helpers); err != nil {
 		return err
 	}
 	total := cfg.records()
