@@ -23,7 +23,10 @@ CLUSTER_PG    ?= postgres://postgres@127.0.0.1:5432
 CLUSTER_STORE ?= $(CLUSTER_PG)/$(CLUSTER_DB)?sslmode=disable
 CLUSTER_PORTS ?= 7481 7482 7483
 
-.PHONY: all build run test test-unit check generate generate-check lint fmt bench fuzz clean cluster cluster-stop
+# make chaos: kill -9 cycles of the fault suite.
+CHAOS_CYCLES ?= 30
+
+.PHONY: all build run test test-unit check generate generate-check lint fmt bench fuzz clean cluster cluster-stop chaos
 
 all: build
 
@@ -77,6 +80,16 @@ cluster-stop:
 test: check
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=20000x
+
+## chaos: the fault suite — build connhost and the demo, kill -9 `connhost
+## serve` mid-run CHAOS_CYCLES times (default 30; make test runs 5),
+## checking after each restart; then damaged data dirs, each refused with
+## no byte changed. Prints one summary line (the full log on failure).
+chaos:
+	@log=$$(mktemp); \
+	  CHAOS_CYCLES=$(CHAOS_CYCLES) $(GO) test -count=1 -timeout 30m -run '^TestChaos$$' -v ./host/e2e >$$log 2>&1; st=$$?; \
+	  grep -m1 '^chaos:' $$log || echo "chaos: no summary"; \
+	  if [ $$st -ne 0 ]; then tail -60 $$log; fi; rm -f $$log; exit $$st
 
 ## check: formatting, vet, proto lint and generated-code freshness
 check: lint generate-check

@@ -6,5 +6,13 @@
 // the data dir for the secret. They run with `go test ./...` (no build tag)
 // and take a few seconds once the Go build cache is warm.
 //
+// TestChaos is the fault suite (`make chaos`): kill -9 of the host in the
+// middle of a run whose plugin has left setsid and same-group helpers
+// behind, CHAOS_CYCLES times (5 by default, 30 in make chaos), checking
+// after each restart for orphans, the run's host_crashed, stale leases, a
+// checkpoint ahead of its records, duplicate keys, the next run and the
+// runtime dir; then damaged data dirs, each of which serve must refuse
+// with no byte changed. It prints one summary line.
+//
 // The package has no non-test code.
 package e2e

@@ -133,12 +133,7 @@ func (h *harness) start(env ...string) {
 		h.t.Fatal("server already running")
 	}
 	s := &serverProc{done: make(chan struct{})}
-	s.cmd = exec.Command(h.bin.connhost, "serve",
-		"--data-dir", h.dataDir,
-		"--plugin-dir", h.bin.pluginDir,
-		"--listen", "127.0.0.1:0",
-		"--kek-file", h.kekFile,
-		"--log-level", "debug")
+	s.cmd = execServe(h.bin.connhost, h.dataDir, h.bin.pluginDir, h.kekFile)
 	s.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + h.marker, "TMPDIR=" + h.marker}, env...)
 	s.cmd.Stdout = &s.stdout
 	s.cmd.Stderr = &s.stderr
@@ -169,6 +164,16 @@ func (h *harness) start(env ...string) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// execServe is the serve command of the tests.
+func execServe(bin, dataDir, pluginDir, kekFile string) *exec.Cmd {
+	return exec.Command(bin, "serve",
+		"--data-dir", dataDir,
+		"--plugin-dir", pluginDir,
+		"--listen", "127.0.0.1:0",
+		"--kek-file", kekFile,
+		"--log-level", "debug")
 }
 
 // stop sends SIGTERM and waits for a clean exit, then checks that no
