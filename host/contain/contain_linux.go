@@ -493,10 +493,12 @@ func (m *Manager) reapEach(pids []int, leader int) {
 }
 
 // Sweep kills what launches of an earlier host process of this runtime
-// dir left running: every cgroup recorded there, and (by walking /proc)
-// every process working inside the dir. Call it at boot, holding the data
-// dir's lock, before the dir is emptied. It returns how many processes it
-// killed.
+// dir left running: every cgroup recorded there (then removed), and (by
+// walking /proc) every process working inside the dir. It changes no file
+// of the dir — the records stay for whoever empties it — so a boot that
+// then refuses to start leaves the data dir as it was. Call it at boot,
+// holding the data dir's lock, before the dir is emptied. Running it
+// again finds nothing more. It returns how many processes it killed.
 func Sweep(runtimeDir string, log hclog.Logger) (int, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -514,14 +516,11 @@ func Sweep(runtimeDir string, log hclog.Logger) (int, error) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), recordSuffix) {
 			continue
 		}
-		record := filepath.Join(runtimeDir, e.Name())
-		n, err := sweepCgroup(record)
+		n, err := sweepCgroup(filepath.Join(runtimeDir, e.Name()))
 		killed += n
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		os.Remove(record)
 	}
 	dir := runtimeDir
 	if real, err := filepath.EvalSymlinks(dir); err == nil {

@@ -142,7 +142,7 @@ func TestDamagedDataDirIsRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			says: []string{"keyset"},
+			says: []string{"keyset", "restore", "from a backup"},
 		},
 		"keyset readable by others": {
 			damage: func(t *testing.T, cfg server.Config) {
@@ -150,7 +150,23 @@ func TestDamagedDataDirIsRefused(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			says: []string{"keyset"},
+			says: []string{"keyset", "chmod 600"},
+		},
+		"operator token readable by others": {
+			damage: func(t *testing.T, cfg server.Config) {
+				if err := os.Chmod(cfg.TokenPath(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+			says: []string{"operator.token", "chmod 600"},
+		},
+		"operator token emptied": {
+			damage: func(t *testing.T, cfg server.Config) {
+				if err := os.Truncate(cfg.TokenPath(), 0); err != nil {
+					t.Fatal(err)
+				}
+			},
+			says: []string{"is empty", "delete the file"},
 		},
 	}
 	for name, tc := range tests {
@@ -178,7 +194,7 @@ func TestDamagedDataDirIsRefused(t *testing.T) {
 				}
 			}
 			for p := range after {
-				if _, ok := before[p]; !ok && !strings.HasPrefix(p, "/"+server.RuntimeDirName) {
+				if _, ok := before[p]; !ok {
 					t.Errorf("the refusal created %s", p)
 				}
 			}

@@ -84,7 +84,7 @@ func checkSQLiteFile(cfg *Config, loc StoreLocation, m marker, hasMarker bool) e
 	}
 	switch {
 	case cfg.NewStore && !empty:
-		return fmt.Errorf("%w: --new-store starts an empty store, and %s is not empty (%d bytes); drop the flag to serve it",
+		return fmt.Errorf("%w: --new-store starts an empty store, and %s is not empty (%d bytes); drop the flag to serve it (or, to start empty in place of a damaged store, move it and its -wal and -shm files aside first)",
 			ErrInvalidConfig, loc.Path, fi.Size())
 	case !empty || cfg.NewStore:
 		return nil
@@ -106,6 +106,25 @@ func missingStore(dataDir string, loc StoreLocation, why string) error {
 		ErrStoreMissing, dataDir, why, loc.Redacted, what)
 }
 
+// identityRefusal refuses a store whose identity is id (ok: it has one)
+// for the data dir whose marker is m: another store's, a store with no
+// identity where the data dir had one, or --new-store on a store that is
+// not empty. A SQLite store is asked through sqlite.Preflight, before it
+// is opened for writing; others once open.
+func identityRefusal(cfg *Config, loc StoreLocation, m marker, hasMarker bool, id string, ok bool) error {
+	switch {
+	case ok && cfg.NewStore && loc.Kind != StoreSQLite:
+		return fmt.Errorf("%w: --new-store starts an empty store, and %s is store %s; drop the flag to serve it",
+			ErrInvalidConfig, loc.Redacted, id)
+	case ok && hasMarker && id != m.StoreID:
+		return fmt.Errorf("%w: the data dir %s belongs to store %s, but %s is store %s: point --store at this data dir's store, or --data-dir at that store's (or remove %s to adopt the store on purpose)",
+			ErrStoreMismatch, cfg.DataDir, m.StoreID, loc.Redacted, id, filepath.Join(cfg.DataDir, MarkerFile))
+	case !ok && hasMarker && !cfg.NewStore:
+		return missingStore(cfg.DataDir, loc, fmt.Sprintf("store %s, first started %s", m.StoreID, m.CreatedAt.Format(time.RFC3339)))
+	}
+	return nil
+}
+
 // reconcileIdentity checks the opened store against the data dir's
 // marker and writes whichever is missing: the store's id at its first
 // start (or an --new-store start), the marker in a new data dir (a new
@@ -115,15 +134,10 @@ func reconcileIdentity(ctx context.Context, st store.Identity, cfg *Config, loc 
 	if err != nil {
 		return "", err
 	}
+	if err := identityRefusal(cfg, loc, m, hasMarker, id, ok); err != nil {
+		return "", err
+	}
 	switch {
-	case ok && cfg.NewStore && loc.Kind != StoreSQLite:
-		return "", fmt.Errorf("%w: --new-store starts an empty store, and %s is store %s; drop the flag to serve it",
-			ErrInvalidConfig, loc.Redacted, id)
-	case ok && hasMarker && id != m.StoreID:
-		return "", fmt.Errorf("%w: the data dir %s belongs to store %s, but %s is store %s: point --store at this data dir's store, or --data-dir at that store's (or remove %s to adopt the store on purpose)",
-			ErrStoreMismatch, cfg.DataDir, m.StoreID, loc.Redacted, id, filepath.Join(cfg.DataDir, MarkerFile))
-	case !ok && hasMarker && !cfg.NewStore:
-		return "", missingStore(cfg.DataDir, loc, fmt.Sprintf("store %s, first started %s", m.StoreID, m.CreatedAt.Format(time.RFC3339)))
 	case !ok:
 		if id, err = st.InitStoreID(ctx, "store_"+ulid.Make().String()); err != nil {
 			return "", err

@@ -78,3 +78,11 @@ func shortLink(dir string) (string, error) {
 	}
 	return link, nil
 }
+
+// removeShortLink removes the short link made by shortLink, if it still
+// points at dir (another data dir's host may have taken the name since).
+func removeShortLink(link, dir string) {
+	if target, err := os.Readlink(link); err == nil && target == dir {
+		_ = os.Remove(link)
+	}
+}

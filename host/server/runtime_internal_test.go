@@ -67,3 +67,35 @@ func TestPrepareRuntimeDir(t *testing.T) {
 		})
 	}
 }
+
+// The short link goes at shutdown, unless another data dir's host has
+// taken the name since (then it points elsewhere and stays).
+func TestRemoveShortLink(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	ours, theirs := filepath.Join(tmp, "ours"), filepath.Join(tmp, "theirs")
+	tests := map[string]struct {
+		target   string
+		wantGone bool
+	}{
+		"ours":         {target: ours, wantGone: true},
+		"taken since":  {target: theirs},
+		"already gone": {wantGone: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			link := filepath.Join(tmp, strings.ReplaceAll(name, " ", "-"))
+			if tc.target != "" {
+				if err := os.Symlink(tc.target, link); err != nil {
+					t.Fatal(err)
+				}
+			}
+			removeShortLink(link, ours)
+			_, err := os.Lstat(link)
+			if gone := os.IsNotExist(err); gone != tc.wantGone {
+				t.Errorf("link gone: %v, want %v", gone, tc.wantGone)
+			}
+		})
+	}
+}

@@ -126,6 +126,9 @@ type host struct {
 	http    *http.Server
 	unlock  func()
 	contain *contain.Manager
+	// runtimeLink is the short link to the runtime dir and its target,
+	// when plugins reach the dir through one; removed at shutdown.
+	runtimeLink [2]string
 }
 
 // assemble builds every part of the host in dependency order. On error
@@ -186,24 +189,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		}
 	}
 	// Kill what launches of a host of this data dir that died left
-	// running, before the runtime dir that names them is emptied.
+	// running (their files stay until the runtime dir is swept, once
+	// every boot check has passed: a refused start changes no byte).
 	if _, err := contain.Sweep(filepath.Join(dataDir, RuntimeDirName), log.Named("contain")); err != nil {
 		log.Warn("could not fully sweep what an earlier process left", "error", err)
-	}
-	runtimeDir, err := prepareRuntimeDir(dataDir, log)
-	if err != nil {
-		return nil, err
-	}
-	h.contain, err = contain.New(contain.Config{RuntimeDir: filepath.Join(dataDir, RuntimeDirName), Subreaper: true,
-		Logger: log.Named("contain")})
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() { _ = h.contain.Close() })
-	if mode, why := h.contain.Mode(); why != "" {
-		log.Info("plugin containment", "mode", mode, "cgroup_unavailable", why)
-	} else {
-		log.Info("plugin containment", "mode", mode)
 	}
 	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data dir is accessible by group or others; it holds the store, the keyset and the operator token",
@@ -228,6 +217,9 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	ks, err := keysets.Load(ctx, kcfg)
 	keysetMissing := errors.Is(err, keysets.ErrNotFound)
 	switch {
+	case errors.Is(err, keysets.ErrInvalidKeyset):
+		return nil, fmt.Errorf("server: load keyset: %w: restore %s from a backup (it holds the keys every stored credential is sealed under); only if the store holds no credential, delete it and the next start makes a new one",
+			err, kcfg.Path)
 	case err != nil && !keysetMissing:
 		return nil, fmt.Errorf("server: load keyset: %w", err)
 	case !keysetMissing && cfg.NewKeyset:
@@ -239,7 +231,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	}
 	// A token file that exists must be usable (private, not empty) before
 	// the store is opened; a missing one is created further on.
-	if _, err := ReadTokenFile(cfg.TokenPath()); err != nil && !errors.Is(err, ErrNoToken) {
+	if err := checkTokenFile(cfg.TokenPath()); err != nil {
 		return nil, err
 	}
 	if loc.Kind == StoreSQLite {
@@ -249,12 +241,17 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		// Every refusal that needs the store's contents is decided on a
 		// read-only look first: opening the file for writing would fold
 		// its WAL in on close, and a refusal must change no byte.
-		ids, err := sqlite.Preflight(ctx, loc.Path)
+		in, err := sqlite.Preflight(ctx, loc.Path)
 		if err != nil {
 			return nil, err
 		}
-		if keysetMissing && len(ids) > 0 && !cfg.NewKeyset {
-			return nil, keysetMissingErr(kcfg.Path, ids)
+		if fi, err := os.Stat(loc.Path); err == nil && fi.Size() > 0 {
+			if err := identityRefusal(cfg, loc, mk, hasMarker, in.StoreID, in.StoreID != ""); err != nil {
+				return nil, err
+			}
+		}
+		if keysetMissing && len(in.KeyIDs) > 0 && !cfg.NewKeyset {
+			return nil, keysetMissingErr(kcfg.Path, in.KeyIDs)
 		}
 	}
 	st, bus, err := openStore(ctx, loc, h.id, clock.Now, log)
@@ -299,6 +296,25 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	ring.audit = al
 
 	// 4. Launcher, catalog, connector registrations.
+	runtimeDir, err := prepareRuntimeDir(dataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	if real := filepath.Join(dataDir, RuntimeDirName); runtimeDir != real {
+		h.runtimeLink = [2]string{runtimeDir, real}
+		undo = append(undo, func() { removeShortLink(runtimeDir, real) })
+	}
+	h.contain, err = contain.New(contain.Config{RuntimeDir: filepath.Join(dataDir, RuntimeDirName), Subreaper: true,
+		Logger: log.Named("contain")})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = h.contain.Close() })
+	if mode, why := h.contain.Mode(); why != "" {
+		log.Info("plugin containment", "mode", mode, "cgroup_unavailable", why)
+	} else {
+		log.Info("plugin containment", "mode", mode)
+	}
 	environ := withholdHostSecrets(cfg.Environ, cfg.KEKEnv)
 	m := metrics.New()
 	l, err := launch.New(launch.Config{Logger: log.Named("plugin"), Environ: environ, RunTimeout: cfg.RunTimeout,
@@ -592,6 +608,9 @@ func (h *host) shutdown() error {
 		errs = append(errs, fmt.Errorf("server: close store: %w", err))
 	}
 	_ = h.contain.Close()
+	if h.runtimeLink[0] != "" {
+		removeShortLink(h.runtimeLink[0], h.runtimeLink[1])
+	}
 	h.unlock()
 	if err := errors.Join(errs...); err != nil {
 		h.log.Error("shutdown incomplete", "error", err)

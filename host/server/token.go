@@ -101,3 +101,22 @@ func writeNew(path string, data []byte) (err error) {
 	}
 	return f.Sync()
 }
+
+// checkTokenFile refuses, before the store is opened, an operator token
+// file that exists but cannot be used, saying how to fix it; a missing
+// one is made once the store is open.
+func checkTokenFile(path string) error {
+	_, err := ReadTokenFile(path)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrInsecureFile):
+		return fmt.Errorf("%w: run `chmod 600 %s` (if anyone may have read it, delete it instead: the next start makes a new token)", err, path)
+	case errors.Is(err, ErrNoToken):
+		if _, statErr := os.Stat(path); statErr != nil {
+			return nil
+		}
+		return fmt.Errorf("%w: write the token back (one line), or delete the file to have the next start make a new one", err)
+	}
+	return err
+}

@@ -174,14 +174,14 @@ func TestPreflightChangesNothing(t *testing.T) {
 			dir, _ := seeded(t)
 			tc.damage(t, dir)
 			before := dirBytes(t, dir)
-			ids, err := Preflight(context.Background(), filepath.Join(dir, FileName))
+			got, err := Preflight(context.Background(), filepath.Join(dir, FileName))
 			switch {
 			case tc.corrupt:
 				wantCorrupt(t, err)
 			case err != nil:
 				t.Fatalf("Preflight = %v", err)
-			case len(ids) != 0:
-				t.Errorf("Preflight found key ids %v in a store without credentials", ids)
+			case len(got.KeyIDs) != 0:
+				t.Errorf("Preflight found key ids %v in a store without credentials", got.KeyIDs)
 			}
 			after := dirBytes(t, dir)
 			if len(before) != len(after) {

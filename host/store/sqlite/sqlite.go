@@ -301,23 +301,33 @@ func openErr(path string, err error) error {
 
 func corruptFile(path, detail string) error {
 	return &failure.Error{Code: failure.StoreCorrupt, Err: fmt.Errorf("%w: %s", store.ErrCorrupt, detail),
-		Message: fmt.Sprintf("%s failed its integrity check (%s): restore it (with its -wal and -shm files) from a backup", path, detail)}
+		Message: fmt.Sprintf("%s failed its integrity check (%s): restore it (with its -wal and -shm files) from a backup; without one, move the three files aside and start with --new-store (an empty store: connections, credentials and records do not come back)", path, detail)}
+}
+
+// Inspection is what Preflight read.
+type Inspection struct {
+	// StoreID is the store's identity, "" when it has none yet.
+	StoreID string
+	// KeyIDs are the key ids that seal its stored credentials.
+	KeyIDs []uint32
 }
 
 // Preflight inspects the database file at path without changing a byte of
 // it or of its -wal: it opens it read-only, runs the same quick_check as
-// Open, and returns the key ids that seal its stored credentials. A boot
-// that may refuse to start (a damaged store, a keyset its credentials
-// need and that is missing) asks here first, so a refusal leaves the data
-// dir as the operator found it. A missing or empty file has nothing to
-// inspect: nil, nil.
-func Preflight(ctx context.Context, path string) ([]uint32, error) {
+// Open, and reads the store's identity and the key ids that seal its
+// stored credentials. A boot that may refuse to start (a damaged store,
+// another store's file, a keyset its credentials need and that is
+// missing) asks here first, so a refusal leaves the data dir as the
+// operator found it. A missing or empty file has nothing to inspect: a
+// zero Inspection.
+func Preflight(ctx context.Context, path string) (Inspection, error) {
+	var out Inspection
 	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0) {
-		return nil, nil
+		return out, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return out, fmt.Errorf("sqlite: %w", err)
 	}
 	q := url.Values{
 		"mode":    {"ro"},
@@ -333,35 +343,53 @@ func Preflight(ctx context.Context, path string) ([]uint32, error) {
 	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open: %w", err)
+		return out, fmt.Errorf("sqlite: open: %w", err)
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	if err := quickCheck(ctx, db, path); err != nil {
-		return nil, err
+		return out, err
 	}
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'credentials'`).Scan(&n); err != nil {
-		return nil, openErr(path, err)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	rows, err := db.QueryContext(ctx, `SELECT DISTINCT key_id FROM credentials WHERE ciphertext IS NOT NULL ORDER BY key_id`)
+	tables := map[string]bool{}
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('store_meta', 'credentials')`)
 	if err != nil {
-		return nil, openErr(path, err)
+		return out, openErr(path, err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return out, openErr(path, err)
+		}
+		tables[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, openErr(path, err)
+	}
+	if tables["store_meta"] {
+		err := db.QueryRowContext(ctx, `SELECT value FROM store_meta WHERE key = 'store_id'`).Scan(&out.StoreID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return out, openErr(path, err)
+		}
+	}
+	if !tables["credentials"] {
+		return out, nil
+	}
+	rows, err = db.QueryContext(ctx, `SELECT DISTINCT key_id FROM credentials WHERE ciphertext IS NOT NULL ORDER BY key_id`)
+	if err != nil {
+		return out, openErr(path, err)
 	}
 	defer rows.Close()
-	var ids []uint32
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			return nil, openErr(path, err)
+			return out, openErr(path, err)
 		}
-		ids = append(ids, uint32(id))
+		out.KeyIDs = append(out.KeyIDs, uint32(id))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, openErr(path, err)
+		return out, openErr(path, err)
 	}
-	return ids, nil
+	return out, nil
 }
