@@ -62,10 +62,11 @@ func TestChaos(t *testing.T) {
 	h := newHarness(t)
 	cycles := chaosCycles(t)
 	var tally chaosTally
-	defer func() { t.Log(tally.String()); fmt.Println(tally.String()) }()
+	defer func() { fmt.Println(tally.String()) }()
 
 	h.okLocal("keyset", "init", "--data-dir", h.dataDir, "--kek-file", h.kekFile)
 	h.start()
+	crashed := filepath.Join(t.TempDir(), "crashed")
 	var conn apitypes.Connection
 	const perCycle = 2000
 	config := func(records int) string {
@@ -95,6 +96,11 @@ func TestChaos(t *testing.T) {
 		children := h.children()
 		tally.killed += len(children)
 		h.kill()
+		if cycle == cycles-1 {
+			// A crashed data dir (its WAL not folded in, its runtime dir
+			// full) for the refusals below.
+			copyDir(t, h.dataDir, crashed)
+		}
 
 		h.start()
 		// What the killed host's plugin left is dead: the plugin died with
@@ -137,18 +143,29 @@ func TestChaos(t *testing.T) {
 			t.Errorf("cycle %d: the runtime dir holds %v after the run", cycle, left)
 		}
 	}
-	h.stop()
+	// The test's reader closes first: the host's clean stop then folds
+	// the WAL into the database file.
 	db.Close()
+	h.stop()
 
-	// The damaged data dirs: each start is refused with its message, and
-	// the data dir's bytes (and modes) are as they were.
+	// The damaged data dirs, each from a clean stop and from a crash: each
+	// start is refused with its message, and the data dir's bytes (and
+	// modes) are as they were.
 	kek := h.kekFile
-	for _, fault := range []struct {
+	faults := []struct {
 		name   string
 		damage func(dir string)
-		says   string
+		says   string // a regular expression
 	}{
-		{"store truncated", func(d string) { truncate(t, filepath.Join(d, "connhost.db"), 3*4096) }, "store"},
+		// The database file cut in half, and its WAL with it: after a crash
+		// the WAL may hold every page the cut removed, and a store whose
+		// WAL has them is whole, so it alone would damage nothing.
+		{"store truncated", func(d string) {
+			truncateHalf(t, filepath.Join(d, "connhost.db"))
+			if _, err := os.Stat(filepath.Join(d, "connhost.db-wal")); err == nil {
+				truncate(t, filepath.Join(d, "connhost.db-wal"), 0)
+			}
+		}, "integrity check|is missing or empty"}, // the latter when the file held only its header
 		{"store zeroed", func(d string) { truncate(t, filepath.Join(d, "connhost.db"), 0) }, "--new-store"},
 		{"store deleted", func(d string) {
 			for _, f := range []string{"connhost.db", "connhost.db-wal", "connhost.db-shm"} {
@@ -158,28 +175,35 @@ func TestChaos(t *testing.T) {
 		{"keyset deleted", func(d string) { must(t, os.Remove(filepath.Join(d, "keyset.json"))) }, "--new-keyset"},
 		{"keyset garbage", func(d string) {
 			must(t, os.WriteFile(filepath.Join(d, "keyset.json"), []byte("{not a keyset"), 0o600))
-		}, "keyset"},
-		{"keyset readable by others", func(d string) { must(t, os.Chmod(filepath.Join(d, "keyset.json"), 0o644)) }, "keyset"},
-		{"token readable by others", func(d string) { must(t, os.Chmod(filepath.Join(d, "operator.token"), 0o644)) }, "token"},
-	} {
-		dir := filepath.Join(t.TempDir(), "var")
-		copyDir(t, h.dataDir, dir)
-		fault.damage(dir)
-		before := snapshot(t, dir)
-		out, code := h.serveOnce(dir, kek)
-		after := snapshot(t, dir)
-		tally.refusals++
-		if code == 0 || !strings.Contains(out, fault.says) {
-			tally.refusalsWrong++
-			t.Errorf("%s: serve exit %d, want a refusal saying %q:\n%s", fault.name, code, fault.says, tail(out, 20))
-		}
-		if diff := changed(before, after); len(diff) > 0 {
-			tally.dataDirChanged++
-			t.Errorf("%s: the refusal changed %v", fault.name, diff)
+		}, "from a backup"},
+		{"keyset readable by others", func(d string) { must(t, os.Chmod(filepath.Join(d, "keyset.json"), 0o644)) }, "chmod 600"},
+		{"token readable by others", func(d string) { must(t, os.Chmod(filepath.Join(d, "operator.token"), 0o644)) }, "chmod 600"},
+		{"token emptied", func(d string) { truncate(t, filepath.Join(d, "operator.token"), 0) }, "delete the file"},
+		{"another store's id", func(d string) {
+			must(t, os.WriteFile(filepath.Join(d, "store.id"), []byte(`{"store_id":"store_other","store":"elsewhere","created_at":"2026-01-02T03:04:05Z"}`), 0o600))
+		}, "belongs to store store_other"},
+	}
+	for _, from := range []struct{ name, dir string }{{"clean stop", h.dataDir}, {"crash", crashed}} {
+		for _, fault := range faults {
+			dir := filepath.Join(t.TempDir(), "var")
+			copyDir(t, from.dir, dir)
+			fault.damage(dir)
+			before := snapshot(t, dir)
+			out, code := h.serveOnce(dir, kek)
+			after := snapshot(t, dir)
+			tally.refusals++
+			if code == 0 || !regexp.MustCompile(fault.says).MatchString(out) {
+				tally.refusalsWrong++
+				t.Errorf("%s after a %s: serve exit %d, want a refusal saying %q:\n%s", fault.name, from.name, code, fault.says, tail(out, 20))
+			}
+			if diff := changed(before, after); len(diff) > 0 {
+				tally.dataDirChanged++
+				t.Errorf("%s after a %s: the refusal changed %v", fault.name, from.name, diff)
+			}
 		}
 	}
-	if tally.violations() > 0 {
-		t.Errorf("%s", tally)
+	if n := tally.violations(); n > 0 {
+		t.Errorf("%d violations", n)
 	}
 }
 
@@ -302,6 +326,16 @@ func runtimeEntries(t *testing.T, dataDir string) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// truncateHalf cuts the file to half its size (at least one byte off).
+func truncateHalf(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncate(t, path, fi.Size()/2)
 }
 
 func truncate(t *testing.T, path string, size int64) {
