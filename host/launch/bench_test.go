@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/sdk/wire"
 	"github.com/hashicorp/go-hclog"
 )
@@ -260,4 +261,60 @@ func BenchmarkVerifiedCopy(b *testing.B) {
 		}
 		reportLatency(b, "", d)
 	})
+}
+
+// BenchmarkContain measures what containment adds to a launch: one demo
+// run (1 record) with no contain.Manager, with the /proc walk and with a
+// cgroup per launch, interleaved launch by launch (the order rotating
+// each round) so a noisy machine weighs on the three alike. It reports
+// each mode's p50/p99 and the p50 ratios to the uncontained launch.
+func BenchmarkContain(b *testing.B) {
+	const roundsPerOp = 20
+	spec := demoSpec(b)
+	req := wire.RunRequest{RunID: "run-bench", ConnectionID: "conn-bench", Trigger: wire.TriggerManual, Config: json.RawMessage(`{"records":1}`)}
+	dir, err := os.MkdirTemp("", "chb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	modes := []string{"none", "proc", "cgroup"}
+	launchers := map[string]*Launcher{}
+	for _, mode := range modes {
+		cfg := Config{Logger: hclog.NewNullLogger(), TempDir: dir}
+		if mode != "none" {
+			m, err := contain.New(contain.Config{RuntimeDir: dir, DisableCgroup: mode == "proc"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got, why := m.Mode(); string(got) != mode {
+				b.Skipf("mode %s unavailable: %s", mode, why)
+			}
+			cfg.Contain = m
+		}
+		if launchers[mode], err = New(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	d := map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := range b.N * roundsPerOp {
+		for j := range modes {
+			mode := modes[(i+j)%len(modes)]
+			start := time.Now()
+			if err := launchers[mode].Run(context.Background(), spec, req, func(wire.Message) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+			d[mode] = append(d[mode], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	p50 := map[string]float64{}
+	for _, mode := range modes {
+		s := slices.Clone(d[mode])
+		slices.Sort(s)
+		p50[mode] = float64(s[len(s)/2].Microseconds()) / 1000
+		reportLatency(b, mode+"_", d[mode])
+	}
+	b.ReportMetric(p50["proc"]/p50["none"], "proc/none_p50")
+	b.ReportMetric(p50["cgroup"]/p50["none"], "cgroup/none_p50")
 }
