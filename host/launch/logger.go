@@ -35,8 +35,39 @@ func newRedactLogger(inner hclog.Logger, r *redactor, plugin string) hclog.Logge
 func (l *redactLogger) Log(level hclog.Level, msg string, args ...any) {
 	if l.relay {
 		msg = l.r.String(msg)
+		args = l.dropImplied(args)
 	}
 	l.inner.Log(level, msg, l.args(args)...)
+}
+
+// dropImplied removes from a relayed line the pairs the host's logger
+// already carries with the same value (the SDK tags its lines with the
+// run_id the host's logger names too), so none is printed twice.
+func (l *redactLogger) dropImplied(args []any) []any {
+	implied := l.inner.ImpliedArgs()
+	if len(implied) == 0 || len(args) < 2 {
+		return args
+	}
+	have := map[string]string{}
+	for i := 0; i+1 < len(implied); i += 2 {
+		if k, ok := implied[i].(string); ok {
+			have[k] = fmt.Sprint(implied[i+1])
+		}
+	}
+	out := make([]any, 0, len(args))
+	for i := 0; i < len(args); i += 2 {
+		if i+1 < len(args) {
+			if k, ok := args[i].(string); ok {
+				if v, dup := have[k]; dup && v == fmt.Sprint(args[i+1]) {
+					continue
+				}
+			}
+			out = append(out, args[i], args[i+1])
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
 
 func (l *redactLogger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }

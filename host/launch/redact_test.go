@@ -346,3 +346,33 @@ func TestRedactorEncodedForms(t *testing.T) {
 		}
 	}
 }
+
+// A relayed line does not repeat a pair the host's logger already names
+// (the SDK tags its lines with the run_id the host's logger carries), but
+// keeps a key whose value differs.
+func TestRelayDropsPairsTheHostAlreadyNames(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		args []any
+		want []string // each exactly once
+	}{
+		"same run id":      {args: []any{"run_id", "run-1", "n", 3}, want: []string{"run_id=run-1", "n=3"}},
+		"another run id":   {args: []any{"run_id", "run-2"}, want: []string{"run_id=run-1", "run_id=run-2"}},
+		"odd trailing arg": {args: []any{"run_id", "run-1", "lonely"}, want: []string{"run_id=run-1"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			inner := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Trace}).With("run_id", "run-1")
+			l := newRedactLogger(inner, newRedactor([]string{"a-secret-value"}), "plug").Named("plug")
+			l.Info("hello", tc.args...)
+			out := buf.String()
+			for _, w := range tc.want {
+				if n := strings.Count(out, w); n != 1 {
+					t.Errorf("%q appears %d times in %s", w, n, out)
+				}
+			}
+		})
+	}
+}
