@@ -72,7 +72,10 @@ func TestChaos(t *testing.T) {
 	config := func(records int) string {
 		return fmt.Sprintf(`{"records":%d,"record_delay_ms":1,"helpers":2}`, records)
 	}
-	h.okJSON(&conn, "connection", "create", "--connector", "demo", "--label", "chaos", "--config", config(perCycle))
+	// A yearly schedule: the demo's default (every minute) would start
+	// runs of its own beside the ones each cycle triggers.
+	h.okJSON(&conn, "connection", "create", "--connector", "demo", "--label", "chaos", "--config", config(perCycle),
+		"--schedule", "0 0 1 1 *")
 	h.ok("DEMO_TOKEN=chaos-token-0123456789\n", "credential", "set", conn.ID)
 	db := openStore(t, filepath.Join(h.dataDir, "connhost.db"))
 
