@@ -174,6 +174,9 @@ func TestHostCrashThenSweep(t *testing.T) {
 				}
 				requireMode(t, m, contain.ModeCgroup)
 			}
+			// Whatever happens below, nothing the helper started outlives
+			// the test (runs before the runtime dir is removed).
+			t.Cleanup(func() { _, _ = contain.Sweep(runtimeDir, nil) })
 			pidfile := filepath.Join(t.TempDir(), "pids")
 			host := exec.Command(os.Args[0], "-test.run=^$")
 			host.Env = append(os.Environ(),
