@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/host/internal/hosttest"
 )
 
@@ -220,6 +221,9 @@ func (h *harness) cleanup() {
 		}
 	}
 	h.waitNoLeftovers()
+	// A test that failed mid-run may have left a killed host's plugin
+	// helpers and their cgroups: remove them, as the next start would.
+	_, _ = contain.Sweep(filepath.Join(h.dataDir, "run"), nil)
 }
 
 // waitNoLeftovers fails the test if a process carrying the marker
