@@ -1,12 +1,9 @@
 package launch
 
 import (
-	"bufio"
 	"context"
-	"encoding/hex"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -177,32 +174,11 @@ func TestHostCrashThenSweep(t *testing.T) {
 			// Whatever happens below, nothing the helper started outlives
 			// the test (runs before the runtime dir is removed).
 			t.Cleanup(func() { _, _ = contain.Sweep(runtimeDir, nil) })
-			pidfile := filepath.Join(t.TempDir(), "pids")
-			host := exec.Command(os.Args[0], "-test.run=^$")
-			host.Env = append(os.Environ(),
-				hostHelperEnv+"=1",
-				"HELPER_PLUGIN="+testconnPath,
-				"HELPER_PLUGIN_SHA256="+hex.EncodeToString(fileSum(t, testconnPath)),
-				"HELPER_PIDFILE="+pidfile,
-				"HELPER_RUNTIME="+runtimeDir,
-				"HELPER_MODE=escape",
-			)
+			env := []string{"HELPER_RUNTIME=" + runtimeDir, "HELPER_MODE=escape"}
 			if noCgroup {
-				host.Env = append(host.Env, "HELPER_NOCGROUP=1")
+				env = append(env, "HELPER_NOCGROUP=1")
 			}
-			out, err := host.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := host.Start(); err != nil {
-				t.Fatal(err)
-			}
-			line, err := bufio.NewReader(out).ReadString('\n')
-			if err != nil || line != "ready\n" {
-				host.Process.Kill()
-				host.Wait()
-				t.Fatalf("helper host said %q, %v", line, err)
-			}
+			host, pidfile := startHelperHost(t, env...)
 			pids := readPIDs(t, pidfile)
 			if len(pids) != 3 {
 				t.Fatalf("recorded %d pids, want 3", len(pids))

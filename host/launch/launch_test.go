@@ -1,10 +1,8 @@
 package launch
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -374,27 +372,7 @@ func TestCancelMidRunKillsProcessGroupIncludingGrandchild(t *testing.T) {
 // the plugin dies with it (Pdeathsig) instead of outliving it.
 func TestHostCrashKillsPlugin(t *testing.T) {
 	t.Parallel()
-	pidfile := filepath.Join(t.TempDir(), "pids")
-	host := exec.Command(os.Args[0], "-test.run=^$")
-	host.Env = append(os.Environ(),
-		hostHelperEnv+"=1",
-		"HELPER_PLUGIN="+testconnPath,
-		"HELPER_PLUGIN_SHA256="+hex.EncodeToString(fileSum(t, testconnPath)),
-		"HELPER_PIDFILE="+pidfile,
-	)
-	out, err := host.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := host.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "ready\n" {
-		host.Process.Kill()
-		host.Wait()
-		t.Fatalf("helper host said %q, %v", line, err)
-	}
+	host, pidfile := startHelperHost(t)
 	pids := readPIDs(t, pidfile)
 	if len(pids) != 1 {
 		t.Fatalf("recorded %d pids, want 1", len(pids))

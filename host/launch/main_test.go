@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -327,4 +328,34 @@ func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startHelperHost starts the test binary as a host (see hostHelper) with
+// the extra environment env, and waits until its plugin has sent its first
+// record. It returns the host and the plugin's pid file.
+func startHelperHost(t *testing.T, env ...string) (*exec.Cmd, string) {
+	t.Helper()
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	host := exec.Command(os.Args[0], "-test.run=^$")
+	host.Env = append(os.Environ(),
+		hostHelperEnv+"=1",
+		"HELPER_PLUGIN="+testconnPath,
+		"HELPER_PLUGIN_SHA256="+hex.EncodeToString(fileSum(t, testconnPath)),
+		"HELPER_PIDFILE="+pidfile,
+	)
+	host.Env = append(host.Env, env...)
+	out, err := host.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		_ = host.Process.Kill()
+		_ = host.Wait()
+		t.Fatalf("helper host said %q, %v", line, err)
+	}
+	return host, pidfile
 }
