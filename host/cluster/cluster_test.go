@@ -9,6 +9,7 @@ import (
 
 	"github.com/connhost/connhost/host/audit"
 	"github.com/connhost/connhost/host/cluster"
+	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/host/store/sqlite"
 	"github.com/jonboulle/clockwork"
@@ -18,18 +19,6 @@ const (
 	ttl  = 6 * time.Second
 	skew = 2 * time.Second
 )
-
-// newStore is a real SQLite store keeping time by a fake clock.
-func newStore(t *testing.T) (*sqlite.Store, *clockwork.FakeClock) {
-	t.Helper()
-	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st, err := sqlite.Open(context.Background(), sqlite.Config{DataDir: t.TempDir(), Now: fc.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st, fc
-}
 
 func join(t *testing.T, st *sqlite.Store, fc *clockwork.FakeClock, id string, alone bool, onLost func()) *cluster.Member {
 	t.Helper()
@@ -91,7 +80,7 @@ func TestJoinReapsDeadHosts(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			st, fc := newStore(t)
+			st, fc := hosttest.FakeClockStore(t)
 			if _, err := st.RegisterHost(context.Background(), store.NewHost{ID: "host_other"}); err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +105,7 @@ func TestJoinReapsDeadHosts(t *testing.T) {
 // heartbeating one never is.
 func TestSurvivorReapsAHostThatStoppedHeartbeating(t *testing.T) {
 	t.Parallel()
-	st, fc := newStore(t)
+	st, fc := hosttest.FakeClockStore(t)
 	ctx := context.Background()
 	a := join(t, st, fc, "host_a", false, nil)
 	a.Start()
@@ -151,7 +140,7 @@ func TestSurvivorReapsAHostThatStoppedHeartbeating(t *testing.T) {
 // its next heartbeat: OnLost runs, and it joins again.
 func TestLostHostCancelsAndJoinsAgain(t *testing.T) {
 	t.Parallel()
-	st, fc := newStore(t)
+	st, fc := hosttest.FakeClockStore(t)
 	var lost atomic.Int32
 	m := join(t, st, fc, "host_stalled", false, func() { lost.Add(1) })
 	m.Start()
@@ -170,7 +159,7 @@ func TestLostHostCancelsAndJoinsAgain(t *testing.T) {
 // start, at once: nobody waits for a TTL.
 func TestLeaveHandsTheWorkBack(t *testing.T) {
 	t.Parallel()
-	st, fc := newStore(t)
+	st, fc := hosttest.FakeClockStore(t)
 	ctx := context.Background()
 	m := join(t, st, fc, "host_leaving", false, nil)
 	m.Start()
@@ -246,7 +235,7 @@ func TestOwnerSharesOutConnections(t *testing.T) {
 // it records its share.
 func TestPrimaryFollowsTheLiveHosts(t *testing.T) {
 	t.Parallel()
-	st, fc := newStore(t)
+	st, fc := hosttest.FakeClockStore(t)
 	ctx := context.Background()
 	m := join(t, st, fc, "host_self", false, nil)
 	m.Start()

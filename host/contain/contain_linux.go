@@ -243,13 +243,21 @@ func (s *Scope) start(cmd *exec.Cmd) error {
 
 // Kill SIGKILLs every process of the scope now, without waiting.
 func (s *Scope) Kill() {
-	switch {
-	case s.cgPath != "":
+	if s.cgPath != "" {
+		s.kill(nil)
+		return
+	}
+	s.kill(s.members())
+}
+
+// kill SIGKILLs the scope: its cgroup at once, or else the given members.
+func (s *Scope) kill(members []int) {
+	if s.cgPath != "" {
 		_ = os.WriteFile(filepath.Join(s.cgPath, "cgroup.kill"), []byte("1"), 0)
-	case s.m.mode == ModeProc:
-		for _, pid := range s.members() {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
+		return
+	}
+	for _, pid := range members {
+		_ = unix.Kill(pid, unix.SIGKILL)
 	}
 }
 
@@ -272,21 +280,20 @@ func (s *Scope) Close() error {
 		return nil
 	}
 	candidates := s.members()
-	s.Kill()
+	s.kill(candidates)
 	deadline := time.Now().Add(s.m.cfg.KillTimeout)
 	var err error
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		if s.empty() {
-			break
-		}
+	for wait := time.Millisecond; !s.empty(); wait = min(2*wait, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
 			err = fmt.Errorf("contain: processes of a launch still alive %s after SIGKILL: %v", s.m.cfg.KillTimeout, s.members())
 			s.m.logger().Error("processes of a finished launch would not die", "dir", s.dir, "error", err)
 			break
 		}
 		time.Sleep(wait)
-		s.Kill() // a process forked between the walk and the kill
-		candidates = append(candidates, s.members()...)
+		// A process forked between the walk and the kill.
+		left := s.members()
+		candidates = append(candidates, left...)
+		s.kill(left)
 	}
 	if s.m.cfg.Subreaper {
 		s.m.reapEach(candidates, s.leaderPID())

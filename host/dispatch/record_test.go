@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/dispatch"
+	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
 	"github.com/connhost/connhost/host/store/sqlite"
@@ -124,7 +125,7 @@ func TestBackupRecordsLate(t *testing.T) {
 	for name, primaryAlive := range map[string]bool{"primary alive": true, "primary dead": false} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			st, fc := newRecordStore(t)
+			st, fc := hosttest.FakeClockStore(t)
 			c := newConnection(t, st)
 			primary := newRecordHost(t, st, fc, "host_primary", func(string) bool { return true })
 			backup := newRecordHost(t, st, fc, "host_backup", func(string) bool { return false })
@@ -174,7 +175,7 @@ func TestBackupRecordsLate(t *testing.T) {
 // later one.
 func TestNewPrimaryWritesWhatItHeldBackFirst(t *testing.T) {
 	t.Parallel()
-	st, fc := newRecordStore(t)
+	st, fc := hosttest.FakeClockStore(t)
 	c := newConnection(t, st)
 	var primary atomic.Bool
 	h := newRecordHost(t, st, fc, "host_a", func(string) bool { return primary.Load() })
@@ -205,7 +206,7 @@ func TestNewPrimaryWritesWhatItHeldBackFirst(t *testing.T) {
 func TestDroppedTicksAreCountedOnTheConnection(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, fc := newRecordStore(t)
+	st, fc := hosttest.FakeClockStore(t)
 	c := newConnection(t, st)
 	h := newRecordHost(t, st, fc, "host_a", nil)
 	const n = dispatch.MaxBuffered + 4
@@ -226,18 +227,6 @@ func TestDroppedTicksAreCountedOnTheConnection(t *testing.T) {
 	if got.CoalescedTicks != n-1 || observed != n-1 {
 		t.Fatalf("coalesced: %d on the connection, %d observed, want %d", got.CoalescedTicks, observed, n-1)
 	}
-}
-
-// newRecordStore is a SQLite store keeping time by a fake clock.
-func newRecordStore(t *testing.T) (*sqlite.Store, *clockwork.FakeClock) {
-	t.Helper()
-	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st, err := sqlite.Open(context.Background(), sqlite.Config{DataDir: t.TempDir(), Now: fc.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st, fc
 }
 
 func newConnection(t *testing.T, st *sqlite.Store) store.Connection {

@@ -26,10 +26,30 @@ type redactLogger struct {
 	// what hangs below it).
 	plugin string
 	relay  bool
+	// implied holds the pairs inner already prints (relay only), each
+	// value as fmt prints it: a relayed line does not repeat them.
+	implied map[string]string
 }
 
 func newRedactLogger(inner hclog.Logger, r *redactor, plugin string) hclog.Logger {
 	return &redactLogger{inner: inner, r: r, plugin: plugin}
+}
+
+// derive is a logger over inner sharing l's redactor and relay name.
+func (l *redactLogger) derive(inner hclog.Logger, relay bool) *redactLogger {
+	d := &redactLogger{inner: inner, r: l.r, plugin: l.plugin, relay: relay}
+	if relay {
+		implied := inner.ImpliedArgs()
+		for i := 0; i+1 < len(implied); i += 2 {
+			if k, ok := implied[i].(string); ok {
+				if d.implied == nil {
+					d.implied = map[string]string{}
+				}
+				d.implied[k] = fmt.Sprint(implied[i+1])
+			}
+		}
+	}
+	return d
 }
 
 func (l *redactLogger) Log(level hclog.Level, msg string, args ...any) {
@@ -44,21 +64,14 @@ func (l *redactLogger) Log(level hclog.Level, msg string, args ...any) {
 // already carries with the same value (the SDK tags its lines with the
 // run_id the host's logger names too), so none is printed twice.
 func (l *redactLogger) dropImplied(args []any) []any {
-	implied := l.inner.ImpliedArgs()
-	if len(implied) == 0 || len(args) < 2 {
+	if len(l.implied) == 0 || len(args) < 2 {
 		return args
-	}
-	have := map[string]string{}
-	for i := 0; i+1 < len(implied); i += 2 {
-		if k, ok := implied[i].(string); ok {
-			have[k] = fmt.Sprint(implied[i+1])
-		}
 	}
 	out := make([]any, 0, len(args))
 	for i := 0; i < len(args); i += 2 {
 		if i+1 < len(args) {
 			if k, ok := args[i].(string); ok {
-				if v, dup := have[k]; dup && v == fmt.Sprint(args[i+1]) {
+				if v, dup := l.implied[k]; dup && v == fmt.Sprint(args[i+1]) {
 					continue
 				}
 			}
@@ -85,19 +98,17 @@ func (l *redactLogger) IsError() bool { return l.inner.IsError() }
 func (l *redactLogger) ImpliedArgs() []any { return l.inner.ImpliedArgs() }
 
 func (l *redactLogger) With(args ...any) hclog.Logger {
-	return &redactLogger{inner: l.inner.With(l.args(args)...), r: l.r, plugin: l.plugin, relay: l.relay}
+	return l.derive(l.inner.With(l.args(args)...), l.relay)
 }
 
 func (l *redactLogger) Name() string { return l.inner.Name() }
 
 func (l *redactLogger) Named(name string) hclog.Logger {
-	return &redactLogger{inner: l.inner.Named(l.r.String(name)), r: l.r, plugin: l.plugin,
-		relay: l.relay || name == l.plugin}
+	return l.derive(l.inner.Named(l.r.String(name)), l.relay || name == l.plugin)
 }
 
 func (l *redactLogger) ResetNamed(name string) hclog.Logger {
-	return &redactLogger{inner: l.inner.ResetNamed(l.r.String(name)), r: l.r, plugin: l.plugin,
-		relay: l.relay || name == l.plugin}
+	return l.derive(l.inner.ResetNamed(l.r.String(name)), l.relay || name == l.plugin)
 }
 
 func (l *redactLogger) SetLevel(level hclog.Level) { l.inner.SetLevel(level) }
@@ -114,7 +125,7 @@ func (l *redactLogger) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writ
 		opts = &hclog.StandardLoggerOptions{}
 	}
 	// What reaches a standard logger comes from the plugin: redact it all.
-	return &stdWriter{l: &redactLogger{inner: l.inner, r: l.r, plugin: l.plugin, relay: true}, opts: *opts}
+	return &stdWriter{l: l.derive(l.inner, true), opts: *opts}
 }
 
 // args returns args with every value redacted, and every key on the relay

@@ -245,7 +245,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		if err != nil {
 			return nil, err
 		}
-		if fi, err := os.Stat(loc.Path); err == nil && fi.Size() > 0 {
+		if in.Exists {
 			if err := identityRefusal(cfg, loc, mk, hasMarker, in.StoreID, in.StoreID != ""); err != nil {
 				return nil, err
 			}

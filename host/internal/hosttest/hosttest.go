@@ -478,3 +478,16 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// FakeClockStore is a real SQLite store in a temp dir keeping time by a
+// fake clock set to 2026-01-01 UTC, closed when the test ends.
+func FakeClockStore(t testing.TB) (*sqlite.Store, *clockwork.FakeClock) {
+	t.Helper()
+	fc := clockwork.NewFakeClockAt(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st, err := sqlite.Open(context.Background(), sqlite.Config{DataDir: t.TempDir(), Now: fc.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st, fc
+}

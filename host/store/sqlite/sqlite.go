@@ -306,6 +306,8 @@ func corruptFile(path, detail string) error {
 
 // Inspection is what Preflight read.
 type Inspection struct {
+	// Exists says the file was there, not empty, and inspected.
+	Exists bool
 	// StoreID is the store's identity, "" when it has none yet.
 	StoreID string
 	// KeyIDs are the key ids that seal its stored credentials.
@@ -340,6 +342,7 @@ func Preflight(ctx context.Context, path string) (Inspection, error) {
 		// the -shm, SQLite's shared-memory index of the WAL, not data.
 		q.Set("immutable", "1")
 	}
+	out.Exists = true
 	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
