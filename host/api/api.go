@@ -241,6 +241,7 @@ func (a *API) register() {
 		a.routes = append(a.routes, "GET /metrics")
 	}
 	a.handle("GET /v1/openapi.json", a.openapi)
+	a.handle("GET /v1/version", a.buildInfo)
 
 	a.handle("GET /v1/connectors", a.listConnectors)
 	a.handle("GET /v1/connectors/{key}", a.getConnector)

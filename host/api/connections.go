@@ -95,6 +95,9 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkLabel(&req.Label); err != nil {
+		return err
+	}
 	c, entry, err := a.cfg.Control.CreateConnection(r.Context(), Actor, store.NewConnection{
 		ConnectorKey: req.ConnectorKey, Label: req.Label, Config: cfg,
 		Schedule: store.Schedule{Spec: req.Schedule, Jitter: jitter},
@@ -209,6 +212,11 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := r.PathValue("id")
 	var p store.ConnectionPatch
+	if req.Label != nil {
+		if err := checkLabel(req.Label); err != nil {
+			return err
+		}
+	}
 	p.Label = req.Label
 	if req.Config != nil {
 		if *req.Config == nil {

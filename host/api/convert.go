@@ -176,6 +176,7 @@ func toRunEvent(ev runevents.Event) apitypes.RunEvent {
 		Total:        ev.Total,
 		Message:      ev.Message,
 		Records:      ev.Records,
+		Received:     ev.Received,
 	}
 }
 

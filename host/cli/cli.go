@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/connhost/connhost/keysets"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 )
 
@@ -125,7 +127,8 @@ func Main(args []string) int {
 }
 
 // Run runs the command line args against rt and returns the exit status.
-// Errors are printed to rt.Stderr as "error: <code>: <message>".
+// Errors are printed to rt.Stderr as "error: <code>: <message>" and, with
+// -o json, also to rt.Stdout as {"error":{"code","message",…}}.
 func Run(ctx context.Context, args []string, rt Runtime) int {
 	a := &app{rt: rt.withDefaults()}
 	root := a.rootCommand()
@@ -146,13 +149,19 @@ func Run(ctx context.Context, args []string, rt Runtime) int {
 	return ExitOK
 }
 
-// report prints err and returns its exit status.
+// report prints err and returns its exit status. This is the one place
+// errors are shown: with -o json every failure is also a JSON object on
+// stdout, {"error":{"code","message",…}}, unless the command already
+// printed its result there (a run that did not succeed prints the run).
 func (a *app) report(cmd *cobra.Command, err error) int {
 	var ce *cmdError
 	if !errors.As(err, &ce) {
 		// Only RunE errors are classified (see app.wrap); anything else is
 		// cobra rejecting the command line.
 		ce = &cmdError{code: CodeUsage, msg: err.Error(), exit: ExitUsage}
+	}
+	if a.json() && !ce.printed {
+		_ = printJSON(a.rt.Stdout, ce.jsonBody())
 	}
 	fmt.Fprintf(a.rt.Stderr, "error: %s: %s\n", ce.code, ce.msg)
 	if ce.code == CodeUsage && cmd != nil {
@@ -171,6 +180,9 @@ type app struct {
 
 	root   *cobra.Command
 	client *client.Client
+	// tokenSource says where the operator token came from ("the --token
+	// flag", …), for the message of a refused token; never the token.
+	tokenSource string
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -190,8 +202,16 @@ Secrets are never taken from arguments: "connhost credential set" reads
 NAME=VALUE lines from stdin or a file.
 
 Exit status: 0 success, 1 error reported by the host or a failure to reach
-it, 2 usage error (bad flags, arguments or input), 3 a run waited for did
-not succeed.`,
+it, 2 usage error (bad flags, arguments or input), 3 a run waited for
+(run --wait/--follow) ended, or was refused, without succeeding.
+
+Errors are printed on stderr as "error: <code>: <message>". With -o json
+every failure is also printed on stdout as one JSON object,
+{"error":{"code","message","field","run_id","http_status","addr","exit_status"}}
+(members without a value left out), except for a run that did not succeed:
+stdout then holds the run itself (status, failure_code, failure_message).
+
+Shell completion: see "connhost completion --help".`,
 		Example: `  connhost serve --data-dir ./var --plugin-dir ./bin/plugins
   connhost connector list
   connhost connection create --connector demo --label quickstart --schedule "@every 1m" --config '{"records":5}'
@@ -204,7 +224,7 @@ not succeed.`,
 			if a.output != OutputText && a.output != OutputJSON {
 				return usageErrorf("-o/--output must be %s or %s", OutputText, OutputJSON)
 			}
-			return nil
+			return refuseEmptyRequired(cmd)
 		},
 	})
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
@@ -227,12 +247,32 @@ not succeed.`,
 			root.AddCommand(c)
 		}
 	}
-	add("host", a.serveCommand(), a.hostsCommand(), a.keysetCommand(), a.enrollmentCommand(), a.auditCommand(), a.versionCommand())
+	add("host", a.serveCommand(), a.hostsCommand(), a.keysetCommand(), a.enrollmentCommand(), a.auditCommand(), a.versionCommand(),
+		a.completionCommand())
 	add("resources", a.connectorCommand(), a.connectionCommand(), a.credentialCommand())
 	add("runs", a.runCommand(), a.runsCommand(), a.recordsCommand())
 	root.SetHelpCommandGroupID("host")
 	a.root = root
+	a.registerCompletions(root)
 	return root
+}
+
+// refuseEmptyRequired refuses a required string flag given an empty
+// value (--label ”): cobra counts it as set.
+func refuseEmptyRequired(cmd *cobra.Command) error {
+	var empty string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if empty != "" || !f.Changed || f.Value.Type() != "string" {
+			return
+		}
+		if req := f.Annotations[cobra.BashCompOneRequiredFlag]; len(req) > 0 && req[0] == "true" && strings.TrimSpace(f.Value.String()) == "" {
+			empty = f.Name
+		}
+	})
+	if empty != "" {
+		return usageErrorf("--%s is empty: it is required and needs a value", empty)
+	}
+	return nil
 }
 
 // setting resolves a global setting: the flag when given, else the
@@ -246,6 +286,17 @@ func (a *app) setting(flag, env string) string {
 		return v
 	}
 	return f.DefValue
+}
+
+// addrSource says where the resolved --addr came from.
+func (a *app) addrSource() string {
+	if a.root.PersistentFlags().Lookup("addr").Changed {
+		return "from --addr"
+	}
+	if v, ok := a.rt.LookupEnv(EnvAddr); ok && v != "" {
+		return "from " + EnvAddr
+	}
+	return "the default"
 }
 
 // dataDirectory is the resolved --data-dir.
@@ -275,12 +326,15 @@ func (a *app) operatorToken() (string, error) {
 		if a.token == "" {
 			return "", usageErrorf("--token is empty")
 		}
+		a.tokenSource = "the --token flag"
 		return a.token, nil
 	}
 	if v, ok := a.rt.LookupEnv(EnvToken); ok && v != "" {
+		a.tokenSource = "the " + EnvToken + " environment variable"
 		return v, nil
 	}
 	dir := a.dataDirectory()
+	a.tokenSource = "the token file " + filepath.Join(dir, server.TokenFile)
 	tok, err := a.rt.ReadToken(dir)
 	if err != nil {
 		return "", newError(CodeNoToken, ExitError,
@@ -298,7 +352,7 @@ func (a *app) json() bool { return a.output == OutputJSON }
 func (a *app) wrap(fn func(ctx context.Context, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := fn(cmd.Context(), args); err != nil {
-			return classify(err)
+			return a.classify(err)
 		}
 		return nil
 	}

@@ -498,23 +498,6 @@ func TestJSONOutput(t *testing.T) {
 	}
 }
 
-// TestVersion works without a host.
-func TestVersion(t *testing.T) {
-	t.Parallel()
-	res := runCLI(t, nil, options{}, "version", "-o", "json")
-	if res.code != 0 {
-		t.Fatalf("exit %d: %s", res.code, res.stderr)
-	}
-	var v cli.VersionInfo
-	if err := json.Unmarshal([]byte(res.stdout), &v); err != nil || v.Version == "" || v.Go == "" {
-		t.Errorf("version -o json = %q (%v)", res.stdout, err)
-	}
-	res = runCLI(t, nil, options{}, "version")
-	if !strings.HasPrefix(res.stdout, "connhost ") {
-		t.Errorf("version = %q", res.stdout)
-	}
-}
-
 // TestTextOutput: tables and key: value shows, timestamps in UTC, control
 // characters from the server neutralised.
 func TestTextOutput(t *testing.T) {
@@ -630,8 +613,8 @@ func TestFollow(t *testing.T) {
 		}
 		wantLines := "2025-01-02T03:04:05Z status running\n" +
 			"2025-01-02T03:04:05Z progress events 2/5\n" +
-			"2025-01-02T03:04:06Z records 5 events\n" +
-			"2025-01-02T03:04:06Z end succeeded records=5\n"
+			"2025-01-02T03:04:06Z records committed=5 events\n" +
+			"2025-01-02T03:04:06Z end succeeded committed=5 elapsed=1s rate=5.0/s\n"
 		if !strings.HasPrefix(res.stdout, wantLines) {
 			t.Errorf("stdout does not start with the event lines:\n%s", res.stdout)
 		}
@@ -645,7 +628,7 @@ func TestFollow(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
 		}
-		for _, want := range []string{"\rrunning [#########...............]  40% events 2/5  0 records", "\rsucceeded [########################] 100% events 5/5  5 records"} {
+		for _, want := range []string{"\rrunning [####........]  40% events 2/5  recv 0  committed 0  0s", "\rsucceeded [############] 100% events 5/5  recv 5  committed 5  1s 5.0/s"} {
 			if !strings.Contains(res.stdout, want) {
 				t.Errorf("stdout lacks %q:\n%q", want, res.stdout)
 			}
@@ -730,7 +713,7 @@ func TestErrors(t *testing.T) {
 			code:   1, stderr: "error: invalid_request: bad cron spec (field schedule)\n",
 		},
 		{name: "not found", args: []string{"runs", "show", "r404"}, routes: map[string][]reply{}, code: 1, stderr: "error: not_found: "},
-		{name: "host down", args: []string{"connector", "list"}, env: map[string]string{cli.EnvAddr: "http://127.0.0.1:1"}, code: 1, stderr: "error: unavailable: client: API unavailable"},
+		{name: "host down", args: []string{"connector", "list"}, env: map[string]string{cli.EnvAddr: "http://127.0.0.1:1"}, code: 1, stderr: "error: unavailable: cannot reach the connhost API at http://127.0.0.1:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

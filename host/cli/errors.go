@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/connhost/connhost/host/api/client"
 )
@@ -16,7 +18,7 @@ const (
 	ExitOK        = 0
 	ExitError     = 1 // an API error, an unreachable host, a local failure
 	ExitUsage     = 2 // bad flags or arguments, a secret in argv, malformed input
-	ExitRunFailed = 3 // run --wait/--follow: the run ended but did not succeed
+	ExitRunFailed = 3 // run --wait/--follow: the run ended (or was refused) and did not succeed
 )
 
 // Error codes of errors the CLI raises itself (API errors keep the
@@ -34,15 +36,66 @@ const (
 	CodeLocal        = "error"
 )
 
+// codeUnauthorized is the API's code for a refused token
+// (apitypes.CodeUnauthorized).
+const codeUnauthorized = "unauthorized"
+
 // cmdError is an error with the code and exit status the CLI reports it
-// with: "error: <code>: <message>" on stderr.
+// with: "error: <code>: <message>" on stderr and, with -o json, the object
+// {"error":{"code","message",…}} on stdout.
 type cmdError struct {
 	code string
 	msg  string
 	exit int
+
+	// detail is the message of the JSON error object when it differs from
+	// msg (which, for an API error, also names the field and refused run
+	// that the JSON object has as members of their own).
+	detail     string
+	field      string
+	runID      string
+	httpStatus int
+	addr       string
+	// printed is set when the command already printed its result on
+	// stdout (the run that did not succeed): the JSON error object is then
+	// not added, so stdout stays one JSON document.
+	printed bool
 }
 
 func (e *cmdError) Error() string { return e.code + ": " + e.msg }
+
+// JSONError is what -o json prints on stdout for a command that fails:
+// the API's error shape, {"error":{"code","message",…}}. The exit status
+// says it failed.
+type JSONError struct {
+	Error JSONErrorBody `json:"error"`
+}
+
+// JSONErrorBody is the body of a JSONError.
+type JSONErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the offending input of an invalid request.
+	Field string `json:"field,omitempty"`
+	// RunID is the refused run of a refused trigger.
+	RunID string `json:"run_id,omitempty"`
+	// HTTPStatus is the status of the host's answer (absent when the host
+	// did not answer or the CLI refused the command itself).
+	HTTPStatus int `json:"http_status,omitempty"`
+	// Addr is the API address tried when the host could not be reached.
+	Addr string `json:"addr,omitempty"`
+	// ExitStatus is the process's exit status.
+	ExitStatus int `json:"exit_status"`
+}
+
+func (e *cmdError) jsonBody() JSONError {
+	msg := e.detail
+	if msg == "" {
+		msg = e.msg
+	}
+	return JSONError{Error: JSONErrorBody{Code: e.code, Message: msg, Field: e.field, RunID: e.runID,
+		HTTPStatus: e.httpStatus, Addr: e.addr, ExitStatus: e.exit}}
+}
 
 func usageErrorf(format string, args ...any) error {
 	return &cmdError{code: CodeUsage, msg: fmt.Sprintf(format, args...), exit: ExitUsage}
@@ -70,10 +123,12 @@ func classify(err error) *cmdError {
 		if ae.RunID != "" && !strings.Contains(msg, ae.RunID) {
 			msg += " (refused run " + ae.RunID + ")"
 		}
+		detail := ae.Message
 		if msg == "" {
 			msg = fmt.Sprintf("HTTP status %d", ae.Status)
+			detail = msg
 		}
-		return &cmdError{code: ae.Code, msg: msg, exit: ExitError}
+		return &cmdError{code: ae.Code, msg: msg, exit: ExitError, detail: detail, field: ae.Field, runID: ae.RunID, httpStatus: ae.Status}
 	case errors.Is(err, context.Canceled):
 		return &cmdError{code: CodeInterrupted, msg: "cancelled before the command completed", exit: ExitError}
 	case errors.Is(err, client.ErrUnavailable):
@@ -84,6 +139,72 @@ func classify(err error) *cmdError {
 		return &cmdError{code: CodeUsage, msg: err.Error(), exit: ExitUsage}
 	default:
 		return &cmdError{code: CodeLocal, msg: err.Error(), exit: ExitError}
+	}
+}
+
+// classify is classify with what only the app knows: where the token and
+// the address came from, so a refused token or an unreachable host says
+// what to fix.
+func (a *app) classify(err error) *cmdError {
+	ce := classify(err)
+	if ce.code == CodeUnavailable && ce.addr == "" && !errors.Is(err, context.Canceled) {
+		ce.msg = a.unreachable(err)
+		ce.addr = a.setting("addr", EnvAddr)
+	}
+	if ce.code == codeUnauthorized && a.tokenSource != "" && !strings.Contains(ce.msg, "token from") {
+		ce.msg = fmt.Sprintf("the host at %s refused the operator token from %s: give the token of that host's data dir "+
+			"(--token, %s, or --data-dir/%s pointing at its data dir)", a.setting("addr", EnvAddr), a.tokenSource, EnvToken, EnvDataDir)
+		ce.detail = ce.msg
+	}
+	return ce
+}
+
+// unreachable says which address was tried, where it came from, why the
+// host could not be reached and what to do. It never repeats the token.
+func (a *app) unreachable(err error) string {
+	addr := a.setting("addr", EnvAddr)
+	var why string
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		why = "connection refused"
+	case errors.As(err, &dnsErr):
+		why = "unknown host " + dnsErr.Name
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
+		why = "timed out"
+	default:
+		why = cause(err)
+	}
+	return fmt.Sprintf("cannot reach the connhost API at %s (%s): %s; `connhost serve` must be running there "+
+		"(or point --addr/%s at the address it serves on)", addr, a.addrSource(), why, EnvAddr)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// cause is the innermost message of a transport error, without the
+// client's and net/http's prefixes (which repeat the method and URL).
+func cause(err error) string {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			// fmt.Errorf("%w: %w"): the last is the transport error.
+			errs := u.Unwrap()
+			if len(errs) == 0 {
+				return err.Error()
+			}
+			err = errs[len(errs)-1]
+		case interface{ Unwrap() error }:
+			next := u.Unwrap()
+			if next == nil {
+				return err.Error()
+			}
+			err = next
+		default:
+			return err.Error()
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -111,12 +112,25 @@ func yesNo(b bool) string {
 	return "no"
 }
 
+// marshalJSON is json.Marshal without HTML escaping: "> fortune" stays
+// "> fortune", not "\u003e fortune". Every JSON the CLI prints goes
+// through it or printJSON.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // compactJSON renders a value as one line of JSON, cut to max runes.
 func compactJSON(v any, max int) string {
 	if v == nil {
 		return ""
 	}
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return ""
 	}

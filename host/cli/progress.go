@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
 )
@@ -36,15 +37,84 @@ type noProgress struct{}
 func (noProgress) event(apitypes.RunEvent) {}
 func (noProgress) done(apitypes.Run)       {}
 
+// tally is what a follower knows of a run's records and time. Three
+// numbers are distinct: the connector's own progress (done/total of a
+// stream: what it says it has produced), the records the host received
+// from it, and the records committed to the store (received records are
+// committed in batches, at checkpoints and at the end). Time is the host's:
+// elapsed runs from the first event after the queue (or the run's
+// started_at) to the latest event (or its ended_at), so it does not depend
+// on this machine's clock.
+type tally struct {
+	received, committed int64
+	start, last         time.Time
+}
+
+func (t *tally) observe(ev apitypes.RunEvent) {
+	t.received = max(t.received, ev.Received, ev.Records)
+	t.committed = max(t.committed, ev.Records)
+	at, err := time.Parse(time.RFC3339Nano, ev.At)
+	if err != nil {
+		return
+	}
+	if t.start.IsZero() && !(ev.Kind == "status" && ev.Status == StatusQueued) {
+		t.start = at
+	}
+	if at.After(t.last) {
+		t.last = at
+	}
+}
+
+// finish takes the ended run's figures, which are authoritative.
+func (t *tally) finish(run apitypes.Run) {
+	t.committed = run.Records
+	t.received = max(t.received, run.Records)
+	start, err1 := time.Parse(time.RFC3339Nano, run.StartedAt)
+	end, err2 := time.Parse(time.RFC3339Nano, run.EndedAt)
+	if err1 == nil && err2 == nil && !end.Before(start) {
+		t.start, t.last = start, end
+	}
+}
+
+func (t *tally) elapsed() time.Duration {
+	if t.start.IsZero() || t.last.Before(t.start) {
+		return 0
+	}
+	return t.last.Sub(t.start)
+}
+
+// elapsedText is the elapsed time to the second: "12s", "1m5s".
+func (t *tally) elapsedText() string {
+	return t.elapsed().Round(time.Second).String()
+}
+
+// rateText is records received per second of elapsed time, "" before the
+// first second.
+func (t *tally) rateText() string {
+	d := t.elapsed()
+	if d < time.Second {
+		return ""
+	}
+	r := float64(t.received) / d.Seconds()
+	if r >= 100 {
+		return fmt.Sprintf("%.0f/s", r)
+	}
+	return fmt.Sprintf("%.1f/s", r)
+}
+
 // lineProgress writes one line per event, for logs and pipes:
 //
 //	2025-01-02T03:04:05Z status running
-//	2025-01-02T03:04:05Z progress events 3/5
-//	2025-01-02T03:04:06Z records 5 events
-//	2025-01-02T03:04:06Z end succeeded records=5
-type lineProgress struct{ w io.Writer }
+//	2025-01-02T03:04:05Z progress events 3/5 received=3 committed=0
+//	2025-01-02T03:04:06Z records committed=5 received=5
+//	2025-01-02T03:04:06Z end succeeded committed=5 elapsed=1s rate=5.0/s
+type lineProgress struct {
+	w io.Writer
+	t tally
+}
 
 func (p *lineProgress) event(ev apitypes.RunEvent) {
+	p.t.observe(ev)
 	var b strings.Builder
 	at := ts(ev.At)
 	if at == "" {
@@ -68,8 +138,14 @@ func (p *lineProgress) event(ev apitypes.RunEvent) {
 		if ev.Message != "" {
 			fmt.Fprintf(&b, " %s", cell(ev.Message))
 		}
+		if ev.Received > 0 || ev.Records > 0 {
+			fmt.Fprintf(&b, " received=%d committed=%d", ev.Received, ev.Records)
+		}
 	case "records":
-		fmt.Fprintf(&b, " %d", ev.Records)
+		fmt.Fprintf(&b, " committed=%d", ev.Records)
+		if ev.Received > 0 {
+			fmt.Fprintf(&b, " received=%d", ev.Received)
+		}
 		if ev.Stream != "" {
 			fmt.Fprintf(&b, " %s", cell(ev.Stream))
 		}
@@ -78,7 +154,10 @@ func (p *lineProgress) event(ev apitypes.RunEvent) {
 		if ev.FailureCode != "" {
 			fmt.Fprintf(&b, " %s", cell(ev.FailureCode))
 		}
-		fmt.Fprintf(&b, " records=%d", ev.Records)
+		fmt.Fprintf(&b, " committed=%d elapsed=%s", ev.Records, p.t.elapsedText())
+		if r := p.t.rateText(); r != "" {
+			fmt.Fprintf(&b, " rate=%s", r)
+		}
 	}
 	b.WriteString("\n")
 	io.WriteString(p.w, b.String())
@@ -90,20 +169,22 @@ func (p *lineProgress) done(apitypes.Run) {}
 // line so it never wraps on an 80-column terminal (a wrapped line cannot
 // be redrawn with '\r').
 const (
-	barWidth   = 24
+	barWidth   = 12
 	maxBarLine = 79
 )
 
-// barProgress redraws one status line with '\r':
+// barProgress redraws one status line with '\r': the connector's progress
+// (bar, percent, stream done/total), then the records the host received
+// and committed, the elapsed time and the receive rate:
 //
-//	running [##########..............]  42% events 420/1000  120 records
+//	running [#####.......]  42% events 420/1000  recv 420  committed 400  21s 20.0/s
 type barProgress struct {
 	w       io.Writer
+	t       tally
 	status  string
 	stream  string
 	current int64
 	total   int64
-	records int64
 	last    int // runes drawn last time, to blank leftovers
 }
 
@@ -111,27 +192,22 @@ func (p *barProgress) event(ev apitypes.RunEvent) {
 	switch ev.Kind {
 	case "status", "end":
 		p.status = ev.Status
-		if ev.Records > p.records {
-			p.records = ev.Records
-		}
 	case "progress":
 		if ev.Stream != "" {
 			p.stream = ev.Stream
 		}
 		p.current, p.total = ev.Done, ev.Total
 	case "records":
-		if ev.Records > p.records {
-			p.records = ev.Records
-		}
 	default:
 		return
 	}
+	p.t.observe(ev)
 	p.draw()
 }
 
 func (p *barProgress) done(run apitypes.Run) {
 	p.status = run.Status
-	p.records = run.Records
+	p.t.finish(run)
 	if run.Status == StatusSucceeded && p.total > 0 {
 		p.current = p.total
 	}
@@ -160,7 +236,10 @@ func (p *barProgress) draw() {
 	} else if p.current > 0 {
 		fmt.Fprintf(&b, " %d", p.current)
 	}
-	fmt.Fprintf(&b, "  %d records", p.records)
+	fmt.Fprintf(&b, "  recv %d  committed %d  %s", p.t.received, p.t.committed, p.t.elapsedText())
+	if r := p.t.rateText(); r != "" {
+		fmt.Fprintf(&b, " %s", r)
+	}
 	line := []rune(b.String())
 	if len(line) > maxBarLine {
 		line = line[:maxBarLine]

@@ -49,8 +49,15 @@ bar on a terminal, one line per event otherwise; with -o json the progress goes
 to stderr and only the final run to stdout). With --wait or --follow the exit
 status is 3 when the run did not succeed.
 
-A run the host refuses before starting (for example a revoked credential) is
-an error with the failure code, e.g. static_secret_credential_unavailable.`,
+A trigger the host refuses (for example a revoked credential, or a run
+already active) is a run too, status refused, with the failure code, e.g.
+static_secret_credential_unavailable. With --wait or --follow it is printed
+like any run that ended (with -o json: the run's JSON on stdout) and the exit
+status is 3; without them the refusal is an error (exit status 1) naming the
+refused run.
+
+Once --follow or --wait has received the run's end event, the exit status is
+the run's outcome even if the host goes away before the run can be re-read.`,
 		Example: `  connhost run CONNECTION_ID --follow
   connhost run CONNECTION_ID --wait -o json`,
 		Args: args("CONNECTION_ID"),
@@ -62,6 +69,11 @@ an error with the failure code, e.g. static_secret_credential_unavailable.`,
 		}
 		run, err := c.TriggerRun(ctx, args[0])
 		if err != nil {
+			if wait || follow {
+				if refused, ok := a.refusedRun(ctx, c, err); ok {
+					return a.finishRun(refused)
+				}
+			}
 			return err
 		}
 		if !wait && !follow {
@@ -83,6 +95,20 @@ an error with the failure code, e.g. static_secret_credential_unavailable.`,
 	return cmd
 }
 
+// refusedRun reads the run row of a refused trigger (the API error names
+// it): a refusal is a run that ended refused.
+func (a *app) refusedRun(ctx context.Context, c *client.Client, err error) (apitypes.Run, bool) {
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.RunID == "" {
+		return apitypes.Run{}, false
+	}
+	run, gerr := c.GetRun(ctx, ae.RunID)
+	if gerr != nil || !terminal(run.Status) {
+		return apitypes.Run{}, false
+	}
+	return run, true
+}
+
 // finishRun prints the ended run and turns a run that did not succeed into
 // exit status 3.
 func (a *app) finishRun(run apitypes.Run) error {
@@ -100,7 +126,7 @@ func (a *app) finishRun(run apitypes.Run) error {
 	if run.FailureMessage != "" {
 		msg += ": " + run.FailureMessage
 	}
-	return &cmdError{code: code, msg: msg, exit: ExitRunFailed}
+	return &cmdError{code: code, msg: msg, exit: ExitRunFailed, runID: run.ID, printed: true}
 }
 
 // waitRun follows a run to its end and returns it as the API reports it
@@ -130,6 +156,9 @@ func (a *app) waitRun(ctx context.Context, c *client.Client, run apitypes.Run, p
 	for {
 		ev, err := events.Next()
 		switch {
+		case err == nil && ev.Kind == client.EventKindEnd:
+			p.event(ev)
+			return a.endedRun(ctx, c, run, ev, p)
 		case errors.Is(err, io.EOF):
 			run, err := c.GetRun(ctx, run.ID)
 			if err != nil {
@@ -147,6 +176,37 @@ func (a *app) waitRun(ctx context.Context, c *client.Client, run apitypes.Run, p
 		}
 		p.event(ev)
 	}
+}
+
+// endedRun re-reads a run whose end event arrived, for the full row. The
+// end event already holds the outcome: when the host cannot answer any
+// more (it shut down right after the run), the run is shown as the event
+// reported it, with a warning, and the exit status still follows it.
+func (a *app) endedRun(ctx context.Context, c *client.Client, run apitypes.Run, end apitypes.RunEvent, p progress) (apitypes.Run, error) {
+	got, err := c.GetRun(ctx, run.ID)
+	if err == nil && terminal(got.Status) {
+		p.done(got)
+		return got, nil
+	}
+	if ctx.Err() != nil {
+		return run, ctx.Err()
+	}
+	if !terminal(end.Status) {
+		if err == nil {
+			return a.pollRun(ctx, c, got, p)
+		}
+		return run, err
+	}
+	if err != nil {
+		fmt.Fprintf(a.rt.Stderr, "warning: the run ended %s, but re-reading it failed (%s); showing it as its end event reported it\n",
+			end.Status, a.classify(err).msg)
+	}
+	run.Status, run.FailureCode, run.FailureMessage, run.Records = end.Status, end.FailureCode, end.Message, end.Records
+	if end.At != "" {
+		run.EndedAt = end.At
+	}
+	p.done(run)
+	return run, nil
 }
 
 // pollRun re-reads the run until it is terminal.

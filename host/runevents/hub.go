@@ -35,9 +35,13 @@ type Event struct {
 	Done         int64     `json:"done,omitempty"`
 	Total        int64     `json:"total,omitempty"`
 	Message      string    `json:"message,omitempty"`
-	// Records is the run's committed record count so far (KindRecords,
-	// KindEnd), and per Stream on KindRecords.
+	// Records is the run's committed record count so far (KindProgress,
+	// KindRecords, KindEnd).
 	Records int64 `json:"records,omitempty"`
+	// Received is how many records the host has received from the
+	// connector so far, committed or still pending (KindProgress,
+	// KindRecords): Received - Records are in the next commit's batch.
+	Received int64 `json:"received,omitempty"`
 }
 
 // subscriberBuffer bounds each follower's queue.

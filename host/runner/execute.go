@@ -180,7 +180,8 @@ func (s *stream) emit(m wire.Message) error {
 		return s.flush(m.Checkpoint)
 	case wire.KindProgress:
 		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindProgress,
-			Stream: m.Progress.Stream, Done: m.Progress.Done, Total: m.Progress.Total, Message: m.Progress.Message})
+			Stream: m.Progress.Stream, Done: m.Progress.Done, Total: m.Progress.Total, Message: m.Progress.Message,
+			Records: s.total, Received: s.total + int64(len(s.pending))})
 	case wire.KindInteraction:
 		s.r.cfg.Logger.Warn("connector asked for an interaction", "run_id", s.run.ID, "connection_id", s.conn.ID,
 			"kind", m.Interaction.Kind, "missing", m.Interaction.Missing)
@@ -213,7 +214,7 @@ func (s *stream) flush(checkpoint []byte) error {
 		if o := s.r.cfg.Observer; o != nil {
 			o.RecordsCommitted(s.connectorKey, n)
 		}
-		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindRecords, Records: s.total})
+		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindRecords, Records: s.total, Received: s.total})
 	}
 	return nil
 }

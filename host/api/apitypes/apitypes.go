@@ -277,6 +277,9 @@ type RunEvent struct {
 	Total        int64  `json:"total,omitempty"`
 	Message      string `json:"message,omitempty"`
 	Records      int64  `json:"records,omitempty"`
+	// Received counts the records the host received from the connector
+	// so far, committed or not; Records counts the committed ones.
+	Received int64 `json:"received,omitempty"`
 }
 
 // Record is one collected record.

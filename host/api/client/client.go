@@ -94,7 +94,11 @@ func (c *Client) url(path string, query url.Values) string {
 func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body any) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // "<" and ">" in a label or config travel as they are
+		err := enc.Encode(body)
+		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		if err != nil {
 			// Marshalling apitypes values cannot fail; the error text never
 			// holds the body's values.
