@@ -9,6 +9,10 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/connhost/connhost/host/version.Version=$(VERSION)
 PLUGINS   := $(notdir $(wildcard plugins/*))
 DATA_DIR  ?= ./var
+# make run: where the host listens and which plugin dir it scans
+# (make run LISTEN=127.0.0.1:17480 DATA_DIR=/tmp/x PLUGIN_DIR=bin/plugins).
+LISTEN     ?= 127.0.0.1:7480
+PLUGIN_DIR ?= $(BIN)/plugins
 # An execution count, not a duration: a duration budget trips a race in the
 # Go 1.26 fuzz coordinator (go.dev/issue/75804, fixed in 1.27) that fails a
 # clean target with "context deadline exceeded" on a loaded machine.
@@ -39,9 +43,10 @@ build:
 	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plugins/$$p ./plugins/$$p || exit 1; \
 	done
 
-## run: build, then serve on the embedded default (SQLite + dev keyset in ./var)
+## run: build, then serve on the embedded default (SQLite + dev keyset in
+## $(DATA_DIR), listening on $(LISTEN), plugins from $(PLUGIN_DIR))
 run: build
-	$(BIN)/connhost serve --data-dir $(DATA_DIR) --plugin-dir $(BIN)/plugins
+	$(BIN)/connhost serve --listen '$(LISTEN)' --data-dir '$(DATA_DIR)' --plugin-dir '$(PLUGIN_DIR)'
 
 ## cluster: three hosts on the local PostgreSQL (ports 7481-7483, a data
 ## dir each under $(CLUSTER_DIR), one keyset under one KEK file, one
