@@ -168,7 +168,7 @@ func toRunEvent(ev runevents.Event) apitypes.RunEvent {
 		RunID:        ev.RunID,
 		ConnectionID: ev.ConnectionID,
 		Kind:         string(ev.Kind),
-		At:           stamp(ev.At),
+		At:           stampNano(ev.At), // to the nanosecond: followers compute elapsed time and rates from it
 		Status:       ev.Status,
 		FailureCode:  ev.FailureCode,
 		Stream:       ev.Stream,

@@ -84,8 +84,8 @@ type JSONErrorBody struct {
 	HTTPStatus int `json:"http_status,omitempty"`
 	// Addr is the API address tried when the host could not be reached.
 	Addr string `json:"addr,omitempty"`
-	// ExitStatus is the process's exit status.
-	ExitStatus int `json:"exit_status"`
+	// ExitStatus is the process's exit status (never 0 for a failure).
+	ExitStatus int `json:"exit_status,omitempty"`
 }
 
 func (e *cmdError) jsonBody() JSONError {

@@ -427,7 +427,7 @@ func TestVersion(t *testing.T) {
 	if res.code != 0 || d.Version == "" || d.Server != nil || d.ServerError == nil || d.ServerError.Code != "unavailable" {
 		t.Errorf("exit %d, version %s", res.code, res.stdout)
 	}
-	if !strings.Contains(res.stdout, `"server": null`) {
+	if !strings.Contains(res.stdout, `"server": null`) || strings.Contains(res.stdout, "exit_status") {
 		t.Errorf("server is not null:\n%s", res.stdout)
 	}
 }

@@ -46,6 +46,7 @@ same, because the client's version, which needs no host, was printed. With
 					return ctx.Err()
 				}
 				body := a.classify(err).jsonBody().Error
+				body.ExitStatus = 0 // version still succeeds
 				v.ServerError = &body
 			} else {
 				v.Server = &srv

@@ -11,6 +11,12 @@ import (
 // Version is the connhost version; "dev" for untagged builds.
 var Version = "dev"
 
+// Commit is the VCS revision, when the build sets it with -ldflags -X.
+// Without it, Get takes the revision go build recorded (a build in a git
+// checkout; not in a git worktree, whose .git is a file go build does not
+// read).
+var Commit = ""
+
 // Info describes one build of connhost: the body of GET /v1/version and
 // the client part of `connhost version`. It holds no secret.
 type Info struct {
@@ -32,9 +38,9 @@ type Info struct {
 
 // Get returns this binary's build information.
 func Get() Info {
-	info := Info{Version: Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	info := Info{Version: Version, Commit: Commit, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
-	if !ok {
+	if !ok || Commit != "" {
 		return info
 	}
 	for _, s := range bi.Settings {
