@@ -431,3 +431,46 @@ func TestVersion(t *testing.T) {
 		t.Errorf("server is not null:\n%s", res.stdout)
 	}
 }
+
+// TestFollowProgressCountsReceivedAndCommitted: the connector's progress,
+// the records received and the records committed are told apart, with
+// the elapsed time and rate from the host's timestamps.
+func TestFollowProgressCountsReceivedAndCommitted(t *testing.T) {
+	t.Parallel()
+	sse := "event: status\ndata: {\"run_id\":\"r1\",\"kind\":\"status\",\"at\":\"2025-01-02T03:04:00Z\",\"status\":\"running\"}\n\n" +
+		"event: progress\ndata: {\"run_id\":\"r1\",\"kind\":\"progress\",\"at\":\"2025-01-02T03:04:12Z\",\"stream\":\"events\",\"done\":24,\"total\":60,\"received\":24}\n\n" +
+		"event: records\ndata: {\"run_id\":\"r1\",\"kind\":\"records\",\"at\":\"2025-01-02T03:04:20.5Z\",\"records\":40,\"received\":40}\n\n" +
+		"event: progress\ndata: {\"run_id\":\"r1\",\"kind\":\"progress\",\"at\":\"2025-01-02T03:04:24Z\",\"stream\":\"events\",\"done\":48,\"total\":60,\"received\":48,\"records\":40}\n\n" +
+		"event: end\ndata: {\"run_id\":\"r1\",\"kind\":\"end\",\"at\":\"2025-01-02T03:04:30Z\",\"status\":\"succeeded\",\"records\":60}\n\n"
+	done := `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"succeeded","created_at":"2025-01-02T03:04:00Z","started_at":"2025-01-02T03:04:00Z","ended_at":"2025-01-02T03:04:30Z","host_id":"host_a","records":60}`
+	routes := map[string][]reply{
+		"POST /v1/connections/c1/runs": {{status: 202, body: queuedRunJSON}},
+		"GET /v1/runs/r1/events":       {{sse: true, body: sse}},
+		"GET /v1/runs/r1":              {{body: runningRunJSON}, {body: done}},
+	}
+	t.Run("lines", func(t *testing.T) {
+		t.Parallel()
+		res := runCLI(t, newFakeAPI(routes), options{}, "run", "c1", "--follow")
+		want := "2025-01-02T03:04:00Z status running\n" +
+			"2025-01-02T03:04:12Z progress events 24/60 received=24 committed=0\n" +
+			"2025-01-02T03:04:20Z records committed=40 received=40\n" +
+			"2025-01-02T03:04:24Z progress events 48/60 received=48 committed=40\n" +
+			"2025-01-02T03:04:30Z end succeeded committed=60 elapsed=30s rate=2.0/s\n"
+		if res.code != 0 || !strings.HasPrefix(res.stdout, want) {
+			t.Errorf("exit %d, stdout:\n%s\nwant prefix:\n%s", res.code, res.stdout, want)
+		}
+	})
+	t.Run("bar", func(t *testing.T) {
+		t.Parallel()
+		res := runCLI(t, newFakeAPI(routes), options{terminal: true}, "run", "c1", "--follow")
+		for _, want := range []string{
+			"\rrunning [####........]  40% events 24/60  recv 24  committed 0  12s 2.0/s",
+			"\rrunning [#########...]  80% events 48/60  recv 48  committed 40  24s 2.0/s",
+			"\rsucceeded [############] 100% events 60/60  recv 60  committed 60  30s 2.0/s",
+		} {
+			if !strings.Contains(res.stdout, want) {
+				t.Errorf("stdout lacks %q:\n%q", want, res.stdout)
+			}
+		}
+	})
+}
