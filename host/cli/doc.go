@@ -16,7 +16,8 @@
 //	connhost records list ID
 //	connhost enrollment
 //	connhost audit list
-//	connhost version
+//	connhost version                    client and server build
+//	connhost completion bash|zsh|fish|powershell
 //
 // Settings: --addr / CONNHOST_ADDR (default http://127.0.0.1:7480),
 // --token / CONNHOST_TOKEN (default: the operator.token file in the data
@@ -24,10 +25,16 @@
 // flag wins over its variable.
 //
 // Errors print "error: <code>: <message>" on stderr, with the host's code
-// for API errors. Exit status: 0 success; 1 API error, unreachable host or
-// local failure; 2 usage error (flags, arguments, a secret in argv,
-// malformed credential input); 3 a run waited for with --wait or --follow
-// did not succeed.
+// for API errors; with -o json every failure is also one JSON object on
+// stdout, {"error":{"code","message",…}} (app.report, the one place errors
+// are shown), except a run that did not succeed, whose stdout is the run.
+// A refused token names where it came from, an unreachable host the
+// address tried (app.classify). Exit status: 0 success; 1 API error,
+// unreachable host or local failure; 2 usage error (flags, arguments, a
+// required flag given empty, a secret in argv, malformed credential
+// input); 3 a run waited for with --wait or --follow ended (or was
+// refused) without succeeding — decided by its end event even when the
+// host is gone afterwards.
 //
 // Secrets: `credential set` reads NAME=VALUE lines from stdin or
 // --from-file (on a terminal, without echo). A credential value on the
