@@ -254,23 +254,45 @@ Shell completion: see "connhost completion --help".`,
 	root.SetHelpCommandGroupID("host")
 	a.root = root
 	a.registerCompletions(root)
+	markNonEmpty(root, nonEmptyFlags...)
 	return root
 }
 
-// refuseEmptyRequired refuses a required string flag given an empty
-// value (--label ”): cobra counts it as set.
+// nonEmptyFlags are flags that are never valid empty, on whichever command
+// has them, required or not (connection update --label "" too).
+var nonEmptyFlags = []string{"label"}
+
+// annotationNonEmpty marks a string flag that may not be given empty.
+const annotationNonEmpty = "connhost/non-empty"
+
+// markNonEmpty annotates the named flags of every command under c.
+func markNonEmpty(c *cobra.Command, names ...string) {
+	for _, sub := range c.Commands() {
+		markNonEmpty(sub, names...)
+	}
+	for _, n := range names {
+		if c.LocalNonPersistentFlags().Lookup(n) != nil {
+			_ = c.Flags().SetAnnotation(n, annotationNonEmpty, []string{"true"})
+		}
+	}
+}
+
+// refuseEmptyRequired refuses a required (or non-empty) string flag given
+// an empty or blank value (--label ""): cobra counts it as set.
 func refuseEmptyRequired(cmd *cobra.Command) error {
 	var empty string
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if empty != "" || !f.Changed || f.Value.Type() != "string" {
+		if empty != "" || !f.Changed || f.Value.Type() != "string" || strings.TrimSpace(f.Value.String()) != "" {
 			return
 		}
-		if req := f.Annotations[cobra.BashCompOneRequiredFlag]; len(req) > 0 && req[0] == "true" && strings.TrimSpace(f.Value.String()) == "" {
-			empty = f.Name
+		for _, a := range []string{cobra.BashCompOneRequiredFlag, annotationNonEmpty} {
+			if v := f.Annotations[a]; len(v) > 0 && v[0] == "true" {
+				empty = f.Name
+			}
 		}
 	})
 	if empty != "" {
-		return usageErrorf("--%s is empty: it is required and needs a value", empty)
+		return usageErrorf("--%s is empty: it needs a value", empty)
 	}
 	return nil
 }

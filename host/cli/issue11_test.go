@@ -319,7 +319,9 @@ func TestEmptyRequiredFlagRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"connection", "create", "--connector", "demo", "--label", ""}, "error: usage: --label is empty: it is required and needs a value\n"},
+		{[]string{"connection", "create", "--connector", "demo", "--label", ""}, "error: usage: --label is empty: it needs a value\n"},
+		{[]string{"connection", "update", "c1", "--label", ""}, "error: usage: --label is empty"},
+		{[]string{"connection", "create", "--connector", "demo", "--label", "", "-o", "json"}, "error: usage: --label is empty"},
 		{[]string{"connection", "create", "--connector", "demo", "--label=  "}, "error: usage: --label is empty"},
 		{[]string{"connection", "create", "--connector", "", "--label", "x"}, "error: usage: --connector is empty"},
 	}
