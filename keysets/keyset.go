@@ -371,8 +371,13 @@ func load(ctx context.Context, cfg Config) (*keyset.Handle, tink.AEADWithContext
 	if err != nil {
 		return nil, nil, err
 	}
+	// Warn only about a file that is cleartext: an encrypted one met by
+	// dev mode is refused below (ErrKEKRequired), and warning about
+	// cleartext there would say the opposite of what is on disk.
 	if kek == nil {
-		warnCleartext(cfg.logger(), cfg.Path, "load")
+		if format, _ := probeFormat(data); format == formatCleartext {
+			warnCleartext(cfg.logger(), cfg.Path, "load")
+		}
 	}
 	h, err := decode(ctx, data, cfg, kek)
 	if err != nil {
@@ -417,7 +422,7 @@ func decode(ctx context.Context, data []byte, cfg Config, kek tink.AEADWithConte
 	switch format {
 	case formatCleartext:
 		if kek != nil {
-			return nil, fmt.Errorf("%w: %s holds a cleartext keyset but KEK %s is configured; encrypt it or use Cleartext() in development", ErrCleartextNotAllowed, cfg.Path, cfg.KEK)
+			return nil, fmt.Errorf("%w: %s holds a cleartext keyset but KEK %s is configured; encrypt it under that KEK with `connhost keyset encrypt`, or serve it without a KEK (dev mode)", ErrCleartextNotAllowed, cfg.Path, cfg.KEK)
 		}
 		h, err = insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(data)))
 		if err != nil {
@@ -554,7 +559,7 @@ func shortTypeName(typeURL string) string {
 }
 
 func warnCleartext(log hclog.Logger, path, op string) {
-	log.Warn("INSECURE DEV MODE: the keyset is stored in CLEARTEXT; anyone who can read the file can decrypt every stored credential. Configure a KEK (env, file or KMS) outside local development.",
+	log.Warn("INSECURE DEV MODE: the keyset is stored in CLEARTEXT and anyone who can read the file can decrypt every stored credential; outside local development encrypt it with `connhost keyset encrypt` under a KEK (env, file or KMS)",
 		"path", path, "operation", op)
 }
 

@@ -18,7 +18,7 @@ import (
 
 // DefaultKEKFile is the name, in the data dir, of the KEK file keyset init
 // generates when no KEK source is given.
-const DefaultKEKFile = "keyset.kek"
+const DefaultKEKFile = server.DefaultKEKFile
 
 func (a *app) keysetCommand() *cobra.Command {
 	cmd := group(&cobra.Command{

@@ -88,6 +88,36 @@ func (k *keyring) Rewrap(ctx context.Context, actor string) (broker.RewrapReport
 	return k.broker.Rewrap(ctx, actor)
 }
 
+// DefaultKEKFile is the name, in the data dir, of the KEK file `connhost
+// keyset init` generates when it is given no KEK source.
+const DefaultKEKFile = "keyset.kek"
+
+// ErrKEKRequired reports a start without a KEK whose keyset file is
+// encrypted. It wraps keysets.ErrKEKRequired.
+var ErrKEKRequired = fmt.Errorf("server: %w", keysets.ErrKEKRequired)
+
+// kekRequiredError is the refusal of a start that configured no KEK while
+// the keyset file is encrypted: it names the KEK file `keyset init` left
+// in the data dir, when there is one, and the flags that pass a KEK.
+type kekRequiredError struct{ msg string }
+
+func (e *kekRequiredError) Error() string { return e.msg }
+func (e *kekRequiredError) Unwrap() error { return ErrKEKRequired }
+
+func kekRequiredErr(keysetPath, dataDir, kekEnv string) error {
+	if kekEnv == "" {
+		kekEnv = DefaultKEKEnv
+	}
+	msg := fmt.Sprintf("server: the keyset %s is encrypted, and no KEK is configured (%s is not set, and there is no --kek-file or --kms-uri): ", keysetPath, kekEnv)
+	kekFile := filepath.Join(dataDir, DefaultKEKFile)
+	if fi, err := os.Stat(kekFile); err == nil && fi.Mode().IsRegular() {
+		msg += fmt.Sprintf("`connhost keyset init` put its KEK in %s: start with --kek-file %s", kekFile, kekFile)
+	} else {
+		msg += fmt.Sprintf("start with the KEK it was created under: --kek-file FILE, --kms-uri URI, or its base64 in %s (--kek-env names another variable)", kekEnv)
+	}
+	return &kekRequiredError{msg: msg}
+}
+
 // InitKeyset creates the keyset of dataDir under kek (`connhost keyset
 // init`), creating the data dir 0700 if needed. It refuses to overwrite an
 // existing keyset (keysets.ErrExists). logger receives the dev-mode warning
