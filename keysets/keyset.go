@@ -251,7 +251,18 @@ func Rotate(ctx context.Context, cfg Config) (Info, error) {
 // first. Disabling the primary is refused (ErrPrimaryKey), an unknown id is
 // ErrKeyNotFound, and disabling a disabled key changes nothing.
 func Disable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
-	info, err := modify(ctx, cfg, "disable", func(m *keyset.Manager, info Info) (bool, error) {
+	info, _, err := DisableKey(ctx, cfg, keyID, nil)
+	return info, err
+}
+
+// DisableKey is Disable with a last check: when the key is found, is not
+// the primary and is enabled, check (if not nil) runs while the keyset's
+// file lock is held, before anything is written, and an error from it
+// leaves the file unchanged and is returned as is. A caller counts there
+// what still needs the key, so no rotation of the same file can land in
+// between. changed is false when the key was already disabled.
+func DisableKey(ctx context.Context, cfg Config, keyID uint32, check func(context.Context, KeyInfo) error) (info Info, changed bool, err error) {
+	info, err = modify(ctx, cfg, "disable", func(m *keyset.Manager, info Info) (bool, error) {
 		k, err := findKey(info, keyID)
 		if err != nil {
 			return false, err
@@ -262,22 +273,36 @@ func Disable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
 		if k.Status == StatusDisabled {
 			return false, nil
 		}
+		if check != nil {
+			if err := check(ctx, k); err != nil {
+				return false, err
+			}
+		}
 		if err := m.Disable(keyID); err != nil {
 			return false, fmt.Errorf("keysets: disable key %d: %w", keyID, err)
 		}
+		changed = true
 		return true, nil
 	})
 	if err != nil {
-		return Info{}, err
+		return Info{}, false, err
 	}
-	cfg.logger().Info("keyset key disabled", "path", cfg.Path, "key_id", keyID)
-	return info, nil
+	if changed {
+		cfg.logger().Info("keyset key disabled", "path", cfg.Path, "key_id", keyID)
+	}
+	return info, changed, nil
 }
 
 // Enable re-enables key keyID, undoing a Disable that came before every
 // ciphertext under it was rewrapped. Enabling an enabled key changes nothing.
 func Enable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
-	info, err := modify(ctx, cfg, "enable", func(m *keyset.Manager, info Info) (bool, error) {
+	info, _, err := EnableKey(ctx, cfg, keyID)
+	return info, err
+}
+
+// EnableKey is Enable, and reports whether the key was disabled before.
+func EnableKey(ctx context.Context, cfg Config, keyID uint32) (info Info, changed bool, err error) {
+	info, err = modify(ctx, cfg, "enable", func(m *keyset.Manager, info Info) (bool, error) {
 		k, err := findKey(info, keyID)
 		if err != nil {
 			return false, err
@@ -288,13 +313,16 @@ func Enable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
 		if err := m.Enable(keyID); err != nil {
 			return false, fmt.Errorf("keysets: enable key %d: %w", keyID, err)
 		}
+		changed = true
 		return true, nil
 	})
 	if err != nil {
-		return Info{}, err
+		return Info{}, false, err
 	}
-	cfg.logger().Info("keyset key enabled", "path", cfg.Path, "key_id", keyID)
-	return info, nil
+	if changed {
+		cfg.logger().Info("keyset key enabled", "path", cfg.Path, "key_id", keyID)
+	}
+	return info, changed, nil
 }
 
 func findKey(info Info, keyID uint32) (KeyInfo, error) {

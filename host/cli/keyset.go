@@ -28,19 +28,23 @@ func (a *app) keysetCommand() *cobra.Command {
 encrypted under a key-encryption key (KEK): a base64 key in an environment
 variable, a KEK file, or a KMS key.
 
-"keyset init" runs locally, before the first "serve". rotate, rewrap and info
-talk to the running host. Rotation workflow: rotate (a new primary key; old
-keys still decrypt), then rewrap (re-encrypt every credential under the new
-primary). No command prints key material; init prints a KEK it generated only
-with --print-kek.`,
+"keyset init" runs locally, before the first "serve". rotate, rewrap, disable,
+enable and info talk to the running host. Rotation workflow: rotate (a new
+primary key; old keys still decrypt), then rewrap (re-encrypt every credential
+under the new primary), then disable the old key (refused while a credential
+still needs it). No command prints key material; init prints a KEK it
+generated only with --print-kek.`,
 		Example: `  connhost keyset init --data-dir ./var
   connhost keyset rotate && connhost keyset rewrap
+  connhost keyset disable OLD_KEY_ID
   connhost keyset info -o json`,
 	})
 	cmd.AddCommand(a.keysetInitCommand(),
 		a.keysetAPICommand("info", "Show the keyset's keys and KEK kind", `Show the running host's keyset: key ids, statuses, primary key and KEK kind. Never key material.`),
 		a.keysetAPICommand("rotate", "Add a new primary key", `Add a new primary key to the running host's keyset. Old keys keep decrypting; new credentials use the new key. Follow with "keyset rewrap".`),
 		a.keysetRewrapCommand(),
+		a.keysetKeyCommand(false),
+		a.keysetKeyCommand(true),
 	)
 	return cmd
 }

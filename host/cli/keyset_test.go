@@ -163,3 +163,68 @@ func TestKeysetInitFailure(t *testing.T) {
 		t.Errorf("two sources: exit %d", res.code)
 	}
 }
+
+// TestKeysetDisableEnable: disable and enable go to the host's key routes,
+// print the key's new status, pass typed refusals through (exit 1), and
+// refuse a KEY_ID that is not a key id before calling anything (exit 2).
+func TestKeysetDisableEnable(t *testing.T) {
+	t.Parallel()
+	const changed = `{"key_id":7,"changed":true,"quarantined_credentials":1,"keyset":{"primary_key_id":9,"encrypted":true,"kek":"file",
+		"keys":[{"id":7,"status":"DISABLED","type":"AES256_GCM","primary":false},{"id":9,"status":"ENABLED","type":"AES256_GCM","primary":true}]}}`
+	routes := map[string][]reply{
+		"POST /v1/keyset/keys/7/disable": {{body: changed}},
+		"POST /v1/keyset/keys/8/disable": {{status: 409, body: `{"error":{"code":"key_in_use","message":"key 8 still seals 3 credential(s) (2 active, 1 revoked): run ` + "`connhost keyset rewrap`" + `, which moves them to the primary key, then disable it"}}`}},
+		"POST /v1/keyset/keys/9/disable": {{status: 409, body: `{"error":{"code":"key_is_primary","message":"key 9 is the primary key"}}`}},
+		"POST /v1/keyset/keys/7/enable":  {{body: strings.Replace(changed, `"DISABLED"`, `"ENABLED"`, 1)}},
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr string
+		path   string
+	}{
+		{name: "disable", args: []string{"keyset", "disable", "7"}, path: "/v1/keyset/keys/7/disable",
+			stdout: []string{"key id:", "7", "status:", "DISABLED", "changed:", "yes", "quarantined credentials under it:", "1"}},
+		{name: "disable json", args: []string{"keyset", "disable", "7", "-o", "json"}, path: "/v1/keyset/keys/7/disable",
+			stdout: []string{`"key_id": 7`, `"changed": true`, `"quarantined_credentials": 1`, `"primary_key_id": 9`}},
+		{name: "enable", args: []string{"keyset", "enable", "7"}, path: "/v1/keyset/keys/7/enable",
+			stdout: []string{"status:", "ENABLED"}},
+		{name: "in use", args: []string{"keyset", "disable", "8"}, code: cli.ExitError, path: "/v1/keyset/keys/8/disable",
+			stderr: "error: key_in_use: key 8 still seals 3 credential(s) (2 active, 1 revoked)"},
+		{name: "primary", args: []string{"keyset", "disable", "9"}, code: cli.ExitError, path: "/v1/keyset/keys/9/disable",
+			stderr: "error: key_is_primary: key 9 is the primary key"},
+		{name: "not a key id", args: []string{"keyset", "disable", "old"}, code: cli.ExitUsage,
+			stderr: `error: usage: KEY_ID must be a key id`},
+		{name: "too large", args: []string{"keyset", "enable", "4294967296"}, code: cli.ExitUsage,
+			stderr: `error: usage: KEY_ID must be a key id`},
+		{name: "no id", args: []string{"keyset", "disable"}, code: cli.ExitUsage,
+			stderr: `error: usage: connhost keyset disable takes 1 argument(s): KEY_ID (got 0)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := newFakeAPI(routes)
+			res := runCLI(t, api, options{}, tt.args...)
+			if res.code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr %q", res.code, tt.code, res.stderr)
+			}
+			for _, w := range tt.stdout {
+				if !strings.Contains(res.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
+				}
+			}
+			if !strings.HasPrefix(res.stderr, tt.stderr) {
+				t.Errorf("stderr %q, want prefix %q", res.stderr, tt.stderr)
+			}
+			calls := api.Calls()
+			switch {
+			case tt.path == "" && len(calls) != 0:
+				t.Errorf("called the API: %+v", calls)
+			case tt.path != "" && (len(calls) != 1 || calls[0].Method != "POST" || calls[0].Path != tt.path):
+				t.Errorf("calls %+v, want POST %s", calls, tt.path)
+			}
+		})
+	}
+}

@@ -285,7 +285,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if kek.Kind() == keysets.KEKKindEnv {
 		log.Warn(keysets.EnvAdvice, "kek", kek.String())
 	}
-	ring := &keyring{cfg: kcfg, log: log.Named("keyset")}
+	ring := &keyring{cfg: kcfg, log: log.Named("keyset"), use: st}
 	ring.cur.Store(ks)
 
 	// 3. The operator token.
