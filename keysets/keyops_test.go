@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/keysets"
@@ -64,5 +66,97 @@ func TestDisableKeyCheck(t *testing.T) {
 	}
 	if _, changed, err := keysets.EnableKey(ctx, cfg, old); err != nil || changed {
 		t.Errorf("enable an enabled key: changed %v, err %v", changed, err)
+	}
+}
+
+// Encrypt turns a dev keyset into an encrypted one in place: same keys and
+// statuses, every earlier ciphertext still decrypts under the KEK, the
+// file stays 0600, and dev mode no longer reads it.
+func TestEncryptCleartextKeyset(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dev := newConfig(t, newKEK(t, keysets.KEKKindCleartext))
+	first, err := keysets.Create(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := mustEncrypt(t, first, "secret", "conn-1")
+	if _, err := keysets.Rotate(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keysets.Disable(ctx, dev, first.PrimaryKeyID()); err != nil {
+		t.Fatal(err)
+	}
+	devInfo, err := keysets.Load(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	log, buf := newLogger(t)
+	enc := keysets.Config{Path: dev.Path, KEK: newKEK(t, keysets.KEKKindFile).src, Logger: log}
+	if _, err := keysets.Encrypt(ctx, keysets.Config{Path: dev.Path, KEK: keysets.Cleartext(), Logger: log}); !errors.Is(err, keysets.ErrInvalidConfig) {
+		t.Errorf("Encrypt under Cleartext() = %v, want ErrInvalidConfig", err)
+	}
+	info, err := keysets.Encrypt(ctx, enc)
+	if err != nil {
+		t.Fatalf("Encrypt: %v", err)
+	}
+	if !info.Encrypted || info.KEK != keysets.KEKKindFile {
+		t.Errorf("info %+v", info)
+	}
+	want := devInfo.Info()
+	for i := range want.Keys {
+		if want.Keys[i] != info.Keys[i] {
+			t.Errorf("key %d: %+v, was %+v", i, info.Keys[i], want.Keys[i])
+		}
+	}
+	if fi, err := os.Stat(dev.Path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("keyset file mode: %v %v", fi.Mode().Perm(), err)
+	}
+	if strings.Contains(buf.String(), "INSECURE DEV MODE") {
+		t.Errorf("Encrypt warned about cleartext:\n%s", buf)
+	}
+	loaded, err := keysets.Load(ctx, enc)
+	if err != nil {
+		t.Fatalf("Load under the KEK: %v", err)
+	}
+	if _, err := keysets.Enable(ctx, enc, first.PrimaryKeyID()); err != nil {
+		t.Fatal(err)
+	}
+	if loaded, err = keysets.Load(ctx, enc); err != nil {
+		t.Fatal(err)
+	}
+	mustDecrypt(t, loaded, ct, "conn-1", "secret")
+	if _, err := keysets.Load(ctx, dev); !errors.Is(err, keysets.ErrKEKRequired) {
+		t.Errorf("dev-mode Load of the encrypted file = %v, want ErrKEKRequired", err)
+	}
+	if _, err := keysets.Encrypt(ctx, enc); !errors.Is(err, keysets.ErrAlreadyEncrypted) {
+		t.Errorf("second Encrypt = %v, want ErrAlreadyEncrypted", err)
+	}
+	missing := enc
+	missing.Path = dev.Path + ".missing"
+	if _, err := keysets.Encrypt(ctx, missing); !errors.Is(err, keysets.ErrNotFound) {
+		t.Errorf("Encrypt of no file = %v, want ErrNotFound", err)
+	}
+	if names := dirNames(t, filepath.Dir(dev.Path)); len(names) != 2 {
+		t.Errorf("files left beside the keyset: %v", names)
+	}
+}
+
+// A KEK meeting a cleartext keyset names the command that encrypts it,
+// not a Go function.
+func TestCleartextRefusalNamesEncryptCommand(t *testing.T) {
+	t.Parallel()
+	dev := newConfig(t, newKEK(t, keysets.KEKKindCleartext))
+	if _, err := keysets.Create(context.Background(), dev); err != nil {
+		t.Fatal(err)
+	}
+	enc := keysets.Config{Path: dev.Path, KEK: newKEK(t, keysets.KEKKindFile).src}
+	_, err := keysets.Load(context.Background(), enc)
+	if !errors.Is(err, keysets.ErrCleartextNotAllowed) {
+		t.Fatalf("Load = %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "connhost keyset encrypt") || strings.Contains(msg, "Cleartext()") {
+		t.Errorf("message %q", msg)
 	}
 }

@@ -325,6 +325,68 @@ func EnableKey(ctx context.Context, cfg Config, keyID uint32) (info Info, change
 	return info, changed, nil
 }
 
+// Encrypt turns the cleartext (dev-mode) keyset at cfg.Path into one
+// encrypted under cfg.KEK, in place: under the keyset's file lock, it
+// reads the cleartext keyset, encrypts it, decrypts the result to check
+// it, and replaces the file atomically (0600). The keys, their ids and
+// statuses are unchanged, so every stored ciphertext still decrypts. A
+// file that is encrypted already is ErrAlreadyEncrypted; cfg.KEK must not
+// be Cleartext (ErrInvalidConfig).
+func Encrypt(ctx context.Context, cfg Config) (Info, error) {
+	if err := cfg.Validate(); err != nil {
+		return Info{}, err
+	}
+	if cfg.KEK.Kind() == KEKKindCleartext {
+		return Info{}, fmt.Errorf("%w: Encrypt needs a KEK, not Cleartext()", ErrInvalidConfig)
+	}
+	if _, err := os.Lstat(cfg.Path); errors.Is(err, fs.ErrNotExist) {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, cfg.Path)
+	}
+	unlock, err := lockPath(ctx, cfg.Path+".lock")
+	if err != nil {
+		return Info{}, err
+	}
+	defer unlock()
+	data, err := readSecureFile(cfg.Path, "keyset", maxKeysetFileSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Info{}, fmt.Errorf("%w: %s", ErrNotFound, cfg.Path)
+		}
+		return Info{}, err
+	}
+	defer clear(data)
+	format, err := probeFormat(data)
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: %s: %v", ErrInvalidKeyset, cfg.Path, err)
+	}
+	if format == formatEncrypted {
+		return Info{}, fmt.Errorf("%w: %s", ErrAlreadyEncrypted, cfg.Path)
+	}
+	dev := Config{Path: cfg.Path, KEK: Cleartext(), Logger: cfg.logger()}
+	h, err := decode(ctx, data, dev, nil)
+	if err != nil {
+		return Info{}, err
+	}
+	kek, err := cfg.KEK.kek(ctx)
+	if err != nil {
+		return Info{}, err
+	}
+	ks, err := newKeyset(h, cfg, true)
+	if err != nil {
+		return Info{}, err
+	}
+	out, err := encodeVerified(ctx, h, cfg, kek)
+	if err != nil {
+		return Info{}, err
+	}
+	defer clear(out)
+	if err := writeFileAtomic(cfg.Path, out, false); err != nil {
+		return Info{}, err
+	}
+	cfg.logger().Info("keyset encrypted", "path", cfg.Path, "kek", cfg.KEK.String(), "primary_key_id", ks.info.PrimaryKeyID)
+	return ks.Info(), nil
+}
+
 func findKey(info Info, keyID uint32) (KeyInfo, error) {
 	for _, k := range info.Keys {
 		if k.ID == keyID {

@@ -28,7 +28,9 @@ func (a *app) keysetCommand() *cobra.Command {
 encrypted under a key-encryption key (KEK): a base64 key in an environment
 variable, a KEK file, or a KMS key.
 
-"keyset init" runs locally, before the first "serve". rotate, rewrap, disable,
+"keyset init" runs locally, before the first "serve"; "keyset encrypt" runs
+locally too, with the host stopped, and turns the dev-mode cleartext keyset
+into one encrypted under a KEK. rotate, rewrap, disable,
 enable and info talk to the running host. Rotation workflow: rotate (a new
 primary key; old keys still decrypt), then rewrap (re-encrypt every credential
 under the new primary), then disable the old key (refused while a credential
@@ -45,6 +47,7 @@ generated only with --print-kek.`,
 		a.keysetRewrapCommand(),
 		a.keysetKeyCommand(false),
 		a.keysetKeyCommand(true),
+		a.keysetEncryptCommand(),
 	)
 	return cmd
 }

@@ -228,3 +228,73 @@ func TestKeysetDisableEnable(t *testing.T) {
 		})
 	}
 }
+
+// TestKeysetEncrypt: encrypt refuses without a KEK (kek_required), turns
+// the dev keyset into one under a generated 0600 KEK file, says how to
+// serve it, never prints the KEK, and refuses a second time
+// (keyset_encrypted).
+func TestKeysetEncrypt(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "var")
+	ctx := context.Background()
+	if _, err := server.InitKeyset(ctx, dir, keysets.Cleartext(), hclog.NewNullLogger()); err != nil {
+		t.Fatal(err)
+	}
+	kekPath := filepath.Join(t.TempDir(), "secrets", "kek")
+
+	res := runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", dir)
+	if res.code != cli.ExitError || !strings.HasPrefix(res.stderr, "error: kek_required: no KEK given: pass --kek-file FILE") {
+		t.Errorf("no KEK: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runCLI(t, nil, options{env: map[string]string{"CONNHOST_KEK": "x"}}, "keyset", "encrypt", "--data-dir", dir, "--kek-file", kekPath)
+	if res.code != cli.ExitUsage || !strings.Contains(res.stderr, "more than one KEK source") {
+		t.Errorf("two KEKs: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", filepath.Join(t.TempDir(), "none"), "--kek-file", kekPath)
+	if res.code != cli.ExitError || !strings.Contains(res.stderr, "no keyset at") {
+		t.Errorf("no keyset: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(kekPath); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a KEK file was generated for a data dir without a keyset")
+	}
+
+	res = runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", dir, "--kek-file", kekPath, "-o", "json")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	var out struct {
+		Keyset       string `json:"keyset"`
+		KEKFile      string `json:"kek_file"`
+		KEKGenerated bool   `json:"kek_generated"`
+		Serve        string `json:"serve"`
+		Info         struct {
+			Encrypted bool   `json:"encrypted"`
+			KEK       string `json:"kek"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	if !out.Info.Encrypted || out.Info.KEK != keysets.KEKKindFile || !out.KEKGenerated || out.KEKFile != kekPath ||
+		out.Serve != "connhost serve --data-dir "+dir+" --kek-file "+kekPath {
+		t.Errorf("output %+v", out)
+	}
+	kek, err := os.ReadFile(kekPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(kekPath); fi.Mode().Perm() != 0o600 {
+		t.Errorf("KEK file mode %v", fi.Mode().Perm())
+	}
+	if strings.Contains(res.stdout+res.stderr, strings.TrimSpace(string(kek))) {
+		t.Error("the KEK was printed")
+	}
+	if _, err := keysets.Load(ctx, keysets.Config{Path: filepath.Join(dir, server.KeysetFile), KEK: keysets.KEKFromFile(kekPath)}); err != nil {
+		t.Errorf("the keyset does not load under the KEK: %v", err)
+	}
+
+	res = runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", dir, "--kek-file", kekPath)
+	if res.code != cli.ExitError || !strings.HasPrefix(res.stderr, "error: keyset_encrypted: the keyset "+filepath.Join(dir, server.KeysetFile)+" is encrypted already") {
+		t.Errorf("second encrypt: exit %d, stderr %q", res.code, res.stderr)
+	}
+}

@@ -288,6 +288,36 @@ func InitKeyset(ctx context.Context, dataDir string, kek keysets.Source, logger 
 	return ks.Info(), nil
 }
 
+// EncryptKeyset encrypts the cleartext (dev-mode) keyset of dataDir —
+// keysetPath, or keyset.json in dataDir when empty — under kek, in place
+// (`connhost keyset encrypt`). It holds the data dir's lock meanwhile, so
+// it is refused with ErrDataDirInUse while a host serves dataDir: a running
+// host keeps its dev-mode configuration and could not reload the file.
+// An encrypted keyset is keysets.ErrAlreadyEncrypted, a missing one
+// keysets.ErrNotFound.
+func EncryptKeyset(ctx context.Context, dataDir, keysetPath string, kek keysets.Source, logger hclog.Logger) (keysets.Info, error) {
+	if dataDir == "" {
+		return keysets.Info{}, fmt.Errorf("%w: data dir is empty", ErrInvalidConfig)
+	}
+	if keysetPath == "" {
+		keysetPath = filepath.Join(dataDir, KeysetFile)
+	}
+	if logger == nil {
+		logger = hclog.New(&hclog.LoggerOptions{Name: "connhost", Output: os.Stderr})
+	}
+	if _, err := os.Stat(keysetPath); err != nil {
+		return keysets.Info{}, fmt.Errorf("%w: %s", keysets.ErrNotFound, keysetPath)
+	}
+	if _, err := os.Stat(dataDir); err == nil {
+		unlock, err := lockDataDir(dataDir)
+		if err != nil {
+			return keysets.Info{}, err
+		}
+		defer unlock()
+	}
+	return keysets.Encrypt(ctx, keysets.Config{Path: keysetPath, KEK: kek, Logger: logger})
+}
+
 var (
 	_ broker.Keyset = (*keyring)(nil)
 	_ api.Keyset    = (*keyring)(nil)

@@ -192,3 +192,71 @@ func keyStatus(info apitypes.KeysetInfo, id uint32) string {
 	}
 	return ""
 }
+
+// From dev mode to an encrypted keyset: a host serving a cleartext keyset
+// with a credential stops; EncryptKeyset is refused while it runs, then
+// encrypts; the host refuses to start without the KEK (naming `keyset
+// init`'s absence) and starts with it, and the existing credential still
+// decrypts for a run. A KEK against a cleartext keyset names `connhost
+// keyset encrypt`.
+func TestEncryptDevKeysetThenServe(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig(t)
+	cfg.KEKEnv = "CONNHOST_TEST_UNSET_KEK"
+	r := start(t, cfg)
+	c := createDemo(r, map[string]any{"records": 1})
+	r.ok(http.StatusOK, http.MethodPut, "/v1/connections/"+c.ID+"/credential",
+		apitypes.CredentialSetRequest{Values: map[string]string{"DEMO_TOKEN": "tok-encrypt-0d9a"}}, nil)
+	kekPath := filepath.Join(t.TempDir(), "kek")
+	if err := keysets.WriteKEKFile(kekPath, keysets.GenerateKEK()); err != nil {
+		t.Fatal(err)
+	}
+	kek := keysets.KEKFromFile(kekPath)
+	ctx := context.Background()
+	if _, err := server.EncryptKeyset(ctx, cfg.DataDir, "", kek, nil); !errors.Is(err, server.ErrDataDirInUse) {
+		t.Fatalf("EncryptKeyset while serving = %v, want ErrDataDirInUse", err)
+	}
+	if err := r.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	withKEK := cfg
+	withKEK.KEKFile = kekPath
+	if _, err := runOnce(t, withKEK); !errors.Is(err, keysets.ErrCleartextNotAllowed) || !strings.Contains(err.Error(), "connhost keyset encrypt") {
+		t.Fatalf("start with a KEK on the cleartext keyset = %v", err)
+	}
+	info, err := server.EncryptKeyset(ctx, cfg.DataDir, "", kek, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Encrypted {
+		t.Fatalf("info %+v", info)
+	}
+	if m := fileMode(t, filepath.Join(cfg.DataDir, server.KeysetFile)); m != 0o600 {
+		t.Errorf("keyset mode %04o", m)
+	}
+	if _, err := server.EncryptKeyset(ctx, cfg.DataDir, "", kek, nil); !errors.Is(err, keysets.ErrAlreadyEncrypted) {
+		t.Errorf("second EncryptKeyset = %v", err)
+	}
+	if _, err := runOnce(t, cfg); !errors.Is(err, server.ErrKEKRequired) {
+		t.Fatalf("start without the KEK = %v", err)
+	}
+
+	r = start(t, withKEK)
+	var ks apitypes.KeysetInfo
+	r.ok(http.StatusOK, http.MethodGet, "/v1/keyset", nil, &ks)
+	if !ks.Encrypted || ks.KEK != keysets.KEKKindFile {
+		t.Errorf("keyset %+v", ks)
+	}
+	var run apitypes.Run
+	r.ok(http.StatusAccepted, http.MethodPost, "/v1/connections/"+c.ID+"/runs", nil, &run)
+	if fin := r.waitRun(run.ID); fin.Status != "succeeded" {
+		t.Errorf("run under the encrypted keyset: %+v", fin)
+	}
+	if err := r.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.logs.String(), "INSECURE DEV MODE") {
+		t.Error("dev-mode warning with the encrypted keyset")
+	}
+}
