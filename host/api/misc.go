@@ -177,7 +177,7 @@ func (a *API) setKey(enable bool) handlerFunc {
 		}
 		id, err := strconv.ParseUint(r.PathValue("id"), 10, 32)
 		if err != nil {
-			return invalid("id", "key id %q is not a key id (a decimal number from `connhost keyset info`)", r.PathValue("id"))
+			return invalid("id", "not a key id: want a decimal number from 0 to 4294967295, as GET /v1/keyset lists them")
 		}
 		a.keysetMu.Lock()
 		var ch KeyChange

@@ -30,15 +30,16 @@ variable, a KEK file, or a KMS key.
 
 "keyset init" runs locally, before the first "serve"; "keyset encrypt" runs
 locally too, with the host stopped, and turns the dev-mode cleartext keyset
-into one encrypted under a KEK. rotate, rewrap, disable,
-enable and info talk to the running host. Rotation workflow: rotate (a new
-primary key; old keys still decrypt), then rewrap (re-encrypt every credential
-under the new primary), then disable the old key (refused while a credential
-still needs it). No command prints key material; init prints a KEK it
-generated only with --print-kek.`,
+into one encrypted under a KEK. rotate, rewrap, disable, enable and info talk
+to the running host. Rotation workflow: rotate (a new primary key; old keys
+still decrypt), then rewrap (re-encrypt every credential under the new
+primary), then disable the old key (refused while a credential still needs
+it). No command prints key material; init prints a KEK it generated only with
+--print-kek.`,
 		Example: `  connhost keyset init --data-dir ./var
   connhost keyset rotate && connhost keyset rewrap
   connhost keyset disable OLD_KEY_ID
+  connhost keyset encrypt --data-dir ./var --kek-file /etc/connhost/kek
   connhost keyset info -o json`,
 	})
 	cmd.AddCommand(a.keysetInitCommand(),

@@ -46,7 +46,7 @@ as keyset.key.enable. Enabling an enabled key changes nothing.`
 	cmd.RunE = a.wrap(func(ctx context.Context, argv []string) error {
 		id, err := strconv.ParseUint(argv[0], 10, 32)
 		if err != nil {
-			return usageErrorf("KEY_ID must be a key id as \"connhost keyset info\" lists it (a decimal number), got %q", argv[0])
+			return usageErrorf("KEY_ID must be a key id as \"connhost keyset info\" lists it (a decimal number from 0 to 4294967295), got %s", shown(argv[0]))
 		}
 		c, err := a.api()
 		if err != nil {

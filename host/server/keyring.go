@@ -262,7 +262,7 @@ func kekRequiredErr(keysetPath, dataDir, kekEnv string) error {
 	if fi, err := os.Stat(kekFile); err == nil && fi.Mode().IsRegular() {
 		msg += fmt.Sprintf("`connhost keyset init` put its KEK in %s: start with --kek-file %s", kekFile, kekFile)
 	} else {
-		msg += fmt.Sprintf("start with the KEK it was created under: --kek-file FILE, --kms-uri URI, or its base64 in %s (--kek-env names another variable)", kekEnv)
+		msg += fmt.Sprintf("start with the KEK it is encrypted under: --kek-file FILE, --kms-uri URI, or its base64 in %s (--kek-env names another variable)", kekEnv)
 	}
 	return &kekRequiredError{msg: msg}
 }

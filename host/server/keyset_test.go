@@ -99,7 +99,7 @@ func TestDisableKeyAfterRewrap(t *testing.T) {
 			[]string{"primary key", "connhost keyset rotate"}},
 		{"unknown", path(old+1, "disable"), http.StatusNotFound, string(failure.KeyNotFound), []string{"no key"}},
 		{"unknown enable", path(old+1, "enable"), http.StatusNotFound, string(failure.KeyNotFound), []string{"no key"}},
-		{"not a key id", "/v1/keyset/keys/abc/disable", http.StatusBadRequest, apitypes.CodeInvalidRequest, []string{"abc"}},
+		{"not a key id", "/v1/keyset/keys/abc/disable", http.StatusBadRequest, apitypes.CodeInvalidRequest, []string{"not a key id"}},
 	}
 	for _, tc := range refusals {
 		res := r.call(http.MethodPost, tc.path, nil)
