@@ -43,7 +43,9 @@
 // load too) logs a loud warning through the configured hclog logger. A
 // cleartext file met by an encrypted configuration is refused
 // ([ErrCleartextNotAllowed]) rather than silently accepted, and an encrypted
-// file met by dev mode is refused too ([ErrKEKRequired]).
+// file met by dev mode is refused too ([ErrKEKRequired]), without the
+// warning. [Encrypt] turns a cleartext keyset into an encrypted one in
+// place, keeping its keys (`connhost keyset encrypt`).
 //
 // # File safety
 //
@@ -52,7 +54,7 @@
 // Every write is atomic: a 0600 temporary file in the same directory,
 // fsync, rename, fsync of the directory. [Create] never overwrites an
 // existing file ([ErrExists]). Read-modify-write operations ([Rotate],
-// [Disable], [Enable]) hold an advisory lock on "<path>.lock" so two
+// [Disable], [Enable], [Encrypt]) hold an advisory lock on "<path>.lock" so two
 // concurrent rotations cannot lose a key, and they decrypt what they are about
 // to write before replacing the old file, so a KEK that can encrypt but not
 // decrypt (a half-granted KMS key) cannot leave an unreadable keyset behind.
@@ -67,6 +69,8 @@
 //  3. [Disable] the old key ids once nothing references them. Ciphertexts
 //     still under a disabled key no longer decrypt; [Enable] undoes a
 //     premature disable. The primary key can never be disabled.
+//     [DisableKey] runs a caller's check (the host counts the credentials
+//     still sealed under the key) under the file lock, before the write.
 //
 // The host audits each step; this package only changes the file.
 //

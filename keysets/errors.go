@@ -41,6 +41,10 @@ var (
 	// (Cleartext) configuration.
 	ErrKEKRequired = errors.New("keysets: keyset is encrypted: configure its KEK")
 
+	// ErrAlreadyEncrypted reports an Encrypt of a keyset file that is
+	// encrypted already.
+	ErrAlreadyEncrypted = errors.New("keysets: the keyset is already encrypted")
+
 	// ErrInvalidKeyset reports a keyset file that is not a usable Tink AEAD
 	// keyset (malformed JSON, no primary, keys without Tink's prefix, …).
 	ErrInvalidKeyset = errors.New("keysets: invalid keyset")

@@ -251,7 +251,18 @@ func Rotate(ctx context.Context, cfg Config) (Info, error) {
 // first. Disabling the primary is refused (ErrPrimaryKey), an unknown id is
 // ErrKeyNotFound, and disabling a disabled key changes nothing.
 func Disable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
-	info, err := modify(ctx, cfg, "disable", func(m *keyset.Manager, info Info) (bool, error) {
+	info, _, err := DisableKey(ctx, cfg, keyID, nil)
+	return info, err
+}
+
+// DisableKey is Disable with a last check: when the key is found, is not
+// the primary and is enabled, check (if not nil) runs while the keyset's
+// file lock is held, before anything is written, and an error from it
+// leaves the file unchanged and is returned as is. A caller counts there
+// what still needs the key, so no rotation of the same file can land in
+// between. changed is false when the key was already disabled.
+func DisableKey(ctx context.Context, cfg Config, keyID uint32, check func(context.Context, KeyInfo) error) (info Info, changed bool, err error) {
+	info, err = modify(ctx, cfg, "disable", func(m *keyset.Manager, info Info) (bool, error) {
 		k, err := findKey(info, keyID)
 		if err != nil {
 			return false, err
@@ -262,22 +273,36 @@ func Disable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
 		if k.Status == StatusDisabled {
 			return false, nil
 		}
+		if check != nil {
+			if err := check(ctx, k); err != nil {
+				return false, err
+			}
+		}
 		if err := m.Disable(keyID); err != nil {
 			return false, fmt.Errorf("keysets: disable key %d: %w", keyID, err)
 		}
+		changed = true
 		return true, nil
 	})
 	if err != nil {
-		return Info{}, err
+		return Info{}, false, err
 	}
-	cfg.logger().Info("keyset key disabled", "path", cfg.Path, "key_id", keyID)
-	return info, nil
+	if changed {
+		cfg.logger().Info("keyset key disabled", "path", cfg.Path, "key_id", keyID)
+	}
+	return info, changed, nil
 }
 
 // Enable re-enables key keyID, undoing a Disable that came before every
 // ciphertext under it was rewrapped. Enabling an enabled key changes nothing.
 func Enable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
-	info, err := modify(ctx, cfg, "enable", func(m *keyset.Manager, info Info) (bool, error) {
+	info, _, err := EnableKey(ctx, cfg, keyID)
+	return info, err
+}
+
+// EnableKey is Enable, and reports whether the key was disabled before.
+func EnableKey(ctx context.Context, cfg Config, keyID uint32) (info Info, changed bool, err error) {
+	info, err = modify(ctx, cfg, "enable", func(m *keyset.Manager, info Info) (bool, error) {
 		k, err := findKey(info, keyID)
 		if err != nil {
 			return false, err
@@ -288,13 +313,78 @@ func Enable(ctx context.Context, cfg Config, keyID uint32) (Info, error) {
 		if err := m.Enable(keyID); err != nil {
 			return false, fmt.Errorf("keysets: enable key %d: %w", keyID, err)
 		}
+		changed = true
 		return true, nil
 	})
 	if err != nil {
+		return Info{}, false, err
+	}
+	if changed {
+		cfg.logger().Info("keyset key enabled", "path", cfg.Path, "key_id", keyID)
+	}
+	return info, changed, nil
+}
+
+// Encrypt turns the cleartext (dev-mode) keyset at cfg.Path into one
+// encrypted under cfg.KEK, in place: under the keyset's file lock, it
+// reads the cleartext keyset, encrypts it, decrypts the result to check
+// it, and replaces the file atomically (0600). The keys, their ids and
+// statuses are unchanged, so every stored ciphertext still decrypts. A
+// file that is encrypted already is ErrAlreadyEncrypted; cfg.KEK must not
+// be Cleartext (ErrInvalidConfig).
+func Encrypt(ctx context.Context, cfg Config) (Info, error) {
+	if err := cfg.Validate(); err != nil {
 		return Info{}, err
 	}
-	cfg.logger().Info("keyset key enabled", "path", cfg.Path, "key_id", keyID)
-	return info, nil
+	if cfg.KEK.Kind() == KEKKindCleartext {
+		return Info{}, fmt.Errorf("%w: Encrypt needs a KEK, not Cleartext()", ErrInvalidConfig)
+	}
+	if _, err := os.Lstat(cfg.Path); errors.Is(err, fs.ErrNotExist) {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, cfg.Path)
+	}
+	unlock, err := lockPath(ctx, cfg.Path+".lock")
+	if err != nil {
+		return Info{}, err
+	}
+	defer unlock()
+	data, err := readSecureFile(cfg.Path, "keyset", maxKeysetFileSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Info{}, fmt.Errorf("%w: %s", ErrNotFound, cfg.Path)
+		}
+		return Info{}, err
+	}
+	defer clear(data)
+	format, err := probeFormat(data)
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: %s: %v", ErrInvalidKeyset, cfg.Path, err)
+	}
+	if format == formatEncrypted {
+		return Info{}, fmt.Errorf("%w: %s", ErrAlreadyEncrypted, cfg.Path)
+	}
+	dev := Config{Path: cfg.Path, KEK: Cleartext(), Logger: cfg.logger()}
+	h, err := decode(ctx, data, dev, nil)
+	if err != nil {
+		return Info{}, err
+	}
+	kek, err := cfg.KEK.kek(ctx)
+	if err != nil {
+		return Info{}, err
+	}
+	ks, err := newKeyset(h, cfg, true)
+	if err != nil {
+		return Info{}, err
+	}
+	out, err := encodeVerified(ctx, h, cfg, kek)
+	if err != nil {
+		return Info{}, err
+	}
+	defer clear(out)
+	if err := writeFileAtomic(cfg.Path, out, false); err != nil {
+		return Info{}, err
+	}
+	cfg.logger().Info("keyset encrypted", "path", cfg.Path, "kek", cfg.KEK.String(), "primary_key_id", ks.info.PrimaryKeyID)
+	return ks.Info(), nil
 }
 
 func findKey(info Info, keyID uint32) (KeyInfo, error) {
@@ -371,8 +461,13 @@ func load(ctx context.Context, cfg Config) (*keyset.Handle, tink.AEADWithContext
 	if err != nil {
 		return nil, nil, err
 	}
+	// Warn only about a file that is cleartext: an encrypted one met by
+	// dev mode is refused below (ErrKEKRequired), and warning about
+	// cleartext there would say the opposite of what is on disk.
 	if kek == nil {
-		warnCleartext(cfg.logger(), cfg.Path, "load")
+		if format, _ := probeFormat(data); format == formatCleartext {
+			warnCleartext(cfg.logger(), cfg.Path, "load")
+		}
 	}
 	h, err := decode(ctx, data, cfg, kek)
 	if err != nil {
@@ -417,7 +512,7 @@ func decode(ctx context.Context, data []byte, cfg Config, kek tink.AEADWithConte
 	switch format {
 	case formatCleartext:
 		if kek != nil {
-			return nil, fmt.Errorf("%w: %s holds a cleartext keyset but KEK %s is configured; encrypt it or use Cleartext() in development", ErrCleartextNotAllowed, cfg.Path, cfg.KEK)
+			return nil, fmt.Errorf("%w: %s holds a cleartext keyset but KEK %s is configured; encrypt it under that KEK with `connhost keyset encrypt`, or serve it without a KEK (dev mode)", ErrCleartextNotAllowed, cfg.Path, cfg.KEK)
 		}
 		h, err = insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(data)))
 		if err != nil {
@@ -554,7 +649,7 @@ func shortTypeName(typeURL string) string {
 }
 
 func warnCleartext(log hclog.Logger, path, op string) {
-	log.Warn("INSECURE DEV MODE: the keyset is stored in CLEARTEXT; anyone who can read the file can decrypt every stored credential. Configure a KEK (env, file or KMS) outside local development.",
+	log.Warn("INSECURE DEV MODE: the keyset is stored in CLEARTEXT and anyone who can read the file can decrypt every stored credential; outside local development encrypt it with `connhost keyset encrypt` under a KEK (env, file or KMS)",
 		"path", path, "operation", op)
 }
 

@@ -127,6 +127,21 @@ type Keyset interface {
 	Info() keysets.Info
 	Rotate(ctx context.Context, actor string) (keysets.Info, error)
 	Rewrap(ctx context.Context, actor string) (broker.RewrapReport, error)
+	// DisableKey disables a non-primary key no credential needs any more;
+	// EnableKey undoes it. Refusals are typed (key_not_found,
+	// key_is_primary, key_in_use).
+	DisableKey(ctx context.Context, actor string, keyID uint32) (KeyChange, error)
+	EnableKey(ctx context.Context, actor string, keyID uint32) (KeyChange, error)
+}
+
+// KeyChange is the outcome of Keyset.DisableKey and EnableKey.
+type KeyChange struct {
+	Keyset  keysets.Info
+	KeyID   uint32
+	Changed bool
+	// QuarantinedCredentials counts quarantined credentials under the
+	// key (disable only).
+	QuarantinedCredentials int
 }
 
 // Observer receives one call per request (Prometheus metrics).
@@ -275,6 +290,8 @@ func (a *API) register() {
 	a.handle("GET /v1/keyset", a.keysetInfo)
 	a.handle("POST /v1/keyset/rotate", a.rotateKeyset)
 	a.handle("POST /v1/keyset/rewrap", a.rewrapKeyset)
+	a.handle("POST /v1/keyset/keys/{id}/disable", a.setKey(false))
+	a.handle("POST /v1/keyset/keys/{id}/enable", a.setKey(true))
 }
 
 // handlerFunc is a route handler: it writes a success itself and returns

@@ -47,6 +47,7 @@ func invalid(field, format string, args ...any) *Error {
 var refusalStatus = map[failure.Code]int{
 	failure.ConnectionNotFound:      http.StatusNotFound,
 	failure.ConnectorNotFound:       http.StatusNotFound,
+	failure.KeyNotFound:             http.StatusNotFound,
 	failure.RunActive:               http.StatusConflict,
 	failure.ConnectionRevoked:       http.StatusConflict,
 	failure.ConnectionPaused:        http.StatusConflict,

@@ -36,6 +36,12 @@ func (f *fakeKeyset) Rotate(ctx context.Context, actor string) (keysets.Info, er
 func (f *fakeKeyset) Rewrap(ctx context.Context, actor string) (broker.RewrapReport, error) {
 	return f.rewrap(ctx, actor)
 }
+func (f *fakeKeyset) DisableKey(context.Context, string, uint32) (api.KeyChange, error) {
+	return api.KeyChange{}, fmt.Errorf("disabling a key is tested in host/server")
+}
+func (f *fakeKeyset) EnableKey(context.Context, string, uint32) (api.KeyChange, error) {
+	return api.KeyChange{}, fmt.Errorf("enabling a key is tested in host/server")
+}
 
 var _ api.Keyset = (*fakeKeyset)(nil)
 

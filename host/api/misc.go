@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
@@ -165,4 +166,32 @@ func (a *API) rewrapKeyset(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, toRewrapReport(rep))
 	return nil
+}
+
+// setKey disables or enables a keyset key. Like a rotation, it waits for
+// captures and rewraps in flight and holds new ones back meanwhile.
+func (a *API) setKey(enable bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := emptyBody(w, r); err != nil {
+			return err
+		}
+		id, err := strconv.ParseUint(r.PathValue("id"), 10, 32)
+		if err != nil {
+			return invalid("id", "not a key id: want a decimal number from 0 to 4294967295, as GET /v1/keyset lists them")
+		}
+		a.keysetMu.Lock()
+		var ch KeyChange
+		if enable {
+			ch, err = a.cfg.Keyset.EnableKey(r.Context(), Actor, uint32(id))
+		} else {
+			ch, err = a.cfg.Keyset.DisableKey(r.Context(), Actor, uint32(id))
+		}
+		a.keysetMu.Unlock()
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, apitypes.KeyChange{KeyID: ch.KeyID, Changed: ch.Changed,
+			QuarantinedCredentials: ch.QuarantinedCredentials, Keyset: toKeysetInfo(ch.Keyset)})
+		return nil
+	}
 }

@@ -18,7 +18,7 @@ import (
 
 // DefaultKEKFile is the name, in the data dir, of the KEK file keyset init
 // generates when no KEK source is given.
-const DefaultKEKFile = "keyset.kek"
+const DefaultKEKFile = server.DefaultKEKFile
 
 func (a *app) keysetCommand() *cobra.Command {
 	cmd := group(&cobra.Command{
@@ -28,19 +28,27 @@ func (a *app) keysetCommand() *cobra.Command {
 encrypted under a key-encryption key (KEK): a base64 key in an environment
 variable, a KEK file, or a KMS key.
 
-"keyset init" runs locally, before the first "serve". rotate, rewrap and info
-talk to the running host. Rotation workflow: rotate (a new primary key; old
-keys still decrypt), then rewrap (re-encrypt every credential under the new
-primary). No command prints key material; init prints a KEK it generated only
-with --print-kek.`,
+"keyset init" runs locally, before the first "serve"; "keyset encrypt" runs
+locally too, with the host stopped, and turns the dev-mode cleartext keyset
+into one encrypted under a KEK. rotate, rewrap, disable, enable and info talk
+to the running host. Rotation workflow: rotate (a new primary key; old keys
+still decrypt), then rewrap (re-encrypt every credential under the new
+primary), then disable the old key (refused while a credential still needs
+it). No command prints key material; init prints a KEK it generated only with
+--print-kek.`,
 		Example: `  connhost keyset init --data-dir ./var
   connhost keyset rotate && connhost keyset rewrap
+  connhost keyset disable OLD_KEY_ID
+  connhost keyset encrypt --data-dir ./var --kek-file /etc/connhost/kek
   connhost keyset info -o json`,
 	})
 	cmd.AddCommand(a.keysetInitCommand(),
 		a.keysetAPICommand("info", "Show the keyset's keys and KEK kind", `Show the running host's keyset: key ids, statuses, primary key and KEK kind. Never key material.`),
 		a.keysetAPICommand("rotate", "Add a new primary key", `Add a new primary key to the running host's keyset. Old keys keep decrypting; new credentials use the new key. Follow with "keyset rewrap".`),
 		a.keysetRewrapCommand(),
+		a.keysetKeyCommand(false),
+		a.keysetKeyCommand(true),
+		a.keysetEncryptCommand(),
 	)
 	return cmd
 }

@@ -163,3 +163,138 @@ func TestKeysetInitFailure(t *testing.T) {
 		t.Errorf("two sources: exit %d", res.code)
 	}
 }
+
+// TestKeysetDisableEnable: disable and enable go to the host's key routes,
+// print the key's new status, pass typed refusals through (exit 1), and
+// refuse a KEY_ID that is not a key id before calling anything (exit 2).
+func TestKeysetDisableEnable(t *testing.T) {
+	t.Parallel()
+	const changed = `{"key_id":7,"changed":true,"quarantined_credentials":1,"keyset":{"primary_key_id":9,"encrypted":true,"kek":"file",
+		"keys":[{"id":7,"status":"DISABLED","type":"AES256_GCM","primary":false},{"id":9,"status":"ENABLED","type":"AES256_GCM","primary":true}]}}`
+	routes := map[string][]reply{
+		"POST /v1/keyset/keys/7/disable": {{body: changed}},
+		"POST /v1/keyset/keys/8/disable": {{status: 409, body: `{"error":{"code":"key_in_use","message":"key 8 still seals 3 credential(s) (2 active, 1 revoked): run ` + "`connhost keyset rewrap`" + `, which moves them to the primary key, then disable it"}}`}},
+		"POST /v1/keyset/keys/9/disable": {{status: 409, body: `{"error":{"code":"key_is_primary","message":"key 9 is the primary key"}}`}},
+		"POST /v1/keyset/keys/7/enable":  {{body: strings.Replace(changed, `"DISABLED"`, `"ENABLED"`, 1)}},
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr string
+		path   string
+	}{
+		{name: "disable", args: []string{"keyset", "disable", "7"}, path: "/v1/keyset/keys/7/disable",
+			stdout: []string{"key id:", "7", "status:", "DISABLED", "changed:", "yes", "quarantined credentials under it:", "1"}},
+		{name: "disable json", args: []string{"keyset", "disable", "7", "-o", "json"}, path: "/v1/keyset/keys/7/disable",
+			stdout: []string{`"key_id": 7`, `"changed": true`, `"quarantined_credentials": 1`, `"primary_key_id": 9`}},
+		{name: "enable", args: []string{"keyset", "enable", "7"}, path: "/v1/keyset/keys/7/enable",
+			stdout: []string{"status:", "ENABLED"}},
+		{name: "in use", args: []string{"keyset", "disable", "8"}, code: cli.ExitError, path: "/v1/keyset/keys/8/disable",
+			stderr: "error: key_in_use: key 8 still seals 3 credential(s) (2 active, 1 revoked)"},
+		{name: "primary", args: []string{"keyset", "disable", "9"}, code: cli.ExitError, path: "/v1/keyset/keys/9/disable",
+			stderr: "error: key_is_primary: key 9 is the primary key"},
+		{name: "not a key id", args: []string{"keyset", "disable", "old"}, code: cli.ExitUsage,
+			stderr: `error: usage: KEY_ID must be a key id`},
+		{name: "too large", args: []string{"keyset", "enable", "4294967296"}, code: cli.ExitUsage,
+			stderr: `error: usage: KEY_ID must be a key id`},
+		{name: "no id", args: []string{"keyset", "disable"}, code: cli.ExitUsage,
+			stderr: `error: usage: connhost keyset disable takes 1 argument(s): KEY_ID (got 0)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			api := newFakeAPI(routes)
+			res := runCLI(t, api, options{}, tt.args...)
+			if res.code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr %q", res.code, tt.code, res.stderr)
+			}
+			for _, w := range tt.stdout {
+				if !strings.Contains(res.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
+				}
+			}
+			if !strings.HasPrefix(res.stderr, tt.stderr) {
+				t.Errorf("stderr %q, want prefix %q", res.stderr, tt.stderr)
+			}
+			calls := api.Calls()
+			switch {
+			case tt.path == "" && len(calls) != 0:
+				t.Errorf("called the API: %+v", calls)
+			case tt.path != "" && (len(calls) != 1 || calls[0].Method != "POST" || calls[0].Path != tt.path):
+				t.Errorf("calls %+v, want POST %s", calls, tt.path)
+			}
+		})
+	}
+}
+
+// TestKeysetEncrypt: encrypt refuses without a KEK (kek_required), turns
+// the dev keyset into one under a generated 0600 KEK file, says how to
+// serve it, never prints the KEK, and refuses a second time
+// (keyset_encrypted).
+func TestKeysetEncrypt(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "var")
+	ctx := context.Background()
+	if _, err := server.InitKeyset(ctx, dir, keysets.Cleartext(), hclog.NewNullLogger()); err != nil {
+		t.Fatal(err)
+	}
+	kekPath := filepath.Join(t.TempDir(), "secrets", "kek")
+
+	res := runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", dir)
+	if res.code != cli.ExitError || !strings.HasPrefix(res.stderr, "error: kek_required: no KEK given: pass --kek-file FILE") {
+		t.Errorf("no KEK: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runCLI(t, nil, options{env: map[string]string{"CONNHOST_KEK": "x"}}, "keyset", "encrypt", "--data-dir", dir, "--kek-file", kekPath)
+	if res.code != cli.ExitUsage || !strings.Contains(res.stderr, "more than one KEK source") {
+		t.Errorf("two KEKs: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", filepath.Join(t.TempDir(), "none"), "--kek-file", kekPath)
+	if res.code != cli.ExitError || !strings.Contains(res.stderr, "no keyset at") {
+		t.Errorf("no keyset: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if _, err := os.Stat(kekPath); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a KEK file was generated for a data dir without a keyset")
+	}
+
+	res = runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", dir, "--kek-file", kekPath, "-o", "json")
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	var out struct {
+		Keyset       string `json:"keyset"`
+		KEKFile      string `json:"kek_file"`
+		KEKGenerated bool   `json:"kek_generated"`
+		Serve        string `json:"serve"`
+		Info         struct {
+			Encrypted bool   `json:"encrypted"`
+			KEK       string `json:"kek"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	if !out.Info.Encrypted || out.Info.KEK != keysets.KEKKindFile || !out.KEKGenerated || out.KEKFile != kekPath ||
+		out.Serve != "connhost serve --data-dir "+dir+" --kek-file "+kekPath {
+		t.Errorf("output %+v", out)
+	}
+	kek, err := os.ReadFile(kekPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(kekPath); fi.Mode().Perm() != 0o600 {
+		t.Errorf("KEK file mode %v", fi.Mode().Perm())
+	}
+	if strings.Contains(res.stdout+res.stderr, strings.TrimSpace(string(kek))) {
+		t.Error("the KEK was printed")
+	}
+	if _, err := keysets.Load(ctx, keysets.Config{Path: filepath.Join(dir, server.KeysetFile), KEK: keysets.KEKFromFile(kekPath)}); err != nil {
+		t.Errorf("the keyset does not load under the KEK: %v", err)
+	}
+
+	res = runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", dir, "--kek-file", kekPath)
+	if res.code != cli.ExitError || !strings.HasPrefix(res.stderr, "error: keyset_encrypted: the keyset "+filepath.Join(dir, server.KeysetFile)+" is encrypted already") {
+		t.Errorf("second encrypt: exit %d, stderr %q", res.code, res.stderr)
+	}
+}

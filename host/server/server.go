@@ -220,6 +220,8 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	case errors.Is(err, keysets.ErrInvalidKeyset):
 		return nil, fmt.Errorf("server: load keyset: %w: restore %s from a backup (it holds the keys every stored credential is sealed under); only if the store holds no credential, delete it and the next start makes a new one",
 			err, kcfg.Path)
+	case errors.Is(err, keysets.ErrKEKRequired):
+		return nil, kekRequiredErr(kcfg.Path, dataDir, cfg.KEKEnv)
 	case err != nil && !keysetMissing:
 		return nil, fmt.Errorf("server: load keyset: %w", err)
 	case !keysetMissing && cfg.NewKeyset:
@@ -283,7 +285,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if kek.Kind() == keysets.KEKKindEnv {
 		log.Warn(keysets.EnvAdvice, "kek", kek.String())
 	}
-	ring := &keyring{cfg: kcfg, log: log.Named("keyset")}
+	ring := &keyring{cfg: kcfg, log: log.Named("keyset"), use: st}
 	ring.cur.Store(ks)
 
 	// 3. The operator token.

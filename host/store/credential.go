@@ -106,3 +106,16 @@ type CredentialCiphertext struct {
 	KeyID        uint32
 	Ciphertext   []byte
 }
+
+// KeyUse counts the credentials whose stored ciphertext a key sealed, by
+// state (deleted credentials hold no ciphertext and are not counted).
+// Active and revoked ciphertexts still need the key (a revoked one is moved
+// by a rewrap like any other); a quarantined one already does not decrypt.
+type KeyUse struct {
+	Active      int
+	Revoked     int
+	Quarantined int
+}
+
+// Needed is how many credentials still need the key: active and revoked.
+func (u KeyUse) Needed() int { return u.Active + u.Revoked }

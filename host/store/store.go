@@ -98,6 +98,9 @@ type Credentials interface {
 	// sealed under keyID only if it still equals oldCT; otherwise
 	// ErrCiphertextChanged. State, names and stamps are unchanged.
 	ReplaceCiphertext(ctx context.Context, connectionID string, oldCT, newCT []byte, keyID uint32) error
+	// CredentialKeyUse counts, by state, the credentials whose ciphertext
+	// key keyID sealed (before a keyset key is disabled).
+	CredentialKeyUse(ctx context.Context, keyID uint32) (KeyUse, error)
 }
 
 // Runs manages run rows. Methods that take a run id return ErrRunNotFound

@@ -339,6 +339,18 @@ type KeyInfo struct {
 	Primary bool   `json:"primary"`
 }
 
+// KeyChange is POST /v1/keyset/keys/{id}/disable and …/enable.
+type KeyChange struct {
+	KeyID uint32 `json:"key_id"`
+	// Changed is false when the key already had the asked status.
+	Changed bool `json:"changed"`
+	// QuarantinedCredentials (disable) counts quarantined credentials
+	// still under the key: they decrypt with no key and need a new
+	// capture whatever its status.
+	QuarantinedCredentials int        `json:"quarantined_credentials"`
+	Keyset                 KeysetInfo `json:"keyset"`
+}
+
 // RewrapReport is POST /v1/keyset/rewrap.
 type RewrapReport struct {
 	PrimaryKeyID uint32          `json:"primary_key_id"`
@@ -382,4 +394,5 @@ type RewrapFailure struct {
 //	GET    /v1/keyset                              → KeysetInfo
 //	POST   /v1/keyset/rotate                       → KeysetInfo
 //	POST   /v1/keyset/rewrap                       → RewrapReport
+//	POST   /v1/keyset/keys/{id}/disable|enable     → KeyChange
 const RoutesDoc = "see package doc"

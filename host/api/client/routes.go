@@ -262,6 +262,20 @@ func (c *Client) RotateKeyset(ctx context.Context) (apitypes.KeysetInfo, error) 
 	return v, err
 }
 
+// DisableKey is POST /v1/keyset/keys/{id}/disable.
+func (c *Client) DisableKey(ctx context.Context, keyID uint32) (apitypes.KeyChange, error) {
+	var v apitypes.KeyChange
+	err := c.do(ctx, http.MethodPost, "/v1/keyset/keys/"+strconv.FormatUint(uint64(keyID), 10)+"/disable", nil, nil, &v)
+	return v, err
+}
+
+// EnableKey is POST /v1/keyset/keys/{id}/enable.
+func (c *Client) EnableKey(ctx context.Context, keyID uint32) (apitypes.KeyChange, error) {
+	var v apitypes.KeyChange
+	err := c.do(ctx, http.MethodPost, "/v1/keyset/keys/"+strconv.FormatUint(uint64(keyID), 10)+"/enable", nil, nil, &v)
+	return v, err
+}
+
 // RewrapKeyset is POST /v1/keyset/rewrap.
 func (c *Client) RewrapKeyset(ctx context.Context) (apitypes.RewrapReport, error) {
 	var v apitypes.RewrapReport

@@ -291,6 +291,35 @@ func (s *Store) ListCredentialCiphertexts(ctx context.Context, after string, lim
 	return out, s.dbErr("list credential ciphertexts", rows.Err())
 }
 
+// CredentialKeyUse implements store.Credentials.
+func (s *Store) CredentialKeyUse(ctx context.Context, keyID uint32) (store.KeyUse, error) {
+	rows, err := s.query(ctx, s.r, `SELECT state, COUNT(*) FROM credentials
+		WHERE ciphertext IS NOT NULL AND key_id = ? GROUP BY state`, int64(keyID))
+	if err != nil {
+		return store.KeyUse{}, s.dbErr("credential key use", err)
+	}
+	defer rows.Close()
+	var use store.KeyUse
+	for rows.Next() {
+		var (
+			state string
+			n     int
+		)
+		if err := rows.Scan(&state, &n); err != nil {
+			return store.KeyUse{}, s.dbErr("credential key use", err)
+		}
+		switch store.CredentialState(state) {
+		case store.CredentialActive:
+			use.Active = n
+		case store.CredentialRevoked:
+			use.Revoked = n
+		case store.CredentialQuarantined:
+			use.Quarantined = n
+		}
+	}
+	return use, s.dbErr("credential key use", rows.Err())
+}
+
 // ReplaceCiphertext implements store.Credentials.
 func (s *Store) ReplaceCiphertext(ctx context.Context, connectionID string, oldCT, newCT []byte, keyID uint32) error {
 	if len(oldCT) == 0 || len(newCT) == 0 {

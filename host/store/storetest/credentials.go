@@ -312,3 +312,32 @@ func testCredentialRewrap(t *testing.T, f *fixture) {
 	err = f.s.ReplaceCiphertext(f.ctx, ids[0], []byte("rewrapped-0"), nil, 100)
 	wantErr(t, err, store.ErrInvalid, "")
 }
+
+func testCredentialKeyUse(t *testing.T, f *fixture) {
+	diff(t, "no credentials", store.KeyUse{}, must(f.s.CredentialKeyUse(f.ctx, 42))(t))
+	for _, state := range []store.CredentialState{store.CredentialActive, store.CredentialActive,
+		store.CredentialRevoked, store.CredentialQuarantined, store.CredentialDeleted} {
+		f.credentialIn(state) // sealed by key 42
+	}
+	other := f.connection("alpha")
+	sc := sealed(other.ID, "ct-other")
+	sc.KeyID = 43
+	must(f.s.CaptureCredential(f.ctx, sc))(t)
+	f.connection("alpha") // never stored
+
+	use := must(f.s.CredentialKeyUse(f.ctx, 42))(t)
+	diff(t, "key 42", store.KeyUse{Active: 2, Revoked: 1, Quarantined: 1}, use)
+	if use.Needed() != 3 {
+		t.Errorf("Needed = %d, want 3 (active and revoked)", use.Needed())
+	}
+	diff(t, "key 43", store.KeyUse{Active: 1}, must(f.s.CredentialKeyUse(f.ctx, 43))(t))
+	diff(t, "unused key", store.KeyUse{}, must(f.s.CredentialKeyUse(f.ctx, 4294967295))(t))
+
+	// A rewrap moves a ciphertext to another key.
+	must(f.s.RevokeCredential(f.ctx, other.ID))(t)
+	if err := f.s.ReplaceCiphertext(f.ctx, other.ID, []byte("ct-other"), []byte("ct-moved"), 42); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "key 43 after rewrap", store.KeyUse{}, must(f.s.CredentialKeyUse(f.ctx, 43))(t))
+	diff(t, "key 42 after rewrap", store.KeyUse{Active: 2, Revoked: 2, Quarantined: 1}, must(f.s.CredentialKeyUse(f.ctx, 42))(t))
+}

@@ -63,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 		{"HasActiveCredentialMatrix", testHasActiveCredentialMatrix},
 		{"CredentialValidation", testCredentialValidation},
 		{"CredentialRewrap", testCredentialRewrap},
+		{"CredentialKeyUse", testCredentialKeyUse},
 		{"Runs", testRuns},
 		{"RunTransitions", testRunTransitions},
 		{"RunListOrderAndPaging", testRunListOrderAndPaging},
