@@ -30,18 +30,30 @@ CLUSTER_PORTS ?= 7481 7482 7483
 # make chaos: kill -9 cycles of the fault suite.
 CHAOS_CYCLES ?= 30
 
+# The Go modules: the host (the root), the SDK (sdk/) and one per
+# first-party connector (plugins/<name>/). go.work joins them for work in one
+# checkout: test, fuzz and bench run in workspace mode with one package
+# pattern per module (`./...` alone stops at a nested module); vet and the
+# tidy check run each module on its own (GOWORK=off), as its users build it.
+MODULES  := . sdk $(addprefix plugins/,$(PLUGINS))
+PKGS     := ./... $(patsubst %,./%/...,$(filter-out .,$(MODULES)))
+PLUGIN_LDFLAGS := -s -w
+define newline
+
+
+endef
+
 .PHONY: all build run test test-unit check generate generate-check lint fmt bench fuzz clean cluster cluster-stop chaos
 
 all: build
 
-## build: bin/connhost and one executable per first-party connector under bin/plugins/
+## build: bin/connhost and one executable per first-party connector under
+## bin/plugins/, each connector built in its own module (GOWORK=off) against
+## the SDK module, as an outside author builds one
 build:
 	@mkdir -p $(BIN)/plugins
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/connhost ./host/cmd/connhost
-	@for p in $(PLUGINS); do \
-	  echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p"; \
-	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/plugins/$$p ./plugins/$$p || exit 1; \
-	done
+	$(foreach p,$(PLUGINS),GOWORK=off CGO_ENABLED=0 $(GO) -C plugins/$(p) build -trimpath -ldflags '$(PLUGIN_LDFLAGS)' -o $(abspath $(BIN))/plugins/$(p) .$(newline))
 
 ## run: build, then serve on the embedded default (SQLite + dev keyset in
 ## $(DATA_DIR), listening on $(LISTEN), plugins from $(PLUGIN_DIR))
@@ -83,7 +95,7 @@ cluster-stop:
 
 ## test: every check and every test, as CI runs it
 test: check
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=20000x
 
 ## chaos: the fault suite — build connhost and the demo, kill -9 `connhost
@@ -96,30 +108,37 @@ chaos:
 	  grep -m1 '^chaos:' $$log || echo "chaos: no summary"; \
 	  if [ $$st -ne 0 ]; then tail -60 $$log; fi; rm -f $$log; exit $$st
 
-## check: formatting, vet, proto lint and generated-code freshness
-check: lint generate-check
+## check: formatting, vet, proto lint, tidy modules and generated-code freshness
+check: lint tidy-check generate-check
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	$(foreach m,$(MODULES),GOWORK=off $(GO) -C $(m) vet ./...$(newline))
 	$(GO) tool buf lint
+
+## tidy-check: fail when a module's go.mod or go.sum is not `go mod tidy`
+.PHONY: tidy-check
+tidy-check:
+	$(foreach m,$(MODULES),GOWORK=off $(GO) -C $(m) mod tidy -diff$(newline))
 
 fmt:
 	gofmt -w $$(git ls-files -co --exclude-standard '*.go' | grep -v '\.pb\.go$$')
 
-## generate: regenerate protobuf code with the tools pinned in go.mod
+## generate: regenerate protobuf code with the tools pinned in go.mod (each
+## file's go_package places it: proto/admin/v1, sdk/internal/connectorv1)
 generate:
 	$(GO) tool buf generate
 
 ## generate-check: fail when the committed generated code is stale
+GENERATED := proto sdk/internal/connectorv1
 generate-check: generate
-	@git diff --exit-code -- proto || { echo "generated code differs: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git ls-files --others --exclude-standard -- proto)" || { echo "untracked generated files in proto/"; exit 1; }
+	@git diff --exit-code -- $(GENERATED) || { echo "generated code differs: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- $(GENERATED))" || { echo "untracked generated files in $(GENERATED)"; exit 1; }
 
 ## bench: Go benchmarks, benchstat-friendly (BENCHTIME=1x for a smoke run)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS)
 
 ## fuzz: a short fuzzing budget on every parser of untrusted input
 fuzz:

@@ -154,3 +154,18 @@ tool (
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	google.golang.org/protobuf/cmd/protoc-gen-go
 )
+
+// The SDK and the first-party connectors are modules of their own in this
+// repository (sdk/, plugins/*/); the host builds against the checkout's
+// copies. go.work lists the same modules for development in one checkout.
+require (
+	github.com/connhost/connhost/plugins/demo v0.0.0
+	github.com/connhost/connhost/plugins/github v0.0.0
+	github.com/connhost/connhost/sdk v0.0.0
+)
+
+replace (
+	github.com/connhost/connhost/plugins/demo => ./plugins/demo
+	github.com/connhost/connhost/plugins/github => ./plugins/github
+	github.com/connhost/connhost/sdk => ./sdk
+)

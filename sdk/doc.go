@@ -8,6 +8,24 @@
 //
 // # Getting started
 //
+// The SDK is a Go module of its own, github.com/connhost/connhost/sdk: a
+// connector depends on it (and through it on go-plugin, gRPC, protobuf and
+// hclog), never on the host. Start a connector with the host's CLI, from a
+// connhost checkout where "make build" has run:
+//
+//	bin/connhost connector init tickets --dir ../tickets
+//	cd ../tickets
+//	go mod tidy
+//	go test ./...
+//	make build
+//
+// It writes a module of its own (go.mod, main.go, connector.go with the
+// manifest and Run, connector_test.go with sdktest.Acceptance, a Makefile).
+// The SDK is not published yet, so its go.mod replaces the SDK with the
+// checkout's sdk/ directory (--sdk DIR chooses another). "make build"
+// builds the plugin into the checkout's bin/plugins, the plugin directory
+// that "make run" serves; the host catalogues it when it starts.
+//
 // A connector is a type with two methods, and a main that serves it:
 //
 //	package main
@@ -38,8 +56,10 @@
 //
 //	func main() { sdk.Serve(tickets{}) }
 //
-// Build it (go build -o plugins/tickets .) into the host's plugin
-// directory; the host catalogues it at start-up.
+// Build it into the host's plugin directory (CGO_ENABLED=0 go build -o
+// bin/plugins/tickets . for the bin/plugins of a checkout that "make run"
+// serves, or the directory given to connhost serve --plugin-dir); the host
+// catalogues it at start-up.
 //
 // # The manifest
 //
@@ -132,8 +152,9 @@
 // # Running locally
 //
 // A plugin binary refuses to run by hand: the host starts it with a
-// handshake. To run a connector, put its binary in a plugin directory and
-// start the host (connhost serve --plugin-dir DIR), then create a
+// handshake. To run a connector, put its binary in a plugin directory
+// (bin/plugins under "make run") and start the host (connhost serve
+// --plugin-dir DIR), then create a
 // connection, store its credential and trigger a run (connhost run CONN
 // --follow). For quick iteration use package sdktest instead.
 //

@@ -77,6 +77,7 @@ at boot, each with its manifest and pinned SHA-256.`,
 			})
 		}),
 	})
+	cmd.AddCommand(a.connectorInitCommand())
 	return cmd
 }
 

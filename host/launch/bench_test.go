@@ -54,7 +54,7 @@ func reportLatency(b *testing.B, prefix string, d []time.Duration) {
 const benchToken = "bench-demo-token-51c2"
 
 func demoSpec(b *testing.B) Spec {
-	demo := benchBinary(b, "demo", "../../plugins/demo")
+	demo := benchBinary(b, "demo", "github.com/connhost/connhost/plugins/demo")
 	return Spec{
 		Name:   "demo",
 		Path:   demo,

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	connectorv1 "github.com/connhost/connhost/proto/connector/v1"
+	connectorv1 "github.com/connhost/connhost/sdk/internal/connectorv1"
 	"github.com/connhost/connhost/sdk/manifest"
 )
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"testing"
 
-	connectorv1 "github.com/connhost/connhost/proto/connector/v1"
+	connectorv1 "github.com/connhost/connhost/sdk/internal/connectorv1"
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"

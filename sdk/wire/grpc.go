@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	connectorv1 "github.com/connhost/connhost/proto/connector/v1"
+	connectorv1 "github.com/connhost/connhost/sdk/internal/connectorv1"
 	"github.com/connhost/connhost/sdk/manifest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

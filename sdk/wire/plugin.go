@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	connectorv1 "github.com/connhost/connhost/proto/connector/v1"
+	connectorv1 "github.com/connhost/connhost/sdk/internal/connectorv1"
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
