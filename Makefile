@@ -6,7 +6,9 @@
 GO        ?= go
 BIN       ?= bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/connhost/connhost/host/version.Version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X github.com/connhost/connhost/host/version.Version=$(VERSION) \
+             -X github.com/connhost/connhost/host/version.Commit=$(COMMIT)
 PLUGINS   := $(notdir $(wildcard plugins/*))
 DATA_DIR  ?= ./var
 # make run: where the host listens and which plugin dir it scans
