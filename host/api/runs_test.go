@@ -100,8 +100,19 @@ func TestCancelRunEndsItCancelled(t *testing.T) {
 	if r.Status != http.StatusConflict {
 		t.Fatalf("second trigger: %s", r)
 	}
-	if body := r.ErrorBody(t); body.Code != "run_active" || body.RunID == "" || body.RunID == run.ID {
+	body := r.ErrorBody(t)
+	if body.Code != "run_active" || body.RunID == "" || body.RunID == run.ID {
 		t.Errorf("second trigger refusal %+v", body)
+	}
+	// The refusal names the run that holds the connection (the one to
+	// cancel), not the refused one; so does the refused run's row.
+	if want := "active run (run " + run.ID + ")"; !strings.Contains(body.Message, want) {
+		t.Errorf("refusal message %q does not contain %q", body.Message, want)
+	}
+	var refused apitypes.Run
+	e.ok(http.StatusOK, "GET", "/v1/runs/"+body.RunID, nil, &refused)
+	if refused.Status != "refused" || !strings.Contains(refused.FailureMessage, run.ID) || strings.Contains(refused.FailureMessage, body.RunID) {
+		t.Errorf("refused run row %+v", refused)
 	}
 
 	var done apitypes.Run
