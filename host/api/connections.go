@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -29,7 +30,7 @@ func (a *API) getConnector(w http.ResponseWriter, r *http.Request) error {
 	key := r.PathValue("key")
 	e, ok := a.cfg.Catalog.Get(key)
 	if !ok {
-		return &Error{Status: http.StatusNotFound, Body: errBody(string(failure.ConnectorNotFound), "connector not found in the catalog", "")}
+		return &Error{Status: http.StatusNotFound, Body: errBody(string(failure.ConnectorNotFound), fmt.Sprintf("connector %q is not in the catalog", key), "")}
 	}
 	writeJSON(w, http.StatusOK, toConnector(e))
 	return nil
@@ -79,7 +80,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 	}
 	if _, ok := a.cfg.Catalog.Get(req.ConnectorKey); !ok {
 		return &Error{Status: http.StatusBadRequest, Body: errBody(string(failure.ConnectorNotFound),
-			"connector_key names no catalogued connector", "connector_key")}
+			fmt.Sprintf("connector_key %q names no catalogued connector", req.ConnectorKey), "connector_key")}
 	}
 	jitter, err := parseJitter(req.Jitter)
 	if err != nil {

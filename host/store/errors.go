@@ -115,6 +115,26 @@ func RunBusy(e *QueuedError) error {
 	return &failure.Error{Code: failure.RunActive, Message: e.Error(), Err: e}
 }
 
+// RunNotFoundError is ErrRunNotFound for a run id asked for.
+type RunNotFoundError struct {
+	ID string
+}
+
+func (e *RunNotFoundError) Error() string { return fmt.Sprintf("store: run %q not found", e.ID) }
+
+// Unwrap returns ErrRunNotFound.
+func (e *RunNotFoundError) Unwrap() error { return ErrRunNotFound }
+
+// RunNotFoundMessage is the operator's message for an ErrRunNotFound:
+// it names the run asked for when err says which.
+func RunNotFoundMessage(err error) string {
+	var e *RunNotFoundError
+	if errors.As(err, &e) {
+		return fmt.Sprintf("run %q not found", e.ID)
+	}
+	return "run not found"
+}
+
 // LeaseHeldError reports the lease that blocked an operation.
 type LeaseHeldError struct {
 	Lease Lease
