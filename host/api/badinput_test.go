@@ -159,7 +159,8 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{name: "revoke never stored credential", method: "POST", path: "/v1/connections/" + noCred.ID + "/credential/revoke",
 			status: 404, code: "credential_not_found"},
 
-		{name: "resume an active connection", method: "POST", path: "/v1/connections/" + live.ID + "/resume", status: 409, code: "conflict"},
+		{name: "resume a revoked connection", method: "POST", path: "/v1/connections/" + revoked.ID + "/resume", status: 409, code: "conflict",
+			says: "from revoked to active"},
 		{name: "pause a revoked connection", method: "POST", path: "/v1/connections/" + revoked.ID + "/pause", status: 409, code: "conflict"},
 		{name: "action with a body", method: "POST", path: "/v1/connections/" + live.ID + "/pause", body: `{"now":true}`,
 			status: 400, code: "invalid_request", field: "now"},

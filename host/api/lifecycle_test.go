@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -220,5 +221,50 @@ func TestCredentialIsWriteOnly(t *testing.T) {
 	}
 	if logs := e.h.Logs.String(); strings.Contains(logs, canary) || strings.Contains(logs, canary2) {
 		t.Error("the log holds the credential value")
+	}
+}
+
+// TestPauseAndResumeAreIdempotent: pausing a paused connection and
+// resuming an active one answer 200 with the connection unchanged,
+// audited succeeded with unchanged=true; resuming a revoked connection is
+// a 409 conflict, audited failed with failure_code conflict.
+func TestPauseAndResumeAreIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "@every 1h")
+	var first, again apitypes.Connection
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/resume", nil, &again)
+	if again.State != "active" || again.UpdatedAt != c.UpdatedAt {
+		t.Errorf("resume of an active connection: %+v", again)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/pause", nil, &first)
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/pause", nil, &again)
+	if first.State != "paused" || again.State != "paused" || again.UpdatedAt != first.UpdatedAt {
+		t.Errorf("pause twice: %+v then %+v", first, again)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, nil)
+	r := e.call("POST", "/v1/connections/"+c.ID+"/resume", nil)
+	if b := r.ErrorBody(t); r.Status != http.StatusConflict || b.Code != "conflict" || !strings.Contains(b.Message, c.ID) {
+		t.Errorf("resume of a revoked connection: %s", r)
+	}
+
+	var audit apitypes.List[apitypes.AuditEvent]
+	e.ok(http.StatusOK, "GET", "/v1/audit?target="+c.ID+"&limit=100", nil, &audit)
+	var got []string
+	for _, ev := range audit.Items {
+		if ev.Operation == "connection.pause" || ev.Operation == "connection.resume" {
+			got = append(got, fmt.Sprintf("%s %s from=%s unchanged=%s code=%s", ev.Operation, ev.Outcome,
+				ev.Detail["from"], ev.Detail["unchanged"], ev.Detail["failure_code"]))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"connection.pause succeeded from=active unchanged= code=",
+		"connection.pause succeeded from=paused unchanged=true code=",
+		"connection.resume failed from=revoked unchanged= code=conflict",
+		"connection.resume succeeded from=active unchanged=true code=",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("audit (-want +got):\n%s", d)
 	}
 }

@@ -215,16 +215,32 @@ func validateInput(config json.RawMessage, sch store.Schedule) error {
 	return nil
 }
 
-// SetState pauses, resumes or revokes a connection.
+// SetState pauses, resumes or revokes a connection. Asking for the state
+// the connection is in (pause of a paused one, resume of an active one)
+// succeeds and changes nothing: it is audited succeeded with detail
+// unchanged=true. A transition the state forbids (resume of a revoked
+// connection) is failure.Conflict, audited with that code.
 func (s *Service) SetState(ctx context.Context, actor, id string, state store.ConnectionState) (store.Connection, error) {
+	// The state before, for the audit row only: the store decides.
+	prev, perr := s.cfg.Store.GetConnection(ctx, id)
 	c, err := s.cfg.Store.SetConnectionState(ctx, id, state)
 	op := map[store.ConnectionState]string{store.ConnectionPaused: "connection.pause",
 		store.ConnectionActive: "connection.resume", store.ConnectionRevoked: "connection.revoke"}[state]
-	s.record(ctx, actor, op, id, err, nil)
+	var detail map[string]string
+	unchanged := err == nil && perr == nil && prev.State == state
+	if perr == nil {
+		detail = map[string]string{"from": string(prev.State)}
+		if unchanged {
+			detail["unchanged"] = "true"
+		}
+	}
+	s.record(ctx, actor, op, id, err, detail)
 	if err != nil {
 		return store.Connection{}, err
 	}
-	s.Reevaluate(ctx, id)
+	if !unchanged {
+		s.Reevaluate(ctx, id)
+	}
 	return c, nil
 }
 

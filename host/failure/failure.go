@@ -18,7 +18,10 @@ type Code string
 // the next boot; StoreCorrupt is a read or write that hit a damaged page
 // of the store (the host turns not-ready: restore the store);
 // InvalidConfig is a connection config the connector's schema, or the
-// connector itself, refuses.
+// connector itself, refuses; Conflict is an operation the target's
+// current state forbids (resuming a revoked connection, setting the
+// credential of a revoked one, resetting the checkpoint of a connection
+// whose run is active is run_active instead).
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -38,6 +41,7 @@ const (
 	HostCrashed             Code = "host_crashed"
 	StoreCorrupt            Code = "store_corrupt"
 	InvalidConfig           Code = "invalid_config"
+	Conflict                Code = "conflict"
 	Internal                Code = "internal"
 )
 

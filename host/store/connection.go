@@ -26,13 +26,14 @@ func (s ConnectionState) Valid() bool {
 }
 
 // ReachableFrom lists the states from which a connection may move to s.
-// Revoking a revoked connection is an allowed no-op.
+// Moving to the state a connection is in (pausing a paused one, resuming
+// an active one, revoking a revoked one) is an allowed no-op.
 func (s ConnectionState) ReachableFrom() []ConnectionState {
 	switch s {
 	case ConnectionPaused:
-		return []ConnectionState{ConnectionActive}
+		return []ConnectionState{ConnectionActive, ConnectionPaused}
 	case ConnectionActive:
-		return []ConnectionState{ConnectionPaused}
+		return []ConnectionState{ConnectionPaused, ConnectionActive}
 	case ConnectionRevoked:
 		return []ConnectionState{ConnectionActive, ConnectionPaused, ConnectionRevoked}
 	}

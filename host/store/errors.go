@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/failure"
@@ -106,6 +107,13 @@ func ConnectorNotFound(key string) error {
 func RunActive(held Lease) error {
 	e := &LeaseHeldError{Lease: held}
 	return &failure.Error{Code: failure.RunActive, Message: e.Error(), Err: e}
+}
+
+// Conflict returns e (a *TransitionError, a *CredentialStateError)
+// carrying failure.Conflict, so the audit and the API see a typed code;
+// errors.Is and errors.As still reach e and its sentinel.
+func Conflict(e error) error {
+	return &failure.Error{Code: failure.Conflict, Message: strings.TrimPrefix(e.Error(), "store: "), Err: e}
 }
 
 // RunBusy returns the error for a manual trigger whose connection already

@@ -32,8 +32,9 @@ type Connections interface {
 	ListConnectionPage(ctx context.Context, f ConnectionPageFilter) (ConnectionPage, error)
 	// UpdateConnection applies the patch and stamps updated_at.
 	UpdateConnection(ctx context.Context, id string, p ConnectionPatch) (Connection, error)
-	// SetConnectionState moves the connection to state; a change not in
-	// state.ReachableFrom() returns a *TransitionError.
+	// SetConnectionState moves the connection to state; to the state it
+	// is in, it changes nothing; a change not in state.ReachableFrom()
+	// returns a *TransitionError carrying failure.Conflict.
 	SetConnectionState(ctx context.Context, id string, state ConnectionState) (Connection, error)
 	// DeleteConnection removes the connection with its records,
 	// checkpoint, schedule, credential, enrollment entry and expired lease
@@ -58,7 +59,8 @@ type Presence interface {
 // connection (one per connection). The store never sees plaintext. Methods
 // return ErrConnectionNotFound for an unknown connection,
 // ErrCredentialNotFound for one that never stored a credential, and a
-// *CredentialStateError for a transition the state forbids.
+// *CredentialStateError (carrying failure.Conflict) for a transition the
+// state forbids.
 type Credentials interface {
 	Presence
 

@@ -213,10 +213,10 @@ func testConnectionStateTransitions(t *testing.T, f *fixture) {
 		allowed  bool
 	}{
 		{store.ConnectionActive, store.ConnectionPaused, ok},
-		{store.ConnectionActive, store.ConnectionActive, no},
+		{store.ConnectionActive, store.ConnectionActive, ok},
 		{store.ConnectionActive, store.ConnectionRevoked, ok},
 		{store.ConnectionPaused, store.ConnectionActive, ok},
-		{store.ConnectionPaused, store.ConnectionPaused, no},
+		{store.ConnectionPaused, store.ConnectionPaused, ok},
 		{store.ConnectionPaused, store.ConnectionRevoked, ok},
 		{store.ConnectionRevoked, store.ConnectionActive, no},
 		{store.ConnectionRevoked, store.ConnectionPaused, no},
@@ -232,7 +232,7 @@ func testConnectionStateTransitions(t *testing.T, f *fixture) {
 			}
 			got, err := f.s.SetConnectionState(f.ctx, c.ID, tc.to)
 			if !tc.allowed {
-				wantErr(t, err, store.ErrInvalidTransition, "")
+				wantErr(t, err, store.ErrInvalidTransition, failure.Conflict)
 				var te *store.TransitionError
 				if !asErr(err, &te) || te.From != tc.from || te.To != tc.to || te.ConnectionID != c.ID {
 					t.Errorf("error = %#v, want *TransitionError{%s, %s→%s}", err, c.ID, tc.from, tc.to)
@@ -245,6 +245,9 @@ func testConnectionStateTransitions(t *testing.T, f *fixture) {
 			}
 			if got.State != tc.to {
 				t.Errorf("state = %s, want %s", got.State, tc.to)
+			}
+			if tc.from == tc.to {
+				diff(t, "a no-op leaves the connection as it was", c, got)
 			}
 			diff(t, "stored", got, must(f.s.GetConnection(f.ctx, c.ID))(t))
 		})
