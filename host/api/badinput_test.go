@@ -156,6 +156,8 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			body: `{"values":{"DEMO_TOKEN":` + badCanary + `}}`, status: 400, code: "invalid_request"},
 		{name: "credential oversize", method: "PUT", path: "/v1/connections/" + live.ID + "/credential",
 			body: bigCred, status: 413, code: "payload_too_large"},
+		{name: "credential of a revoked connection", method: "PUT", path: "/v1/connections/" + revoked.ID + "/credential",
+			body: `{"values":{"DEMO_TOKEN":"` + badCanary + `"}}`, status: 409, code: "connection_revoked", says: "is revoked"},
 		{name: "revoke never stored credential", method: "POST", path: "/v1/connections/" + noCred.ID + "/credential/revoke",
 			status: 404, code: "credential_not_found"},
 

@@ -268,3 +268,31 @@ func TestPauseAndResumeAreIdempotent(t *testing.T) {
 		t.Errorf("audit (-want +got):\n%s", d)
 	}
 }
+
+// TestCredentialSetOnARevokedConnectionIsRefused: refused typed
+// (connection_revoked, 409) before any plugin starts, audited refused;
+// nothing is stored.
+func TestCredentialSetOnARevokedConnectionIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "")
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, nil)
+	launches := e.h.Launcher.Launches()
+	r := e.call("PUT", "/v1/connections/"+c.ID+"/credential", apitypes.CredentialSetRequest{Values: map[string]string{"DEMO_TOKEN": "revoked-token-1"}})
+	if b := r.ErrorBody(t); r.Status != http.StatusConflict || b.Code != "connection_revoked" {
+		t.Fatalf("credential set on a revoked connection: %s", r)
+	}
+	if n := e.h.Launcher.Launches(); n != launches {
+		t.Errorf("%d plugin launches for a refused credential", n-launches)
+	}
+	var cred apitypes.Credential
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID+"/credential", nil, &cred)
+	if cred.Present || cred.State != "none" {
+		t.Errorf("credential after the refusal %+v", cred)
+	}
+	var audit apitypes.List[apitypes.AuditEvent]
+	e.ok(http.StatusOK, "GET", "/v1/audit?target="+c.ID+"&operation=credential.set", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Outcome != "refused" || audit.Items[0].Detail["failure_code"] != "connection_revoked" {
+		t.Errorf("audit %+v", audit.Items)
+	}
+}

@@ -263,12 +263,20 @@ func (s *Service) DeleteConnection(ctx context.Context, actor, id string) (store
 }
 
 // SetCredential captures the connection's credential, or rotates it when
-// an active one exists, then re-evaluates enrollment at once.
+// an active one exists, then re-evaluates enrollment at once. A revoked
+// connection is refused connection_revoked (audited) before anything is
+// stored or any plugin starts: it never runs again, so a credential for
+// it could only be a secret kept for nothing.
 // order is the names of values as the operator gave them (may be nil),
 // so an invalid name is reported by its position, never its text.
 func (s *Service) SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (store.CredentialMeta, enroll.Entry, error) {
 	c, err := s.cfg.Store.GetConnection(ctx, id)
 	if err != nil {
+		return store.CredentialMeta{}, enroll.Entry{}, err
+	}
+	if c.State == store.ConnectionRevoked {
+		err := failure.New(failure.ConnectionRevoked, "connection %s is revoked: its credential cannot be set", id)
+		s.recordCredential(ctx, actor, id, err)
 		return store.CredentialMeta{}, enroll.Entry{}, err
 	}
 	entry, ok := s.cfg.Catalog.Get(c.ConnectorKey)
@@ -431,6 +439,13 @@ func (s *Service) record(ctx context.Context, actor, op, id string, err error, d
 		ev.Detail["failure_code"] = string(failure.CodeOf(err))
 	}
 	s.cfg.Audit.Record(ctx, ev)
+}
+
+// recordCredential audits a credential set the service refused itself
+// (the broker audits the captures and rotations it performs).
+func (s *Service) recordCredential(ctx context.Context, actor, id string, err error) {
+	s.cfg.Audit.Record(ctx, audit.Event{Actor: actor, Operation: "credential.set", TargetKind: "connection", TargetID: id,
+		Outcome: store.AuditRefused, Detail: map[string]string{"failure_code": string(failure.CodeOf(err))}})
 }
 
 // Manifests adapts a Catalog to the enrollment gate.
