@@ -179,6 +179,15 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{name: "records with the audit list's cursor", method: "GET", path: "/v1/connections/" + live.ID + "/records?cursor=" + auditPage.Next,
 			status: 400, code: "invalid_cursor", field: "cursor", says: "another list"},
 
+		{name: "records of an unknown stream", method: "GET", path: "/v1/connections/" + live.ID + "/records?stream=nope",
+			status: 404, code: "not_found", field: "stream", says: `stream "nope" is not a stream of connector demo`},
+		{name: "connections of an unknown connector", method: "GET", path: "/v1/connections?connector=nope",
+			status: 404, code: "connector_not_found", field: "connector", says: `connector "nope"`},
+		{name: "runs of an unknown connection", method: "GET", path: "/v1/runs?connection=conn_nope",
+			status: 404, code: "connection_not_found", field: "connection", says: `connection "conn_nope"`},
+		{name: "runs of an unknown host", method: "GET", path: "/v1/runs?host=host_nope",
+			status: 404, code: "not_found", field: "host", says: `host "host_nope"`},
+
 		{name: "wrong method", method: "PUT", path: "/v1/connections/" + live.ID + "/runs", status: 405, code: "method_not_allowed"},
 		{name: "unknown route", method: "GET", path: "/v1/connection", status: 404, code: "not_found"},
 		{name: "missing token", method: "POST", path: "/v1/connections/" + live.ID + "/runs", auth: "-", status: 401, code: "unauthorized"},

@@ -167,6 +167,9 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if key := f.ConnectorKey; key != "" && len(page.Connections) == 0 && f.Cursor == "" && !a.catalogued(key) {
+		return unknownFilter(string(failure.ConnectorNotFound), "connector", key, "is not in the catalog and no connection uses it")
+	}
 	conns := page.Connections
 	byID, err := a.enrollmentOf(r)
 	if err != nil {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -294,5 +295,25 @@ func TestCredentialSetOnARevokedConnectionIsRefused(t *testing.T) {
 	e.ok(http.StatusOK, "GET", "/v1/audit?target="+c.ID+"&operation=credential.set", nil, &audit)
 	if len(audit.Items) != 1 || audit.Items[0].Outcome != "refused" || audit.Items[0].Detail["failure_code"] != "connection_revoked" {
 		t.Errorf("audit %+v", audit.Items)
+	}
+}
+
+// TestKnownFiltersWithNothingToListAreEmpty: a filter naming a thing that
+// exists but has nothing to list is an empty 200 (the unknown ones are
+// 404s, in TestBadInputIsTypedAndChangesNothing).
+func TestKnownFiltersWithNothingToListAreEmpty(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "")
+	for _, path := range []string{
+		"/v1/connections/" + c.ID + "/records?stream=events",
+		"/v1/runs?connection=" + c.ID,
+		"/v1/connections?connector=demo&state=paused",
+	} {
+		var list apitypes.List[json.RawMessage]
+		e.ok(http.StatusOK, "GET", path, nil, &list)
+		if len(list.Items) != 0 {
+			t.Errorf("%s: %d items", path, len(list.Items))
+		}
 	}
 }

@@ -208,7 +208,7 @@ func TestConnectionsPaging(t *testing.T) {
 		{"limit=1000", want},
 		{"limit=2&state=active", []string{want[0], want[2], want[3], want[4]}},
 		{"limit=1&state=paused&connector=demo", []string{want[1]}},
-		{"limit=3&connector=github", nil},
+		{"limit=3&state=revoked&connector=demo", nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			var got []string
