@@ -159,7 +159,7 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{name: "credential of a revoked connection", method: "PUT", path: "/v1/connections/" + revoked.ID + "/credential",
 			body: `{"values":{"DEMO_TOKEN":"` + badCanary + `"}}`, status: 409, code: "connection_revoked", says: "is revoked"},
 		{name: "revoke never stored credential", method: "POST", path: "/v1/connections/" + noCred.ID + "/credential/revoke",
-			status: 404, code: "credential_not_found"},
+			status: 404, code: "credential_not_found", says: noCred.ID},
 
 		{name: "resume a revoked connection", method: "POST", path: "/v1/connections/" + revoked.ID + "/resume", status: 409, code: "conflict",
 			says: "from revoked to active"},
