@@ -3,7 +3,8 @@
 // sides import these types, so they cannot drift; the OpenAPI document
 // served at /v1/openapi.json describes the same shapes.
 //
-// Conventions: timestamps are RFC 3339 UTC strings ("" when not reached);
+// Conventions: timestamps are RFC 3339 UTC strings, omitted when not
+// reached (never "");
 // ids are opaque strings; lists come in an object with an "items" array
 // and a "next" cursor ("" on the last page); every error is
 // {"error":{"code":"…","message":"…"}} with a stable code. No type here
@@ -208,8 +209,8 @@ type Credential struct {
 	State      string    `json:"state"`
 	Names      []string  `json:"names"`
 	KeyID      uint32    `json:"key_id,omitempty"`
-	CapturedAt string    `json:"captured_at"`
-	RotatedAt  string    `json:"rotated_at"`
+	CapturedAt string    `json:"captured_at,omitempty"`
+	RotatedAt  string    `json:"rotated_at,omitempty"`
 	RevokedAt  string    `json:"revoked_at,omitempty"`
 	DeletedAt  string    `json:"deleted_at,omitempty"`
 	Validity   *Validity `json:"validity,omitempty"`
@@ -234,8 +235,8 @@ type Run struct {
 	FailureCode    string `json:"failure_code"`
 	FailureMessage string `json:"failure_message,omitempty"`
 	CreatedAt      string `json:"created_at"`
-	StartedAt      string `json:"started_at"`
-	EndedAt        string `json:"ended_at"`
+	StartedAt      string `json:"started_at,omitempty"`
+	EndedAt        string `json:"ended_at,omitempty"`
 	Records        int64  `json:"records"`
 	// HostID is the host that ran (or refused) the run; "" while a
 	// queued manual run waits for a host.
