@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
@@ -86,9 +87,6 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if jitter > 0 && req.Schedule == "" {
-		return invalid("jitter", "jitter needs a schedule")
-	}
 	if err := checkSchedule(req.Schedule); err != nil {
 		return err
 	}
@@ -107,7 +105,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	writeJSON(w, http.StatusCreated, toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	writeJSON(w, http.StatusCreated, a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
 	return nil
 }
 
@@ -120,6 +118,16 @@ func (a *API) nextRun(id string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// toConnection is a connection's view with its schedule in force: its
+// own spec, or its connector's auto-enrolling default (the catalog
+// decides; a connector not in the catalog has no default).
+func (a *API) toConnection(c store.Connection, entry *apitypes.EnrollmentEntry, next time.Time) apitypes.Connection {
+	out := toConnection(c, entry, next)
+	e, _ := a.cfg.Catalog.Get(c.ConnectorKey)
+	out.ScheduleInForce, out.ScheduleSource = control.ScheduleInForce(c.Schedule, e.Manifest.DefaultSchedule)
+	return out
 }
 
 // enrollmentOf returns the stored enrollment entries by connection id.
@@ -144,7 +152,7 @@ func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Conn
 	if e, ok := byID[c.ID]; ok {
 		entry = &e
 	}
-	return toConnection(c, entry, a.nextRun(c.ID)), nil
+	return a.toConnection(c, entry, a.nextRun(c.ID)), nil
 }
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
@@ -187,7 +195,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 		if e, ok := byID[c.ID]; ok {
 			entry = &e
 		}
-		items = append(items, toConnection(c, entry, next[c.ID]))
+		items = append(items, a.toConnection(c, entry, next[c.ID]))
 	}
 	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items, Next: page.Next})
 	return nil
@@ -244,10 +252,9 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
 			}
 			sch.Jitter = j
 		}
-		if sch.Spec == "" {
-			if req.Jitter != nil && sch.Jitter > 0 {
-				return invalid("jitter", "jitter needs a schedule")
-			}
+		if req.Schedule != nil && *req.Schedule == "" && req.Jitter == nil {
+			// Back on the connector's default, whose period may be
+			// shorter: the jitter goes unless given again.
 			sch.Jitter = 0
 		}
 		p.Schedule = &sch
@@ -256,7 +263,7 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	writeJSON(w, http.StatusOK, a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
 	return nil
 }
 

@@ -317,3 +317,43 @@ func TestKnownFiltersWithNothingToListAreEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleInForce: a connection shows the schedule it runs by and
+// where that comes from; jitter on the connector's default schedule is
+// accepted and spreads it.
+func TestScheduleInForce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	var c apitypes.Connection
+	e.ok(http.StatusCreated, "POST", "/v1/connections", apitypes.ConnectionCreateRequest{ConnectorKey: "demo", Label: "d", Jitter: "10s"}, &c)
+	if c.Schedule != "" || c.ScheduleInForce != "@every 1m" || c.ScheduleSource != "connector_default" || c.Jitter != "10s" {
+		t.Fatalf("on the default schedule: %+v", c)
+	}
+	e.setToken(c.ID, "tok-schedule-in-force")
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, &c)
+	if c.ScheduleInForce != "@every 1m" || c.ScheduleSource != "connector_default" || c.NextRun == "" {
+		t.Fatalf("get on the default schedule: %+v", c)
+	}
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Jitter: ptr("20s")}, &c)
+	if c.Schedule != "" || c.Jitter != "20s" || c.ScheduleSource != "connector_default" {
+		t.Fatalf("jitter patched on the default schedule: %+v", c)
+	}
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Schedule: ptr("@every 1h")}, &c)
+	if c.Schedule != "@every 1h" || c.ScheduleInForce != "@every 1h" || c.ScheduleSource != "own" || c.Jitter != "20s" {
+		t.Fatalf("own schedule: %+v", c)
+	}
+	var list apitypes.List[apitypes.Connection]
+	e.ok(http.StatusOK, "GET", "/v1/connections", nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ScheduleSource != "own" || list.Items[0].ScheduleInForce != "@every 1h" {
+		t.Fatalf("list %+v", list.Items)
+	}
+	// Back on the default: the jitter goes unless given again.
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Schedule: ptr("")}, &c)
+	if c.Schedule != "" || c.Jitter != "" || c.ScheduleSource != "connector_default" {
+		t.Fatalf("own schedule removed: %+v", c)
+	}
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Schedule: ptr(""), Jitter: ptr("5s")}, &c)
+	if c.Schedule != "" || c.Jitter != "5s" {
+		t.Fatalf("own schedule removed, jitter given: %+v", c)
+	}
+}

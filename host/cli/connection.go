@@ -79,7 +79,9 @@ func (a *app) connectionCreateCommand() *cobra.Command {
 		Short: "Create a connection",
 		Long: `Create a connection of a connector. Without --schedule the connection uses
 the connector's default schedule if the connector auto-enrolls, and otherwise
-runs only on demand. Capture its credential next with "connhost credential set".`,
+runs only on demand; --jitter then spreads the default schedule. "connection
+show" says which schedule is in force and where it comes from. Capture its
+credential next with "connhost credential set".`,
 		Example: `  connhost connection create --connector demo --label quickstart --schedule "@every 30s" --config '{"records":5}'
   connhost connection create --connector demo --label nightly --schedule "0 2 * * *" --jitter 5m -o json`,
 		Args: args(),
@@ -111,7 +113,7 @@ runs only on demand. Capture its credential next with "connhost credential set".
 	f.StringVar(&req.ConnectorKey, "connector", "", "connector key (required)")
 	f.StringVar(&req.Label, "label", "", "a label for people (required)")
 	f.StringVar(&req.Schedule, "schedule", "", `cron spec (6 fields with seconds, or 5) or "@every DURATION"`)
-	f.StringVar(&jitter, "jitter", "", "spread scheduled runs: each runs a fixed offset within [0, JITTER) after its due instant, e.g. 30s (at most the schedule's period, and 24h)")
+	f.StringVar(&jitter, "jitter", "", "spread scheduled runs: each runs a fixed offset within [0, JITTER) after its due instant, e.g. 30s (at most the period of the schedule in force, own or the connector's default, and 24h)")
 	f.StringVar(&config, "config", "", "connector config, a JSON object")
 	_ = cmd.MarkFlagRequired("connector")
 	_ = cmd.MarkFlagRequired("label")
@@ -140,7 +142,7 @@ connections exist, the cursor of the next page is printed on stderr.`,
 			}
 			return printPage(a, page, []string{"ID", "CONNECTOR", "LABEL", "STATE", "SCHEDULE", "ENROLLMENT", "NEXT RUN"},
 				func(k apitypes.Connection) []string {
-					return []string{k.ID, k.ConnectorKey, k.Label, k.State, k.Schedule,
+					return []string{k.ID, k.ConnectorKey, k.Label, k.State, scheduleInForce(k),
 						enrollmentOutcome(k.Enrollment), ts(k.NextRun)}
 				})
 		}),
@@ -155,9 +157,12 @@ connections exist, the cursor of the next page is printed on stderr.`,
 
 func (a *app) connectionShowCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show a connection",
-		Long:    `Show a connection: connector, label, state, schedule, config, enrollment outcome and next run.`,
+		Use:   "show ID",
+		Short: "Show a connection",
+		Long: `Show a connection: connector, label, state, the schedule in force (its own, or
+"(connector default)"), config, enrollment outcome and next run. With -o json,
+schedule is the connection's own spec, schedule_in_force the one it runs by
+and schedule_source own, connector_default or none.`,
 		Example: `  connhost connection show CONNECTION_ID -o json`,
 		Args:    args("ID"),
 		RunE: a.wrap(func(ctx context.Context, args []string) error {
@@ -180,8 +185,10 @@ func (a *app) connectionUpdateCommand() *cobra.Command {
 		Use:   "update ID [--label L] [--schedule SPEC] [--config JSON] [--jitter D]",
 		Short: "Change a connection's label, schedule, config or jitter",
 		Long: `Update only the given fields. --schedule "" removes the connection's own
-schedule; --jitter "" removes its jitter. The new schedule applies at once,
-to this connection only.`,
+schedule (the connector's default applies again) and its jitter unless
+--jitter is given too; --jitter "" removes the jitter. Jitter spreads the
+schedule in force, own or default. The new schedule applies at once, to
+this connection only.`,
 		Example: `  connhost connection update CONNECTION_ID --schedule "*/10 * * * * *"
   connhost connection update CONNECTION_ID --config '{"records":50}' --label renamed`,
 		Args: args("ID"),
@@ -277,7 +284,7 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 		{"connector", k.ConnectorKey},
 		{"label", k.Label},
 		{"state", k.State},
-		{"schedule", k.Schedule},
+		{"schedule", scheduleInForce(k)},
 		{"jitter", k.Jitter},
 		{"config", compactJSON(k.Config, 0)},
 		{"enrollment", enrollment},
@@ -286,6 +293,18 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 		{"created at", ts(k.CreatedAt)},
 		{"updated at", ts(k.UpdatedAt)},
 	})
+}
+
+// scheduleInForce is the schedule a connection runs by and where it comes
+// from: "@every 1m (connector default)"; "" (shown "-") when none.
+func scheduleInForce(k apitypes.Connection) string {
+	switch {
+	case k.ScheduleInForce == "":
+		return k.Schedule // a host that does not say: its own, if any
+	case k.ScheduleSource == "connector_default":
+		return k.ScheduleInForce + " (connector default)"
+	}
+	return k.ScheduleInForce
 }
 
 // coalesced says how many schedule ticks found the previous occurrence

@@ -131,7 +131,7 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, n store.Ne
 	if err := validateInput(n.Config, n.Schedule); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
-	if err := checkJitter(n.Schedule, entry.Manifest.DefaultSchedule.Spec); err != nil {
+	if err := checkJitter(n.Schedule, entry.Manifest.DefaultSchedule); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
 	if err := entry.Config.Validate(n.Config); err != nil {
@@ -163,7 +163,7 @@ func (s *Service) UpdateConnection(ctx context.Context, actor, id string, p stor
 		}
 		entry, _ := s.cfg.Catalog.Get(cur.ConnectorKey)
 		if p.Schedule != nil {
-			if err := checkJitter(sch, entry.Manifest.DefaultSchedule.Spec); err != nil {
+			if err := checkJitter(sch, entry.Manifest.DefaultSchedule); err != nil {
 				return store.Connection{}, enroll.Entry{}, err
 			}
 		}
@@ -181,15 +181,36 @@ func (s *Service) UpdateConnection(ctx context.Context, actor, id string, p stor
 	return c, s.Reevaluate(ctx, c.ID), nil
 }
 
-// checkJitter bounds a jitter by the period of the schedule it spreads:
-// the connection's own, else its connector's default.
-func checkJitter(sch store.Schedule, defaultSpec string) error {
-	spec := sch.Spec
-	if spec == "" {
-		spec = defaultSpec
+// Where a connection's schedule in force comes from (ScheduleInForce).
+const (
+	ScheduleOwn              = "own"               // the connection's own spec
+	ScheduleConnectorDefault = "connector_default" // its connector's auto-enrolling default
+	ScheduleNone             = "none"              // neither: manual runs only
+)
+
+// ScheduleInForce is the spec a connection is scheduled by and where it
+// comes from: its own spec, else its connector's default when that
+// auto-enrolls (the enrollment gate's rule), else none.
+func ScheduleInForce(own store.Schedule, def manifest.Schedule) (spec, source string) {
+	switch {
+	case own.Spec != "":
+		return own.Spec, ScheduleOwn
+	case def.Spec != "" && def.AutoEnroll:
+		return def.Spec, ScheduleConnectorDefault
 	}
-	if sch.Jitter <= 0 || spec == "" {
+	return "", ScheduleNone
+}
+
+// checkJitter bounds a jitter by the period of the schedule it spreads:
+// the schedule in force, the connection's own or its connector's default.
+// Jitter with no schedule in force spreads nothing and is refused.
+func checkJitter(sch store.Schedule, def manifest.Schedule) error {
+	if sch.Jitter <= 0 {
 		return nil
+	}
+	spec, _ := ScheduleInForce(sch, def)
+	if spec == "" {
+		return &InvalidError{Field: "jitter", Reason: "needs a schedule: the connection has none and its connector has no auto-enrolling default"}
 	}
 	if err := schedule.CheckJitter(spec, sch.Jitter); err != nil {
 		return &InvalidError{Field: "jitter", Reason: strings.TrimPrefix(err.Error(), "schedule: ")}

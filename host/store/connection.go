@@ -43,8 +43,12 @@ func (s ConnectionState) ReachableFrom() []ConnectionState {
 // Schedule is a connection's schedule. The store keeps the spec as text;
 // the scheduler parses it.
 type Schedule struct {
-	Spec   string        // cron spec; "" means no schedule
-	Jitter time.Duration // optional: each occurrence runs a stable per-connection offset in [0, Jitter) after its due instant
+	Spec string // cron spec; "" means no own schedule (the connector's default may apply)
+	// Jitter is optional: each occurrence runs a stable per-connection
+	// offset in [0, Jitter) after its due instant. With no Spec it
+	// spreads the connector's default schedule (the control service
+	// checks that there is one).
+	Jitter time.Duration
 }
 
 func (s Schedule) validate() error {
@@ -53,9 +57,6 @@ func (s Schedule) validate() error {
 	}
 	if s.Jitter < 0 {
 		return invalid("schedule.jitter", "negative")
-	}
-	if s.Spec == "" && s.Jitter != 0 {
-		return invalid("schedule.jitter", "set without a schedule spec")
 	}
 	return nil
 }

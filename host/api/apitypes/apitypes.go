@@ -94,14 +94,22 @@ type Connection struct {
 	ConnectorKey string         `json:"connector_key"`
 	Label        string         `json:"label"`
 	Config       map[string]any `json:"config"`
-	Schedule     string         `json:"schedule"`
-	Jitter       string         `json:"jitter,omitempty"` // Go duration, e.g. "30s"
-	State        string         `json:"state"`            // active | paused | revoked
-	CreatedAt    string         `json:"created_at"`
-	UpdatedAt    string         `json:"updated_at"`
+
+	// Schedule is the connection's own spec ("" when it has none).
+	Schedule string `json:"schedule"`
+	// ScheduleInForce is the spec the connection is scheduled by: its
+	// own, else its connector's auto-enrolling default; omitted when
+	// neither (manual runs only). ScheduleSource says which: own,
+	// connector_default or none. Jitter spreads the schedule in force.
+	ScheduleInForce string `json:"schedule_in_force,omitempty"`
+	ScheduleSource  string `json:"schedule_source"`
+	Jitter          string `json:"jitter,omitempty"` // Go duration, e.g. "30s"
+	State           string `json:"state"`            // active | paused | revoked
+	CreatedAt       string `json:"created_at"`
+	UpdatedAt       string `json:"updated_at"`
 	// Enrollment is the connection's current enrollment outcome.
 	Enrollment *EnrollmentEntry `json:"enrollment,omitempty"`
-	// NextRun is the next scheduled run, "" when not enrolled.
+	// NextRun is the next scheduled run, omitted when not enrolled.
 	NextRun string `json:"next_run,omitempty"`
 	// CoalescedTicks counts schedule ticks dropped because the
 	// connection's previous occurrence was still queued or running;
@@ -120,7 +128,9 @@ type ConnectionCreateRequest struct {
 }
 
 // ConnectionUpdateRequest is PATCH /v1/connections/{id}; nil fields are
-// unchanged. Schedule "" removes the connection's own schedule.
+// unchanged. Schedule "" removes the connection's own schedule (and its
+// jitter, unless Jitter is given too). Jitter applies to the schedule in
+// force: the connection's own, or its connector's default.
 type ConnectionUpdateRequest struct {
 	Label    *string         `json:"label,omitempty"`
 	Config   *map[string]any `json:"config,omitempty"`

@@ -150,6 +150,17 @@ func testConnections(t *testing.T, f *fixture) {
 	diff(t, "schedule cleared", want, got)
 	diff(t, "get after patches", want, must(f.s.GetConnection(f.ctx, a1.ID))(t))
 
+	// Jitter without an own spec: it spreads the connector's default.
+	t4 := f.advance(time.Minute)
+	onDefault := store.Schedule{Jitter: 20 * time.Second}
+	got = must(f.s.UpdateConnection(f.ctx, a1.ID, store.ConnectionPatch{Schedule: &onDefault}))(t)
+	want.Schedule, want.UpdatedAt, want.ScheduleGen = onDefault, t4, 3
+	diff(t, "jitter on the default schedule", want, got)
+	diff(t, "get jitter on the default schedule", want, must(f.s.GetConnection(f.ctx, a1.ID))(t))
+	created := must(f.s.CreateConnection(f.ctx, store.NewConnection{ConnectorKey: "alpha", Schedule: onDefault}))(t)
+	diff(t, "created with jitter only", onDefault, must(f.s.GetConnection(f.ctx, created.ID))(t).Schedule)
+	must(f.s.DeleteConnection(f.ctx, created.ID))(t)
+
 	for name, call := range map[string]func() error{
 		"get": func() error { _, err := f.s.GetConnection(f.ctx, "conn_missing"); return err },
 		"update": func() error {
@@ -179,7 +190,6 @@ func testConnectionValidation(t *testing.T, f *fixture) {
 		"label too long":         {ConnectorKey: "alpha", Label: long},
 		"label not utf-8":        {ConnectorKey: "alpha", Label: bad},
 		"negative jitter":        {ConnectorKey: "alpha", Schedule: store.Schedule{Spec: "@hourly", Jitter: -time.Second}},
-		"jitter with no spec":    {ConnectorKey: "alpha", Schedule: store.Schedule{Jitter: time.Second}},
 		"schedule spec too long": {ConnectorKey: "alpha", Schedule: store.Schedule{Spec: long}},
 	} {
 		t.Run("create "+name, func(t *testing.T) {
