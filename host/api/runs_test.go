@@ -276,3 +276,33 @@ func TestHTTPMetrics(t *testing.T) {
 		t.Error("a connection id became a label")
 	}
 }
+
+// TestRecordsListInEmitOrder: the demo emits events 0..11; they list in
+// that order ("2" before "10"), across pages.
+func TestRecordsListInEmitOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(map[string]any{"records": 12}, "")
+	e.setToken(c.ID, "tok-emit-order")
+	var run apitypes.Run
+	e.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &run)
+	if r, err := e.h.Wait(run.ID); err != nil || r.Records != 12 {
+		t.Fatalf("run %+v %v", r, err)
+	}
+	var got []string
+	cursor := ""
+	for range 10 {
+		var page apitypes.List[apitypes.Record]
+		e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID+"/records?stream=events&limit=5&cursor="+cursor, nil, &page)
+		for _, r := range page.Items {
+			got = append(got, r.Key)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	want := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
+	if !slices.Equal(got, want) {
+		t.Errorf("keys %v, want %v", got, want)
+	}
+}

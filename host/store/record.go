@@ -38,7 +38,8 @@ type StoredRecord struct {
 }
 
 // RecordQuery selects a page of one connection's records, ordered by stream
-// then key. Stream "" means all streams.
+// then by the connector's emit order (the order each key was first
+// written). Stream "" means all streams.
 type RecordQuery struct {
 	ConnectionID string
 	Stream       string

@@ -151,8 +151,10 @@ type Records interface {
 	// GetCheckpoint returns the connection's checkpoint and whether one
 	// is stored.
 	GetCheckpoint(ctx context.Context, connectionID string) ([]byte, bool, error)
-	// ListRecords pages through a connection's records in (stream, key)
-	// order.
+	// ListRecords pages through a connection's records by stream, then
+	// in the order the connector first emitted each key (a key written
+	// again keeps its place). Paging is stable under concurrent writes: a
+	// record's place never moves.
 	ListRecords(ctx context.Context, q RecordQuery) (RecordPage, error)
 }
 

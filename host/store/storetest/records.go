@@ -212,9 +212,10 @@ func testListRecordsPaging(t *testing.T, f *fixture) {
 		}
 		f.commit(c.ID, r.ID, stream, 1, nil, keys...)
 	}
+	// By stream, then in the order the keys were emitted.
 	for _, stream := range []string{"a-stream", "b-stream", "c-stream"} {
 		for i := range 7 {
-			all = append(all, fmt.Sprintf("%s/k%02d", stream, i))
+			all = append(all, fmt.Sprintf("%s/k%02d", stream, 6-i))
 		}
 	}
 	for _, tc := range []struct {
@@ -238,10 +239,61 @@ func testListRecordsPaging(t *testing.T, f *fixture) {
 	}
 	_, err := f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Cursor: "%%%"})
 	wantErr(t, err, store.ErrInvalid, "")
+	// A cursor of the old (stream, key) shape is refused, not misread.
+	_, err = f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Cursor: "WyJyZWNvcmRzIiwiYSIsImsiXQ"})
+	wantErr(t, err, store.ErrInvalid, "")
 	_, err = f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: "conn_missing"})
 	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
 	page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Limit: store.MaxPageSize + 50}))(t)
 	if len(page.Records) != len(all) {
 		t.Errorf("a limit above MaxPageSize returned %d records", len(page.Records))
 	}
+}
+
+// testListRecordsEmitOrder: records list in the order the connector first
+// emitted their keys ("0", "1", "2", …, "10", not "0", "1", "10", "2");
+// a key written again keeps its place; new keys of a later batch or run
+// come after; a page boundary does not move while records are rewritten.
+func testListRecordsEmitOrder(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	r := f.runningRun(c.ID)
+	var keys []string
+	for i := range 12 {
+		keys = append(keys, fmt.Sprint(i))
+	}
+	f.commit(c.ID, r.ID, "events", 1, nil, keys...)
+	key := func(rec store.StoredRecord) string { return rec.Key }
+	list := func(limit int) []string {
+		return readAllPages(t, limit, 64, func(cursor string) ([]store.StoredRecord, string) {
+			page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Cursor: cursor, Limit: limit}))(t)
+			return page.Records, page.Next
+		}, key)
+	}
+	diff(t, "emit order", keys, list(5))
+
+	// Rewritten keys keep their place; new ones (a later batch) follow.
+	f.commit(c.ID, r.ID, "events", 2, nil, "12", "5", "0", "13")
+	want := append(append([]string{}, keys...), "12", "13")
+	diff(t, "after a rewrite and new keys", want, list(4))
+	if got := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Limit: 1}))(t); got.Records[0].Key != "0" || string(got.Records[0].Data) == "" {
+		t.Errorf("first record %+v", got.Records)
+	}
+
+	// A page boundary holds while the records before and after it are
+	// written again: no record is skipped or listed twice.
+	first := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Limit: 6}))(t)
+	f.commit(c.ID, r.ID, "events", 3, nil, "13", "0", "7", "14")
+	var got []string
+	for _, rec := range first.Records {
+		got = append(got, rec.Key)
+	}
+	cursor := first.Next
+	for cursor != "" {
+		page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Cursor: cursor, Limit: 6}))(t)
+		for _, rec := range page.Records {
+			got = append(got, rec.Key)
+		}
+		cursor = page.Next
+	}
+	diff(t, "paging across rewrites", append(want, "14"), got)
 }

@@ -77,6 +77,7 @@ func Run(t *testing.T, open Opener) {
 		{"CommitBatchInterruptedIsAllOrNothing", testCommitBatchInterruptedIsAllOrNothing},
 		{"Checkpoints", testCheckpoints},
 		{"ListRecordsPaging", testListRecordsPaging},
+		{"ListRecordsEmitOrder", testListRecordsEmitOrder},
 		{"Audit", testAudit},
 		{"AuditAppendOnlyAPI", testAuditAppendOnlyAPI},
 		{"AuditPaging", testAuditPaging},
