@@ -151,6 +151,15 @@ type Records interface {
 	// GetCheckpoint returns the connection's checkpoint and whether one
 	// is stored.
 	GetCheckpoint(ctx context.Context, connectionID string) ([]byte, bool, error)
+	// LastCheckpoint returns the connection's checkpoint with the run
+	// that committed it and when, and whether one is stored.
+	LastCheckpoint(ctx context.Context, connectionID string) (Checkpoint, bool, error)
+	// ResetCheckpoint removes the connection's checkpoint (its records
+	// stay), so its next run starts from scratch, and returns the one
+	// removed, if any. It refuses with RunActive (ErrLeaseHeld) while a
+	// run holds the connection's unexpired lease: that run would commit
+	// its own checkpoint over the reset.
+	ResetCheckpoint(ctx context.Context, connectionID string) (Checkpoint, bool, error)
 	// ListRecords pages through a connection's records by stream, then
 	// in the order the connector first emitted each key (a key written
 	// again keeps its place). Paging is stable under concurrent writes: a

@@ -152,6 +152,64 @@ func (s *Store) GetCheckpoint(ctx context.Context, connectionID string) ([]byte,
 	return state, true, nil
 }
 
+// LastCheckpoint implements store.Records.
+func (s *Store) LastCheckpoint(ctx context.Context, connectionID string) (store.Checkpoint, bool, error) {
+	cp, ok, err := s.lastCheckpoint(ctx, s.r, connectionID, false)
+	return cp, ok, s.dbErr("last checkpoint", err)
+}
+
+func (s *Store) lastCheckpoint(ctx context.Context, db querier, connectionID string, lock bool) (store.Checkpoint, bool, error) {
+	cp := store.Checkpoint{ConnectionID: connectionID}
+	query := `SELECT state, run_id, updated_at FROM checkpoints WHERE connection_id = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	err := s.queryRow(ctx, db, query, connectionID).Scan(&cp.State, &cp.RunID, timeCol{&cp.UpdatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.requireConnection(ctx, db, connectionID, false); err != nil {
+			return store.Checkpoint{ConnectionID: connectionID}, false, err
+		}
+		return store.Checkpoint{ConnectionID: connectionID}, false, nil
+	}
+	if err != nil {
+		return store.Checkpoint{ConnectionID: connectionID}, false, err
+	}
+	if cp.State == nil {
+		cp.State = []byte{}
+	}
+	return cp, true, nil
+}
+
+// ResetCheckpoint implements store.Records.
+func (s *Store) ResetCheckpoint(ctx context.Context, connectionID string) (store.Checkpoint, bool, error) {
+	var (
+		out store.Checkpoint
+		had bool
+	)
+	err := s.tx(ctx, func(tx *txn) error {
+		if _, err := s.getConnection(ctx, tx, connectionID, true); err != nil {
+			return err
+		}
+		l, ok, err := s.getLease(ctx, tx, connectionID, true)
+		if err != nil {
+			return err
+		}
+		if ok && !l.Expired(s.stamp()) {
+			return store.RunActive(l)
+		}
+		out, had, err = s.lastCheckpoint(ctx, tx, connectionID, true)
+		if err != nil || !had {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM checkpoints WHERE connection_id = ?`, connectionID)
+		return err
+	})
+	if err != nil {
+		return store.Checkpoint{ConnectionID: connectionID}, false, s.dbErr("reset checkpoint", err)
+	}
+	return out, had, nil
+}
+
 // ListRecords implements store.Records.
 func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.RecordPage, error) {
 	where, args := []string{`connection_id = ?`}, []any{q.ConnectionID}

@@ -297,3 +297,68 @@ func testListRecordsEmitOrder(t *testing.T, f *fixture) {
 	}
 	diff(t, "paging across rewrites", append(want, "14"), got)
 }
+
+// testCheckpointReset: the last checkpoint reads with the run that
+// committed it and when; a reset removes it (records stay), is refused
+// run_active while a run holds the lease, and is a no-op with none.
+func testCheckpointReset(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	_, _, err := f.s.LastCheckpoint(f.ctx, "conn_missing")
+	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
+	_, _, err = f.s.ResetCheckpoint(f.ctx, "conn_missing")
+	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
+	if cp, ok, err := f.s.LastCheckpoint(f.ctx, c.ID); err != nil || ok || cp.RunID != "" {
+		t.Fatalf("fresh LastCheckpoint = %+v, %v, %v; want none", cp, ok, err)
+	}
+	if _, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID); err != nil || ok {
+		t.Fatalf("reset of no checkpoint = %v, %v; want a no-op", ok, err)
+	}
+
+	r := f.runningRun(c.ID)
+	at := f.advance(time.Second)
+	f.commit(c.ID, r.ID, "events", 1, []byte(`{"next":60}`), "0", "1")
+	want := store.Checkpoint{ConnectionID: c.ID, State: []byte(`{"next":60}`), RunID: r.ID, UpdatedAt: at}
+	cp, ok, err := f.s.LastCheckpoint(f.ctx, c.ID)
+	if err != nil || !ok {
+		t.Fatalf("LastCheckpoint = %v, %v", ok, err)
+	}
+	diff(t, "last checkpoint", want, cp)
+
+	// The running run holds the lease: refused, nothing removed.
+	_, _, err = f.s.ResetCheckpoint(f.ctx, c.ID)
+	wantErr(t, err, store.ErrLeaseHeld, failure.RunActive)
+	var held *store.LeaseHeldError
+	if !asErr(err, &held) || held.Lease.RunID != r.ID {
+		t.Errorf("refusal %v does not name the run %s", err, r.ID)
+	}
+	after, _ := must2(f.s.LastCheckpoint(f.ctx, c.ID))(t)
+	diff(t, "after the refused reset", want, after)
+
+	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(t)
+	if err := f.s.ReleaseLease(f.ctx, c.ID, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID)
+	if err != nil || !ok {
+		t.Fatalf("ResetCheckpoint = %v, %v", ok, err)
+	}
+	diff(t, "removed checkpoint", want, got)
+	if _, ok, err := f.s.GetCheckpoint(f.ctx, c.ID); err != nil || ok {
+		t.Errorf("GetCheckpoint after the reset = %v, %v; want none", ok, err)
+	}
+	if n := len(f.allRecords(c.ID, "")); n != 2 {
+		t.Errorf("%d records after the reset, want 2 (records stay)", n)
+	}
+	if _, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID); err != nil || ok {
+		t.Errorf("second reset = %v, %v; want a no-op", ok, err)
+	}
+
+	// An expired lease does not hold the reset back.
+	r2 := f.runningRun(c.ID)
+	f.commit(c.ID, r2.ID, "events", 2, []byte(`{"next":2}`), "2")
+	f.lease(c.ID, r2.ID, "host-a", time.Second)
+	f.advance(time.Minute)
+	if _, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID); err != nil || !ok {
+		t.Errorf("reset under an expired lease = %v, %v", ok, err)
+	}
+}

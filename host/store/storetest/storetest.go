@@ -76,6 +76,7 @@ func Run(t *testing.T, open Opener) {
 		{"CommitBatchInvalidRecordMovesNothing", testCommitBatchInvalidRecordMovesNothing},
 		{"CommitBatchInterruptedIsAllOrNothing", testCommitBatchInterruptedIsAllOrNothing},
 		{"Checkpoints", testCheckpoints},
+		{"CheckpointReset", testCheckpointReset},
 		{"ListRecordsPaging", testListRecordsPaging},
 		{"ListRecordsEmitOrder", testListRecordsEmitOrder},
 		{"Audit", testAudit},
