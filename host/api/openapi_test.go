@@ -26,7 +26,8 @@ func TestOpenAPIRequiredMatchesOmitempty(t *testing.T) {
 	var doc struct {
 		Components struct {
 			Schemas map[string]struct {
-				Required []string `json:"required"`
+				Required   []string                   `json:"required"`
+				Properties map[string]json.RawMessage `json:"properties"`
 			} `json:"schemas"`
 		} `json:"components"`
 	}
@@ -37,6 +38,7 @@ func TestOpenAPIRequiredMatchesOmitempty(t *testing.T) {
 		"Connection": apitypes.Connection{}, "Credential": apitypes.Credential{}, "Validity": apitypes.Validity{},
 		"Run": apitypes.Run{}, "Host": apitypes.Host{}, "Record": apitypes.Record{}, "AuditEvent": apitypes.AuditEvent{},
 		"EnrollmentEntry": apitypes.EnrollmentEntry{}, "RunEvent": apitypes.RunEvent{},
+		"Checkpoint": apitypes.Checkpoint{}, "CheckpointReset": apitypes.CheckpointReset{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, ok := doc.Components.Schemas[name]
@@ -49,6 +51,9 @@ func TestOpenAPIRequiredMatchesOmitempty(t *testing.T) {
 				jname, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 				if !f.IsExported() || jname == "-" {
 					continue
+				}
+				if _, ok := s.Properties[jname]; !ok {
+					t.Errorf("%s.%s is not a property of the schema", name, jname)
 				}
 				omitted := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
 				required := slices.Contains(s.Required, jname)

@@ -42,6 +42,20 @@ a standard five-field cron spec ("0 * * * *"), or "@every <duration>"
 			`Revoke stops every future run of the connection, scheduled or manual, and keeps
 its records and history. It cannot be undone; delete removes the connection.`,
 			(*client.Client).RevokeConnection, a.printConnection),
+		idCommand(a, "connection state", "ID", "Show a connection's last committed checkpoint",
+			`State shows the checkpoint the connection's next run resumes from: the state
+its connector last committed (JSON, or base64 when it is not JSON), the run
+that committed it and when. "none" means the next run starts from scratch.`,
+			(*client.Client).GetCheckpoint, a.printCheckpoint),
+		idCommand(a, "connection reset-state", "ID", "Clear a connection's checkpoint",
+			`Reset-state clears the connection's checkpoint, so its next run starts from
+scratch, as after changing a config the checkpoint no longer fits (the
+demo's records lowered below what it already collected). The records stay:
+a run that emits a key again replaces its record. It is audited
+(connection.reset_state), and refused (run_active, naming the run) while a
+run holds the connection: cancel that run first, or wait for it to end.
+Clearing a connection with no checkpoint succeeds and changes nothing.`,
+			(*client.Client).ResetCheckpoint, a.printCheckpointReset),
 		a.connectionDeleteCommand(),
 	)
 	return cmd
@@ -321,4 +335,58 @@ func enrollmentOutcome(e *apitypes.EnrollmentEntry) string {
 		return ""
 	}
 	return e.Outcome
+}
+
+func (a *app) printCheckpoint(k apitypes.Checkpoint) error {
+	if a.json() {
+		return printJSON(a.rt.Stdout, k)
+	}
+	if !k.Present {
+		return fields(a.rt.Stdout, [][2]string{
+			{"connection", k.ConnectionID},
+			{"checkpoint", "none (the next run starts from scratch)"},
+		})
+	}
+	return fields(a.rt.Stdout, [][2]string{
+		{"connection", k.ConnectionID},
+		{"checkpoint", checkpointState(k)},
+		{"bytes", fmt.Sprint(k.Bytes)},
+		{"committed by", k.RunID},
+		{"committed at", ts(k.UpdatedAt)},
+	})
+}
+
+func (a *app) printCheckpointReset(k apitypes.CheckpointReset) error {
+	if a.json() {
+		return printJSON(a.rt.Stdout, k)
+	}
+	if !k.Removed || k.Previous == nil {
+		return fields(a.rt.Stdout, [][2]string{
+			{"connection", k.ConnectionID},
+			{"reset", "nothing to clear: the connection had no checkpoint"},
+		})
+	}
+	return fields(a.rt.Stdout, [][2]string{
+		{"connection", k.ConnectionID},
+		{"reset", "cleared: the next run starts from scratch"},
+		{"was", checkpointState(*k.Previous)},
+		{"committed by", k.Previous.RunID},
+		{"committed at", ts(k.Previous.UpdatedAt)},
+	})
+}
+
+// checkpointState is a checkpoint's state for a terminal: its JSON on one
+// line (at most 200 bytes), or its bytes in base64.
+func checkpointState(k apitypes.Checkpoint) string {
+	switch {
+	case len(k.State) > 0:
+		var v any
+		if json.Unmarshal(k.State, &v) == nil {
+			return compactJSON(v, 200)
+		}
+		return string(k.State)
+	case k.StateBase64 != "":
+		return "base64:" + k.StateBase64
+	}
+	return "(empty)"
 }

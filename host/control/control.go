@@ -283,6 +283,23 @@ func (s *Service) DeleteConnection(ctx context.Context, actor, id string) (store
 	return d, nil
 }
 
+// ResetCheckpoint clears the connection's checkpoint so its next run
+// starts from scratch (its records stay), audited connection.reset_state
+// with the run that had committed the removed checkpoint. It is refused
+// run_active, naming the run, while a run holds the connection's lease.
+func (s *Service) ResetCheckpoint(ctx context.Context, actor, id string) (store.Checkpoint, bool, error) {
+	cp, had, err := s.cfg.Store.ResetCheckpoint(ctx, id)
+	detail := map[string]string{"removed": fmt.Sprint(had)}
+	if had {
+		detail["run_id"] = cp.RunID
+	}
+	if err != nil {
+		detail = nil
+	}
+	s.record(ctx, actor, "connection.reset_state", id, err, detail)
+	return cp, had, err
+}
+
 // SetCredential captures the connection's credential, or rotates it when
 // an active one exists, then re-evaluates enrollment at once. A revoked
 // connection is refused connection_revoked (audited) before anything is

@@ -299,6 +299,30 @@ type Record struct {
 	UpdatedAt string `json:"updated_at"`
 }
 
+// Checkpoint is GET /v1/connections/{id}/checkpoint: the connection's
+// last committed checkpoint, the state its next run resumes from. State
+// is the checkpoint as JSON when it is JSON (the SDK writes JSON), else
+// StateBase64 holds its bytes; RunID is the run that committed it.
+// Present is false when the connection has none (its next run starts
+// from scratch).
+type Checkpoint struct {
+	ConnectionID string          `json:"connection_id"`
+	Present      bool            `json:"present"`
+	State        json.RawMessage `json:"state,omitempty"`
+	StateBase64  string          `json:"state_base64,omitempty"`
+	Bytes        int             `json:"bytes"`
+	RunID        string          `json:"run_id,omitempty"`
+	UpdatedAt    string          `json:"updated_at,omitempty"`
+}
+
+// CheckpointReset is DELETE /v1/connections/{id}/checkpoint: Removed says
+// whether there was a checkpoint to clear, Previous is what it was.
+type CheckpointReset struct {
+	ConnectionID string      `json:"connection_id"`
+	Removed      bool        `json:"removed"`
+	Previous     *Checkpoint `json:"previous,omitempty"`
+}
+
 // AuditEvent is one audit row.
 type AuditEvent struct {
 	ID         string            `json:"id"`
@@ -381,6 +405,8 @@ type RewrapFailure struct {
 //	DELETE /v1/connections/{id}/credential         → Credential
 //	POST   /v1/connections/{id}/runs               → 202 Run (manual trigger; a refusal is the typed error with the refused run's id in the message)
 //	GET    /v1/connections/{id}/records?stream=&cursor=&limit= → List[Record]
+//	GET    /v1/connections/{id}/checkpoint         → Checkpoint
+//	DELETE /v1/connections/{id}/checkpoint         → CheckpointReset (409 run_active while a run holds the connection)
 //	GET    /v1/runs?connection=&status=&cursor=&limit= → List[Run] newest first
 //	GET    /v1/runs/{id}                           → Run
 //	POST   /v1/runs/{id}/cancel                    → Run
