@@ -122,11 +122,16 @@ func (a *API) nextRun(id string) time.Time {
 
 // toConnection is a connection's view with its schedule in force: its
 // own spec, or its connector's auto-enrolling default (the catalog
-// decides; a connector not in the catalog has no default).
+// decides; a connector not in the catalog has no default); none for a
+// revoked connection, which never runs again. A paused one keeps its
+// schedule in force: resume puts it back on it.
 func (a *API) toConnection(c store.Connection, entry *apitypes.EnrollmentEntry, next time.Time) apitypes.Connection {
 	out := toConnection(c, entry, next)
-	e, _ := a.cfg.Catalog.Get(c.ConnectorKey)
-	out.ScheduleInForce, out.ScheduleSource = control.ScheduleInForce(c.Schedule, e.Manifest.DefaultSchedule)
+	out.ScheduleSource = control.ScheduleNone
+	if c.State != store.ConnectionRevoked {
+		e, _ := a.cfg.Catalog.Get(c.ConnectorKey)
+		out.ScheduleInForce, out.ScheduleSource = control.ScheduleInForce(c.Schedule, e.Manifest.DefaultSchedule)
+	}
 	return out
 }
 

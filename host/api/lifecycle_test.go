@@ -356,4 +356,14 @@ func TestScheduleInForce(t *testing.T) {
 	if c.Schedule != "" || c.Jitter != "5s" {
 		t.Fatalf("own schedule removed, jitter given: %+v", c)
 	}
+	// Paused keeps it (resume puts the connection back on it); revoked
+	// has none.
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/pause", nil, &c)
+	if c.ScheduleSource != "connector_default" || c.ScheduleInForce != "@every 1m" {
+		t.Errorf("paused: %+v", c)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, &c)
+	if c.ScheduleSource != "none" || c.ScheduleInForce != "" {
+		t.Errorf("revoked: %+v", c)
+	}
 }

@@ -312,10 +312,10 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 // scheduleInForce is the schedule a connection runs by and where it comes
 // from: "@every 1m (connector default)"; "" (shown "-") when none.
 func scheduleInForce(k apitypes.Connection) string {
-	switch {
-	case k.ScheduleInForce == "":
+	switch k.ScheduleSource {
+	case "":
 		return k.Schedule // a host that does not say: its own, if any
-	case k.ScheduleSource == "connector_default":
+	case "connector_default":
 		return k.ScheduleInForce + " (connector default)"
 	}
 	return k.ScheduleInForce

@@ -99,8 +99,9 @@ type Connection struct {
 	Schedule string `json:"schedule"`
 	// ScheduleInForce is the spec the connection is scheduled by: its
 	// own, else its connector's auto-enrolling default; omitted when
-	// neither (manual runs only). ScheduleSource says which: own,
-	// connector_default or none. Jitter spreads the schedule in force.
+	// neither (manual runs only) and for a revoked connection.
+	// ScheduleSource says which: own, connector_default or none. Jitter
+	// spreads the schedule in force.
 	ScheduleInForce string `json:"schedule_in_force,omitempty"`
 	ScheduleSource  string `json:"schedule_source"`
 	Jitter          string `json:"jitter,omitempty"` // Go duration, e.g. "30s"
