@@ -18,10 +18,9 @@ type Code string
 // the next boot; StoreCorrupt is a read or write that hit a damaged page
 // of the store (the host turns not-ready: restore the store);
 // InvalidConfig is a connection config the connector's schema, or the
-// connector itself, refuses; Conflict is an operation the target's
-// current state forbids (resuming a revoked connection, setting the
-// credential of a revoked one, resetting the checkpoint of a connection
-// whose run is active is run_active instead).
+// connector itself, refuses; Conflict is a state change the target's
+// current state forbids (resuming or pausing a revoked connection,
+// rotating a deleted credential): HTTP 409, and the audit's failure_code.
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
