@@ -17,7 +17,9 @@ import (
 // The code is the thing's *_not_found code where one exists, else
 // not_found; Field is the query parameter. A name that is not known but
 // still matches stored rows (a connector whose plugin was removed, a
-// stream an older connector version emitted) lists them as before.
+// stream an older connector version emitted, the runs of a deleted
+// connection or of a pruned host row) lists them as before: the check
+// runs only when the first page comes back empty.
 
 // unknownFilter is the 404 of a filter naming nothing.
 func unknownFilter(code, param, value, reason string) *Error {

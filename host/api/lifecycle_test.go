@@ -367,3 +367,20 @@ func TestScheduleInForce(t *testing.T) {
 		t.Errorf("revoked: %+v", c)
 	}
 }
+
+// TestRunsOfADeletedConnectionStillList: runs outlive their connection,
+// so filtering by a deleted connection's id lists them (the 404 is for
+// an id that names nothing at all).
+func TestRunsOfADeletedConnectionStillList(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "")
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, nil)
+	refused := e.call("POST", "/v1/connections/"+c.ID+"/runs", nil).ErrorBody(t).RunID
+	e.ok(http.StatusOK, "DELETE", "/v1/connections/"+c.ID, nil, nil)
+	var list apitypes.List[apitypes.Run]
+	e.ok(http.StatusOK, "GET", "/v1/runs?connection="+c.ID, nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != refused {
+		t.Errorf("runs of the deleted connection %+v, want %s", list.Items, refused)
+	}
+}
