@@ -81,6 +81,7 @@ type Control interface {
 	RevokeCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
 	DeleteCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
 	TriggerRun(ctx context.Context, actor, id string) (store.Run, error)
+	ResetCheckpoint(ctx context.Context, actor, id string) (store.Checkpoint, bool, error)
 }
 
 // Store is the read side of the store the API uses.
@@ -91,6 +92,7 @@ type Store interface {
 	GetRun(ctx context.Context, id string) (store.Run, error)
 	ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage, error)
 	ListRecords(ctx context.Context, q store.RecordQuery) (store.RecordPage, error)
+	LastCheckpoint(ctx context.Context, connectionID string) (store.Checkpoint, bool, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	ListEnrollment(ctx context.Context) ([]store.EnrollmentEntry, error)
 	ListHosts(ctx context.Context) ([]store.Host, error)
@@ -277,6 +279,8 @@ func (a *API) register() {
 
 	a.handle("POST /v1/connections/{id}/runs", a.triggerRun)
 	a.handle("GET /v1/connections/{id}/records", a.listRecords)
+	a.handle("GET /v1/connections/{id}/checkpoint", a.getCheckpoint)
+	a.handle("DELETE /v1/connections/{id}/checkpoint", a.resetCheckpoint)
 
 	a.handle("GET /v1/runs", a.listRuns)
 	a.handle("GET /v1/runs/{id}", a.getRun)

@@ -3,10 +3,12 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
@@ -29,7 +31,7 @@ func (a *API) getConnector(w http.ResponseWriter, r *http.Request) error {
 	key := r.PathValue("key")
 	e, ok := a.cfg.Catalog.Get(key)
 	if !ok {
-		return &Error{Status: http.StatusNotFound, Body: errBody(string(failure.ConnectorNotFound), "connector not found in the catalog", "")}
+		return &Error{Status: http.StatusNotFound, Body: errBody(string(failure.ConnectorNotFound), fmt.Sprintf("connector %q is not in the catalog", key), "")}
 	}
 	writeJSON(w, http.StatusOK, toConnector(e))
 	return nil
@@ -79,14 +81,11 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 	}
 	if _, ok := a.cfg.Catalog.Get(req.ConnectorKey); !ok {
 		return &Error{Status: http.StatusBadRequest, Body: errBody(string(failure.ConnectorNotFound),
-			"connector_key names no catalogued connector", "connector_key")}
+			fmt.Sprintf("connector_key %q names no catalogued connector", req.ConnectorKey), "connector_key")}
 	}
 	jitter, err := parseJitter(req.Jitter)
 	if err != nil {
 		return err
-	}
-	if jitter > 0 && req.Schedule == "" {
-		return invalid("jitter", "jitter needs a schedule")
 	}
 	if err := checkSchedule(req.Schedule); err != nil {
 		return err
@@ -109,7 +108,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	writeJSON(w, http.StatusCreated, toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	writeJSON(w, http.StatusCreated, a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
 	return nil
 }
 
@@ -122,6 +121,21 @@ func (a *API) nextRun(id string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// toConnection is a connection's view with its schedule in force: its
+// own spec, or its connector's auto-enrolling default (the catalog
+// decides; a connector not in the catalog has no default); none for a
+// revoked connection, which never runs again. A paused one keeps its
+// schedule in force: resume puts it back on it.
+func (a *API) toConnection(c store.Connection, entry *apitypes.EnrollmentEntry, next time.Time) apitypes.Connection {
+	out := toConnection(c, entry, next)
+	out.ScheduleSource = control.ScheduleNone
+	if c.State != store.ConnectionRevoked {
+		e, _ := a.cfg.Catalog.Get(c.ConnectorKey)
+		out.ScheduleInForce, out.ScheduleSource = control.ScheduleInForce(c.Schedule, e.Manifest.DefaultSchedule)
+	}
+	return out
 }
 
 // enrollmentOf returns the stored enrollment entries by connection id.
@@ -146,7 +160,7 @@ func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Conn
 	if e, ok := byID[c.ID]; ok {
 		entry = &e
 	}
-	return toConnection(c, entry, a.nextRun(c.ID)), nil
+	return a.toConnection(c, entry, a.nextRun(c.ID)), nil
 }
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
@@ -169,6 +183,9 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if key := f.ConnectorKey; key != "" && len(page.Connections) == 0 && f.Cursor == "" && !a.catalogued(key) {
+		return unknownFilter(string(failure.ConnectorNotFound), "connector", key, "is not in the catalog and no connection uses it")
+	}
 	conns := page.Connections
 	byID, err := a.enrollmentOf(r)
 	if err != nil {
@@ -186,7 +203,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 		if e, ok := byID[c.ID]; ok {
 			entry = &e
 		}
-		items = append(items, toConnection(c, entry, next[c.ID]))
+		items = append(items, a.toConnection(c, entry, next[c.ID]))
 	}
 	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items, Next: page.Next})
 	return nil
@@ -248,10 +265,9 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
 			}
 			sch.Jitter = j
 		}
-		if sch.Spec == "" {
-			if req.Jitter != nil && sch.Jitter > 0 {
-				return invalid("jitter", "jitter needs a schedule")
-			}
+		if req.Schedule != nil && *req.Schedule == "" && req.Jitter == nil {
+			// Back on the connector's default, whose period may be
+			// shorter: the jitter goes unless given again.
 			sch.Jitter = 0
 		}
 		p.Schedule = &sch
@@ -260,7 +276,7 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	writeJSON(w, http.StatusOK, a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
 	return nil
 }
 

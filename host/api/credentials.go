@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/connhost/connhost/host/api/apitypes"
@@ -65,7 +66,7 @@ func (a *API) revokeCredential(w http.ResponseWriter, r *http.Request) error {
 	}
 	meta, err := a.cfg.Control.RevokeCredential(r.Context(), Actor, r.PathValue("id"))
 	if err != nil {
-		return err
+		return noCredential(err, r.PathValue("id"))
 	}
 	writeJSON(w, http.StatusOK, a.credential(meta))
 	return nil
@@ -74,8 +75,17 @@ func (a *API) revokeCredential(w http.ResponseWriter, r *http.Request) error {
 func (a *API) deleteCredential(w http.ResponseWriter, r *http.Request) error {
 	meta, err := a.cfg.Control.DeleteCredential(r.Context(), Actor, r.PathValue("id"))
 	if err != nil {
-		return err
+		return noCredential(err, r.PathValue("id"))
 	}
 	writeJSON(w, http.StatusOK, a.credential(meta))
 	return nil
+}
+
+// noCredential names the connection in a credential_not_found.
+func noCredential(err error, id string) error {
+	if errors.Is(err, store.ErrCredentialNotFound) {
+		return &Error{Status: http.StatusNotFound, Body: errBody(apitypes.CodeCredentialNotFound,
+			fmt.Sprintf("connection %q has no stored credential", id), "")}
+	}
+	return err
 }

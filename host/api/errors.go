@@ -111,7 +111,7 @@ func Classify(err error) (int, apitypes.ErrorBody) {
 	case errors.Is(err, store.ErrCredentialNotFound):
 		return http.StatusNotFound, errBody(apitypes.CodeCredentialNotFound, "the connection has no stored credential", "")
 	case errors.Is(err, store.ErrRunNotFound):
-		return http.StatusNotFound, errBody(apitypes.CodeRunNotFound, "run not found", "")
+		return http.StatusNotFound, errBody(apitypes.CodeRunNotFound, store.RunNotFoundMessage(err), "")
 	case errors.Is(err, store.ErrConnectionNotFound):
 		return http.StatusNotFound, errBody(string(failure.ConnectionNotFound), "connection not found", "")
 	case errors.Is(err, store.ErrConnectorNotFound):

@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -220,5 +222,165 @@ func TestCredentialIsWriteOnly(t *testing.T) {
 	}
 	if logs := e.h.Logs.String(); strings.Contains(logs, canary) || strings.Contains(logs, canary2) {
 		t.Error("the log holds the credential value")
+	}
+}
+
+// TestPauseAndResumeAreIdempotent: pausing a paused connection and
+// resuming an active one answer 200 with the connection unchanged,
+// audited succeeded with unchanged=true; resuming a revoked connection is
+// a 409 conflict, audited failed with failure_code conflict.
+func TestPauseAndResumeAreIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "@every 1h")
+	var first, again apitypes.Connection
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/resume", nil, &again)
+	if again.State != "active" || again.UpdatedAt != c.UpdatedAt {
+		t.Errorf("resume of an active connection: %+v", again)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/pause", nil, &first)
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/pause", nil, &again)
+	if first.State != "paused" || again.State != "paused" || again.UpdatedAt != first.UpdatedAt {
+		t.Errorf("pause twice: %+v then %+v", first, again)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, nil)
+	r := e.call("POST", "/v1/connections/"+c.ID+"/resume", nil)
+	if b := r.ErrorBody(t); r.Status != http.StatusConflict || b.Code != "conflict" || !strings.Contains(b.Message, c.ID) {
+		t.Errorf("resume of a revoked connection: %s", r)
+	}
+
+	var audit apitypes.List[apitypes.AuditEvent]
+	e.ok(http.StatusOK, "GET", "/v1/audit?target="+c.ID+"&limit=100", nil, &audit)
+	var got []string
+	for _, ev := range audit.Items {
+		if ev.Operation == "connection.pause" || ev.Operation == "connection.resume" {
+			got = append(got, fmt.Sprintf("%s %s from=%s unchanged=%s code=%s", ev.Operation, ev.Outcome,
+				ev.Detail["from"], ev.Detail["unchanged"], ev.Detail["failure_code"]))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"connection.pause succeeded from=active unchanged= code=",
+		"connection.pause succeeded from=paused unchanged=true code=",
+		"connection.resume failed from=revoked unchanged= code=conflict",
+		"connection.resume succeeded from=active unchanged=true code=",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("audit (-want +got):\n%s", d)
+	}
+}
+
+// TestCredentialSetOnARevokedConnectionIsRefused: refused typed
+// (connection_revoked, 409) before any plugin starts, audited refused;
+// nothing is stored.
+func TestCredentialSetOnARevokedConnectionIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "")
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, nil)
+	launches := e.h.Launcher.Launches()
+	r := e.call("PUT", "/v1/connections/"+c.ID+"/credential", apitypes.CredentialSetRequest{Values: map[string]string{"DEMO_TOKEN": "revoked-token-1"}})
+	if b := r.ErrorBody(t); r.Status != http.StatusConflict || b.Code != "connection_revoked" {
+		t.Fatalf("credential set on a revoked connection: %s", r)
+	}
+	if n := e.h.Launcher.Launches(); n != launches {
+		t.Errorf("%d plugin launches for a refused credential", n-launches)
+	}
+	var cred apitypes.Credential
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID+"/credential", nil, &cred)
+	if cred.Present || cred.State != "none" {
+		t.Errorf("credential after the refusal %+v", cred)
+	}
+	var audit apitypes.List[apitypes.AuditEvent]
+	e.ok(http.StatusOK, "GET", "/v1/audit?target="+c.ID+"&operation=credential.set", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Outcome != "refused" || audit.Items[0].Detail["failure_code"] != "connection_revoked" {
+		t.Errorf("audit %+v", audit.Items)
+	}
+}
+
+// TestKnownFiltersWithNothingToListAreEmpty: a filter naming a thing that
+// exists but has nothing to list is an empty 200 (the unknown ones are
+// 404s, in TestBadInputIsTypedAndChangesNothing).
+func TestKnownFiltersWithNothingToListAreEmpty(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "")
+	for _, path := range []string{
+		"/v1/connections/" + c.ID + "/records?stream=events",
+		"/v1/runs?connection=" + c.ID,
+		"/v1/connections?connector=demo&state=paused",
+	} {
+		var list apitypes.List[json.RawMessage]
+		e.ok(http.StatusOK, "GET", path, nil, &list)
+		if len(list.Items) != 0 {
+			t.Errorf("%s: %d items", path, len(list.Items))
+		}
+	}
+}
+
+// TestScheduleInForce: a connection shows the schedule it runs by and
+// where that comes from; jitter on the connector's default schedule is
+// accepted and spreads it.
+func TestScheduleInForce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	var c apitypes.Connection
+	e.ok(http.StatusCreated, "POST", "/v1/connections", apitypes.ConnectionCreateRequest{ConnectorKey: "demo", Label: "d", Jitter: "10s"}, &c)
+	if c.Schedule != "" || c.ScheduleInForce != "@every 1m" || c.ScheduleSource != "connector_default" || c.Jitter != "10s" {
+		t.Fatalf("on the default schedule: %+v", c)
+	}
+	e.setToken(c.ID, "tok-schedule-in-force")
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, &c)
+	if c.ScheduleInForce != "@every 1m" || c.ScheduleSource != "connector_default" || c.NextRun == "" {
+		t.Fatalf("get on the default schedule: %+v", c)
+	}
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Jitter: ptr("20s")}, &c)
+	if c.Schedule != "" || c.Jitter != "20s" || c.ScheduleSource != "connector_default" {
+		t.Fatalf("jitter patched on the default schedule: %+v", c)
+	}
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Schedule: ptr("@every 1h")}, &c)
+	if c.Schedule != "@every 1h" || c.ScheduleInForce != "@every 1h" || c.ScheduleSource != "own" || c.Jitter != "20s" {
+		t.Fatalf("own schedule: %+v", c)
+	}
+	var list apitypes.List[apitypes.Connection]
+	e.ok(http.StatusOK, "GET", "/v1/connections", nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ScheduleSource != "own" || list.Items[0].ScheduleInForce != "@every 1h" {
+		t.Fatalf("list %+v", list.Items)
+	}
+	// Back on the default: the jitter goes unless given again.
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Schedule: ptr("")}, &c)
+	if c.Schedule != "" || c.Jitter != "" || c.ScheduleSource != "connector_default" {
+		t.Fatalf("own schedule removed: %+v", c)
+	}
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{Schedule: ptr(""), Jitter: ptr("5s")}, &c)
+	if c.Schedule != "" || c.Jitter != "5s" {
+		t.Fatalf("own schedule removed, jitter given: %+v", c)
+	}
+	// Paused keeps it (resume puts the connection back on it); revoked
+	// has none.
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/pause", nil, &c)
+	if c.ScheduleSource != "connector_default" || c.ScheduleInForce != "@every 1m" {
+		t.Errorf("paused: %+v", c)
+	}
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, &c)
+	if c.ScheduleSource != "none" || c.ScheduleInForce != "" {
+		t.Errorf("revoked: %+v", c)
+	}
+}
+
+// TestRunsOfADeletedConnectionStillList: runs outlive their connection,
+// so filtering by a deleted connection's id lists them (the 404 is for
+// an id that names nothing at all).
+func TestRunsOfADeletedConnectionStillList(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(nil, "")
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/revoke", nil, nil)
+	refused := e.call("POST", "/v1/connections/"+c.ID+"/runs", nil).ErrorBody(t).RunID
+	e.ok(http.StatusOK, "DELETE", "/v1/connections/"+c.ID, nil, nil)
+	var list apitypes.List[apitypes.Run]
+	e.ok(http.StatusOK, "GET", "/v1/runs?connection="+c.ID, nil, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != refused {
+		t.Errorf("runs of the deleted connection %+v, want %s", list.Items, refused)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/api/internal/runops"
@@ -45,6 +46,16 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 	page, err := a.cfg.Store.ListRuns(r.Context(), f)
 	if err != nil {
 		return err
+	}
+	if len(page.Runs) == 0 && f.Cursor == "" {
+		// Runs outlive their connection and host rows: only an empty
+		// answer asks whether the filter names anything.
+		if err := a.checkConnectionFilter(r.Context(), "connection", f.ConnectionID); err != nil {
+			return err
+		}
+		if err := a.checkHostFilter(r.Context(), f.HostID); err != nil {
+			return err
+		}
 	}
 	items := make([]apitypes.Run, 0, len(page.Runs))
 	for _, run := range page.Runs {
@@ -140,13 +151,21 @@ func (a *API) listRecords(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
-	if _, err := a.cfg.Store.GetConnection(r.Context(), id); err != nil {
+	c, err := a.cfg.Store.GetConnection(r.Context(), id)
+	if err != nil {
 		return err
 	}
-	page, err := a.cfg.Store.ListRecords(r.Context(), store.RecordQuery{ConnectionID: id, Stream: q.Get("stream"),
+	stream := q.Get("stream")
+	page, err := a.cfg.Store.ListRecords(r.Context(), store.RecordQuery{ConnectionID: id, Stream: stream,
 		Cursor: q.Get("cursor"), Limit: limit})
 	if err != nil {
 		return err
+	}
+	if stream != "" && len(page.Records) == 0 && q.Get("cursor") == "" {
+		if ok, names := a.streamDeclared(c.ConnectorKey, stream); !ok {
+			return unknownFilter(apitypes.CodeNotFound, "stream", stream,
+				fmt.Sprintf("is not a stream of connector %s (streams: %s)", c.ConnectorKey, strings.Join(names, ", ")))
+		}
 	}
 	items := make([]apitypes.Record, 0, len(page.Records))
 	for _, rec := range page.Records {

@@ -100,8 +100,19 @@ func TestCancelRunEndsItCancelled(t *testing.T) {
 	if r.Status != http.StatusConflict {
 		t.Fatalf("second trigger: %s", r)
 	}
-	if body := r.ErrorBody(t); body.Code != "run_active" || body.RunID == "" || body.RunID == run.ID {
+	body := r.ErrorBody(t)
+	if body.Code != "run_active" || body.RunID == "" || body.RunID == run.ID {
 		t.Errorf("second trigger refusal %+v", body)
+	}
+	// The refusal names the run that holds the connection (the one to
+	// cancel), not the refused one; so does the refused run's row.
+	if want := "active run (run " + run.ID + ")"; !strings.Contains(body.Message, want) {
+		t.Errorf("refusal message %q does not contain %q", body.Message, want)
+	}
+	var refused apitypes.Run
+	e.ok(http.StatusOK, "GET", "/v1/runs/"+body.RunID, nil, &refused)
+	if refused.Status != "refused" || !strings.Contains(refused.FailureMessage, run.ID) || strings.Contains(refused.FailureMessage, body.RunID) {
+		t.Errorf("refused run row %+v", refused)
 	}
 
 	var done apitypes.Run
@@ -197,7 +208,7 @@ func TestConnectionsPaging(t *testing.T) {
 		{"limit=1000", want},
 		{"limit=2&state=active", []string{want[0], want[2], want[3], want[4]}},
 		{"limit=1&state=paused&connector=demo", []string{want[1]}},
-		{"limit=3&connector=github", nil},
+		{"limit=3&state=revoked&connector=demo", nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			var got []string
@@ -263,5 +274,35 @@ func TestHTTPMetrics(t *testing.T) {
 	}
 	if strings.Contains(string(r.Body), "conn_a") {
 		t.Error("a connection id became a label")
+	}
+}
+
+// TestRecordsListInEmitOrder: the demo emits events 0..11; they list in
+// that order ("2" before "10"), across pages.
+func TestRecordsListInEmitOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	c := e.createDemo(map[string]any{"records": 12}, "")
+	e.setToken(c.ID, "tok-emit-order")
+	var run apitypes.Run
+	e.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &run)
+	if r, err := e.h.Wait(run.ID); err != nil || r.Records != 12 {
+		t.Fatalf("run %+v %v", r, err)
+	}
+	var got []string
+	cursor := ""
+	for range 10 {
+		var page apitypes.List[apitypes.Record]
+		e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID+"/records?stream=events&limit=5&cursor="+cursor, nil, &page)
+		for _, r := range page.Items {
+			got = append(got, r.Key)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	want := []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
+	if !slices.Equal(got, want) {
+		t.Errorf("keys %v, want %v", got, want)
 	}
 }

@@ -160,10 +160,10 @@ func jsonEqual(t *testing.T, want, got string) {
 // Canned API bodies.
 const (
 	connectorJSON  = `{"connector_key":"demo","version":"1.0.0","display_name":"Demo","auth":{"kind":"static_secret","required":["DEMO_TOKEN"]},"env_passthrough":["DEMO_LABEL"],"streams":[{"name":"events","key_fields":["id"]}],"default_schedule":"@every 1m","auto_enroll":true,"sha256":"abc"}`
-	connectionJSON = `{"id":"c1","connector_key":"demo","label":"L","config":{"records":5},"schedule":"@every 1s","state":"active","created_at":"2025-01-02T04:04:05+01:00","updated_at":"2025-01-02T03:04:05Z","enrollment":{"connection_id":"c1","connector_key":"demo","outcome":"enrolled","evaluated_at":"2025-01-02T03:04:05Z"},"coalesced_ticks":0}`
-	credentialJSON = `{"present":true,"kind":"static_secret","state":"active","names":["DEMO_TOKEN"],"key_id":7,"captured_at":"2025-01-02T03:04:05Z","rotated_at":""}`
-	queuedRunJSON  = `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"queued","failure_code":"","created_at":"2025-01-02T03:04:05Z","started_at":"","ended_at":"","records":0,"host_id":""}`
-	runningRunJSON = `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"running","failure_code":"","created_at":"2025-01-02T03:04:05Z","started_at":"2025-01-02T03:04:05Z","ended_at":"","host_id":"host_a","records":0}`
+	connectionJSON = `{"id":"c1","connector_key":"demo","label":"L","config":{"records":5},"schedule":"@every 1s","schedule_in_force":"@every 1s","schedule_source":"own","state":"active","created_at":"2025-01-02T04:04:05+01:00","updated_at":"2025-01-02T03:04:05Z","enrollment":{"connection_id":"c1","connector_key":"demo","outcome":"enrolled","evaluated_at":"2025-01-02T03:04:05Z"},"coalesced_ticks":0}`
+	credentialJSON = `{"present":true,"kind":"static_secret","state":"active","names":["DEMO_TOKEN"],"key_id":7,"captured_at":"2025-01-02T03:04:05Z"}`
+	queuedRunJSON  = `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"queued","failure_code":"","created_at":"2025-01-02T03:04:05Z","records":0,"host_id":""}`
+	runningRunJSON = `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"running","failure_code":"","created_at":"2025-01-02T03:04:05Z","started_at":"2025-01-02T03:04:05Z","host_id":"host_a","records":0}`
 	doneRunJSON    = `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"succeeded","failure_code":"","created_at":"2025-01-02T03:04:05Z","started_at":"2025-01-02T03:04:05Z","ended_at":"2025-01-02T03:04:06Z","host_id":"host_a","records":5}`
 	failedRunJSON  = `{"id":"r1","connection_id":"c1","trigger":"manual","attempt":1,"status":"failed","failure_code":"connector_failed","failure_message":"token rejected","created_at":"2025-01-02T03:04:05Z","started_at":"2025-01-02T03:04:05Z","ended_at":"2025-01-02T03:04:06Z","host_id":"host_a","records":0}`
 	eventsSSE      = "event: status\ndata: {\"run_id\":\"r1\",\"kind\":\"status\",\"at\":\"2025-01-02T03:04:05Z\",\"status\":\"running\"}\n\n" +
@@ -300,8 +300,8 @@ func TestJSONOutput(t *testing.T) {
 		{
 			name:   "credential show of nothing has names []",
 			args:   []string{"credential", "show", "c1"},
-			routes: map[string][]reply{"GET /v1/connections/c1/credential": {{body: `{"present":false,"state":"none","names":null,"captured_at":"","rotated_at":""}`}}},
-			want:   `{"present":false,"state":"none","names":[],"captured_at":"","rotated_at":""}`,
+			routes: map[string][]reply{"GET /v1/connections/c1/credential": {{body: `{"present":false,"state":"none","names":null}`}}},
+			want:   `{"present":false,"state":"none","names":[]}`,
 			calls:  []call{{Method: "GET", Path: "/v1/connections/c1/credential"}},
 		},
 		{
@@ -529,6 +529,25 @@ func TestTextOutput(t *testing.T) {
 				"config:          {\"records\":5}\n" +
 				"enrollment:      enrolled\n" +
 				"next run:        -\n" +
+				"coalesced ticks: 0\n" +
+				"created at:      2025-01-02T03:04:05Z\n" +
+				"updated at:      2025-01-02T03:04:05Z\n",
+		},
+		{
+			name: "connection show on its connector's default schedule",
+			args: []string{"connection", "show", "c1"},
+			routes: map[string][]reply{"GET /v1/connections/c1": {{body: `{"id":"c1","connector_key":"demo","label":"L","config":{},` +
+				`"schedule":"","schedule_in_force":"@every 1m","schedule_source":"connector_default","jitter":"10s","state":"active",` +
+				`"created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","next_run":"2025-01-02T03:05:05Z","coalesced_ticks":0}`}}},
+			want: "id:              c1\n" +
+				"connector:       demo\n" +
+				"label:           L\n" +
+				"state:           active\n" +
+				"schedule:        @every 1m (connector default)\n" +
+				"jitter:          10s\n" +
+				"config:          {}\n" +
+				"enrollment:      -\n" +
+				"next run:        2025-01-02T03:05:05Z\n" +
 				"coalesced ticks: 0\n" +
 				"created at:      2025-01-02T03:04:05Z\n" +
 				"updated at:      2025-01-02T03:04:05Z\n",

@@ -42,6 +42,20 @@ a standard five-field cron spec ("0 * * * *"), or "@every <duration>"
 			`Revoke stops every future run of the connection, scheduled or manual, and keeps
 its records and history. It cannot be undone; delete removes the connection.`,
 			(*client.Client).RevokeConnection, a.printConnection),
+		idCommand(a, "connection state", "ID", "Show a connection's last committed checkpoint",
+			`State shows the checkpoint the connection's next run resumes from: the state
+its connector last committed (JSON, or base64 when it is not JSON), the run
+that committed it and when. "none" means the next run starts from scratch.`,
+			(*client.Client).GetCheckpoint, a.printCheckpoint),
+		idCommand(a, "connection reset-state", "ID", "Clear a connection's checkpoint",
+			`Reset-state clears the connection's checkpoint, so its next run starts from
+scratch, as after changing a config the checkpoint no longer fits (the
+demo's records lowered below what it already collected). The records stay:
+a run that emits a key again replaces its record. It is audited
+(connection.reset_state), and refused (run_active, naming the run) while a
+run holds the connection: cancel that run first, or wait for it to end.
+Clearing a connection with no checkpoint succeeds and changes nothing.`,
+			(*client.Client).ResetCheckpoint, a.printCheckpointReset),
 		a.connectionDeleteCommand(),
 	)
 	return cmd
@@ -79,7 +93,9 @@ func (a *app) connectionCreateCommand() *cobra.Command {
 		Short: "Create a connection",
 		Long: `Create a connection of a connector. Without --schedule the connection uses
 the connector's default schedule if the connector auto-enrolls, and otherwise
-runs only on demand. Capture its credential next with "connhost credential set".`,
+runs only on demand; --jitter then spreads the default schedule. "connection
+show" says which schedule is in force and where it comes from. Capture its
+credential next with "connhost credential set".`,
 		Example: `  connhost connection create --connector demo --label quickstart --schedule "@every 30s" --config '{"records":5}'
   connhost connection create --connector demo --label nightly --schedule "0 2 * * *" --jitter 5m -o json`,
 		Args: args(),
@@ -111,7 +127,7 @@ runs only on demand. Capture its credential next with "connhost credential set".
 	f.StringVar(&req.ConnectorKey, "connector", "", "connector key (required)")
 	f.StringVar(&req.Label, "label", "", "a label for people (required)")
 	f.StringVar(&req.Schedule, "schedule", "", `cron spec (6 fields with seconds, or 5) or "@every DURATION"`)
-	f.StringVar(&jitter, "jitter", "", "spread scheduled runs: each runs a fixed offset within [0, JITTER) after its due instant, e.g. 30s (at most the schedule's period, and 24h)")
+	f.StringVar(&jitter, "jitter", "", "spread scheduled runs: each runs a fixed offset within [0, JITTER) after its due instant, e.g. 30s (at most the period of the schedule in force, own or the connector's default, and 24h)")
 	f.StringVar(&config, "config", "", "connector config, a JSON object")
 	_ = cmd.MarkFlagRequired("connector")
 	_ = cmd.MarkFlagRequired("label")
@@ -140,7 +156,7 @@ connections exist, the cursor of the next page is printed on stderr.`,
 			}
 			return printPage(a, page, []string{"ID", "CONNECTOR", "LABEL", "STATE", "SCHEDULE", "ENROLLMENT", "NEXT RUN"},
 				func(k apitypes.Connection) []string {
-					return []string{k.ID, k.ConnectorKey, k.Label, k.State, k.Schedule,
+					return []string{k.ID, k.ConnectorKey, k.Label, k.State, scheduleInForce(k),
 						enrollmentOutcome(k.Enrollment), ts(k.NextRun)}
 				})
 		}),
@@ -155,9 +171,12 @@ connections exist, the cursor of the next page is printed on stderr.`,
 
 func (a *app) connectionShowCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show a connection",
-		Long:    `Show a connection: connector, label, state, schedule, config, enrollment outcome and next run.`,
+		Use:   "show ID",
+		Short: "Show a connection",
+		Long: `Show a connection: connector, label, state, the schedule in force (its own, or
+"(connector default)"), config, enrollment outcome and next run. With -o json,
+schedule is the connection's own spec, schedule_in_force the one it runs by
+and schedule_source own, connector_default or none.`,
 		Example: `  connhost connection show CONNECTION_ID -o json`,
 		Args:    args("ID"),
 		RunE: a.wrap(func(ctx context.Context, args []string) error {
@@ -180,8 +199,10 @@ func (a *app) connectionUpdateCommand() *cobra.Command {
 		Use:   "update ID [--label L] [--schedule SPEC] [--config JSON] [--jitter D]",
 		Short: "Change a connection's label, schedule, config or jitter",
 		Long: `Update only the given fields. --schedule "" removes the connection's own
-schedule; --jitter "" removes its jitter. The new schedule applies at once,
-to this connection only.`,
+schedule (the connector's default applies again) and its jitter unless
+--jitter is given too; --jitter "" removes the jitter. Jitter spreads the
+schedule in force, own or default. The new schedule applies at once, to
+this connection only.`,
 		Example: `  connhost connection update CONNECTION_ID --schedule "*/10 * * * * *"
   connhost connection update CONNECTION_ID --config '{"records":50}' --label renamed`,
 		Args: args("ID"),
@@ -277,7 +298,7 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 		{"connector", k.ConnectorKey},
 		{"label", k.Label},
 		{"state", k.State},
-		{"schedule", k.Schedule},
+		{"schedule", scheduleInForce(k)},
 		{"jitter", k.Jitter},
 		{"config", compactJSON(k.Config, 0)},
 		{"enrollment", enrollment},
@@ -286,6 +307,18 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 		{"created at", ts(k.CreatedAt)},
 		{"updated at", ts(k.UpdatedAt)},
 	})
+}
+
+// scheduleInForce is the schedule a connection runs by and where it comes
+// from: "@every 1m (connector default)"; "" (shown "-") when none.
+func scheduleInForce(k apitypes.Connection) string {
+	switch k.ScheduleSource {
+	case "":
+		return k.Schedule // a host that does not say: its own, if any
+	case "connector_default":
+		return k.ScheduleInForce + " (connector default)"
+	}
+	return k.ScheduleInForce
 }
 
 // coalesced says how many schedule ticks found the previous occurrence
@@ -302,4 +335,58 @@ func enrollmentOutcome(e *apitypes.EnrollmentEntry) string {
 		return ""
 	}
 	return e.Outcome
+}
+
+func (a *app) printCheckpoint(k apitypes.Checkpoint) error {
+	if a.json() {
+		return printJSON(a.rt.Stdout, k)
+	}
+	if !k.Present {
+		return fields(a.rt.Stdout, [][2]string{
+			{"connection", k.ConnectionID},
+			{"checkpoint", "none (the next run starts from scratch)"},
+		})
+	}
+	return fields(a.rt.Stdout, [][2]string{
+		{"connection", k.ConnectionID},
+		{"checkpoint", checkpointState(k)},
+		{"bytes", fmt.Sprint(k.Bytes)},
+		{"committed by", k.RunID},
+		{"committed at", ts(k.UpdatedAt)},
+	})
+}
+
+func (a *app) printCheckpointReset(k apitypes.CheckpointReset) error {
+	if a.json() {
+		return printJSON(a.rt.Stdout, k)
+	}
+	if !k.Removed || k.Previous == nil {
+		return fields(a.rt.Stdout, [][2]string{
+			{"connection", k.ConnectionID},
+			{"reset", "nothing to clear: the connection had no checkpoint"},
+		})
+	}
+	return fields(a.rt.Stdout, [][2]string{
+		{"connection", k.ConnectionID},
+		{"reset", "cleared: the next run starts from scratch"},
+		{"was", checkpointState(*k.Previous)},
+		{"committed by", k.Previous.RunID},
+		{"committed at", ts(k.Previous.UpdatedAt)},
+	})
+}
+
+// checkpointState is a checkpoint's state for a terminal: its JSON on one
+// line (at most 200 bytes), or its bytes in base64.
+func checkpointState(k apitypes.Checkpoint) string {
+	switch {
+	case len(k.State) > 0:
+		var v any
+		if json.Unmarshal(k.State, &v) == nil {
+			return compactJSON(v, 200)
+		}
+		return string(k.State)
+	case k.StateBase64 != "":
+		return "base64:" + k.StateBase64
+	}
+	return "(empty)"
 }

@@ -69,7 +69,9 @@ answers secret_too_short, naming the NAME). On a terminal the lines are read
 without echo, until an empty line.
 
 Values given as arguments are refused and never echoed. Only metadata is
-printed: names, state and timestamps.`,
+printed: names, state and timestamps. A revoked connection's credential
+cannot be set: the host refuses it (connection_revoked) before any plugin
+starts.`,
 		Example: `  printf 'DEMO_TOKEN=%s\n' "$TOKEN" | connhost credential set CONNECTION_ID
   connhost credential set CONNECTION_ID --from-file ./demo.env -o json`,
 		Args:        args("ID"),

@@ -22,9 +22,12 @@ func (a *app) recordsCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list CONNECTION_ID [--stream S] [--limit N]",
 		Short: "List a connection's records",
-		Long: `List a connection's records, one page at a time (--limit, --cursor). When more
-records exist, the cursor of the next page is printed on stderr. -o json
-prints the records with their full data.`,
+		Long: `List a connection's records, one page at a time (--limit, --cursor). Records
+come by stream, then in the order the connector first emitted each key (a
+record written again keeps its place), so the demo's events read 0, 1, 2, …
+When more records exist, the cursor of the next page is printed on stderr.
+-o json prints the records with their full data. A --stream the connector
+does not declare (and that has no records) is an error, not an empty list.`,
 		Example: `  connhost records list CONNECTION_ID
   connhost records list CONNECTION_ID --stream events --limit 100 -o json`,
 		Args: args("CONNECTION_ID"),

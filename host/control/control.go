@@ -131,7 +131,7 @@ func (s *Service) CreateConnection(ctx context.Context, actor string, n store.Ne
 	if err := validateInput(n.Config, n.Schedule); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
-	if err := checkJitter(n.Schedule, entry.Manifest.DefaultSchedule.Spec); err != nil {
+	if err := checkJitter(n.Schedule, entry.Manifest.DefaultSchedule); err != nil {
 		return store.Connection{}, enroll.Entry{}, err
 	}
 	if err := entry.Config.Validate(n.Config); err != nil {
@@ -163,7 +163,7 @@ func (s *Service) UpdateConnection(ctx context.Context, actor, id string, p stor
 		}
 		entry, _ := s.cfg.Catalog.Get(cur.ConnectorKey)
 		if p.Schedule != nil {
-			if err := checkJitter(sch, entry.Manifest.DefaultSchedule.Spec); err != nil {
+			if err := checkJitter(sch, entry.Manifest.DefaultSchedule); err != nil {
 				return store.Connection{}, enroll.Entry{}, err
 			}
 		}
@@ -181,15 +181,36 @@ func (s *Service) UpdateConnection(ctx context.Context, actor, id string, p stor
 	return c, s.Reevaluate(ctx, c.ID), nil
 }
 
-// checkJitter bounds a jitter by the period of the schedule it spreads:
-// the connection's own, else its connector's default.
-func checkJitter(sch store.Schedule, defaultSpec string) error {
-	spec := sch.Spec
-	if spec == "" {
-		spec = defaultSpec
+// Where a connection's schedule in force comes from (ScheduleInForce).
+const (
+	ScheduleOwn              = "own"               // the connection's own spec
+	ScheduleConnectorDefault = "connector_default" // its connector's auto-enrolling default
+	ScheduleNone             = "none"              // neither: manual runs only
+)
+
+// ScheduleInForce is the spec a connection is scheduled by and where it
+// comes from: its own spec, else its connector's default when that
+// auto-enrolls (the enrollment gate's rule), else none.
+func ScheduleInForce(own store.Schedule, def manifest.Schedule) (spec, source string) {
+	switch {
+	case own.Spec != "":
+		return own.Spec, ScheduleOwn
+	case def.Spec != "" && def.AutoEnroll:
+		return def.Spec, ScheduleConnectorDefault
 	}
-	if sch.Jitter <= 0 || spec == "" {
+	return "", ScheduleNone
+}
+
+// checkJitter bounds a jitter by the period of the schedule it spreads:
+// the schedule in force, the connection's own or its connector's default.
+// Jitter with no schedule in force spreads nothing and is refused.
+func checkJitter(sch store.Schedule, def manifest.Schedule) error {
+	if sch.Jitter <= 0 {
 		return nil
+	}
+	spec, _ := ScheduleInForce(sch, def)
+	if spec == "" {
+		return &InvalidError{Field: "jitter", Reason: "needs a schedule: the connection has none and its connector has no auto-enrolling default"}
 	}
 	if err := schedule.CheckJitter(spec, sch.Jitter); err != nil {
 		return &InvalidError{Field: "jitter", Reason: strings.TrimPrefix(err.Error(), "schedule: ")}
@@ -215,16 +236,32 @@ func validateInput(config json.RawMessage, sch store.Schedule) error {
 	return nil
 }
 
-// SetState pauses, resumes or revokes a connection.
+// SetState pauses, resumes or revokes a connection. Asking for the state
+// the connection is in (pause of a paused one, resume of an active one)
+// succeeds and changes nothing: it is audited succeeded with detail
+// unchanged=true. A transition the state forbids (resume of a revoked
+// connection) is failure.Conflict, audited with that code.
 func (s *Service) SetState(ctx context.Context, actor, id string, state store.ConnectionState) (store.Connection, error) {
+	// The state before, for the audit row only: the store decides.
+	prev, perr := s.cfg.Store.GetConnection(ctx, id)
 	c, err := s.cfg.Store.SetConnectionState(ctx, id, state)
 	op := map[store.ConnectionState]string{store.ConnectionPaused: "connection.pause",
 		store.ConnectionActive: "connection.resume", store.ConnectionRevoked: "connection.revoke"}[state]
-	s.record(ctx, actor, op, id, err, nil)
+	var detail map[string]string
+	unchanged := err == nil && perr == nil && prev.State == state
+	if perr == nil {
+		detail = map[string]string{"from": string(prev.State)}
+		if unchanged {
+			detail["unchanged"] = "true"
+		}
+	}
+	s.record(ctx, actor, op, id, err, detail)
 	if err != nil {
 		return store.Connection{}, err
 	}
-	s.Reevaluate(ctx, id)
+	if !unchanged {
+		s.Reevaluate(ctx, id)
+	}
 	return c, nil
 }
 
@@ -246,13 +283,38 @@ func (s *Service) DeleteConnection(ctx context.Context, actor, id string) (store
 	return d, nil
 }
 
+// ResetCheckpoint clears the connection's checkpoint so its next run
+// starts from scratch (its records stay), audited connection.reset_state
+// with the run that had committed the removed checkpoint. It is refused
+// run_active, naming the run, while a run holds the connection's lease.
+func (s *Service) ResetCheckpoint(ctx context.Context, actor, id string) (store.Checkpoint, bool, error) {
+	cp, had, err := s.cfg.Store.ResetCheckpoint(ctx, id)
+	detail := map[string]string{"removed": fmt.Sprint(had)}
+	if had {
+		detail["run_id"] = cp.RunID
+	}
+	if err != nil {
+		detail = nil
+	}
+	s.record(ctx, actor, "connection.reset_state", id, err, detail)
+	return cp, had, err
+}
+
 // SetCredential captures the connection's credential, or rotates it when
-// an active one exists, then re-evaluates enrollment at once.
+// an active one exists, then re-evaluates enrollment at once. A revoked
+// connection is refused connection_revoked (audited) before anything is
+// stored or any plugin starts: it never runs again, so a credential for
+// it could only be a secret kept for nothing.
 // order is the names of values as the operator gave them (may be nil),
 // so an invalid name is reported by its position, never its text.
 func (s *Service) SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (store.CredentialMeta, enroll.Entry, error) {
 	c, err := s.cfg.Store.GetConnection(ctx, id)
 	if err != nil {
+		return store.CredentialMeta{}, enroll.Entry{}, err
+	}
+	if c.State == store.ConnectionRevoked {
+		err := failure.New(failure.ConnectionRevoked, "connection %s is revoked: its credential cannot be set", id)
+		s.recordCredential(ctx, actor, id, err)
 		return store.CredentialMeta{}, enroll.Entry{}, err
 	}
 	entry, ok := s.cfg.Catalog.Get(c.ConnectorKey)
@@ -415,6 +477,13 @@ func (s *Service) record(ctx context.Context, actor, op, id string, err error, d
 		ev.Detail["failure_code"] = string(failure.CodeOf(err))
 	}
 	s.cfg.Audit.Record(ctx, ev)
+}
+
+// recordCredential audits a credential set the service refused itself
+// (the broker audits the captures and rotations it performs).
+func (s *Service) recordCredential(ctx context.Context, actor, id string, err error) {
+	s.cfg.Audit.Record(ctx, audit.Event{Actor: actor, Operation: "credential.set", TargetKind: "connection", TargetID: id,
+		Outcome: store.AuditRefused, Detail: map[string]string{"failure_code": string(failure.CodeOf(err))}})
 }
 
 // Manifests adapts a Catalog to the enrollment gate.

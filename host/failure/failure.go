@@ -18,11 +18,14 @@ type Code string
 // the next boot; StoreCorrupt is a read or write that hit a damaged page
 // of the store (the host turns not-ready: restore the store);
 // InvalidConfig is a connection config the connector's schema, or the
-// connector itself, refuses. The keyset codes refuse keyset operations:
-// KeyNotFound (no such key id in the keyset), KeyIsPrimary (the primary
-// key cannot be disabled), KeyInUse (credentials are still sealed under the
-// key), KeysetEncrypted (keyset encrypt on an encrypted keyset) and
-// KEKRequired (an operation that needs a KEK was given none).
+// connector itself, refuses; Conflict is a state change the target's
+// current state forbids (resuming or pausing a revoked connection,
+// rotating a deleted credential): HTTP 409, and the audit's failure_code.
+// The keyset codes refuse keyset operations: KeyNotFound (no such key id
+// in the keyset), KeyIsPrimary (the primary key cannot be disabled),
+// KeyInUse (credentials are still sealed under the key), KeysetEncrypted
+// (keyset encrypt on an encrypted keyset) and KEKRequired (an operation
+// that needs a KEK was given none).
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -42,6 +45,7 @@ const (
 	HostCrashed             Code = "host_crashed"
 	StoreCorrupt            Code = "store_corrupt"
 	InvalidConfig           Code = "invalid_config"
+	Conflict                Code = "conflict"
 	KeyNotFound             Code = "key_not_found"
 	KeyIsPrimary            Code = "key_is_primary"
 	KeyInUse                Code = "key_in_use"

@@ -26,13 +26,14 @@ func (s ConnectionState) Valid() bool {
 }
 
 // ReachableFrom lists the states from which a connection may move to s.
-// Revoking a revoked connection is an allowed no-op.
+// Moving to the state a connection is in (pausing a paused one, resuming
+// an active one, revoking a revoked one) is an allowed no-op.
 func (s ConnectionState) ReachableFrom() []ConnectionState {
 	switch s {
 	case ConnectionPaused:
-		return []ConnectionState{ConnectionActive}
+		return []ConnectionState{ConnectionActive, ConnectionPaused}
 	case ConnectionActive:
-		return []ConnectionState{ConnectionPaused}
+		return []ConnectionState{ConnectionPaused, ConnectionActive}
 	case ConnectionRevoked:
 		return []ConnectionState{ConnectionActive, ConnectionPaused, ConnectionRevoked}
 	}
@@ -42,8 +43,12 @@ func (s ConnectionState) ReachableFrom() []ConnectionState {
 // Schedule is a connection's schedule. The store keeps the spec as text;
 // the scheduler parses it.
 type Schedule struct {
-	Spec   string        // cron spec; "" means no schedule
-	Jitter time.Duration // optional: each occurrence runs a stable per-connection offset in [0, Jitter) after its due instant
+	Spec string // cron spec; "" means no own schedule (the connector's default may apply)
+	// Jitter is optional: each occurrence runs a stable per-connection
+	// offset in [0, Jitter) after its due instant. With no Spec it
+	// spreads the connector's default schedule (the control service
+	// checks that there is one).
+	Jitter time.Duration
 }
 
 func (s Schedule) validate() error {
@@ -52,9 +57,6 @@ func (s Schedule) validate() error {
 	}
 	if s.Jitter < 0 {
 		return invalid("schedule.jitter", "negative")
-	}
-	if s.Spec == "" && s.Jitter != 0 {
-		return invalid("schedule.jitter", "set without a schedule spec")
 	}
 	return nil
 }

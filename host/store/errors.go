@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/failure"
@@ -108,11 +109,38 @@ func RunActive(held Lease) error {
 	return &failure.Error{Code: failure.RunActive, Message: e.Error(), Err: e}
 }
 
+// Conflict returns e (a *TransitionError, a *CredentialStateError)
+// carrying failure.Conflict, so the audit and the API see a typed code;
+// errors.Is and errors.As still reach e and its sentinel.
+func Conflict(e error) error {
+	return &failure.Error{Code: failure.Conflict, Message: strings.TrimPrefix(e.Error(), "store: "), Err: e}
+}
+
 // RunBusy returns the error for a manual trigger whose connection already
 // has a queued or running run: it matches ErrLeaseHeld, unwraps to e, and
 // carries failure.RunActive.
 func RunBusy(e *QueuedError) error {
 	return &failure.Error{Code: failure.RunActive, Message: e.Error(), Err: e}
+}
+
+// RunNotFoundError is ErrRunNotFound for a run id asked for.
+type RunNotFoundError struct {
+	ID string
+}
+
+func (e *RunNotFoundError) Error() string { return fmt.Sprintf("store: run %q not found", e.ID) }
+
+// Unwrap returns ErrRunNotFound.
+func (e *RunNotFoundError) Unwrap() error { return ErrRunNotFound }
+
+// RunNotFoundMessage is the operator's message for an ErrRunNotFound:
+// it names the run asked for when err says which.
+func RunNotFoundMessage(err error) string {
+	var e *RunNotFoundError
+	if errors.As(err, &e) {
+		return fmt.Sprintf("run %q not found", e.ID)
+	}
+	return "run not found"
 }
 
 // LeaseHeldError reports the lease that blocked an operation.

@@ -37,8 +37,19 @@ type StoredRecord struct {
 	UpdatedAt    time.Time
 }
 
+// Checkpoint is a connection's last committed checkpoint: opaque bytes
+// the connector wrote (JSON by the SDK's convention), the run that
+// committed them, and when.
+type Checkpoint struct {
+	ConnectionID string
+	State        []byte
+	RunID        string
+	UpdatedAt    time.Time
+}
+
 // RecordQuery selects a page of one connection's records, ordered by stream
-// then key. Stream "" means all streams.
+// then by the connector's emit order (the order each key was first
+// written). Stream "" means all streams.
 type RecordQuery struct {
 	ConnectionID string
 	Stream       string

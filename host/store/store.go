@@ -32,8 +32,9 @@ type Connections interface {
 	ListConnectionPage(ctx context.Context, f ConnectionPageFilter) (ConnectionPage, error)
 	// UpdateConnection applies the patch and stamps updated_at.
 	UpdateConnection(ctx context.Context, id string, p ConnectionPatch) (Connection, error)
-	// SetConnectionState moves the connection to state; a change not in
-	// state.ReachableFrom() returns a *TransitionError.
+	// SetConnectionState moves the connection to state; to the state it
+	// is in, it changes nothing; a change not in state.ReachableFrom()
+	// returns a *TransitionError carrying failure.Conflict.
 	SetConnectionState(ctx context.Context, id string, state ConnectionState) (Connection, error)
 	// DeleteConnection removes the connection with its records,
 	// checkpoint, schedule, credential, enrollment entry and expired lease
@@ -58,7 +59,8 @@ type Presence interface {
 // connection (one per connection). The store never sees plaintext. Methods
 // return ErrConnectionNotFound for an unknown connection,
 // ErrCredentialNotFound for one that never stored a credential, and a
-// *CredentialStateError for a transition the state forbids.
+// *CredentialStateError (carrying failure.Conflict) for a transition the
+// state forbids.
 type Credentials interface {
 	Presence
 
@@ -152,8 +154,19 @@ type Records interface {
 	// GetCheckpoint returns the connection's checkpoint and whether one
 	// is stored.
 	GetCheckpoint(ctx context.Context, connectionID string) ([]byte, bool, error)
-	// ListRecords pages through a connection's records in (stream, key)
-	// order.
+	// LastCheckpoint returns the connection's checkpoint with the run
+	// that committed it and when, and whether one is stored.
+	LastCheckpoint(ctx context.Context, connectionID string) (Checkpoint, bool, error)
+	// ResetCheckpoint removes the connection's checkpoint (its records
+	// stay), so its next run starts from scratch, and returns the one
+	// removed, if any. It refuses with RunActive (ErrLeaseHeld) while a
+	// run holds the connection's unexpired lease: that run would commit
+	// its own checkpoint over the reset.
+	ResetCheckpoint(ctx context.Context, connectionID string) (Checkpoint, bool, error)
+	// ListRecords pages through a connection's records by stream, then
+	// in the order the connector first emitted each key (a key written
+	// again keeps its place). Paging is stable under concurrent writes: a
+	// record's place never moves.
 	ListRecords(ctx context.Context, q RecordQuery) (RecordPage, error)
 }
 

@@ -22,10 +22,11 @@ func TestErrors(t *testing.T) {
 		"connection not found": {store.ConnectionNotFound("conn_1"), store.ErrConnectionNotFound, failure.ConnectionNotFound},
 		"connector not found":  {store.ConnectorNotFound("alpha"), store.ErrConnectorNotFound, failure.ConnectorNotFound},
 		"run active":           {store.RunActive(lease), store.ErrLeaseHeld, failure.RunActive},
-		"transition": {&store.TransitionError{ConnectionID: "conn_1", From: store.ConnectionRevoked, To: store.ConnectionActive},
-			store.ErrInvalidTransition, failure.Internal},
-		"credential state": {&store.CredentialStateError{ConnectionID: "conn_1", Op: "rotate", State: store.CredentialDeleted},
-			store.ErrCredentialState, failure.Internal},
+		"transition": {store.Conflict(&store.TransitionError{ConnectionID: "conn_1", From: store.ConnectionRevoked, To: store.ConnectionActive}),
+			store.ErrInvalidTransition, failure.Conflict},
+		"credential state": {store.Conflict(&store.CredentialStateError{ConnectionID: "conn_1", Op: "rotate", State: store.CredentialDeleted}),
+			store.ErrCredentialState, failure.Conflict},
+		"run not found": {&store.RunNotFoundError{ID: "run_1"}, store.ErrRunNotFound, failure.Internal},
 		"run state":     {&store.RunStateError{RunID: "run_1", Op: "commit", Status: store.RunFailed}, store.ErrRunState, failure.Internal},
 		"invalid":       {&store.InvalidError{Field: "config", Reason: "not a JSON object"}, store.ErrInvalid, failure.Internal},
 		"lease is held": {&store.LeaseHeldError{Lease: lease}, store.ErrLeaseHeld, failure.Internal},
@@ -69,8 +70,8 @@ func TestStateTables(t *testing.T) {
 	t.Parallel()
 	t.Run("connection", func(t *testing.T) {
 		for to, from := range map[store.ConnectionState][]store.ConnectionState{
-			store.ConnectionActive:  {store.ConnectionPaused},
-			store.ConnectionPaused:  {store.ConnectionActive},
+			store.ConnectionActive:  {store.ConnectionPaused, store.ConnectionActive},
+			store.ConnectionPaused:  {store.ConnectionActive, store.ConnectionPaused},
 			store.ConnectionRevoked: {store.ConnectionActive, store.ConnectionPaused, store.ConnectionRevoked},
 			"deleted":               nil,
 		} {

@@ -327,11 +327,13 @@ func (s *Service) toStatus(err error, runID string) error {
 		}
 		msg := fe.Message
 		if runID != "" {
-			msg = fmt.Sprintf("%s (run %s)", msg, runID)
+			// As over HTTP: the message may already name a run (the one
+			// holding the connection); the refused run comes last, marked.
+			msg = fmt.Sprintf("%s; refused as run %s", msg, runID)
 		}
 		return withInfo(c, string(fe.Code), msg, runID)
 	case errors.Is(err, store.ErrRunNotFound):
-		return withInfo(codes.NotFound, CodeRunNotFound, "run not found", "")
+		return withInfo(codes.NotFound, CodeRunNotFound, store.RunNotFoundMessage(err), "")
 	case errors.Is(err, store.ErrConnectionNotFound):
 		return withInfo(codes.NotFound, string(failure.ConnectionNotFound), "connection not found", "")
 	case errors.As(err, &ee):

@@ -280,11 +280,45 @@ func TestTypedFailures(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			code, reason, _ := errorInfo(t, c.call())
+			err := c.call()
+			code, reason, _ := errorInfo(t, err)
 			if code != c.code || reason != c.reason {
 				t.Errorf("got %v %q, want %v %q", code, reason, c.code, c.reason)
 			}
+			// A not-found names what was asked for.
+			if c.code == codes.NotFound && !strings.Contains(status.Convert(err).Message(), "_nope") {
+				t.Errorf("message %q does not name the id", status.Convert(err).Message())
+			}
 		})
+	}
+}
+
+// TestRunActiveNamesTheHolder: a second trigger is refused run_active
+// naming the run that holds the connection, then the refused run; the
+// named run cancels.
+func TestRunActiveNamesTheHolder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := authed(context.Background())
+	c := e.h.CreateDemo(map[string]any{"records": 100000, "record_delay_ms": 20}, "")
+	e.h.SetToken(c.ID, "tok-grpc-active")
+	first, err := e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.TriggerRun(ctx, &adminv1.TriggerRunRequest{ConnectionId: c.ID})
+	code, reason, refused := errorInfo(t, err)
+	if code != codes.FailedPrecondition || reason != "run_active" || refused == "" || refused == first.GetRun().GetId() {
+		t.Fatalf("second trigger: %v %q %q", code, reason, refused)
+	}
+	msg := status.Convert(err).Message()
+	want := "active run (run " + first.GetRun().GetId() + "); refused as run " + refused
+	if !strings.Contains(msg, want) {
+		t.Errorf("message %q does not contain %q", msg, want)
+	}
+	res, err := e.client.CancelRun(ctx, &adminv1.CancelRunRequest{RunId: first.GetRun().GetId()})
+	if err != nil || res.GetRun().GetStatus() != "cancelled" {
+		t.Fatalf("cancel the named run: %v %v", res, err)
 	}
 }
 

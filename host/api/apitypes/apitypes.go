@@ -3,7 +3,8 @@
 // sides import these types, so they cannot drift; the OpenAPI document
 // served at /v1/openapi.json describes the same shapes.
 //
-// Conventions: timestamps are RFC 3339 UTC strings ("" when not reached);
+// Conventions: timestamps are RFC 3339 UTC strings, omitted when not
+// reached (never "");
 // ids are opaque strings; lists come in an object with an "items" array
 // and a "next" cursor ("" on the last page); every error is
 // {"error":{"code":"…","message":"…"}} with a stable code. No type here
@@ -93,14 +94,23 @@ type Connection struct {
 	ConnectorKey string         `json:"connector_key"`
 	Label        string         `json:"label"`
 	Config       map[string]any `json:"config"`
-	Schedule     string         `json:"schedule"`
-	Jitter       string         `json:"jitter,omitempty"` // Go duration, e.g. "30s"
-	State        string         `json:"state"`            // active | paused | revoked
-	CreatedAt    string         `json:"created_at"`
-	UpdatedAt    string         `json:"updated_at"`
+
+	// Schedule is the connection's own spec ("" when it has none).
+	Schedule string `json:"schedule"`
+	// ScheduleInForce is the spec the connection is scheduled by: its
+	// own, else its connector's auto-enrolling default; omitted when
+	// neither (manual runs only) and for a revoked connection.
+	// ScheduleSource says which: own, connector_default or none. Jitter
+	// spreads the schedule in force.
+	ScheduleInForce string `json:"schedule_in_force,omitempty"`
+	ScheduleSource  string `json:"schedule_source"`
+	Jitter          string `json:"jitter,omitempty"` // Go duration, e.g. "30s"
+	State           string `json:"state"`            // active | paused | revoked
+	CreatedAt       string `json:"created_at"`
+	UpdatedAt       string `json:"updated_at"`
 	// Enrollment is the connection's current enrollment outcome.
 	Enrollment *EnrollmentEntry `json:"enrollment,omitempty"`
-	// NextRun is the next scheduled run, "" when not enrolled.
+	// NextRun is the next scheduled run, omitted when not enrolled.
 	NextRun string `json:"next_run,omitempty"`
 	// CoalescedTicks counts schedule ticks dropped because the
 	// connection's previous occurrence was still queued or running;
@@ -119,7 +129,9 @@ type ConnectionCreateRequest struct {
 }
 
 // ConnectionUpdateRequest is PATCH /v1/connections/{id}; nil fields are
-// unchanged. Schedule "" removes the connection's own schedule.
+// unchanged. Schedule "" removes the connection's own schedule (and its
+// jitter, unless Jitter is given too). Jitter applies to the schedule in
+// force: the connection's own, or its connector's default.
 type ConnectionUpdateRequest struct {
 	Label    *string         `json:"label,omitempty"`
 	Config   *map[string]any `json:"config,omitempty"`
@@ -208,8 +220,8 @@ type Credential struct {
 	State      string    `json:"state"`
 	Names      []string  `json:"names"`
 	KeyID      uint32    `json:"key_id,omitempty"`
-	CapturedAt string    `json:"captured_at"`
-	RotatedAt  string    `json:"rotated_at"`
+	CapturedAt string    `json:"captured_at,omitempty"`
+	RotatedAt  string    `json:"rotated_at,omitempty"`
 	RevokedAt  string    `json:"revoked_at,omitempty"`
 	DeletedAt  string    `json:"deleted_at,omitempty"`
 	Validity   *Validity `json:"validity,omitempty"`
@@ -234,8 +246,8 @@ type Run struct {
 	FailureCode    string `json:"failure_code"`
 	FailureMessage string `json:"failure_message,omitempty"`
 	CreatedAt      string `json:"created_at"`
-	StartedAt      string `json:"started_at"`
-	EndedAt        string `json:"ended_at"`
+	StartedAt      string `json:"started_at,omitempty"`
+	EndedAt        string `json:"ended_at,omitempty"`
 	Records        int64  `json:"records"`
 	// HostID is the host that ran (or refused) the run; "" while a
 	// queued manual run waits for a host.
@@ -289,6 +301,30 @@ type Record struct {
 	Data      any    `json:"data"`
 	RunID     string `json:"run_id"`
 	UpdatedAt string `json:"updated_at"`
+}
+
+// Checkpoint is GET /v1/connections/{id}/checkpoint: the connection's
+// last committed checkpoint, the state its next run resumes from. State
+// is the checkpoint as JSON when it is JSON (the SDK writes JSON), else
+// StateBase64 holds its bytes; RunID is the run that committed it.
+// Present is false when the connection has none (its next run starts
+// from scratch).
+type Checkpoint struct {
+	ConnectionID string          `json:"connection_id"`
+	Present      bool            `json:"present"`
+	State        json.RawMessage `json:"state,omitempty"`
+	StateBase64  string          `json:"state_base64,omitempty"`
+	Bytes        int             `json:"bytes"`
+	RunID        string          `json:"run_id,omitempty"`
+	UpdatedAt    string          `json:"updated_at,omitempty"`
+}
+
+// CheckpointReset is DELETE /v1/connections/{id}/checkpoint: Removed says
+// whether there was a checkpoint to clear, Previous is what it was.
+type CheckpointReset struct {
+	ConnectionID string      `json:"connection_id"`
+	Removed      bool        `json:"removed"`
+	Previous     *Checkpoint `json:"previous,omitempty"`
 }
 
 // AuditEvent is one audit row.
@@ -385,6 +421,8 @@ type RewrapFailure struct {
 //	DELETE /v1/connections/{id}/credential         → Credential
 //	POST   /v1/connections/{id}/runs               → 202 Run (manual trigger; a refusal is the typed error with the refused run's id in the message)
 //	GET    /v1/connections/{id}/records?stream=&cursor=&limit= → List[Record]
+//	GET    /v1/connections/{id}/checkpoint         → Checkpoint
+//	DELETE /v1/connections/{id}/checkpoint         → CheckpointReset (409 run_active while a run holds the connection)
 //	GET    /v1/runs?connection=&status=&cursor=&limit= → List[Run] newest first
 //	GET    /v1/runs/{id}                           → Run
 //	POST   /v1/runs/{id}/cancel                    → Run

@@ -123,11 +123,14 @@ func decodeCursor(cursor, kind string, n int) ([]string, error) {
 	if err == nil {
 		err = json.Unmarshal(b, &parts)
 	}
-	if err != nil || len(parts) != n+1 {
+	if err != nil || len(parts) == 0 {
 		return nil, errCursor
 	}
 	if parts[0] != kind {
 		return nil, errOtherCursor
+	}
+	if len(parts) != n+1 {
+		return nil, errCursor
 	}
 	return parts[1:], nil
 }

@@ -201,9 +201,9 @@ func (s *Store) SetConnectionState(ctx context.Context, id string, state store.C
 		}
 		out = c
 		if !slices.Contains(state.ReachableFrom(), c.State) {
-			return &store.TransitionError{ConnectionID: id, From: c.State, To: state}
+			return store.Conflict(&store.TransitionError{ConnectionID: id, From: c.State, To: state})
 		}
-		if c.State == state { // revoking a revoked connection
+		if c.State == state { // a no-op: pause of a paused connection, …
 			return nil
 		}
 		out.State, out.UpdatedAt = state, s.stamp()

@@ -229,7 +229,7 @@ func (s *Store) transitionCredential(ctx context.Context, connID, op string, fro
 			return err
 		}
 		if !slices.Contains(from, m.State) {
-			return &store.CredentialStateError{ConnectionID: connID, Op: op, State: m.State}
+			return store.Conflict(&store.CredentialStateError{ConnectionID: connID, Op: op, State: m.State})
 		}
 		now := s.stamp()
 		if err := apply(tx, &m, now); err != nil {
@@ -339,7 +339,7 @@ func (s *Store) ReplaceCiphertext(ctx context.Context, connectionID string, oldC
 			return err
 		}
 		if cur == nil {
-			return &store.CredentialStateError{ConnectionID: connectionID, Op: "replace ciphertext", State: store.CredentialState(state)}
+			return store.Conflict(&store.CredentialStateError{ConnectionID: connectionID, Op: "replace ciphertext", State: store.CredentialState(state)})
 		}
 		if !bytes.Equal(cur, oldCT) {
 			return fmt.Errorf("%w: connection %q", store.ErrCiphertextChanged, connectionID)

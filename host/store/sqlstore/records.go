@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/connhost/connhost/host/store"
@@ -12,7 +13,7 @@ import (
 
 // recordChunk is how many records one INSERT carries: large enough to
 // amortize statement overhead, small enough to stay far below every
-// dialect's bind-parameter limit (6 per row).
+// dialect's bind-parameter limit (7 per row).
 const recordChunk = 200
 
 // CommitBatch implements store.Records.
@@ -32,17 +33,21 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 			return err
 		}
 		now := s.bindTime(s.stamp())
+		base, err := s.takeRecordSeqs(ctx, tx, connectionID, len(rows))
+		if err != nil {
+			return err
+		}
 		for start := 0; start < len(rows); start += recordChunk {
 			chunk := rows[start:min(start+recordChunk, len(rows))]
 			var b strings.Builder
-			b.WriteString(`INSERT INTO records (connection_id, stream, key, data, run_id, updated_at) VALUES `)
-			args := make([]any, 0, 6*len(chunk))
+			b.WriteString(`INSERT INTO records (connection_id, stream, key, data, run_id, updated_at, seq) VALUES `)
+			args := make([]any, 0, 7*len(chunk))
 			for i, r := range chunk {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("(?, ?, ?, ?, ?, ?)")
-				args = append(args, connectionID, r.Stream, r.Key, string(r.Data), runID, now)
+				b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+				args = append(args, connectionID, r.Stream, r.Key, string(r.Data), runID, now, base+int64(start+i)+1)
 			}
 			b.WriteString(` ON CONFLICT (connection_id, stream, key) DO UPDATE SET
 				data = excluded.data, run_id = excluded.run_id, updated_at = excluded.updated_at`)
@@ -66,6 +71,24 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 		return nil
 	})
 	return s.dbErr("commit batch", err)
+}
+
+// takeRecordSeqs reserves n places in the connection's emit order and
+// returns the last one taken before them. A new key takes its place; a
+// key written again keeps its first one (the upsert leaves seq alone), so
+// records list in the order the connector first emitted them.
+func (s *Store) takeRecordSeqs(ctx context.Context, tx *txn, connID string, n int) (int64, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	if _, err := s.exec(ctx, tx, `UPDATE connections SET record_seq = record_seq + ? WHERE id = ?`, int64(n), connID); err != nil {
+		return 0, err
+	}
+	var top int64
+	if err := s.queryRow(ctx, tx, `SELECT record_seq FROM connections WHERE id = ?`, connID).Scan(&top); err != nil {
+		return 0, err
+	}
+	return top - int64(n), nil
 }
 
 // fenceRun lets only the running run that holds the connection's lease
@@ -129,6 +152,64 @@ func (s *Store) GetCheckpoint(ctx context.Context, connectionID string) ([]byte,
 	return state, true, nil
 }
 
+// LastCheckpoint implements store.Records.
+func (s *Store) LastCheckpoint(ctx context.Context, connectionID string) (store.Checkpoint, bool, error) {
+	cp, ok, err := s.lastCheckpoint(ctx, s.r, connectionID, false)
+	return cp, ok, s.dbErr("last checkpoint", err)
+}
+
+func (s *Store) lastCheckpoint(ctx context.Context, db querier, connectionID string, lock bool) (store.Checkpoint, bool, error) {
+	cp := store.Checkpoint{ConnectionID: connectionID}
+	query := `SELECT state, run_id, updated_at FROM checkpoints WHERE connection_id = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	err := s.queryRow(ctx, db, query, connectionID).Scan(&cp.State, &cp.RunID, timeCol{&cp.UpdatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.requireConnection(ctx, db, connectionID, false); err != nil {
+			return store.Checkpoint{ConnectionID: connectionID}, false, err
+		}
+		return store.Checkpoint{ConnectionID: connectionID}, false, nil
+	}
+	if err != nil {
+		return store.Checkpoint{ConnectionID: connectionID}, false, err
+	}
+	if cp.State == nil {
+		cp.State = []byte{}
+	}
+	return cp, true, nil
+}
+
+// ResetCheckpoint implements store.Records.
+func (s *Store) ResetCheckpoint(ctx context.Context, connectionID string) (store.Checkpoint, bool, error) {
+	var (
+		out store.Checkpoint
+		had bool
+	)
+	err := s.tx(ctx, func(tx *txn) error {
+		if _, err := s.getConnection(ctx, tx, connectionID, true); err != nil {
+			return err
+		}
+		l, ok, err := s.getLease(ctx, tx, connectionID, true)
+		if err != nil {
+			return err
+		}
+		if ok && !l.Expired(s.stamp()) {
+			return store.RunActive(l)
+		}
+		out, had, err = s.lastCheckpoint(ctx, tx, connectionID, true)
+		if err != nil || !had {
+			return err
+		}
+		_, err = s.exec(ctx, tx, `DELETE FROM checkpoints WHERE connection_id = ?`, connectionID)
+		return err
+	})
+	if err != nil {
+		return store.Checkpoint{ConnectionID: connectionID}, false, s.dbErr("reset checkpoint", err)
+	}
+	return out, had, nil
+}
+
 // ListRecords implements store.Records.
 func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.RecordPage, error) {
 	where, args := []string{`connection_id = ?`}, []any{q.ConnectionID}
@@ -136,27 +217,36 @@ func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.Rec
 		where, args = append(where, `stream = ?`), append(args, q.Stream)
 	}
 	if q.Cursor != "" {
-		parts, err := decodeCursor(q.Cursor, "records", 2)
+		parts, err := decodeCursor(q.Cursor, "records", 3)
 		if err != nil {
 			return store.RecordPage{}, err
 		}
-		where = append(where, `(stream, key) > (?, ?)`) // a row value: a primary-key seek
-		args = append(args, parts[0], parts[1])
+		seq, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil {
+			return store.RecordPage{}, errCursor
+		}
+		where = append(where, `(stream, seq, key) > (?, ?, ?)`) // a row value: a records_order seek
+		args = append(args, parts[0], seq, parts[2])
 	}
 	limit := store.PageLimit(q.Limit)
-	rows, err := s.query(ctx, s.r, `SELECT stream, key, data, run_id, updated_at FROM records WHERE `+
-		strings.Join(where, ` AND `)+` ORDER BY stream, key LIMIT ?`, append(args, limit+1)...)
+	rows, err := s.query(ctx, s.r, `SELECT stream, key, data, run_id, updated_at, seq FROM records WHERE `+
+		strings.Join(where, ` AND `)+` ORDER BY stream, seq, key LIMIT ?`, append(args, limit+1)...)
 	if err != nil {
 		return store.RecordPage{}, s.dbErr("list records", err)
 	}
 	defer rows.Close()
-	var page store.RecordPage
+	var (
+		page store.RecordPage
+		seqs []int64
+	)
 	for rows.Next() {
 		r := store.StoredRecord{ConnectionID: q.ConnectionID}
-		if err := rows.Scan(&r.Stream, &r.Key, (*[]byte)(&r.Data), &r.RunID, timeCol{&r.UpdatedAt}); err != nil {
+		var seq int64
+		if err := rows.Scan(&r.Stream, &r.Key, (*[]byte)(&r.Data), &r.RunID, timeCol{&r.UpdatedAt}, &seq); err != nil {
 			return store.RecordPage{}, s.dbErr("list records", err)
 		}
 		page.Records = append(page.Records, r)
+		seqs = append(seqs, seq)
 	}
 	if err := rows.Err(); err != nil {
 		return store.RecordPage{}, s.dbErr("list records", err)
@@ -169,7 +259,7 @@ func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.Rec
 	if len(page.Records) > limit {
 		page.Records = page.Records[:limit]
 		last := page.Records[limit-1]
-		page.Next = encodeCursor("records", last.Stream, last.Key)
+		page.Next = encodeCursor("records", last.Stream, strconv.FormatInt(seqs[limit-1], 10), last.Key)
 	}
 	return page, nil
 }

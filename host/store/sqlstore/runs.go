@@ -29,7 +29,7 @@ func (s *Store) getRun(ctx context.Context, db querier, id string, lock bool) (s
 	}
 	r, err := scanRun(s.queryRow(ctx, db, query, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("%w: %q", store.ErrRunNotFound, id)
+		return r, &store.RunNotFoundError{ID: id}
 	}
 	return r, err
 }

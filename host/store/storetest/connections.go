@@ -150,6 +150,17 @@ func testConnections(t *testing.T, f *fixture) {
 	diff(t, "schedule cleared", want, got)
 	diff(t, "get after patches", want, must(f.s.GetConnection(f.ctx, a1.ID))(t))
 
+	// Jitter without an own spec: it spreads the connector's default.
+	t4 := f.advance(time.Minute)
+	onDefault := store.Schedule{Jitter: 20 * time.Second}
+	got = must(f.s.UpdateConnection(f.ctx, a1.ID, store.ConnectionPatch{Schedule: &onDefault}))(t)
+	want.Schedule, want.UpdatedAt, want.ScheduleGen = onDefault, t4, 3
+	diff(t, "jitter on the default schedule", want, got)
+	diff(t, "get jitter on the default schedule", want, must(f.s.GetConnection(f.ctx, a1.ID))(t))
+	created := must(f.s.CreateConnection(f.ctx, store.NewConnection{ConnectorKey: "alpha", Schedule: onDefault}))(t)
+	diff(t, "created with jitter only", onDefault, must(f.s.GetConnection(f.ctx, created.ID))(t).Schedule)
+	must(f.s.DeleteConnection(f.ctx, created.ID))(t)
+
 	for name, call := range map[string]func() error{
 		"get": func() error { _, err := f.s.GetConnection(f.ctx, "conn_missing"); return err },
 		"update": func() error {
@@ -179,7 +190,6 @@ func testConnectionValidation(t *testing.T, f *fixture) {
 		"label too long":         {ConnectorKey: "alpha", Label: long},
 		"label not utf-8":        {ConnectorKey: "alpha", Label: bad},
 		"negative jitter":        {ConnectorKey: "alpha", Schedule: store.Schedule{Spec: "@hourly", Jitter: -time.Second}},
-		"jitter with no spec":    {ConnectorKey: "alpha", Schedule: store.Schedule{Jitter: time.Second}},
 		"schedule spec too long": {ConnectorKey: "alpha", Schedule: store.Schedule{Spec: long}},
 	} {
 		t.Run("create "+name, func(t *testing.T) {
@@ -213,10 +223,10 @@ func testConnectionStateTransitions(t *testing.T, f *fixture) {
 		allowed  bool
 	}{
 		{store.ConnectionActive, store.ConnectionPaused, ok},
-		{store.ConnectionActive, store.ConnectionActive, no},
+		{store.ConnectionActive, store.ConnectionActive, ok},
 		{store.ConnectionActive, store.ConnectionRevoked, ok},
 		{store.ConnectionPaused, store.ConnectionActive, ok},
-		{store.ConnectionPaused, store.ConnectionPaused, no},
+		{store.ConnectionPaused, store.ConnectionPaused, ok},
 		{store.ConnectionPaused, store.ConnectionRevoked, ok},
 		{store.ConnectionRevoked, store.ConnectionActive, no},
 		{store.ConnectionRevoked, store.ConnectionPaused, no},
@@ -232,7 +242,7 @@ func testConnectionStateTransitions(t *testing.T, f *fixture) {
 			}
 			got, err := f.s.SetConnectionState(f.ctx, c.ID, tc.to)
 			if !tc.allowed {
-				wantErr(t, err, store.ErrInvalidTransition, "")
+				wantErr(t, err, store.ErrInvalidTransition, failure.Conflict)
 				var te *store.TransitionError
 				if !asErr(err, &te) || te.From != tc.from || te.To != tc.to || te.ConnectionID != c.ID {
 					t.Errorf("error = %#v, want *TransitionError{%s, %s→%s}", err, c.ID, tc.from, tc.to)
@@ -245,6 +255,9 @@ func testConnectionStateTransitions(t *testing.T, f *fixture) {
 			}
 			if got.State != tc.to {
 				t.Errorf("state = %s, want %s", got.State, tc.to)
+			}
+			if tc.from == tc.to {
+				diff(t, "a no-op leaves the connection as it was", c, got)
 			}
 			diff(t, "stored", got, must(f.s.GetConnection(f.ctx, c.ID))(t))
 		})

@@ -156,7 +156,7 @@ func testCredentialTransitions(t *testing.T, f *fixture) {
 				case from == never:
 					wantErr(t, err, store.ErrCredentialNotFound, "")
 				default:
-					wantErr(t, err, store.ErrCredentialState, "")
+					wantErr(t, err, store.ErrCredentialState, failure.Conflict)
 					var se *store.CredentialStateError
 					if !errors.As(err, &se) || se.State != from || se.ConnectionID != c.ID {
 						t.Errorf("error = %#v, want *CredentialStateError in state %s", err, from)
@@ -303,7 +303,7 @@ func testCredentialRewrap(t *testing.T, f *fixture) {
 	diff(t, "after lost race", after0, must(f.s.GetCredential(f.ctx, ids[0]))(t))
 
 	err = f.s.ReplaceCiphertext(f.ctx, ids[1], []byte("ct-1"), []byte("x"), 100)
-	wantErr(t, err, store.ErrCredentialState, "")
+	wantErr(t, err, store.ErrCredentialState, failure.Conflict)
 	never := f.connection("alpha")
 	err = f.s.ReplaceCiphertext(f.ctx, never.ID, []byte("a"), []byte("b"), 100)
 	wantErr(t, err, store.ErrCredentialNotFound, "")

@@ -212,9 +212,10 @@ func testListRecordsPaging(t *testing.T, f *fixture) {
 		}
 		f.commit(c.ID, r.ID, stream, 1, nil, keys...)
 	}
+	// By stream, then in the order the keys were emitted.
 	for _, stream := range []string{"a-stream", "b-stream", "c-stream"} {
 		for i := range 7 {
-			all = append(all, fmt.Sprintf("%s/k%02d", stream, i))
+			all = append(all, fmt.Sprintf("%s/k%02d", stream, 6-i))
 		}
 	}
 	for _, tc := range []struct {
@@ -238,10 +239,126 @@ func testListRecordsPaging(t *testing.T, f *fixture) {
 	}
 	_, err := f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Cursor: "%%%"})
 	wantErr(t, err, store.ErrInvalid, "")
+	// A cursor of the old (stream, key) shape is refused, not misread.
+	_, err = f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Cursor: "WyJyZWNvcmRzIiwiYSIsImsiXQ"})
+	wantErr(t, err, store.ErrInvalid, "")
 	_, err = f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: "conn_missing"})
 	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
 	page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Limit: store.MaxPageSize + 50}))(t)
 	if len(page.Records) != len(all) {
 		t.Errorf("a limit above MaxPageSize returned %d records", len(page.Records))
+	}
+}
+
+// testListRecordsEmitOrder: records list in the order the connector first
+// emitted their keys ("0", "1", "2", …, "10", not "0", "1", "10", "2");
+// a key written again keeps its place; new keys of a later batch or run
+// come after; a page boundary does not move while records are rewritten.
+func testListRecordsEmitOrder(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	r := f.runningRun(c.ID)
+	var keys []string
+	for i := range 12 {
+		keys = append(keys, fmt.Sprint(i))
+	}
+	f.commit(c.ID, r.ID, "events", 1, nil, keys...)
+	key := func(rec store.StoredRecord) string { return rec.Key }
+	list := func(limit int) []string {
+		return readAllPages(t, limit, 64, func(cursor string) ([]store.StoredRecord, string) {
+			page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Cursor: cursor, Limit: limit}))(t)
+			return page.Records, page.Next
+		}, key)
+	}
+	diff(t, "emit order", keys, list(5))
+
+	// Rewritten keys keep their place; new ones (a later batch) follow.
+	f.commit(c.ID, r.ID, "events", 2, nil, "12", "5", "0", "13")
+	want := append(append([]string{}, keys...), "12", "13")
+	diff(t, "after a rewrite and new keys", want, list(4))
+	if got := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Limit: 1}))(t); got.Records[0].Key != "0" || string(got.Records[0].Data) == "" {
+		t.Errorf("first record %+v", got.Records)
+	}
+
+	// A page boundary holds while the records before and after it are
+	// written again: no record is skipped or listed twice.
+	first := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Limit: 6}))(t)
+	f.commit(c.ID, r.ID, "events", 3, nil, "13", "0", "7", "14")
+	var got []string
+	for _, rec := range first.Records {
+		got = append(got, rec.Key)
+	}
+	cursor := first.Next
+	for cursor != "" {
+		page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: "events", Cursor: cursor, Limit: 6}))(t)
+		for _, rec := range page.Records {
+			got = append(got, rec.Key)
+		}
+		cursor = page.Next
+	}
+	diff(t, "paging across rewrites", append(want, "14"), got)
+}
+
+// testCheckpointReset: the last checkpoint reads with the run that
+// committed it and when; a reset removes it (records stay), is refused
+// run_active while a run holds the lease, and is a no-op with none.
+func testCheckpointReset(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	_, _, err := f.s.LastCheckpoint(f.ctx, "conn_missing")
+	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
+	_, _, err = f.s.ResetCheckpoint(f.ctx, "conn_missing")
+	wantErr(t, err, store.ErrConnectionNotFound, failure.ConnectionNotFound)
+	if cp, ok, err := f.s.LastCheckpoint(f.ctx, c.ID); err != nil || ok || cp.RunID != "" {
+		t.Fatalf("fresh LastCheckpoint = %+v, %v, %v; want none", cp, ok, err)
+	}
+	if _, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID); err != nil || ok {
+		t.Fatalf("reset of no checkpoint = %v, %v; want a no-op", ok, err)
+	}
+
+	r := f.runningRun(c.ID)
+	at := f.advance(time.Second)
+	f.commit(c.ID, r.ID, "events", 1, []byte(`{"next":60}`), "0", "1")
+	want := store.Checkpoint{ConnectionID: c.ID, State: []byte(`{"next":60}`), RunID: r.ID, UpdatedAt: at}
+	cp, ok, err := f.s.LastCheckpoint(f.ctx, c.ID)
+	if err != nil || !ok {
+		t.Fatalf("LastCheckpoint = %v, %v", ok, err)
+	}
+	diff(t, "last checkpoint", want, cp)
+
+	// The running run holds the lease: refused, nothing removed.
+	_, _, err = f.s.ResetCheckpoint(f.ctx, c.ID)
+	wantErr(t, err, store.ErrLeaseHeld, failure.RunActive)
+	var held *store.LeaseHeldError
+	if !asErr(err, &held) || held.Lease.RunID != r.ID {
+		t.Errorf("refusal %v does not name the run %s", err, r.ID)
+	}
+	after, _ := must2(f.s.LastCheckpoint(f.ctx, c.ID))(t)
+	diff(t, "after the refused reset", want, after)
+
+	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(t)
+	if err := f.s.ReleaseLease(f.ctx, c.ID, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID)
+	if err != nil || !ok {
+		t.Fatalf("ResetCheckpoint = %v, %v", ok, err)
+	}
+	diff(t, "removed checkpoint", want, got)
+	if _, ok, err := f.s.GetCheckpoint(f.ctx, c.ID); err != nil || ok {
+		t.Errorf("GetCheckpoint after the reset = %v, %v; want none", ok, err)
+	}
+	if n := len(f.allRecords(c.ID, "")); n != 2 {
+		t.Errorf("%d records after the reset, want 2 (records stay)", n)
+	}
+	if _, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID); err != nil || ok {
+		t.Errorf("second reset = %v, %v; want a no-op", ok, err)
+	}
+
+	// An expired lease does not hold the reset back.
+	r2 := f.runningRun(c.ID)
+	f.commit(c.ID, r2.ID, "events", 2, []byte(`{"next":2}`), "2")
+	f.lease(c.ID, r2.ID, "host-a", time.Second)
+	f.advance(time.Minute)
+	if _, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID); err != nil || !ok {
+		t.Errorf("reset under an expired lease = %v, %v", ok, err)
 	}
 }

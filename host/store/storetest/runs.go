@@ -53,6 +53,9 @@ func testRuns(t *testing.T, f *fixture) {
 
 	_, err = f.s.GetRun(f.ctx, "run_missing")
 	wantErr(t, err, store.ErrRunNotFound, "")
+	if msg := store.RunNotFoundMessage(err); !strings.Contains(msg, `"run_missing"`) {
+		t.Errorf("not-found message %q does not name the run", msg)
+	}
 	_, err = f.s.MarkRunRunning(f.ctx, "run_missing")
 	wantErr(t, err, store.ErrRunNotFound, "")
 	_, err = f.s.FinishRun(f.ctx, "run_missing", store.RunResult{Status: store.RunSucceeded})
