@@ -86,7 +86,7 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 		{name: "create with bad jitter", method: "POST", path: "/v1/connections",
 			body: `{"connector_key":"demo","schedule":"@every 1h","jitter":"soon"}`, status: 400, code: "invalid_request", field: "jitter"},
 		{name: "create with jitter beyond the default schedule's period", method: "POST", path: "/v1/connections",
-			body: `{"connector_key":"demo","jitter":"2m"}`, status: 400, code: "invalid_request", field: "jitter", says: "at most the schedule's period"},
+			body: `{"connector_key":"demo","label":"c","jitter":"2m"}`, status: 400, code: "invalid_request", field: "jitter", says: "at most the schedule's period"},
 		// A config the connector's schema refuses is not stored: it would
 		// fail every scheduled run.
 		{name: "create with a misspelled config field", method: "POST", path: "/v1/connections",

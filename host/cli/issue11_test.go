@@ -14,7 +14,7 @@ import (
 )
 
 const (
-	refusedRunJSON = `{"id":"r9","connection_id":"c1","trigger":"manual","attempt":1,"status":"refused","failure_code":"static_secret_credential_unavailable","failure_message":"the connection's credential is revoked","created_at":"2025-01-02T03:04:05Z","started_at":"","ended_at":"2025-01-02T03:04:05Z","records":0,"host_id":"host_a"}`
+	refusedRunJSON = `{"id":"r9","connection_id":"c1","trigger":"manual","attempt":1,"status":"refused","failure_code":"static_secret_credential_unavailable","failure_message":"the connection's credential is revoked","created_at":"2025-01-02T03:04:05Z","ended_at":"2025-01-02T03:04:05Z","records":0,"host_id":"host_a"}`
 	refusedBody    = `{"error":{"code":"static_secret_credential_unavailable","message":"the connection's credential is revoked; refused as run r9","run_id":"r9"}}`
 	cancelledSSE   = "event: status\ndata: {\"run_id\":\"r1\",\"kind\":\"status\",\"at\":\"2025-01-02T03:04:05Z\",\"status\":\"running\"}\n\n" +
 		"event: end\ndata: {\"run_id\":\"r1\",\"kind\":\"end\",\"at\":\"2025-01-02T03:04:09Z\",\"status\":\"cancelled\",\"failure_code\":\"cancelled\",\"message\":\"cancelled by the operator\",\"records\":3}\n\n"
