@@ -66,6 +66,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -215,6 +216,13 @@ func (c *Connector) Run(ctx context.Context, r *sdk.Run) error {
 	}
 	if err := fault(); err != nil {
 		return err
+	}
+	if st.Next > total {
+		// records was lowered below the checkpoint: nothing to emit, and
+		// progress never reads done > total ("events 60/20").
+		msg := fmt.Sprintf("checkpoint at %d is past records=%d: nothing to emit (connhost connection reset-state starts over)", st.Next, total)
+		log.Info("demo run: checkpoint past records", "next", st.Next, "records", total)
+		return r.Progress(StreamEvents, total, total, msg)
 	}
 	if err := r.Progress(StreamEvents, st.Next, total, ""); err != nil {
 		return err

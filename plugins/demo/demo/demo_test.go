@@ -152,12 +152,15 @@ func TestResume(t *testing.T) {
 		from      []byte
 		wantIDs   []int64
 		wantState [][]byte
+		wantLast  wire.Progress
 	}{
-		{"first run", 3, nil, span(0, 3), [][]byte{state(3)}},
-		{"nothing new", 100, state(100), nil, nil},
-		{"more records", 150, state(100), span(100, 150), [][]byte{state(150)}},
-		{"fewer records never rewind", 50, state(100), nil, nil},
-		{"across a boundary", 2100, state(1000), span(1000, 2100), [][]byte{state(2000), state(2100)}},
+		{"first run", 3, nil, span(0, 3), [][]byte{state(3)}, wire.Progress{Stream: "events", Done: 3, Total: 3, Message: "done"}},
+		{"nothing new", 100, state(100), nil, nil, wire.Progress{Stream: "events", Done: 100, Total: 100, Message: "done"}},
+		{"more records", 150, state(100), span(100, 150), [][]byte{state(150)}, wire.Progress{Stream: "events", Done: 150, Total: 150, Message: "done"}},
+		// Progress never reads past the total ("events 100/50").
+		{"fewer records never rewind", 50, state(100), nil, nil, wire.Progress{Stream: "events", Done: 50, Total: 50,
+			Message: "checkpoint at 100 is past records=50: nothing to emit (connhost connection reset-state starts over)"}},
+		{"across a boundary", 2100, state(1000), span(1000, 2100), [][]byte{state(2000), state(2100)}, wire.Progress{Stream: "events", Done: 2100, Total: 2100, Message: "done"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +174,12 @@ func TestResume(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantState, res.Checkpoints); diff != "" {
 				t.Errorf("checkpoints (-want +got):\n%s", diff)
+			}
+			if len(res.Progress) == 0 {
+				t.Fatal("no progress")
+			}
+			if diff := cmp.Diff(tt.wantLast, res.Progress[len(res.Progress)-1]); diff != "" {
+				t.Errorf("last progress (-want +got):\n%s", diff)
 			}
 		})
 	}
