@@ -18,7 +18,8 @@ type Code string
 // the next boot; StoreCorrupt is a read or write that hit a damaged page
 // of the store (the host turns not-ready: restore the store);
 // InvalidConfig is a connection config the connector's schema, or the
-// connector itself, refuses.
+// connector itself, refuses. PluginDescribeTimeout is a plugin the catalog
+// rejected because it did not answer Describe within the scan's deadline.
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -30,6 +31,7 @@ const (
 	ConnectorNotFound       Code = "connector_not_found"
 	PluginChecksumMismatch  Code = "plugin_checksum_mismatch"
 	PluginHandshakeFailed   Code = "plugin_handshake_failed"
+	PluginDescribeTimeout   Code = "plugin_describe_timeout"
 	ConnectorFailed         Code = "connector_failed"
 	ConnectorCrashed        Code = "connector_crashed"
 	RunTimeout              Code = "run_timeout"
