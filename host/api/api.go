@@ -9,7 +9,8 @@
 // the operator token from the data dir, compared in constant time. A
 // missing or wrong token is 401 {"error":{"code":"unauthorized",…}} with
 // no detail, before any routing: an unauthenticated caller learns nothing,
-// not even which routes exist. /healthz and /readyz are open.
+// not even which routes exist. /healthz, /readyz and /v1/openapi.json
+// (the API's description: no data) are open.
 //
 // # Errors
 //
@@ -311,8 +312,12 @@ func (a *API) Close() {
 	a.stopStreams()
 }
 
-// needsAuth reports whether a path is token-protected.
+// needsAuth reports whether a path is token-protected: all of /v1 but
+// the OpenAPI document, which describes the API and holds no data.
 func needsAuth(path string) bool {
+	if path == "/v1/openapi.json" {
+		return false
+	}
 	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/metrics"
 }
 
