@@ -113,6 +113,12 @@ type host struct {
 	log     hclog.Logger
 	id      string
 	ln      net.Listener
+	tls     bool
+	gate    *gate
+	// serveErr receives what http.Server.Serve returned.
+	serveErr chan error
+	// scan is the catalog's options, for rescans.
+	scan catalog.Options
 	store   Store
 	bus     *notify.Postgres // nil on a store this host owns alone
 	relay   *notify.Relay
@@ -148,7 +154,46 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		log.Warn("this host's clock is offset (a clock-skew test setting)", "offset", cfg.ClockOffset)
 	}
 
-	// 1. Data dir, the store's location, and the listener.
+	// 0. Before anything is created: the plugin dir, the TLS files and
+	// the listener (a busy port leaves a new data dir absent). From here
+	// the listener answers: /readyz is 503 until the host is assembled.
+	pluginDir, pluginDirEmpty, err := checkPluginDir(cfg.PluginDir)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.ln, err = listen(cfg.Listen, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = h.ln.Close() })
+	addr := h.ln.Addr().String()
+	h.tls = tlsCfg != nil
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)            // over TLS, negotiated by ALPN
+	protocols.SetUnencryptedHTTP2(true) // gRPC clients speak cleartext HTTP/2
+	h.gate = &gate{}
+	h.http = &http.Server{
+		Handler:           h.gate,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	h.serveErr = make(chan error, 1)
+	go func() { h.serveErr <- h.http.Serve(h.ln) }()
+	undo = append(undo, func() { _ = h.http.Close() })
+	log.Info("listening; not ready until the host is assembled", "addr", addr, "tls", h.tls)
+	if cfg.OnListen != nil {
+		cfg.OnListen(addr)
+	}
+
+	// 1. Data dir, the store's location.
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
@@ -199,12 +244,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			"path", dataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 	log.Info("starting connhost", "version", version.Version, "host_id", h.id, "data_dir", dataDir, "store", loc.Redacted)
-	h.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
+	if pluginDirEmpty {
+		log.Warn("the plugin dir is empty: no connector is catalogued until plugins are put there and rescanned (connhost connector rescan, or SIGHUP)",
+			"plugin_dir", pluginDir)
 	}
-	undo = append(undo, func() { _ = h.ln.Close() })
-	addr := h.ln.Addr().String()
 
 	// 2. The store, checked against the data dir before anything is
 	// written; then the keyset, created only where no credential needs
@@ -322,12 +365,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
-	pluginDir, err := filepath.Abs(cfg.PluginDir)
-	if err != nil {
-		return nil, fmt.Errorf("server: plugin dir: %w", err)
-	}
-	// Scan logs every file it rejects; the host serves what loaded.
-	cat, _ := catalog.Scan(ctx, pluginDir, l, catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog")})
+	// Scan logs every file it rejects (connector list --all lists them);
+	// the host serves what loaded.
+	h.scan = catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog"), DescribeTimeout: cfg.PluginDescribeTimeout}
+	cat, _ := catalog.Scan(ctx, pluginDir, l, h.scan)
 	if err := registerConnectors(ctx, st, cat, al, log); err != nil {
 		return nil, err
 	}
@@ -471,17 +512,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, err
 	}
 	h.grpc = h.admin.Server()
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // gRPC clients speak cleartext HTTP/2
-	h.http = &http.Server{
-		Handler:           route(h.grpc, h.api.Handler()),
-		Protocols:         protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	h.gate.open(route(h.grpc, h.api.Handler()))
 	return h, nil
 }
 
@@ -532,16 +563,15 @@ func route(g http.Handler, rest http.Handler) http.Handler {
 	})
 }
 
-// serve listens until ctx is done, then shuts down.
+// serve serves (the listener has answered since assemble bound it) until
+// ctx is done, then shuts down.
 func (h *host) serve(ctx context.Context) error {
-	ln := h.ln
-	addr := ln.Addr().String()
-	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
-		h.log.Warn("the API listens beyond loopback in cleartext; put TLS in front of it", "addr", addr)
+	addr := h.ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) && !h.tls {
+		h.log.Warn("the API listens beyond loopback in cleartext; serve with --tls-cert and --tls-key", "addr", addr)
 	}
-	h.log.Info("listening", "addr", addr, "http", "/v1", "grpc", "connhost.admin.v1.AdminService")
-	errc := make(chan error, 1)
-	go func() { errc <- h.http.Serve(ln) }()
+	h.log.Info("ready", "addr", addr, "tls", h.tls, "http", "/v1", "grpc", "connhost.admin.v1.AdminService")
+	errc := h.serveErr
 	if h.cfg.OnReady != nil {
 		h.cfg.OnReady(addr)
 	}
