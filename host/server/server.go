@@ -109,16 +109,16 @@ type Store interface {
 
 // host is an assembled host.
 type host struct {
-	cfg     *Config
-	log     hclog.Logger
-	id      string
-	ln      net.Listener
-	tls     bool
-	gate    *gate
+	cfg  *Config
+	log  hclog.Logger
+	id   string
+	ln   net.Listener
+	tls  bool
+	gate *gate
 	// serveErr receives what http.Server.Serve returned.
 	serveErr chan error
 	// scan is the catalog's options, for rescans.
-	scan catalog.Options
+	scan    catalog.Options
 	store   Store
 	bus     *notify.Postgres // nil on a store this host owns alone
 	relay   *notify.Relay
