@@ -99,10 +99,18 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
-// Catalog lists the catalogued connectors.
+// Catalog lists the catalogued connectors and the rejected files.
 type Catalog interface {
 	Get(key string) (catalog.Entry, bool)
 	List() []catalog.Entry
+	Rejected() []catalog.Rejection
+}
+
+// Rescanner re-scans the host's plugin dir, registers what changed
+// (audited as actor) and swaps the catalog; runs in flight keep their
+// binary.
+type Rescanner interface {
+	Rescan(ctx context.Context, actor string) (catalog.RescanReport, error)
 }
 
 // Runs is the runner's live side: cancel (here or on the host that runs
@@ -145,6 +153,9 @@ type Config struct {
 	Runs     Runs
 	Schedule Schedule
 	Keyset   Keyset
+	// Rescanner serves POST /v1/connectors/rescan; nil answers it 503
+	// unavailable.
+	Rescanner Rescanner
 	// Metrics serves /metrics behind the token; nil leaves /metrics
 	// unregistered.
 	Metrics  http.Handler
@@ -245,6 +256,7 @@ func (a *API) register() {
 
 	a.handle("GET /v1/connectors", a.listConnectors)
 	a.handle("GET /v1/connectors/{key}", a.getConnector)
+	a.handle("POST /v1/connectors/rescan", a.rescanConnectors)
 
 	a.handle("POST /v1/connections", a.createConnection)
 	a.handle("GET /v1/connections", a.listConnections)

@@ -451,6 +451,17 @@ type Change struct {
 	Fields []string
 }
 
+// RescanReport is what a rescan of the plugin directory found.
+type RescanReport struct {
+	Dir string
+	// Connectors is the number catalogued now.
+	Connectors int
+	// Changes are the differences with the registrations before.
+	Changes []Change
+	// Rejected are the files not catalogued.
+	Rejected []Rejection
+}
+
 // Diff compares this catalog with previous registrations (as the store
 // recorded them: Key, Manifest.Version, Path and SHA256 are compared) and
 // returns the changes sorted by key. Unchanged keys are not reported.

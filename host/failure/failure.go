@@ -19,7 +19,9 @@ type Code string
 // of the store (the host turns not-ready: restore the store);
 // InvalidConfig is a connection config the connector's schema, or the
 // connector itself, refuses. PluginDescribeTimeout is a plugin the catalog
-// rejected because it did not answer Describe within the scan's deadline.
+// rejected because it did not answer Describe within the scan's deadline;
+// PluginDirUnusable refuses a rescan of a plugin dir that is gone or
+// unreadable (the catalog stays as it was).
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -32,6 +34,7 @@ const (
 	PluginChecksumMismatch  Code = "plugin_checksum_mismatch"
 	PluginHandshakeFailed   Code = "plugin_handshake_failed"
 	PluginDescribeTimeout   Code = "plugin_describe_timeout"
+	PluginDirUnusable       Code = "plugin_dir_unusable"
 	ConnectorFailed         Code = "connector_failed"
 	ConnectorCrashed        Code = "connector_crashed"
 	RunTimeout              Code = "run_timeout"

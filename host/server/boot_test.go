@@ -180,7 +180,14 @@ func TestListenerFirstNotReadyUntilCatalogued(t *testing.T) {
 	if len(list.Items) != 1 || list.Items[0].ConnectorKey != "demo" {
 		t.Errorf("connectors %+v, want demo alone", list.Items)
 	}
-	if logs := r.logs.String(); strings.Count(logs, "plugin_describe_timeout") < 2 {
-		t.Errorf("the hung plugins' rejections are not logged:\n%s", logs)
+	var all apitypes.ConnectorList
+	r.ok(http.StatusOK, "GET", "/v1/connectors?all=true", nil, &all)
+	if len(all.Rejected) != 2 {
+		t.Fatalf("rejected %+v, want the two hung plugins", all.Rejected)
+	}
+	for _, rej := range all.Rejected {
+		if rej.Code != "plugin_describe_timeout" || !strings.Contains(rej.Reason, "within 2s") {
+			t.Errorf("rejected %+v, want plugin_describe_timeout within 2s", rej)
+		}
 	}
 }

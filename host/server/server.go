@@ -56,6 +56,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connhost/connhost/host/api"
@@ -94,12 +95,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := newLogger(&cfg)
+	hup, stopHup := hangups()
+	defer stopHup()
 	h, err := assemble(ctx, &cfg, log)
 	if err != nil {
 		log.Error("start failed", "error", err)
 		return err
 	}
-	return h.serve(ctx)
+	return h.serve(ctx, hup)
 }
 
 // Store is what the host needs of its store: the whole model and Close.
@@ -119,6 +122,7 @@ type host struct {
 	serveErr chan error
 	// scan is the catalog's options, for rescans.
 	scan    catalog.Options
+	rescan  *rescanner
 	store   Store
 	bus     *notify.Postgres // nil on a store this host owns alone
 	relay   *notify.Relay
@@ -369,7 +373,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// the host serves what loaded.
 	h.scan = catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog"), DescribeTimeout: cfg.PluginDescribeTimeout}
 	cat, _ := catalog.Scan(ctx, pluginDir, l, h.scan)
-	if err := registerConnectors(ctx, st, cat, al, log); err != nil {
+	if _, err := registerConnectors(ctx, st, cat, al, audit.ActorHost, log); err != nil {
 		return nil, err
 	}
 
@@ -501,9 +505,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		_ = h.disp.Wait(sctx)
 	})
 
-	// 6. Metrics, HTTP API, gRPC admin.
+	// 6. Metrics, HTTP API, gRPC admin; rescans (the API's and SIGHUP's).
+	h.rescan = &rescanner{dir: pluginDir, d: l, opts: h.scan, cat: cat, st: st, al: al, ctl: ctl, log: log.Named("catalog")}
 	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
-		Keyset: ring, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
+		Keyset: ring, Rescanner: h.rescan, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
 	if err != nil {
 		return nil, err
 	}
@@ -565,13 +570,16 @@ func route(g http.Handler, rest http.Handler) http.Handler {
 
 // serve serves (the listener has answered since assemble bound it) until
 // ctx is done, then shuts down.
-func (h *host) serve(ctx context.Context) error {
+func (h *host) serve(ctx context.Context, hup <-chan os.Signal) error {
 	addr := h.ln.Addr().String()
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) && !h.tls {
 		h.log.Warn("the API listens beyond loopback in cleartext; serve with --tls-cert and --tls-key", "addr", addr)
 	}
 	h.log.Info("ready", "addr", addr, "tls", h.tls, "http", "/v1", "grpc", "connhost.admin.v1.AdminService")
 	errc := h.serveErr
+	hupCtx, stopHup := context.WithCancel(ctx)
+	var hupWG sync.WaitGroup
+	h.rescan.onHangup(hupCtx, hup, &hupWG)
 	if h.cfg.OnReady != nil {
 		h.cfg.OnReady(addr)
 	}
@@ -585,6 +593,8 @@ func (h *host) serve(ctx context.Context) error {
 			h.log.Error("server failed; shutting down", "error", err)
 		}
 	}
+	stopHup()
+	hupWG.Wait()
 	return errors.Join(serveErr, h.shutdown())
 }
 
@@ -703,14 +713,15 @@ type registrar interface {
 	UpsertConnector(ctx context.Context, reg store.ConnectorRegistration) (store.ConnectorUpsert, error)
 }
 
-// registerConnectors records the catalog in the store and audits what
-// changed since the previous start: a new connector (connector.register)
-// and a binary whose checksum, version or path changed
-// (connector.reregister).
-func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog, al *audit.Log, log hclog.Logger) error {
+// registerConnectors records the catalog in the store and audits, as
+// actor, what changed since the previous registration (the last start or
+// rescan): a new connector (connector.register) and a binary whose
+// checksum, version or path changed (connector.reregister). It returns the
+// changes.
+func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog, al *audit.Log, actor string, log hclog.Logger) ([]catalog.Change, error) {
 	rows, err := st.ListConnectors(ctx)
 	if err != nil {
-		return fmt.Errorf("server: list connectors: %w", err)
+		return nil, fmt.Errorf("server: list connectors: %w", err)
 	}
 	prev := make([]catalog.Entry, 0, len(rows))
 	for _, row := range rows {
@@ -723,33 +734,33 @@ func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog,
 	for _, e := range cat.List() {
 		mj, err := json.Marshal(e.Manifest)
 		if err != nil {
-			return fmt.Errorf("server: encode manifest of %s: %w", e.Key, err)
+			return nil, fmt.Errorf("server: encode manifest of %s: %w", e.Key, err)
 		}
 		if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: e.Key, Version: e.Manifest.Version,
 			Manifest: mj, Path: e.Path, SHA256: e.Checksum()}); err != nil {
-			return fmt.Errorf("server: register connector %s: %w", e.Key, err)
+			return nil, fmt.Errorf("server: register connector %s: %w", e.Key, err)
 		}
 	}
 	for _, c := range changes {
 		switch c.Kind {
 		case catalog.Added:
-			al.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "connector.register", TargetKind: "connector",
+			al.Record(ctx, audit.Event{Actor: actor, Operation: "connector.register", TargetKind: "connector",
 				TargetID: c.Key, Detail: map[string]string{"version": c.New.Manifest.Version, "sha256": c.New.Checksum(), "path": c.New.Path}})
 			log.Info("connector registered", "connector", c.Key, "version", c.New.Manifest.Version, "sha256", c.New.Checksum())
 		case catalog.Reregistered:
-			al.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "connector.reregister", TargetKind: "connector",
+			al.Record(ctx, audit.Event{Actor: actor, Operation: "connector.reregister", TargetKind: "connector",
 				TargetID: c.Key, Detail: map[string]string{"changed": strings.Join(c.Fields, ","),
 					"previous_version": c.Old.Manifest.Version, "version": c.New.Manifest.Version,
 					"previous_sha256": hex.EncodeToString(c.Old.SHA256), "sha256": c.New.Checksum(), "path": c.New.Path}})
-			log.Warn("connector binary changed since the last start; re-registered", "connector", c.Key,
+			log.Warn("connector binary changed since it was registered; re-registered", "connector", c.Key,
 				"changed", strings.Join(c.Fields, ","), "sha256", c.New.Checksum())
 		case catalog.Removed:
 			log.Warn("connector registered before is not in the plugin dir; its connections will be refused",
 				"connector", c.Key, "path", c.Old.Path)
 		}
 	}
-	log.Info("connectors catalogued", "plugin_dir", cat.Dir(), "connectors", cat.Len())
-	return nil
+	log.Info("connectors catalogued", "plugin_dir", cat.Dir(), "connectors", cat.Len(), "rejected", len(cat.Rejected()))
+	return changes, nil
 }
 
 // The host's parts satisfy the surfaces' small interfaces.
