@@ -12,7 +12,6 @@ import (
 	"github.com/connhost/connhost/host/store"
 )
 
-
 func (a *API) getConnector(w http.ResponseWriter, r *http.Request) error {
 	key := r.PathValue("key")
 	e, ok := a.cfg.Catalog.Get(key)
