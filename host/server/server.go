@@ -3,12 +3,17 @@
 //
 // Run, in order:
 //
+//  0. before anything is created: the plugin dir is checked (one that does
+//     not exist or cannot be read refuses the start), the TLS files are
+//     loaded when given, and the listener is bound (a busy address refuses
+//     the start) and answers at once — /healthz "starting", /readyz and
+//     every other request 503 unavailable until step 6;
 //  1. the data dir (created 0700, and locked: one host per data dir), the
 //     store's location (--store: the SQLite file in the data dir by
 //     default, locked too — one host per SQLite store — or a PostgreSQL
 //     database several hosts share), the runtime dir (<data-dir>/run,
 //     0700, swept of what a crashed process left: every plugin's socket
-//     dir lives there), the logger (hclog, text or JSON) and the listener;
+//     dir lives there) and the logger (hclog, text or JSON);
 //  2. the keyset: under the configured KEK (env variable, file or KMS
 //     URI), or — none configured — the dev-mode cleartext keyset (0600),
 //     with a loud warning on every start; loaded, or created on first
@@ -18,9 +23,11 @@
 //     (<data-dir>/operator.token or --token-file, 0600, 32 random bytes in
 //     hex, generated on first start and never logged);
 //  4. the launcher and the catalog: every plugin in the plugin dir is
-//     described once and pinned by checksum, registered in the store, and
-//     a new or changed binary is audited (connector.register,
-//     connector.reregister);
+//     described once (8 at a time, each within PluginDescribeTimeout) and
+//     pinned by checksum, registered in the store, and a new or changed
+//     binary is audited (connector.register, connector.reregister); a
+//     rescan (POST /v1/connectors/rescan, SIGHUP) does the same later and
+//     swaps the catalog, runs in flight keeping their binary;
 //  5. the broker (the only decrypter, over a keyset holder that a rotation
 //     swaps atomically, and reloads when another host rotates it), the
 //     runner (the single launch seam; a random host id per process), the
@@ -31,9 +38,10 @@
 //     reap dead hosts; on SQLite every earlier process of the store), the
 //     runner's recovery of what an older process left, and the scheduler,
 //     dispatcher and heartbeats start;
-//  6. Prometheus metrics, the HTTP API and the gRPC admin service on one
-//     listener (HTTP/2 requests with content-type application/grpc go to
-//     gRPC; cleartext HTTP/2 is accepted for them).
+//  6. Prometheus metrics, the HTTP API and the gRPC admin service (with
+//     server reflection) on the one listener, in cleartext or TLS (HTTP/2
+//     requests with content-type application/grpc go to gRPC; cleartext
+//     HTTP/2 is accepted for them); then /readyz turns ready.
 //
 // When ctx ends (the CLI cancels it on SIGINT or SIGTERM) Run stops
 // accepting connections, stops the scheduler, hands the work back (no more
@@ -42,7 +50,9 @@
 // children killed, their leases released, and are queued again as
 // retries; followers of a run receive its end), leaves the cluster, ends
 // the remaining event streams, waits for in-flight requests, and closes the
-// store — all within ShutdownTimeout. Nothing reads stdin.
+// store — all within ShutdownTimeout. Nothing reads stdin. SIGHUP, from
+// Run's start to its end, never stops the host: once it is ready, each
+// one re-scans the plugin dir.
 package server
 
 import (
