@@ -321,7 +321,11 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 			r := Rejection{File: se.File, Field: se.Field, Reason: se.Err.Error()}
 			var fe *failure.Error
 			if errors.As(se.Err, &fe) {
+				// The code is its own field: the reason is the message.
 				r.Code = fe.Code
+				if fe.Message != "" {
+					r.Reason = fe.Message
+				}
 			}
 			c.rejected = append(c.rejected, r)
 		}

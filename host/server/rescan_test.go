@@ -146,6 +146,21 @@ func TestRescanRegistersChangesAndLeavesRunsAlone(t *testing.T) {
 		t.Errorf("register audit of late %+v", audit.Items)
 	}
 
+	// A relayed plugin line names the run once (the host's logger and
+	// the SDK both tag it with run_id).
+	relayed := 0
+	for _, line := range strings.Split(r.logs.String(), "\n") {
+		if strings.Count(line, "run_id=") > 1 {
+			t.Errorf("a log line repeats run_id: %s", line)
+		}
+		if strings.Contains(line, "demo run") && strings.Contains(line, "run_id=") {
+			relayed++
+		}
+	}
+	if relayed == 0 {
+		t.Error("no relayed plugin line names its run")
+	}
+
 	// A plugin dir gone refuses the rescan and keeps the catalog.
 	moved := cfg.PluginDir + ".moved"
 	if err := os.Rename(cfg.PluginDir, moved); err != nil {
