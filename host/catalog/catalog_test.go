@@ -362,7 +362,7 @@ func TestScanBoundsAHungDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, errs := Scan(context.Background(), dir, l, Options{DescribeTimeout: 2 * time.Second, Parallelism: 2})
+	c, errs := Scan(context.Background(), dir, l, Options{DescribeTimeout: 5 * time.Second, Parallelism: 2})
 	var keys []string
 	for _, e := range c.List() {
 		keys = append(keys, e.Key)
@@ -375,8 +375,8 @@ func TestScanBoundsAHungDescribe(t *testing.T) {
 	}
 	for i, want := range []string{"hangs", "hangs-too"} {
 		r := c.Rejected()[i]
-		if filepath.Base(r.File) != want || r.Code != failure.PluginDescribeTimeout || !strings.Contains(r.Reason, "within 2s") {
-			t.Errorf("Rejected()[%d] = %+v, want %s plugin_describe_timeout within 2s", i, r, want)
+		if filepath.Base(r.File) != want || r.Code != failure.PluginDescribeTimeout || !strings.Contains(r.Reason, "within 5s") {
+			t.Errorf("Rejected()[%d] = %+v, want %s plugin_describe_timeout within 5s", i, r, want)
 		}
 	}
 }

@@ -140,7 +140,7 @@ func TestListenerFirstNotReadyUntilCatalogued(t *testing.T) {
 	hung.DisplayName = "hang in describe"
 	plantManifested(t, cfg.PluginDir, "hung", hung)
 	plantManifested(t, cfg.PluginDir, "also-hung", hung)
-	cfg.PluginDescribeTimeout = 2 * time.Second
+	cfg.PluginDescribeTimeout = 5 * time.Second
 	type answer struct {
 		path   string
 		status int
@@ -186,8 +186,8 @@ func TestListenerFirstNotReadyUntilCatalogued(t *testing.T) {
 		t.Fatalf("rejected %+v, want the two hung plugins", all.Rejected)
 	}
 	for _, rej := range all.Rejected {
-		if rej.Code != "plugin_describe_timeout" || !strings.Contains(rej.Reason, "within 2s") {
-			t.Errorf("rejected %+v, want plugin_describe_timeout within 2s", rej)
+		if rej.Code != "plugin_describe_timeout" || !strings.Contains(rej.Reason, "within 5s") {
+			t.Errorf("rejected %+v, want plugin_describe_timeout within 5s", rej)
 		}
 	}
 }
