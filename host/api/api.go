@@ -9,7 +9,8 @@
 // the operator token from the data dir, compared in constant time. A
 // missing or wrong token is 401 {"error":{"code":"unauthorized",…}} with
 // no detail, before any routing: an unauthenticated caller learns nothing,
-// not even which routes exist. /healthz and /readyz are open.
+// not even which routes exist. /healthz, /readyz and /v1/openapi.json
+// (the API's description: no data) are open.
 //
 // # Errors
 //
@@ -100,10 +101,18 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
-// Catalog lists the catalogued connectors.
+// Catalog lists the catalogued connectors and the rejected files.
 type Catalog interface {
 	Get(key string) (catalog.Entry, bool)
 	List() []catalog.Entry
+	Rejected() []catalog.Rejection
+}
+
+// Rescanner re-scans the host's plugin dir, registers what changed
+// (audited as actor) and swaps the catalog; runs in flight keep their
+// binary.
+type Rescanner interface {
+	Rescan(ctx context.Context, actor string) (catalog.RescanReport, error)
 }
 
 // Runs is the runner's live side: cancel (here or on the host that runs
@@ -161,6 +170,9 @@ type Config struct {
 	Runs     Runs
 	Schedule Schedule
 	Keyset   Keyset
+	// Rescanner serves POST /v1/connectors/rescan; nil answers it 503
+	// unavailable.
+	Rescanner Rescanner
 	// Metrics serves /metrics behind the token; nil leaves /metrics
 	// unregistered.
 	Metrics  http.Handler
@@ -262,6 +274,7 @@ func (a *API) register() {
 
 	a.handle("GET /v1/connectors", a.listConnectors)
 	a.handle("GET /v1/connectors/{key}", a.getConnector)
+	a.handle("POST /v1/connectors/rescan", a.rescanConnectors)
 
 	a.handle("POST /v1/connections", a.createConnection)
 	a.handle("GET /v1/connections", a.listConnections)
@@ -333,8 +346,12 @@ func (a *API) Close() {
 	a.stopStreams()
 }
 
-// needsAuth reports whether a path is token-protected.
+// needsAuth reports whether a path is token-protected: all of /v1 but
+// the OpenAPI document, which describes the API and holds no data.
 func needsAuth(path string) bool {
+	if path == "/v1/openapi.json" {
+		return false
+	}
 	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/metrics"
 }
 

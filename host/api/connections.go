@@ -14,19 +14,6 @@ import (
 	"github.com/connhost/connhost/host/store"
 )
 
-func (a *API) listConnectors(w http.ResponseWriter, r *http.Request) error {
-	if err := knownParams(r.URL.Query()); err != nil {
-		return err
-	}
-	entries := a.cfg.Catalog.List()
-	items := make([]apitypes.Connector, 0, len(entries))
-	for _, e := range entries {
-		items = append(items, toConnector(e))
-	}
-	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connector]{Items: items})
-	return nil
-}
-
 func (a *API) getConnector(w http.ResponseWriter, r *http.Request) error {
 	key := r.PathValue("key")
 	e, ok := a.cfg.Catalog.Get(key)

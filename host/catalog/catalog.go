@@ -34,6 +34,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connhost/connhost/host/configschema"
@@ -57,7 +58,12 @@ type Describer interface {
 }
 
 // DefaultParallelism is how many binaries Scan describes at once.
-const DefaultParallelism = 4
+const DefaultParallelism = 8
+
+// DefaultDescribeTimeout bounds each binary's Describe (start, handshake
+// and the call): a plugin that hangs is rejected at this deadline instead
+// of holding the host's start back.
+const DefaultDescribeTimeout = 10 * time.Second
 
 // Options configures Scan. The zero value is usable.
 type Options struct {
@@ -72,12 +78,18 @@ type Options struct {
 	// Parallelism bounds concurrent Describe calls. Default
 	// DefaultParallelism.
 	Parallelism int
+	// DescribeTimeout bounds each binary's Describe. Default
+	// DefaultDescribeTimeout.
+	DescribeTimeout time.Duration
 }
 
 // Validate reports a field that cannot work.
 func (o Options) Validate() error {
 	if o.Parallelism < 0 {
 		return fmt.Errorf("%w: Parallelism is negative", ErrInvalidOptions)
+	}
+	if o.DescribeTimeout < 0 {
+		return fmt.Errorf("%w: DescribeTimeout is negative", ErrInvalidOptions)
 	}
 	return nil
 }
@@ -156,22 +168,57 @@ func (e *ScanError) Error() string {
 // Unwrap returns the cause.
 func (e *ScanError) Unwrap() error { return e.Err }
 
-// Catalog is the result of a scan. It is immutable and safe for concurrent
-// use.
-type Catalog struct {
-	dir     string
-	entries map[string]Entry
-	keys    []string // sorted
-	skipped []string
+// Rejection is a file of the plugin directory that was not catalogued,
+// as an operator lists it.
+type Rejection struct {
+	// File is the rejected file's path.
+	File string
+	// Field is the manifest field at fault, or "" when the binary could
+	// not be described at all (or the cause is not one field).
+	Field string
+	// Reason is the cause's message.
+	Reason string
+	// Code is the failure code of the cause when it has one (a launch
+	// failure such as plugin_handshake_failed), else "".
+	Code failure.Code
 }
+
+// Catalog is the result of a scan. It is safe for concurrent use. Its
+// content changes only through Replace (a rescan), as a whole: an Entry
+// once returned never changes, so a run keeps the binary it was given.
+type Catalog struct {
+	cur atomic.Pointer[state]
+}
+
+// state is one scan's content; immutable.
+type state struct {
+	dir      string
+	entries  map[string]Entry
+	keys     []string // sorted
+	skipped  []string
+	rejected []Rejection
+}
+
+func (c *Catalog) st() *state {
+	if s := c.cur.Load(); s != nil {
+		return s
+	}
+	return &state{entries: map[string]Entry{}}
+}
+
+// Replace makes c hold next's content at once (a rescan of the plugin
+// directory). Entries handed out before keep what they held.
+func (c *Catalog) Replace(next *Catalog) { c.cur.Store(next.st()) }
 
 // Scan catalogues the plugins in dir. It returns a catalog of every plugin
 // that loaded and one error per file that did not (a *ScanError), or a
 // single error when dir cannot be read; the catalog is never nil.
 func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog, []error) {
-	c := &Catalog{dir: dir, entries: map[string]Entry{}}
+	cat := &Catalog{}
+	c := &state{dir: dir, entries: map[string]Entry{}}
+	cat.cur.Store(c)
 	if err := opts.Validate(); err != nil {
-		return c, []error{err}
+		return cat, []error{err}
 	}
 	log := opts.Logger
 	if log == nil {
@@ -185,12 +232,16 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 	if par == 0 {
 		par = DefaultParallelism
 	}
+	timeout := opts.DescribeTimeout
+	if timeout == 0 {
+		timeout = DefaultDescribeTimeout
+	}
 
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		err = fmt.Errorf("catalog: reading plugin directory: %w", err)
 		log.Error("plugin directory unreadable", "dir", dir, "error", err)
-		return c, []error{err}
+		return cat, []error{err}
 	}
 	var files []string
 	for _, de := range ents {
@@ -216,7 +267,13 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			e, err := describe(ctx, path, d, opts.CheckSchedule)
+			dctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			e, err := describe(dctx, path, d, opts.CheckSchedule)
+			if err != nil && dctx.Err() != nil && ctx.Err() == nil {
+				err = &ScanError{File: path, Err: &failure.Error{Code: failure.PluginDescribeTimeout, Err: err,
+					Message: fmt.Sprintf("plugin did not answer Describe within %s (the scan's deadline per plugin)", timeout)}}
+			}
 			e.ScannedAt = now()
 			results[i] = result{e, err}
 		}()
@@ -261,10 +318,20 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 		var se *ScanError
 		if errors.As(err, &se) {
 			log.Error("plugin not catalogued", "file", se.File, "field", se.Field, "error", se.Err)
+			r := Rejection{File: se.File, Field: se.Field, Reason: se.Err.Error()}
+			var fe *failure.Error
+			if errors.As(se.Err, &fe) {
+				// The code is its own field: the reason is the message.
+				r.Code = fe.Code
+				if fe.Message != "" {
+					r.Reason = fe.Message
+				}
+			}
+			c.rejected = append(c.rejected, r)
 		}
 	}
 	log.Info("plugin directory scanned", "dir", dir, "catalogued", len(c.keys), "rejected", len(errs), "skipped", len(c.skipped))
-	return c, errs
+	return cat, errs
 }
 
 func scanFile(err error) string {
@@ -331,11 +398,11 @@ func hashFile(path string) ([]byte, error) {
 }
 
 // Dir returns the scanned directory.
-func (c *Catalog) Dir() string { return c.dir }
+func (c *Catalog) Dir() string { return c.st().dir }
 
 // Get returns the entry for a connector key.
 func (c *Catalog) Get(key string) (Entry, bool) {
-	e, ok := c.entries[key]
+	e, ok := c.st().entries[key]
 	if !ok {
 		return Entry{}, false
 	}
@@ -344,19 +411,24 @@ func (c *Catalog) Get(key string) (Entry, bool) {
 
 // List returns every entry, sorted by key.
 func (c *Catalog) List() []Entry {
-	out := make([]Entry, len(c.keys))
-	for i, k := range c.keys {
-		out[i] = c.entries[k].clone()
+	s := c.st()
+	out := make([]Entry, len(s.keys))
+	for i, k := range s.keys {
+		out[i] = s.entries[k].clone()
 	}
 	return out
 }
 
 // Len returns the number of catalogued connectors.
-func (c *Catalog) Len() int { return len(c.keys) }
+func (c *Catalog) Len() int { return len(c.st().keys) }
 
 // Skipped returns the directory entries that were not plugin candidates
 // (hidden, not regular, not executable), sorted.
-func (c *Catalog) Skipped() []string { return slices.Clone(c.skipped) }
+func (c *Catalog) Skipped() []string { return slices.Clone(c.st().skipped) }
+
+// Rejected returns the files the scan did not catalogue, sorted by file,
+// each with the manifest field at fault and the reason.
+func (c *Catalog) Rejected() []Rejection { return slices.Clone(c.st().rejected) }
 
 // ChangeKind says how a connector's registration changed between scans.
 type ChangeKind string
@@ -383,17 +455,29 @@ type Change struct {
 	Fields []string
 }
 
+// RescanReport is what a rescan of the plugin directory found.
+type RescanReport struct {
+	Dir string
+	// Connectors is the number catalogued now.
+	Connectors int
+	// Changes are the differences with the registrations before.
+	Changes []Change
+	// Rejected are the files not catalogued.
+	Rejected []Rejection
+}
+
 // Diff compares this catalog with previous registrations (as the store
 // recorded them: Key, Manifest.Version, Path and SHA256 are compared) and
 // returns the changes sorted by key. Unchanged keys are not reported.
 func (c *Catalog) Diff(prev []Entry) []Change {
+	cs := c.st()
 	old := map[string]Entry{}
 	for _, e := range prev {
 		old[e.Key] = e
 	}
-	keys := slices.Clone(c.keys)
+	keys := slices.Clone(cs.keys)
 	for k := range old {
-		if _, ok := c.entries[k]; !ok {
+		if _, ok := cs.entries[k]; !ok {
 			keys = append(keys, k)
 		}
 	}
@@ -401,7 +485,7 @@ func (c *Catalog) Diff(prev []Entry) []Change {
 	var out []Change
 	for _, k := range keys {
 		o, inOld := old[k]
-		n, inNew := c.entries[k]
+		n, inNew := cs.entries[k]
 		switch {
 		case !inOld:
 			out = append(out, Change{Kind: Added, Key: k, New: n.clone()})

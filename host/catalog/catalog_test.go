@@ -315,6 +315,24 @@ func TestScan(t *testing.T) {
 					t.Errorf("no error for %s", f)
 				}
 			}
+			// Rejected lists what errs holds, file, field and reason.
+			rej := c.Rejected()
+			if len(rej) != len(errs) {
+				t.Errorf("Rejected() has %d files, errs %d", len(rej), len(errs))
+			}
+			for _, r := range rej {
+				want, ok := tc.errs[filepath.Base(r.File)]
+				if !ok {
+					t.Errorf("Rejected() lists %s", r.File)
+					continue
+				}
+				if r.Field != want.field || !strings.Contains(r.Reason, want.text) || r.Reason == "" {
+					t.Errorf("Rejected %s: field %q reason %q, want field %q containing %q", r.File, r.Field, r.Reason, want.field, want.text)
+				}
+				if want.code != "" && r.Code != want.code {
+					t.Errorf("Rejected %s: code %q, want %q", r.File, r.Code, want.code)
+				}
+			}
 
 			var skipped []string
 			for _, s := range c.Skipped() {
@@ -327,6 +345,39 @@ func TestScan(t *testing.T) {
 				t.Errorf("skipped (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A plugin that hangs in Describe is rejected at the scan's deadline
+// (plugin_describe_timeout, its process killed) while the others load, and
+// the hung one does not hold them back: they are described concurrently.
+func TestScanBoundsAHungDescribe(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plant(t, dir, "alpha", good("alpha"))
+	plant(t, dir, "hangs", with("hangs", func(m *manifest.Manifest) { m.DisplayName = "hang in describe" }))
+	plant(t, dir, "hangs-too", with("hangstoo", func(m *manifest.Manifest) { m.DisplayName = "hang in describe" }))
+	plant(t, dir, "omega", good("omega"))
+	l, err := launch.New(launch.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, errs := Scan(context.Background(), dir, l, Options{DescribeTimeout: 5 * time.Second, Parallelism: 2})
+	var keys []string
+	for _, e := range c.List() {
+		keys = append(keys, e.Key)
+	}
+	if diff := cmp.Diff([]string{"alpha", "omega"}, keys); diff != "" {
+		t.Errorf("catalogued (-want +got):\n%s", diff)
+	}
+	if len(errs) != 2 {
+		t.Fatalf("errs = %v, want the two hung plugins", errs)
+	}
+	for i, want := range []string{"hangs", "hangs-too"} {
+		r := c.Rejected()[i]
+		if filepath.Base(r.File) != want || r.Code != failure.PluginDescribeTimeout || !strings.Contains(r.Reason, "within 5s") {
+			t.Errorf("Rejected()[%d] = %+v, want %s plugin_describe_timeout within 5s", i, r, want)
+		}
 	}
 }
 
@@ -393,9 +444,22 @@ func TestChecksumChangeDetected(t *testing.T) {
 	}
 }
 
+// fromEntries is a catalog holding es.
+func fromEntries(es ...Entry) *Catalog {
+	s := &state{entries: map[string]Entry{}}
+	for _, e := range es {
+		s.entries[e.Key] = e
+		s.keys = append(s.keys, e.Key)
+	}
+	sort.Strings(s.keys)
+	c := &Catalog{}
+	c.cur.Store(s)
+	return c
+}
+
 func TestGetAndListReturnCopies(t *testing.T) {
 	t.Parallel()
-	c := &Catalog{entries: map[string]Entry{"alpha": {Key: "alpha", SHA256: []byte{1}, Manifest: good("alpha")}}, keys: []string{"alpha"}}
+	c := fromEntries(Entry{Key: "alpha", SHA256: []byte{1}, Manifest: good("alpha")})
 	e, _ := c.Get("alpha")
 	e.SHA256[0] = 9
 	e.Manifest.Streams[0].KeyFields[0] = "changed"
@@ -417,15 +481,7 @@ func TestDiff(t *testing.T) {
 		m.Version = version
 		return Entry{Key: key, Manifest: m, Path: path, SHA256: []byte{sum}}
 	}
-	catalog := func(es ...Entry) *Catalog {
-		c := &Catalog{entries: map[string]Entry{}}
-		for _, e := range es {
-			c.entries[e.Key] = e
-			c.keys = append(c.keys, e.Key)
-		}
-		sort.Strings(c.keys)
-		return c
-	}
+	catalog := fromEntries
 	tests := map[string]struct {
 		prev []Entry
 		cur  *Catalog
@@ -477,6 +533,7 @@ func TestOptionsValidate(t *testing.T) {
 		"zero":                 {opts: Options{}},
 		"parallelism":          {opts: Options{Parallelism: 2}},
 		"negative parallelism": {opts: Options{Parallelism: -1}, wantErr: true},
+		"negative timeout":     {opts: Options{DescribeTimeout: -1}, wantErr: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -233,6 +233,7 @@ Shell completion: see "connhost completion --help".`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.addr, "addr", DefaultAddr, "API address (env "+EnvAddr+")")
 	pf.StringVar(&a.token, "token", "", "operator token (env "+EnvToken+"; default: read from the data dir)")
+	pf.String("ca-file", "", "PEM CA certificate trusted for an https:// --addr, besides the system's (env "+EnvCAFile+")")
 	pf.StringVar(&a.dataDir, "data-dir", DefaultDataDir, "data directory (env "+EnvDataDir+")")
 	pf.StringVarP(&a.output, "output", "o", OutputText, "output format: text or json")
 
@@ -333,7 +334,11 @@ func (a *app) api() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(a.setting("addr", EnvAddr), token, a.rt.HTTPClient)
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(a.setting("addr", EnvAddr), token, hc)
 	if err != nil {
 		return nil, usageErrorf("--addr: %v", err)
 	}

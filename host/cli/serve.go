@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/server"
 	"github.com/spf13/cobra"
 )
@@ -16,7 +17,13 @@ func (a *app) serveCommand() *cobra.Command {
 		Short: "Run the host: HTTP and gRPC API, scheduler and connector plugins",
 		Long: `Run the connector host in the foreground: the HTTP API under /v1 and the gRPC
 admin service on one listener (loopback by default), the scheduler, and the
-connectors found in --plugin-dir.
+connectors found in --plugin-dir. The listener is bound first (a busy
+address refuses the start before anything is created); /readyz answers 503
+until the store is open and every plugin is described (each within
+--plugin-describe-timeout, concurrently). A --plugin-dir that does not exist
+or cannot be read refuses the start; an empty one serves with a warning.
+--tls-cert and --tls-key serve the HTTP API, gRPC and /metrics over TLS
+(clients: https:// in --addr, and --ca-file for a private CA).
 
 The data dir holds the SQLite store, the keyset and the operator token
 (created on first start, mode 0600; the other commands read it from there).
@@ -43,7 +50,9 @@ SIGINT or SIGTERM starts a graceful shutdown: running connectors are
 stopped (their runs end cancelled with host_shutdown and are queued again
 as retries, for another host or this host's next start), queued work is
 handed back, leases are released, within --shutdown-timeout. A second
-signal exits at once.`,
+signal exits at once. SIGHUP re-scans --plugin-dir (as "connhost connector
+rescan" does): new and rebuilt connectors are registered, runs in flight
+keep their binary.`,
 		Example: `  connhost serve
   connhost serve --data-dir /var/lib/connhost --plugin-dir /usr/lib/connhost/plugins --kek-file /etc/connhost/kek
   CONNHOST_KEK=... connhost serve --listen 127.0.0.1:7480 --log-format json
@@ -62,7 +71,11 @@ signal exits at once.`,
 		cfg.Environ = a.rt.Environ
 		cfg.LogOutput = a.rt.Stderr
 		cfg.OnReady = func(addr string) {
-			fmt.Fprintf(a.rt.Stdout, "connhost %s serving on http://%s (data dir %s)\n", versionString(), addr, cfg.DataDir)
+			scheme := "http"
+			if cfg.TLSCert != "" {
+				scheme = "https"
+			}
+			fmt.Fprintf(a.rt.Stdout, "connhost %s serving on %s://%s (data dir %s)\n", versionString(), scheme, addr, cfg.DataDir)
 		}
 		cfg.Defaults()
 		if err := cfg.Validate(); err != nil {
@@ -103,5 +116,9 @@ signal exits at once.`,
 		"create a new keyset on purpose although stored credentials are sealed under a missing one (they stay undecryptable)")
 	f.DurationVar(&cfg.RunTimeout, "run-timeout", server.DefaultRunTimeout, "deadline of each run")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound of the graceful shutdown")
+	f.DurationVar(&cfg.PluginDescribeTimeout, "plugin-describe-timeout", catalog.DefaultDescribeTimeout,
+		"deadline of each plugin's Describe when the plugin dir is scanned; a plugin that misses it is rejected")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) of the listener: HTTP API, gRPC and metrics over TLS (with --tls-key)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert (mode 0600)")
 	return cmd
 }

@@ -25,7 +25,10 @@ type Code string
 // in the keyset), KeyIsPrimary (the primary key cannot be disabled),
 // KeyInUse (credentials are still sealed under the key), KeysetEncrypted
 // (keyset encrypt on an encrypted keyset) and KEKRequired (an operation
-// that needs a KEK was given none).
+// that needs a KEK was given none). PluginDescribeTimeout is a plugin the
+// catalog rejected because it did not answer Describe within the scan's
+// deadline; PluginDirUnusable refuses a rescan of a plugin dir that is gone or
+// unreadable (the catalog stays as it was).
 const (
 	StaticSecretUnavailable Code = "static_secret_credential_unavailable"
 	CredentialsRequired     Code = "credentials_required"
@@ -37,6 +40,8 @@ const (
 	ConnectorNotFound       Code = "connector_not_found"
 	PluginChecksumMismatch  Code = "plugin_checksum_mismatch"
 	PluginHandshakeFailed   Code = "plugin_handshake_failed"
+	PluginDescribeTimeout   Code = "plugin_describe_timeout"
+	PluginDirUnusable       Code = "plugin_dir_unusable"
 	ConnectorFailed         Code = "connector_failed"
 	ConnectorCrashed        Code = "connector_crashed"
 	RunTimeout              Code = "run_timeout"

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/cluster"
 	"github.com/connhost/connhost/host/store/sqlite"
 	"github.com/connhost/connhost/keysets"
@@ -124,8 +125,22 @@ type Config struct {
 	Environ func() []string
 	// LogOutput receives the log. Default os.Stderr.
 	LogOutput io.Writer
-	// OnReady is called once the listener is bound, with its address
-	// (useful with Listen "127.0.0.1:0").
+	// PluginDescribeTimeout bounds each plugin's Describe when the plugin
+	// dir is scanned (at start and at a rescan): a plugin that does not
+	// answer in time is rejected (plugin_describe_timeout). Default
+	// catalog.DefaultDescribeTimeout.
+	PluginDescribeTimeout time.Duration
+	// TLSCert and TLSKey are PEM files of the listener's certificate
+	// (chain) and private key: both or neither. With them the HTTP API,
+	// the gRPC admin service and /metrics are served over TLS only. The
+	// key file must be 0600.
+	TLSCert string
+	TLSKey  string
+	// OnListen is called once the listener is bound, before the host is
+	// assembled (its /readyz answers 503 until then), with its address.
+	OnListen func(addr string)
+	// OnReady is called once the host is assembled and ready, with the
+	// listener's address (useful with Listen "127.0.0.1:0").
 	OnReady func(addr string)
 }
 
@@ -159,6 +174,9 @@ func (c *Config) Defaults() {
 	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if c.PluginDescribeTimeout == 0 {
+		c.PluginDescribeTimeout = catalog.DefaultDescribeTimeout
 	}
 	if c.Environ == nil {
 		c.Environ = os.Environ
@@ -203,6 +221,10 @@ func (c *Config) Validate() error {
 		return bad("host TTL must be at least 3s")
 	case c.MaxClockSkew < 0:
 		return bad("max clock skew must not be negative")
+	case c.PluginDescribeTimeout < 0:
+		return bad("plugin describe timeout must not be negative")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return bad("--tls-cert and --tls-key go together: give both (a certificate and its private key) or neither")
 	case c.HostTTL < 2*c.MaxClockSkew:
 		return bad("host TTL (%s) must be at least twice the max clock skew (%s)", c.HostTTL, c.MaxClockSkew)
 	}

@@ -3,12 +3,17 @@
 //
 // Run, in order:
 //
+//  0. before anything is created: the plugin dir is checked (one that does
+//     not exist or cannot be read refuses the start), the TLS files are
+//     loaded when given, and the listener is bound (a busy address refuses
+//     the start) and answers at once — /healthz "starting", /readyz and
+//     every other request 503 unavailable until step 6;
 //  1. the data dir (created 0700, and locked: one host per data dir), the
 //     store's location (--store: the SQLite file in the data dir by
 //     default, locked too — one host per SQLite store — or a PostgreSQL
 //     database several hosts share), the runtime dir (<data-dir>/run,
 //     0700, swept of what a crashed process left: every plugin's socket
-//     dir lives there), the logger (hclog, text or JSON) and the listener;
+//     dir lives there) and the logger (hclog, text or JSON);
 //  2. the keyset: under the configured KEK (env variable, file or KMS
 //     URI), or — none configured — the dev-mode cleartext keyset (0600),
 //     with a loud warning on every start; loaded, or created on first
@@ -18,9 +23,11 @@
 //     (<data-dir>/operator.token or --token-file, 0600, 32 random bytes in
 //     hex, generated on first start and never logged);
 //  4. the launcher and the catalog: every plugin in the plugin dir is
-//     described once and pinned by checksum, registered in the store, and
-//     a new or changed binary is audited (connector.register,
-//     connector.reregister);
+//     described once (8 at a time, each within PluginDescribeTimeout) and
+//     pinned by checksum, registered in the store, and a new or changed
+//     binary is audited (connector.register, connector.reregister); a
+//     rescan (POST /v1/connectors/rescan, SIGHUP) does the same later and
+//     swaps the catalog, runs in flight keeping their binary;
 //  5. the broker (the only decrypter, over a keyset holder that a rotation
 //     swaps atomically, and reloads when another host rotates it), the
 //     runner (the single launch seam; a random host id per process), the
@@ -31,9 +38,10 @@
 //     reap dead hosts; on SQLite every earlier process of the store), the
 //     runner's recovery of what an older process left, and the scheduler,
 //     dispatcher and heartbeats start;
-//  6. Prometheus metrics, the HTTP API and the gRPC admin service on one
-//     listener (HTTP/2 requests with content-type application/grpc go to
-//     gRPC; cleartext HTTP/2 is accepted for them).
+//  6. Prometheus metrics, the HTTP API and the gRPC admin service (with
+//     server reflection) on the one listener, in cleartext or TLS (HTTP/2
+//     requests with content-type application/grpc go to gRPC; cleartext
+//     HTTP/2 is accepted for them); then /readyz turns ready.
 //
 // When ctx ends (the CLI cancels it on SIGINT or SIGTERM) Run stops
 // accepting connections, stops the scheduler, hands the work back (no more
@@ -42,7 +50,9 @@
 // children killed, their leases released, and are queued again as
 // retries; followers of a run receive its end), leaves the cluster, ends
 // the remaining event streams, waits for in-flight requests, and closes the
-// store — all within ShutdownTimeout. Nothing reads stdin.
+// store — all within ShutdownTimeout. Nothing reads stdin. SIGHUP, from
+// Run's start to its end, never stops the host: once it is ready, each
+// one re-scans the plugin dir.
 package server
 
 import (
@@ -56,6 +66,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connhost/connhost/host/api"
@@ -94,12 +105,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := newLogger(&cfg)
+	hup, stopHup := hangups()
+	defer stopHup()
 	h, err := assemble(ctx, &cfg, log)
 	if err != nil {
 		log.Error("start failed", "error", err)
 		return err
 	}
-	return h.serve(ctx)
+	return h.serve(ctx, hup)
 }
 
 // Store is what the host needs of its store: the whole model and Close.
@@ -109,10 +122,17 @@ type Store interface {
 
 // host is an assembled host.
 type host struct {
-	cfg     *Config
-	log     hclog.Logger
-	id      string
-	ln      net.Listener
+	cfg  *Config
+	log  hclog.Logger
+	id   string
+	ln   net.Listener
+	tls  bool
+	gate *gate
+	// serveErr receives what http.Server.Serve returned.
+	serveErr chan error
+	// scan is the catalog's options, for rescans.
+	scan    catalog.Options
+	rescan  *rescanner
 	store   Store
 	bus     *notify.Postgres // nil on a store this host owns alone
 	relay   *notify.Relay
@@ -148,7 +168,46 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		log.Warn("this host's clock is offset (a clock-skew test setting)", "offset", cfg.ClockOffset)
 	}
 
-	// 1. Data dir, the store's location, and the listener.
+	// 0. Before anything is created: the plugin dir, the TLS files and
+	// the listener (a busy port leaves a new data dir absent). From here
+	// the listener answers: /readyz is 503 until the host is assembled.
+	pluginDir, pluginDirEmpty, err := checkPluginDir(cfg.PluginDir)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.ln, err = listen(cfg.Listen, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = h.ln.Close() })
+	addr := h.ln.Addr().String()
+	h.tls = tlsCfg != nil
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)            // over TLS, negotiated by ALPN
+	protocols.SetUnencryptedHTTP2(true) // gRPC clients speak cleartext HTTP/2
+	h.gate = &gate{}
+	h.http = &http.Server{
+		Handler:           h.gate,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	h.serveErr = make(chan error, 1)
+	go func() { h.serveErr <- h.http.Serve(h.ln) }()
+	undo = append(undo, func() { _ = h.http.Close() })
+	log.Info("listening; not ready until the host is assembled", "addr", addr, "tls", h.tls)
+	if cfg.OnListen != nil {
+		cfg.OnListen(addr)
+	}
+
+	// 1. Data dir, the store's location.
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
@@ -199,12 +258,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			"path", dataDir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
 	}
 	log.Info("starting connhost", "version", version.Version, "host_id", h.id, "data_dir", dataDir, "store", loc.Redacted)
-	h.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
+	if pluginDirEmpty {
+		log.Warn("the plugin dir is empty: no connector is catalogued until plugins are put there and rescanned (connhost connector rescan, or SIGHUP)",
+			"plugin_dir", pluginDir)
 	}
-	undo = append(undo, func() { _ = h.ln.Close() })
-	addr := h.ln.Addr().String()
 
 	// 2. The store, checked against the data dir before anything is
 	// written; then the keyset, created only where no credential needs
@@ -324,13 +381,11 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
-	pluginDir, err := filepath.Abs(cfg.PluginDir)
-	if err != nil {
-		return nil, fmt.Errorf("server: plugin dir: %w", err)
-	}
-	// Scan logs every file it rejects; the host serves what loaded.
-	cat, _ := catalog.Scan(ctx, pluginDir, l, catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog")})
-	if err := registerConnectors(ctx, st, cat, al, log); err != nil {
+	// Scan logs every file it rejects (connector list --all lists them);
+	// the host serves what loaded.
+	h.scan = catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog"), DescribeTimeout: cfg.PluginDescribeTimeout}
+	cat, _ := catalog.Scan(ctx, pluginDir, l, h.scan)
+	if _, err := registerConnectors(ctx, st, cat, al, audit.ActorHost, log); err != nil {
 		return nil, err
 	}
 
@@ -462,9 +517,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		_ = h.disp.Wait(sctx)
 	})
 
-	// 6. Metrics, HTTP API, gRPC admin.
+	// 6. Metrics, HTTP API, gRPC admin; rescans (the API's and SIGHUP's).
+	h.rescan = &rescanner{dir: pluginDir, d: l, opts: h.scan, cat: cat, st: st, al: al, ctl: ctl, log: log.Named("catalog")}
 	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
-		Keyset: ring, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
+		Keyset: ring, Rescanner: h.rescan, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
 	if err != nil {
 		return nil, err
 	}
@@ -473,17 +529,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, err
 	}
 	h.grpc = h.admin.Server()
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // gRPC clients speak cleartext HTTP/2
-	h.http = &http.Server{
-		Handler:           route(h.grpc, h.api.Handler()),
-		Protocols:         protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	h.gate.open(route(h.grpc, h.api.Handler()))
 	return h, nil
 }
 
@@ -534,16 +580,18 @@ func route(g http.Handler, rest http.Handler) http.Handler {
 	})
 }
 
-// serve listens until ctx is done, then shuts down.
-func (h *host) serve(ctx context.Context) error {
-	ln := h.ln
-	addr := ln.Addr().String()
-	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) {
-		h.log.Warn("the API listens beyond loopback in cleartext; put TLS in front of it", "addr", addr)
+// serve serves (the listener has answered since assemble bound it) until
+// ctx is done, then shuts down.
+func (h *host) serve(ctx context.Context, hup <-chan os.Signal) error {
+	addr := h.ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) && !h.tls {
+		h.log.Warn("the API listens beyond loopback in cleartext; serve with --tls-cert and --tls-key", "addr", addr)
 	}
-	h.log.Info("listening", "addr", addr, "http", "/v1", "grpc", "connhost.admin.v1.AdminService")
-	errc := make(chan error, 1)
-	go func() { errc <- h.http.Serve(ln) }()
+	h.log.Info("ready", "addr", addr, "tls", h.tls, "http", "/v1", "grpc", "connhost.admin.v1.AdminService")
+	errc := h.serveErr
+	hupCtx, stopHup := context.WithCancel(ctx)
+	var hupWG sync.WaitGroup
+	h.rescan.onHangup(hupCtx, hup, &hupWG)
 	if h.cfg.OnReady != nil {
 		h.cfg.OnReady(addr)
 	}
@@ -557,6 +605,8 @@ func (h *host) serve(ctx context.Context) error {
 			h.log.Error("server failed; shutting down", "error", err)
 		}
 	}
+	stopHup()
+	hupWG.Wait()
 	return errors.Join(serveErr, h.shutdown())
 }
 
@@ -675,14 +725,15 @@ type registrar interface {
 	UpsertConnector(ctx context.Context, reg store.ConnectorRegistration) (store.ConnectorUpsert, error)
 }
 
-// registerConnectors records the catalog in the store and audits what
-// changed since the previous start: a new connector (connector.register)
-// and a binary whose checksum, version or path changed
-// (connector.reregister).
-func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog, al *audit.Log, log hclog.Logger) error {
+// registerConnectors records the catalog in the store and audits, as
+// actor, what changed since the previous registration (the last start or
+// rescan): a new connector (connector.register) and a binary whose
+// checksum, version or path changed (connector.reregister). It returns the
+// changes.
+func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog, al *audit.Log, actor string, log hclog.Logger) ([]catalog.Change, error) {
 	rows, err := st.ListConnectors(ctx)
 	if err != nil {
-		return fmt.Errorf("server: list connectors: %w", err)
+		return nil, fmt.Errorf("server: list connectors: %w", err)
 	}
 	prev := make([]catalog.Entry, 0, len(rows))
 	for _, row := range rows {
@@ -695,33 +746,33 @@ func registerConnectors(ctx context.Context, st registrar, cat *catalog.Catalog,
 	for _, e := range cat.List() {
 		mj, err := json.Marshal(e.Manifest)
 		if err != nil {
-			return fmt.Errorf("server: encode manifest of %s: %w", e.Key, err)
+			return nil, fmt.Errorf("server: encode manifest of %s: %w", e.Key, err)
 		}
 		if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: e.Key, Version: e.Manifest.Version,
 			Manifest: mj, Path: e.Path, SHA256: e.Checksum()}); err != nil {
-			return fmt.Errorf("server: register connector %s: %w", e.Key, err)
+			return nil, fmt.Errorf("server: register connector %s: %w", e.Key, err)
 		}
 	}
 	for _, c := range changes {
 		switch c.Kind {
 		case catalog.Added:
-			al.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "connector.register", TargetKind: "connector",
+			al.Record(ctx, audit.Event{Actor: actor, Operation: "connector.register", TargetKind: "connector",
 				TargetID: c.Key, Detail: map[string]string{"version": c.New.Manifest.Version, "sha256": c.New.Checksum(), "path": c.New.Path}})
 			log.Info("connector registered", "connector", c.Key, "version", c.New.Manifest.Version, "sha256", c.New.Checksum())
 		case catalog.Reregistered:
-			al.Record(ctx, audit.Event{Actor: audit.ActorHost, Operation: "connector.reregister", TargetKind: "connector",
+			al.Record(ctx, audit.Event{Actor: actor, Operation: "connector.reregister", TargetKind: "connector",
 				TargetID: c.Key, Detail: map[string]string{"changed": strings.Join(c.Fields, ","),
 					"previous_version": c.Old.Manifest.Version, "version": c.New.Manifest.Version,
 					"previous_sha256": hex.EncodeToString(c.Old.SHA256), "sha256": c.New.Checksum(), "path": c.New.Path}})
-			log.Warn("connector binary changed since the last start; re-registered", "connector", c.Key,
+			log.Warn("connector binary changed since it was registered; re-registered", "connector", c.Key,
 				"changed", strings.Join(c.Fields, ","), "sha256", c.New.Checksum())
 		case catalog.Removed:
 			log.Warn("connector registered before is not in the plugin dir; its connections will be refused",
 				"connector", c.Key, "path", c.Old.Path)
 		}
 	}
-	log.Info("connectors catalogued", "plugin_dir", cat.Dir(), "connectors", cat.Len())
-	return nil
+	log.Info("connectors catalogued", "plugin_dir", cat.Dir(), "connectors", cat.Len(), "rejected", len(cat.Rejected()))
+	return changes, nil
 }
 
 // The host's parts satisfy the surfaces' small interfaces.

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/api/internal/bearer"
@@ -34,6 +35,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
 
@@ -140,8 +142,11 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, auth: bearer.New(cfg.Token), streams: ctx, stopStreams: cancel}, nil
 }
 
-// Server returns a grpc.Server with the token interceptors and the admin
-// service registered.
+// Server returns a grpc.Server with the token interceptors, the admin
+// service and server reflection registered. Reflection answers without a
+// token (it describes the service's schema, which is public in proto/, and
+// holds no data), so `grpcurl list` works without -proto; every admin
+// method still requires the token.
 func (s *Service) Server(opts ...grpc.ServerOption) *grpc.Server {
 	opts = append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryAuth),
@@ -149,7 +154,15 @@ func (s *Service) Server(opts ...grpc.ServerOption) *grpc.Server {
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	adminv1.RegisterAdminServiceServer(g, s)
+	reflection.Register(g)
 	return g
+}
+
+// isReflection reports whether a method is server reflection's (v1 or
+// v1alpha).
+func isReflection(method string) bool {
+	return strings.HasPrefix(method, "/grpc.reflection.v1.ServerReflection/") ||
+		strings.HasPrefix(method, "/grpc.reflection.v1alpha.ServerReflection/")
 }
 
 // Close ends open WatchRun streams (at shutdown, after the runner has
@@ -180,6 +193,9 @@ func (s *Service) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServer
 
 func (s *Service) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	start := time.Now()
+	if isReflection(info.FullMethod) {
+		return h(srv, ss)
+	}
 	if !s.authorized(ss.Context()) {
 		s.logCall(info.FullMethod, errUnauthenticated, start, true)
 		return errUnauthenticated

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +20,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 const token = "admin-rpc-test-token"
 
 type env struct {
 	h      *hosttest.Host
+	conn   *grpc.ClientConn
 	client adminv1.AdminServiceClient
 }
 
@@ -48,7 +53,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close(); svc.Close(); g.Stop() })
-	return &env{h: h, client: adminv1.NewAdminServiceClient(conn)}
+	return &env{h: h, conn: conn, client: adminv1.NewAdminServiceClient(conn)}
 }
 
 func authed(ctx context.Context) context.Context {
@@ -361,5 +366,58 @@ func TestCancelRun(t *testing.T) {
 	}
 	if last.GetKind() != "end" || last.GetRun().GetStatus() != "cancelled" {
 		t.Errorf("watch end %v", last)
+	}
+}
+
+// TestReflection: server reflection answers without a token, so grpcurl
+// needs no -proto: it lists the admin service and serves its file
+// descriptor (the methods stay behind the token: TestTokenRequired).
+func TestReflection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stream, err := reflectionpb.NewServerReflectionClient(e.conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.CloseSend()
+	ask := func(req *reflectionpb.ServerReflectionRequest) *reflectionpb.ServerReflectionResponse {
+		t.Helper()
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("reflection without a token: %v", err)
+		}
+		return resp
+	}
+	resp := ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	if !slices.Contains(names, "connhost.admin.v1.AdminService") {
+		t.Fatalf("services %v lack connhost.admin.v1.AdminService", names)
+	}
+	resp = ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{
+		FileContainingSymbol: "connhost.admin.v1.AdminService"}})
+	fds := resp.GetFileDescriptorResponse().GetFileDescriptorProto()
+	if len(fds) == 0 {
+		t.Fatalf("no file descriptor for the admin service: %v", resp)
+	}
+	var fd descriptorpb.FileDescriptorProto
+	if err := proto.Unmarshal(fds[0], &fd); err != nil {
+		t.Fatal(err)
+	}
+	var methods []string
+	for _, s := range fd.GetService() {
+		for _, m := range s.GetMethod() {
+			methods = append(methods, m.GetName())
+		}
+	}
+	for _, want := range []string{"TriggerRun", "GetRun", "WatchRun", "CancelRun"} {
+		if !slices.Contains(methods, want) {
+			t.Errorf("descriptor methods %v lack %s", methods, want)
+		}
 	}
 }

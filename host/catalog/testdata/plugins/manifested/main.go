@@ -6,6 +6,8 @@
 //
 // (an ELF binary runs unchanged with bytes appended). It reads its binary
 // through /proc/self/exe, which also works for the launcher's memfd copy.
+// A manifest whose display_name is "hang in describe" makes Describe block
+// for ever, ignoring its context: a plugin that hangs.
 package main
 
 import (
@@ -53,6 +55,9 @@ func (conn) Describe(context.Context) (manifest.Manifest, error) {
 	}
 	var m manifest.Manifest
 	err = json.Unmarshal(raw, &m)
+	if m.DisplayName == "hang in describe" {
+		select {}
+	}
 	return m, err
 }
 

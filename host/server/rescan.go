@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/connhost/connhost/host/audit"
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/control"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/hashicorp/go-hclog"
+)
+
+// rescanner re-scans the plugin dir on request (POST
+// /v1/connectors/rescan, SIGHUP): it registers what changed, audited as
+// at boot, swaps the catalog in place (every part of the host reads it
+// through the same *catalog.Catalog), and re-evaluates enrollment, since
+// a connector's default schedule or auth may have changed. A run in
+// flight holds the catalog.Entry it was launched with — its pinned
+// binary — and is left alone. Rescans are serialised. On a shared
+// PostgreSQL store a rescan is this host's only: each host scans its
+// own plugin dir.
+type rescanner struct {
+	mu   sync.Mutex
+	dir  string
+	d    catalog.Describer
+	opts catalog.Options
+	cat  *catalog.Catalog
+	st   registrar
+	al   *audit.Log
+	ctl  *control.Service
+	log  hclog.Logger
+}
+
+// Rescan re-scans the plugin dir. A dir that is gone or unreadable
+// refuses the rescan (plugin_dir_unusable) and leaves the catalog as it
+// was.
+func (r *rescanner) Rescan(ctx context.Context, actor string) (catalog.RescanReport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, _, err := checkPluginDir(r.dir); err != nil {
+		r.log.Error("rescan refused; the catalog stays as it was", "error", err)
+		return catalog.RescanReport{}, &failure.Error{Code: failure.PluginDirUnusable,
+			Message: strings.TrimPrefix(err.Error(), "server: "), Err: err}
+	}
+	r.log.Info("rescanning the plugin dir", "plugin_dir", r.dir, "actor", actor)
+	next, _ := catalog.Scan(ctx, r.dir, r.d, r.opts)
+	changes, err := registerConnectors(ctx, r.st, next, r.al, actor, r.log)
+	if err != nil {
+		return catalog.RescanReport{}, err
+	}
+	r.cat.Replace(next)
+	if len(changes) > 0 {
+		entries, err := r.ctl.Boot(ctx)
+		if err != nil {
+			r.log.Error("re-evaluate enrollment after a rescan", "error", err)
+		} else {
+			r.log.Info(strings.Replace(enrollmentLine(entries), "enrollment", "enrollment after rescan", 1))
+		}
+	}
+	return catalog.RescanReport{Dir: r.dir, Connectors: next.Len(), Changes: changes, Rejected: next.Rejected()}, nil
+}
+
+// onHangup rescans at every SIGHUP received on ch until ctx ends (Run
+// listens for SIGHUP from its start: a SIGHUP while the host starts is
+// acted on once it is ready, and never kills it).
+func (r *rescanner) onHangup(ctx context.Context, ch <-chan os.Signal, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				r.log.Info("SIGHUP received: rescanning the plugin dir")
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+				rep, err := r.Rescan(sctx, audit.ActorHost)
+				cancel()
+				switch {
+				case err == nil:
+					r.log.Info("rescan after SIGHUP done", "connectors", rep.Connectors, "changes", len(rep.Changes), "rejected", len(rep.Rejected))
+				case !errors.Is(err, context.Canceled):
+					r.log.Error("rescan after SIGHUP failed", "error", err)
+				}
+			}
+		}
+	}()
+}
+
+// hangups returns a channel of the SIGHUPs this process receives from
+// now on, and the function that stops them.
+func hangups() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}

@@ -1,0 +1,180 @@
+package server_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/api/apitypes"
+)
+
+// rebuild replaces path with a copy of itself plus a few bytes (a new
+// checksum, the same program), the way a build does: a new file renamed
+// over the old one.
+func rebuild(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, append(b, "rebuilt"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func connectorKeys(r *running) []string {
+	r.t.Helper()
+	var l apitypes.ConnectorList
+	r.ok(http.StatusOK, "GET", "/v1/connectors", nil, &l)
+	var keys []string
+	for _, c := range l.Items {
+		keys = append(keys, c.ConnectorKey)
+	}
+	return keys
+}
+
+// A rescan (the API's, and SIGHUP's) registers what changed in the plugin
+// dir — audited as at boot — and lists what it rejected, while a run in
+// flight keeps the binary it started with and ends normally. Not
+// parallel: SIGHUP reaches every host of the test process.
+func TestRescanRegistersChangesAndLeavesRunsAlone(t *testing.T) {
+	cfg := baseConfig(t)
+	bad := testManifest("Bad Key")
+	plantManifested(t, cfg.PluginDir, "bad", bad)
+	r := start(t, cfg)
+
+	// The rejected file is listed with ?all=true, with file, field, reason.
+	var all apitypes.ConnectorList
+	r.ok(http.StatusOK, "GET", "/v1/connectors?all=true", nil, &all)
+	if len(all.Items) != 1 || len(all.Rejected) != 1 {
+		t.Fatalf("connectors?all=true = %+v", all)
+	}
+	if rej := all.Rejected[0]; rej.File != filepath.Join(cfg.PluginDir, "bad") || rej.Field != "connector_key" || rej.Reason == "" {
+		t.Errorf("rejected %+v, want the file, field connector_key and a reason", rej)
+	}
+	if resp := r.call("GET", "/v1/connectors", nil); strings.Contains(string(resp.Body), `"rejected":`) {
+		t.Errorf("without all=true the list names rejected files: %s", resp.Body)
+	}
+
+	// A run streams from the demo binary as it is now.
+	c := createDemo(r, map[string]any{"records": 40, "record_delay_ms": 50})
+	r.ok(http.StatusOK, "PUT", "/v1/connections/"+c.ID+"/credential",
+		apitypes.CredentialSetRequest{Values: map[string]string{"DEMO_TOKEN": "tok-rescan"}}, nil)
+	var before apitypes.Connector
+	r.ok(http.StatusOK, "GET", "/v1/connectors/demo", nil, &before)
+	var run apitypes.Run
+	r.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &run)
+	streaming := make(chan struct{})
+	followed := make(chan []apitypes.RunEvent, 1)
+	go func() { followed <- r.followUntil(run.ID, func(ev apitypes.RunEvent) { once(streaming, ev) }) }()
+	select {
+	case <-streaming:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run never reported progress")
+	}
+
+	// Mid-run: demo rebuilt, a connector added, the bad file fixed.
+	rebuild(t, filepath.Join(cfg.PluginDir, "demo"))
+	plantManifested(t, cfg.PluginDir, "extra", testManifest("extra"))
+	plantManifested(t, cfg.PluginDir, "bad", testManifest("fixed"))
+	var rep apitypes.RescanReport
+	r.ok(http.StatusOK, "POST", "/v1/connectors/rescan", nil, &rep)
+	if !slices.Equal(rep.Added, []string{"extra", "fixed"}) || !slices.Equal(rep.Reregistered, []string{"demo"}) ||
+		len(rep.Removed) != 0 || len(rep.Rejected) != 0 || rep.Connectors != 3 || rep.PluginDir != cfg.PluginDir {
+		t.Errorf("rescan report %+v", rep)
+	}
+	var audit apitypes.List[apitypes.AuditEvent]
+	r.ok(http.StatusOK, "GET", "/v1/audit?operation=connector.reregister", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].TargetID != "demo" || audit.Items[0].Actor != "operator" ||
+		audit.Items[0].Detail["previous_sha256"] != before.SHA256 {
+		t.Errorf("reregister audit %+v", audit.Items)
+	}
+	r.ok(http.StatusOK, "GET", "/v1/audit?operation=connector.register&target=extra", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Actor != "operator" {
+		t.Errorf("register audit of extra %+v", audit.Items)
+	}
+
+	// The run in flight kept its binary and ended as it would have.
+	select {
+	case evs := <-followed:
+		if last := evs[len(evs)-1]; last.Kind != "end" || last.Status != "succeeded" {
+			t.Errorf("the run in flight ended %+v", last)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run in flight did not end")
+	}
+	if fin := r.waitRun(run.ID); fin.Status != "succeeded" || fin.Records != 40 {
+		t.Errorf("the run in flight: %+v", fin)
+	}
+	// The next run uses the rebuilt binary.
+	var after apitypes.Connector
+	r.ok(http.StatusOK, "GET", "/v1/connectors/demo", nil, &after)
+	if after.SHA256 == before.SHA256 {
+		t.Error("the catalog still pins the old demo binary")
+	}
+	r.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &run)
+	if fin := r.waitRun(run.ID); fin.Status != "succeeded" {
+		t.Errorf("a run after the rescan: %+v", fin)
+	}
+
+	// SIGHUP rescans too (and does not kill the host).
+	plantManifested(t, cfg.PluginDir, "late", testManifest("late"))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !slices.Contains(connectorKeys(r), "late") {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not rescan:\n%s", r.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if logs := r.logs.String(); !strings.Contains(logs, "SIGHUP received: rescanning the plugin dir") {
+		t.Errorf("no log line for the SIGHUP")
+	}
+	r.ok(http.StatusOK, "GET", "/v1/audit?operation=connector.register&target=late", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Actor != "host" {
+		t.Errorf("register audit of late %+v", audit.Items)
+	}
+
+	// A relayed plugin line names the run once (the host's logger and
+	// the SDK both tag it with run_id).
+	relayed := 0
+	for _, line := range strings.Split(r.logs.String(), "\n") {
+		if strings.Count(line, "run_id=") > 1 {
+			t.Errorf("a log line repeats run_id: %s", line)
+		}
+		if strings.Contains(line, "demo run") && strings.Contains(line, "run_id=") {
+			relayed++
+		}
+	}
+	if relayed == 0 {
+		t.Error("no relayed plugin line names its run")
+	}
+
+	// A plugin dir gone refuses the rescan and keeps the catalog.
+	moved := cfg.PluginDir + ".moved"
+	if err := os.Rename(cfg.PluginDir, moved); err != nil {
+		t.Fatal(err)
+	}
+	resp := r.call("POST", "/v1/connectors/rescan", nil)
+	if resp.Status != http.StatusConflict || !strings.Contains(string(resp.Body), "plugin_dir_unusable") ||
+		!strings.Contains(string(resp.Body), cfg.PluginDir) {
+		t.Errorf("rescan of a missing plugin dir: %s", resp)
+	}
+	if keys := connectorKeys(r); len(keys) != 4 {
+		t.Errorf("the refused rescan changed the catalog: %v", keys)
+	}
+	if err := os.Rename(moved, cfg.PluginDir); err != nil {
+		t.Fatal(err)
+	}
+}
