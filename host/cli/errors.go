@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"syscall"
 
@@ -163,6 +164,15 @@ func (a *app) classify(err error) *cmdError {
 // host could not be reached and what to do. It never repeats the token.
 func (a *app) unreachable(err error) string {
 	addr := a.setting("addr", EnvAddr)
+	if errors.Is(err, client.ErrUntrusted) || errors.Is(err, client.ErrHTTPSOnly) {
+		// The host is there; the TLS error says what to change.
+		msg := err.Error()
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			msg = ue.Err.Error()
+		}
+		return fmt.Sprintf("cannot talk to the connhost API at %s (%s): %s", addr, a.addrSource(), msg)
+	}
 	var why string
 	var dnsErr *net.DNSError
 	switch {
