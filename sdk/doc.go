@@ -24,7 +24,8 @@
 // The SDK is not published yet, so its go.mod replaces the SDK with the
 // checkout's sdk/ directory (--sdk DIR chooses another). "make build"
 // builds the plugin into the checkout's bin/plugins, the plugin directory
-// that "make run" serves; the host catalogues it when it starts.
+// that "make run" serves; a running host catalogues it on "connhost
+// connector rescan" (or SIGHUP), a starting one at boot.
 //
 // A connector is a type with two methods, and a main that serves it:
 //
@@ -154,7 +155,8 @@
 // A plugin binary refuses to run by hand: the host starts it with a
 // handshake. To run a connector, put its binary in a plugin directory
 // (bin/plugins under "make run") and start the host (connhost serve
-// --plugin-dir DIR), then create a
+// --plugin-dir DIR), or run "connhost connector rescan" if it is already
+// serving, then create a
 // connection, store its credential and trigger a run (connhost run CONN
 // --follow). For quick iteration use package sdktest instead.
 //
