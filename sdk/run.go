@@ -156,7 +156,7 @@ func (r *Run) Checkpoint(state any) error {
 	case json.RawMessage:
 		data = bytes.Clone(v)
 	default:
-		b, err := json.Marshal(state)
+		b, err := marshalJSON(state)
 		if err != nil {
 			return fmt.Errorf("sdk: checkpoint: %w", err)
 		}
@@ -270,7 +270,20 @@ func marshalValue(v any) ([]byte, error) {
 		}
 		return bytes.Clone(raw), nil
 	}
-	return json.Marshal(v)
+	return marshalJSON(v)
+}
+
+// marshalJSON is json.Marshal without HTML escaping: records and state are
+// data, so "> fortune" reaches the store, the API and the CLI as written,
+// not as "\u003e fortune".
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // decodeConfig decodes a connection config strictly.

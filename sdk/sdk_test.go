@@ -299,6 +299,7 @@ func TestEmitEncoding(t *testing.T) {
 		{"map", map[string]any{"b": 1, "a": true}, `{"a":true,"b":1}`},
 		{"raw message passes through", json.RawMessage(`{"z": [1, 2]}`), `{"z": [1, 2]}`},
 		{"string", "hello", `"hello"`},
+		{"no HTML escaping", map[string]string{"q": "> fortune & <b>"}, `{"q":"> fortune & <b>"}`},
 		{"bytes marshal as base64", []byte("hi"), `"aGk="`},
 		{"nil", nil, `null`},
 	}

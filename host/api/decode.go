@@ -204,9 +204,22 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, dst any) error 
 	return Decode(http.MaxBytesReader(w, r.Body, limit), limit, dst)
 }
 
+// marshal is json.Marshal without HTML escaping: a label or a record
+// holding "> fortune" is sent as written, not "\u003e fortune". The API
+// serves application/json with nosniff, never HTML.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // writeJSON writes v with status. Encoding apitypes values cannot fail.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":{"code":"internal","message":"response encoding failed"}}`)

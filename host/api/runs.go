@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -125,7 +124,7 @@ func (a *API) runEvents(w http.ResponseWriter, r *http.Request) error {
 				ev.Message = u.Run.FailureMessage
 			}
 		}
-		data, err := json.Marshal(ev)
+		data, err := marshal(ev)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/host/api/apitypes"
@@ -122,5 +123,21 @@ func TestRunEventsCountReceivedAndCommitted(t *testing.T) {
 	}
 	if end := events[len(events)-1].Data; end.Kind != "end" || end.Records != 12 {
 		t.Errorf("end %+v", end)
+	}
+}
+
+// TestNoHTMLEscaping: the API sends text as written ("> fortune", not
+// "\u003e fortune"): it serves application/json with nosniff, never HTML.
+func TestNoHTMLEscaping(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	r := e.call("POST", "/v1/connections", apitypes.ConnectionCreateRequest{ConnectorKey: "demo", Label: "> fortune & <b>"})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %s", r)
+	}
+	for _, b := range []string{string(r.Body), string(e.call("GET", "/v1/connections", nil).Body)} {
+		if !strings.Contains(b, `"label":"> fortune & <b>"`) || strings.Contains(b, `\u003e`) {
+			t.Errorf("body escapes HTML: %.300s", b)
+		}
 	}
 }
