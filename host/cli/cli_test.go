@@ -524,7 +524,7 @@ func TestTextOutput(t *testing.T) {
 				"connector:       demo\n" +
 				"label:           L\n" +
 				"state:           active\n" +
-				"schedule:        @every 1s\n" +
+				"schedule:        @every 1s (own)\n" +
 				"jitter:          -\n" +
 				"config:          {\"records\":5}\n" +
 				"enrollment:      enrolled\n" +

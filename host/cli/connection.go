@@ -173,8 +173,8 @@ func (a *app) connectionShowCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show a connection",
-		Long: `Show a connection: connector, label, state, the schedule in force (its own, or
-"(connector default)"), config, enrollment outcome and next run. With -o json,
+		Long: `Show a connection: connector, label, state, the schedule in force and where
+it comes from ("(own)" or "(connector default)"), config, enrollment outcome and next run. With -o json,
 schedule is the connection's own spec, schedule_in_force the one it runs by
 and schedule_source own, connector_default or none.`,
 		Example: `  connhost connection show CONNECTION_ID -o json`,
@@ -310,13 +310,16 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 }
 
 // scheduleInForce is the schedule a connection runs by and where it comes
-// from: "@every 1m (connector default)"; "" (shown "-") when none.
+// from: "@every 1m (connector default)", "@every 30s (own)"; "" (shown
+// "-") when none.
 func scheduleInForce(k apitypes.Connection) string {
 	switch k.ScheduleSource {
 	case "":
 		return k.Schedule // a host that does not say: its own, if any
 	case "connector_default":
 		return k.ScheduleInForce + " (connector default)"
+	case "own":
+		return k.ScheduleInForce + " (own)"
 	}
 	return k.ScheduleInForce
 }
