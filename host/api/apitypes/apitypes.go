@@ -299,7 +299,7 @@ type RunEvent struct {
 }
 
 // Record is one collected record. Data is the record as the connector
-// emitted it, raw JSON byte for byte (no re-ordered keys, no number
+// emitted it, raw JSON (no re-ordered keys, no number
 // rounded through a float64).
 type Record struct {
 	Stream    string          `json:"stream"`
