@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -62,14 +63,7 @@ func toConnector(e catalog.Entry) apitypes.Connector {
 
 // toConnection converts a connection; entry and next may be zero.
 func toConnection(c store.Connection, entry *apitypes.EnrollmentEntry, next time.Time) apitypes.Connection {
-	cfg := map[string]any{}
-	if len(c.Config) > 0 {
-		// The store holds a JSON object; a decoding failure leaves {}.
-		_ = json.Unmarshal(c.Config, &cfg)
-		if cfg == nil {
-			cfg = map[string]any{}
-		}
-	}
+	cfg := configJSON(c.Config)
 	out := apitypes.Connection{
 		ID:           c.ID,
 		ConnectorKey: c.ConnectorKey,
@@ -202,4 +196,26 @@ func toAuditEvent(e store.AuditEvent) apitypes.AuditEvent {
 		}
 	}
 	return out
+}
+
+// configJSON is a stored config as the API shows it: the JSON object,
+// numbers as written (decoded with UseNumber, so an int64 beyond 2^53 is
+// not rounded) and without HTML escaping; {} when there is none or it
+// does not decode as an object.
+func configJSON(stored []byte) json.RawMessage {
+	empty := json.RawMessage(`{}`)
+	if len(stored) == 0 {
+		return empty
+	}
+	var cfg map[string]any
+	dec := json.NewDecoder(bytes.NewReader(stored))
+	dec.UseNumber()
+	if err := dec.Decode(&cfg); err != nil || cfg == nil {
+		return empty
+	}
+	b, err := marshal(cfg)
+	if err != nil {
+		return empty
+	}
+	return b
 }

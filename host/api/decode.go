@@ -63,6 +63,9 @@ func decodeBytes(data []byte, dst any) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
+	// A number in free-form JSON (a connection's config) stays as
+	// written: an int64 beyond 2^53 must not be rounded through a float64.
+	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
 	}

@@ -56,7 +56,7 @@ func TestConnectionLifecycle(t *testing.T) {
 	e.ok(http.StatusCreated, "POST", "/v1/connections", apitypes.ConnectionCreateRequest{
 		ConnectorKey: "demo", Label: "first", Config: map[string]any{"records": 5}, Schedule: "@every 1h", Jitter: "5s",
 	}, &c)
-	if c.ID == "" || c.State != "active" || c.Schedule != "@every 1h" || c.Jitter != "5s" || c.Config["records"] != float64(5) {
+	if c.ID == "" || c.State != "active" || c.Schedule != "@every 1h" || c.Jitter != "5s" || string(c.Config) != `{"records":5}` {
 		t.Fatalf("created %+v", c)
 	}
 	if c.Enrollment == nil || c.Enrollment.Outcome != "skipped_env" || c.NextRun != "" {
@@ -78,7 +78,7 @@ func TestConnectionLifecycle(t *testing.T) {
 	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, apitypes.ConnectionUpdateRequest{
 		Label: ptr("renamed"), Schedule: ptr("*/5 * * * *"), Config: ptr(map[string]any{"records": 7}),
 	}, &got)
-	if got.Label != "renamed" || got.Schedule != "*/5 * * * *" || got.Jitter != "5s" || got.Config["records"] != float64(7) {
+	if got.Label != "renamed" || got.Schedule != "*/5 * * * *" || got.Jitter != "5s" || string(got.Config) != `{"records":7}` {
 		t.Fatalf("updated %+v", got)
 	}
 	// Removing the schedule falls back to the connector's default.
@@ -382,5 +382,30 @@ func TestRunsOfADeletedConnectionStillList(t *testing.T) {
 	e.ok(http.StatusOK, "GET", "/v1/runs?connection="+c.ID, nil, &list)
 	if len(list.Items) != 1 || list.Items[0].ID != refused {
 		t.Errorf("runs of the deleted connection %+v, want %s", list.Items, refused)
+	}
+}
+
+// TestConfigNumbersAreKeptExactly: a connection's config is stored and
+// shown with its numbers as written: an int64 beyond 2^53 is not rounded
+// through a float64, on the way in (create, update) or out.
+func TestConfigNumbersAreKeptExactly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{})
+	var c apitypes.Connection
+	e.ok(http.StatusCreated, "POST", "/v1/connections",
+		`{"connector_key":"demo","label":"big","config":{"records":1,"fail_at":9007199254740993}}`, &c)
+	if want := `{"fail_at":9007199254740993,"records":1}`; string(c.Config) != want {
+		t.Errorf("created config %s, want %s", c.Config, want)
+	}
+	var got apitypes.Connection
+	e.ok(http.StatusOK, "PATCH", "/v1/connections/"+c.ID, `{"config":{"fail_at":9007199254740995}}`, &got)
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, &got)
+	if want := `{"fail_at":9007199254740995}`; string(got.Config) != want {
+		t.Errorf("updated config %s, want %s", got.Config, want)
+	}
+	var l apitypes.List[apitypes.Connection]
+	e.ok(http.StatusOK, "GET", "/v1/connections", nil, &l)
+	if len(l.Items) != 1 || string(l.Items[0].Config) != `{"fail_at":9007199254740995}` {
+		t.Errorf("listed %+v", l.Items)
 	}
 }

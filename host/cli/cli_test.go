@@ -631,8 +631,8 @@ func TestFollow(t *testing.T) {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
 		}
 		wantLines := "2025-01-02T03:04:05Z status running\n" +
-			"2025-01-02T03:04:05Z progress events 2/5\n" +
-			"2025-01-02T03:04:06Z records committed=5 events\n" +
+			"2025-01-02T03:04:05Z progress events 2/5 elapsed=0s\n" +
+			"2025-01-02T03:04:06Z records committed=5 events elapsed=1s rate=5.0/s\n" +
 			"2025-01-02T03:04:06Z end succeeded committed=5 elapsed=1s rate=5.0/s\n"
 		if !strings.HasPrefix(res.stdout, wantLines) {
 			t.Errorf("stdout does not start with the event lines:\n%s", res.stdout)

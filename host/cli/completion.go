@@ -26,8 +26,10 @@ and fixed values complete offline; connection ids, run ids and connector keys
 complete from the host, read with the same --addr and token as any command
 (nothing is offered when the host cannot be reached).
 
-  bash:  source <(connhost completion bash)    (needs the bash-completion package)
-         or: connhost completion bash > /etc/bash_completion.d/connhost
+  bash:  source <(connhost completion bash)    (e.g. in ~/.bashrc; works in a bare
+         bash: the bash-completion package is used when loaded, not needed)
+         or, with the bash-completion package:
+         connhost completion bash > /etc/bash_completion.d/connhost
   zsh:   connhost completion zsh > "${fpath[1]}/_connhost"   (then start a new shell;
          "autoload -U compinit; compinit" must be in ~/.zshrc)
   fish:  connhost completion fish > ~/.config/fish/completions/connhost.fish`,
@@ -39,7 +41,7 @@ complete from the host, read with the same --addr and token as any command
 		name, how string
 		gen       func(root *cobra.Command, w io.Writer) error
 	}{
-		{"bash", "source <(connhost completion bash)", func(r *cobra.Command, w io.Writer) error { return r.GenBashCompletionV2(w, true) }},
+		{"bash", "source <(connhost completion bash)", genBash},
 		{"zsh", `connhost completion zsh > "${fpath[1]}/_connhost"`, func(r *cobra.Command, w io.Writer) error { return r.GenZshCompletion(w) }},
 		{"fish", "connhost completion fish > ~/.config/fish/completions/connhost.fish", func(r *cobra.Command, w io.Writer) error { return r.GenFishCompletion(w, true) }},
 		{"powershell", "connhost completion powershell | Out-String | Invoke-Expression", func(r *cobra.Command, w io.Writer) error { return r.GenPowerShellCompletionWithDesc(w) }},
@@ -58,6 +60,49 @@ complete from the host, read with the same --addr and token as any command
 		})
 	}
 	return cmd
+}
+
+// bashInitFallback replaces the fallback that cobra's bash script uses
+// when the bash-completion package is not loaded: cobra's still calls
+// _get_comp_words_by_ref, which only that package defines ("command not
+// found" on a bare bash). This one uses the package when it is there, and
+// otherwise splits the line up to the cursor on blanks itself, keeping
+// "=" and ":" inside words as the script's "-n =:" asks. Defined after
+// cobra's, it is the one bash keeps.
+const bashInitFallback = `
+# connhost: the word splitting the script needs, without the
+# bash-completion package (cobra's own fallback calls that package's
+# _get_comp_words_by_ref).
+__connhost_init_completion()
+{
+    COMPREPLY=()
+    if declare -F _get_comp_words_by_ref >/dev/null 2>&1; then
+        _get_comp_words_by_ref "$@" cur prev words cword
+        return
+    fi
+    local line="${COMP_LINE:0:COMP_POINT}"
+    read -r -a words <<< "$line"
+    if [[ -z "$line" || "$line" == *[[:space:]] ]]; then
+        words+=("")
+    fi
+    cword=$(( ${#words[@]} - 1 ))
+    cur="${words[cword]}"
+    prev=""
+    if (( cword > 0 )); then
+        prev="${words[cword-1]}"
+    fi
+}
+`
+
+// genBash writes cobra's V2 bash completion script (with descriptions)
+// and the fallback that makes it work without the bash-completion
+// package.
+func genBash(root *cobra.Command, w io.Writer) error {
+	if err := root.GenBashCompletionV2(w, true); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, strings.ReplaceAll(bashInitFallback, "__connhost_", "__"+root.Name()+"_"))
+	return err
 }
 
 // registerCompletions adds dynamic completion to every command whose

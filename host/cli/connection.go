@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
@@ -61,10 +62,13 @@ Clearing a connection with no checkpoint succeeds and changes nothing.`,
 	return cmd
 }
 
-// parseConfig parses a --config value: a JSON object.
+// parseConfig parses a --config value: a JSON object, its numbers kept as
+// written (json.Number), so an int64 beyond 2^53 reaches the host exactly.
 func parseConfig(s string) (map[string]any, error) {
 	var cfg map[string]any
-	if err := json.Unmarshal([]byte(s), &cfg); err != nil || cfg == nil {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&cfg); err != nil || cfg == nil || !json.Valid([]byte(s)) {
 		return nil, usageErrorf("--config must be a JSON object, e.g. '{\"records\":5}'")
 	}
 	return cfg, nil
@@ -383,11 +387,7 @@ func (a *app) printCheckpointReset(k apitypes.CheckpointReset) error {
 func checkpointState(k apitypes.Checkpoint) string {
 	switch {
 	case len(k.State) > 0:
-		var v any
-		if json.Unmarshal(k.State, &v) == nil {
-			return compactJSON(v, 200)
-		}
-		return string(k.State)
+		return compactJSON(k.State, 200)
 	case k.StateBase64 != "":
 		return "base64:" + k.StateBase64
 	}

@@ -26,12 +26,16 @@ func (a *app) connectorCommand() *cobra.Command {
 		Short: "List connectors (--all: and the plugin files the host rejected)",
 		Long: `List the catalogued connectors: key, version, auth requirement, streams and default schedule.
 With --all, also the files of the plugin dir the host did not catalogue, each
-with the manifest field at fault and the reason (-o json: an object
-{"items":[…],"rejected":[…]} instead of the array of connectors).`,
+with the manifest field at fault and the reason.
+
+-o json prints an array of connectors, as every list command prints an array
+of its items. With --all it prints {"connectors":[…],"rejected":[…]}: the same
+array under "connectors" and the rejected files under "rejected" (both always
+present, [] when empty). The catalog is one page: there is never a cursor.`,
 		Example: `  connhost connector list
   connhost connector list --all
   connhost connector list -o json | jq '.[].connector_key'
-  connhost connector list --all -o json | jq '.rejected'`,
+  connhost connector list --all -o json | jq '.rejected[].file'`,
 		Args: args(),
 		RunE: a.wrap(func(ctx context.Context, _ []string) error {
 			c, err := a.api()
@@ -47,7 +51,7 @@ with the manifest field at fault and the reason (-o json: an object
 				}
 				cs, rejected = l.Items, l.Rejected
 				if a.json() {
-					return printJSON(a.rt.Stdout, apitypes.ConnectorList{Items: items(cs), Rejected: items(rejected)})
+					return printJSON(a.rt.Stdout, connectorListAll{Connectors: items(cs), Rejected: items(rejected)})
 				}
 			} else {
 				if cs, err = c.ListConnectors(ctx); err != nil {
@@ -150,6 +154,14 @@ PostgreSQL store each scan their own plugin dir, so rescan each of them.`,
 	})
 	cmd.AddCommand(a.connectorInitCommand())
 	return cmd
+}
+
+// connectorListAll is connector list --all -o json: the catalogued
+// connectors (the array connector list -o json prints) and the rejected
+// plugin files. It has no cursor: the catalog is one page.
+type connectorListAll struct {
+	Connectors []apitypes.Connector      `json:"connectors"`
+	Rejected   []apitypes.RejectedPlugin `json:"rejected"`
 }
 
 // printRejected prints the rejected plugin files as a second table.

@@ -27,7 +27,14 @@ func TestConnectorListAllAndRescan(t *testing.T) {
 			name:   "list --all json",
 			args:   []string{"connector", "list", "--all", "-o", "json"},
 			routes: map[string][]reply{"GET /v1/connectors": {{body: listAll}}},
-			json:   `{"items":[` + connectorJSON + `],"next":"","rejected":[` + rejectedJSON + `]}`,
+			json:   `{"connectors":[` + connectorJSON + `],"rejected":[` + rejectedJSON + `]}`,
+			call:   call{Method: "GET", Path: "/v1/connectors", Query: "all=true"},
+		},
+		{
+			name:   "list --all json with nothing: empty arrays, no cursor",
+			args:   []string{"connector", "list", "--all", "-o", "json"},
+			routes: map[string][]reply{"GET /v1/connectors": {{body: `{"items":null,"next":""}`}}},
+			json:   `{"connectors":[],"rejected":[]}`,
 			call:   call{Method: "GET", Path: "/v1/connectors", Query: "all=true"},
 		},
 		{

@@ -454,9 +454,9 @@ func TestFollowProgressCountsReceivedAndCommitted(t *testing.T) {
 		t.Parallel()
 		res := runCLI(t, newFakeAPI(routes), options{}, "run", "c1", "--follow")
 		want := "2025-01-02T03:04:00Z status running\n" +
-			"2025-01-02T03:04:12Z progress events 24/60 received=24 committed=0\n" +
-			"2025-01-02T03:04:20Z records committed=40 received=40\n" +
-			"2025-01-02T03:04:24Z progress events 48/60 received=48 committed=40\n" +
+			"2025-01-02T03:04:12Z progress events 24/60 received=24 committed=0 elapsed=12s rate=2.0/s\n" +
+			"2025-01-02T03:04:20Z records committed=40 received=40 elapsed=21s rate=2.0/s\n" +
+			"2025-01-02T03:04:24Z progress events 48/60 received=48 committed=40 elapsed=24s rate=2.0/s\n" +
 			"2025-01-02T03:04:30Z end succeeded committed=60 elapsed=30s rate=2.0/s\n"
 		if res.code != 0 || !strings.HasPrefix(res.stdout, want) {
 			t.Errorf("exit %d, stdout:\n%s\nwant prefix:\n%s", res.code, res.stdout, want)

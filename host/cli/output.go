@@ -125,16 +125,18 @@ func marshalJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// compactJSON renders a value as one line of JSON, cut to max runes.
-func compactJSON(v any, max int) string {
-	if v == nil {
+// compactJSON renders raw JSON (a record's data, a config, a schema, a
+// checkpoint) as one line, cut to max runes: compacted, never decoded, so
+// keys keep their order and numbers their digits. Empty is "".
+func compactJSON(raw json.RawMessage, max int) string {
+	if len(raw) == 0 {
 		return ""
 	}
-	b, err := marshalJSON(v)
-	if err != nil {
-		return ""
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return string(raw)
 	}
-	s := string(b)
+	s := buf.String()
 	if max > 0 && len([]rune(s)) > max {
 		s = string([]rune(s)[:max-1]) + "…"
 	}

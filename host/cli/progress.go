@@ -102,18 +102,28 @@ func (t *tally) rateText() string {
 	return fmt.Sprintf("%.1f/s", r)
 }
 
-// lineProgress writes one line per event, for logs and pipes:
+// lineProgress writes one line per event, for logs and pipes; a status
+// event repeating the status already shown is skipped. Progress, records
+// and end lines carry the elapsed time and, from the first second on, the
+// receive rate:
 //
 //	2025-01-02T03:04:05Z status running
-//	2025-01-02T03:04:05Z progress events 3/5 received=3 committed=0
-//	2025-01-02T03:04:06Z records committed=5 received=5
+//	2025-01-02T03:04:05Z progress events 3/5 received=3 committed=0 elapsed=0s
+//	2025-01-02T03:04:06Z records committed=5 received=5 elapsed=1s rate=5.0/s
 //	2025-01-02T03:04:06Z end succeeded committed=5 elapsed=1s rate=5.0/s
 type lineProgress struct {
-	w io.Writer
-	t tally
+	w      io.Writer
+	t      tally
+	status string // the last status shown
 }
 
 func (p *lineProgress) event(ev apitypes.RunEvent) {
+	if ev.Kind == "status" {
+		if ev.Status == p.status {
+			return
+		}
+		p.status = ev.Status
+	}
 	p.t.observe(ev)
 	var b strings.Builder
 	at := ts(ev.At)
@@ -141,6 +151,7 @@ func (p *lineProgress) event(ev apitypes.RunEvent) {
 		if ev.Received > 0 || ev.Records > 0 {
 			fmt.Fprintf(&b, " received=%d committed=%d", ev.Received, ev.Records)
 		}
+		p.timing(&b)
 	case "records":
 		fmt.Fprintf(&b, " committed=%d", ev.Records)
 		if ev.Received > 0 {
@@ -149,18 +160,25 @@ func (p *lineProgress) event(ev apitypes.RunEvent) {
 		if ev.Stream != "" {
 			fmt.Fprintf(&b, " %s", cell(ev.Stream))
 		}
+		p.timing(&b)
 	case "end":
 		fmt.Fprintf(&b, " %s", cell(ev.Status))
 		if ev.FailureCode != "" {
 			fmt.Fprintf(&b, " %s", cell(ev.FailureCode))
 		}
-		fmt.Fprintf(&b, " committed=%d elapsed=%s", ev.Records, p.t.elapsedText())
-		if r := p.t.rateText(); r != "" {
-			fmt.Fprintf(&b, " rate=%s", r)
-		}
+		fmt.Fprintf(&b, " committed=%d", ev.Records)
+		p.timing(&b)
 	}
 	b.WriteString("\n")
 	io.WriteString(p.w, b.String())
+}
+
+// timing appends the elapsed time and, once known, the rate.
+func (p *lineProgress) timing(b *strings.Builder) {
+	fmt.Fprintf(b, " elapsed=%s", p.t.elapsedText())
+	if r := p.t.rateText(); r != "" {
+		fmt.Fprintf(b, " rate=%s", r)
+	}
 }
 
 func (p *lineProgress) done(apitypes.Run) {}
@@ -190,7 +208,12 @@ type barProgress struct {
 
 func (p *barProgress) event(ev apitypes.RunEvent) {
 	switch ev.Kind {
-	case "status", "end":
+	case "status":
+		if ev.Status == p.status {
+			return // nothing new to draw
+		}
+		p.status = ev.Status
+	case "end":
 		p.status = ev.Status
 	case "progress":
 		if ev.Stream != "" {

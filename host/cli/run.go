@@ -56,8 +56,14 @@ like any run that ended (with -o json: the run's JSON on stdout) and the exit
 status is 3; without them the refusal is an error (exit status 1) naming the
 refused run.
 
+Without a terminal, --follow writes one line per event: each status change
+once, and progress, records and end lines with the elapsed time and (from the
+first second on) the receive rate, from the host's timestamps.
+
 Once --follow or --wait has received the run's end event, the exit status is
-the run's outcome even if the host goes away before the run can be re-read.`,
+the run's outcome even if the host goes away before the run can be re-read;
+the run is then shown as its events reported it (started at: when they said
+it started, or "unknown").`,
 		Example: `  connhost run CONNECTION_ID --follow
   connhost run CONNECTION_ID --wait -o json`,
 		Args: args("CONNECTION_ID"),
@@ -71,7 +77,7 @@ the run's outcome even if the host goes away before the run can be re-read.`,
 		if err != nil {
 			if wait || follow {
 				if refused, ok := a.refusedRun(ctx, c, err); ok {
-					return a.finishRun(refused)
+					return a.finishRun(refused, false)
 				}
 			}
 			return err
@@ -83,11 +89,11 @@ the run's outcome even if the host goes away before the run can be re-read.`,
 		if follow {
 			p = a.newProgress()
 		}
-		run, err = a.waitRun(ctx, c, run, p)
+		run, startUnknown, err := a.waitRun(ctx, c, run, p)
 		if err != nil {
 			return err
 		}
-		return a.finishRun(run)
+		return a.finishRun(run, startUnknown)
 	})
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the run to end and print it")
 	cmd.Flags().BoolVar(&follow, "follow", false, "show live progress until the run ends")
@@ -110,9 +116,10 @@ func (a *app) refusedRun(ctx context.Context, c *client.Client, err error) (apit
 }
 
 // finishRun prints the ended run and turns a run that did not succeed into
-// exit status 3.
-func (a *app) finishRun(run apitypes.Run) error {
-	if err := a.printRun(run); err != nil {
+// exit status 3. startUnknown: the run is shown as its events reported it
+// and they did not say when (or whether) it started.
+func (a *app) finishRun(run apitypes.Run, startUnknown bool) error {
+	if err := a.printRunStart(run, startUnknown); err != nil {
 		return err
 	}
 	if run.Status == StatusSucceeded {
@@ -132,47 +139,58 @@ func (a *app) finishRun(run apitypes.Run) error {
 // waitRun follows a run to its end and returns it as the API reports it
 // then. It subscribes to the run's events first and reads the run after,
 // so an end that happens in between is not missed; when the event stream
-// is unavailable or breaks it polls.
-func (a *app) waitRun(ctx context.Context, c *client.Client, run apitypes.Run, p progress) (apitypes.Run, error) {
+// is unavailable or breaks it polls. startUnknown is true when the run
+// could not be re-read after its end event and the events did not say
+// when it started.
+func (a *app) waitRun(ctx context.Context, c *client.Client, run apitypes.Run, p progress) (_ apitypes.Run, startUnknown bool, _ error) {
 	events, err := c.RunEvents(ctx, run.ID)
 	if err != nil {
 		var ae *client.APIError
 		if errors.As(err, &ae) && ae.Code != apitypes.CodeNotFound && ae.Code != apitypes.CodeMethodNotAllowed {
-			return run, err
+			return run, false, err
 		}
 		if errors.Is(err, context.Canceled) {
-			return run, err
+			return run, false, err
 		}
-		return a.pollRun(ctx, c, run, p)
+		run, err = a.pollRun(ctx, c, run, p)
+		return run, false, err
 	}
 	defer events.Close()
 	if run, err = c.GetRun(ctx, run.ID); err != nil {
-		return run, err
+		return run, false, err
 	}
 	if terminal(run.Status) {
 		p.done(run)
-		return run, nil
+		return run, false, nil
 	}
+	// startedAt is when the events say the run started: its running
+	// status, or else its first progress or records event.
+	startedAt := run.StartedAt
 	for {
 		ev, err := events.Next()
 		switch {
 		case err == nil && ev.Kind == client.EventKindEnd:
 			p.event(ev)
-			return a.endedRun(ctx, c, run, ev, p)
+			return a.endedRun(ctx, c, run, ev, startedAt, p)
 		case errors.Is(err, io.EOF):
 			run, err := c.GetRun(ctx, run.ID)
 			if err != nil {
-				return run, err
+				return run, false, err
 			}
 			p.done(run)
-			return run, nil
+			return run, false, nil
 		case errors.Is(err, client.ErrStreamEnded) && ctx.Err() == nil:
-			return a.pollRun(ctx, c, run, p)
+			run, err = a.pollRun(ctx, c, run, p)
+			return run, false, err
 		case err != nil:
 			if ctx.Err() != nil {
-				return run, ctx.Err()
+				return run, false, ctx.Err()
 			}
-			return run, err
+			return run, false, err
+		}
+		if startedAt == "" && ev.At != "" && (ev.Kind == "status" && ev.Status == StatusRunning ||
+			ev.Kind == "progress" || ev.Kind == "records") {
+			startedAt = ev.At
 		}
 		p.event(ev)
 	}
@@ -180,22 +198,23 @@ func (a *app) waitRun(ctx context.Context, c *client.Client, run apitypes.Run, p
 
 // endedRun re-reads a run whose end event arrived, for the full row. The
 // end event already holds the outcome: when the host cannot answer any
-// more (it shut down right after the run), the run is shown as the event
-// reported it, with a warning, and the exit status still follows it.
-func (a *app) endedRun(ctx context.Context, c *client.Client, run apitypes.Run, end apitypes.RunEvent, p progress) (apitypes.Run, error) {
+// more (it shut down right after the run), the run is shown as the events
+// reported it (its start from startedAt, the instant the events said it
+// started, if any), with a warning, and the exit status still follows it.
+func (a *app) endedRun(ctx context.Context, c *client.Client, run apitypes.Run, end apitypes.RunEvent, startedAt string, p progress) (apitypes.Run, bool, error) {
 	got, err := c.GetRun(ctx, run.ID)
 	if err == nil && terminal(got.Status) {
 		p.done(got)
-		return got, nil
+		return got, false, nil
 	}
 	if ctx.Err() != nil {
-		return run, ctx.Err()
+		return run, false, ctx.Err()
 	}
 	if !terminal(end.Status) {
 		if err == nil {
-			return a.pollRun(ctx, c, got, p)
+			got, err = a.pollRun(ctx, c, got, p)
 		}
-		return run, err
+		return got, false, err
 	}
 	if err != nil {
 		fmt.Fprintf(a.rt.Stderr, "warning: the run ended %s, but re-reading it failed (%s); showing it as its end event reported it\n",
@@ -205,8 +224,11 @@ func (a *app) endedRun(ctx context.Context, c *client.Client, run apitypes.Run, 
 	if end.At != "" {
 		run.EndedAt = end.At
 	}
+	if run.StartedAt == "" {
+		run.StartedAt = startedAt
+	}
 	p.done(run)
-	return run, nil
+	return run, run.StartedAt == "" && run.Status != StatusRefused, nil
 }
 
 // pollRun re-reads the run until it is terminal.
@@ -237,7 +259,12 @@ func (a *app) pollRun(ctx context.Context, c *client.Client, run apitypes.Run, p
 	}
 }
 
-func (a *app) printRun(r apitypes.Run) error {
+func (a *app) printRun(r apitypes.Run) error { return a.printRunStart(r, false) }
+
+// printRunStart prints a run; startUnknown says "unknown" for its start
+// instead of "-" (not started) in the text output. The JSON omits what is
+// not known.
+func (a *app) printRunStart(r apitypes.Run, startUnknown bool) error {
 	if a.json() {
 		return printJSON(a.rt.Stdout, r)
 	}
@@ -258,11 +285,15 @@ func (a *app) printRun(r apitypes.Run) error {
 	if r.ScheduledFor != "" {
 		kv = append(kv, [2]string{"scheduled for", ts(r.ScheduledFor)})
 	}
+	started := ts(r.StartedAt)
+	if started == "" && startUnknown {
+		started = "unknown"
+	}
 	kv = append(kv,
 		[2]string{"host", r.HostID},
 		[2]string{"records", itoa(r.Records)},
 		[2]string{"created at", ts(r.CreatedAt)},
-		[2]string{"started at", ts(r.StartedAt)},
+		[2]string{"started at", started},
 		[2]string{"ended at", ts(r.EndedAt)},
 	)
 	return fields(a.rt.Stdout, kv)

@@ -85,15 +85,19 @@ type Connector struct {
 	DefaultSchedule string   `json:"default_schedule,omitempty"`
 	AutoEnroll      bool     `json:"auto_enroll"`
 	SHA256          string   `json:"sha256"`
-	ConfigSchema    any      `json:"config_schema,omitempty"`
+	// ConfigSchema is the manifest's JSON Schema, byte for byte.
+	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
 }
 
 // Connection is a connection resource.
 type Connection struct {
-	ID           string         `json:"id"`
-	ConnectorKey string         `json:"connector_key"`
-	Label        string         `json:"label"`
-	Config       map[string]any `json:"config"`
+	ID           string `json:"id"`
+	ConnectorKey string `json:"connector_key"`
+	Label        string `json:"label"`
+	// Config is the connection's config, a JSON object ({} when none),
+	// kept as raw JSON so a reader sees its numbers exactly (an int64
+	// beyond 2^53 is not rounded through a float64).
+	Config json.RawMessage `json:"config"`
 
 	// Schedule is the connection's own spec ("" when it has none).
 	Schedule string `json:"schedule"`
@@ -294,13 +298,15 @@ type RunEvent struct {
 	Received int64 `json:"received,omitempty"`
 }
 
-// Record is one collected record.
+// Record is one collected record. Data is the record as the connector
+// emitted it, raw JSON (no re-ordered keys, no number
+// rounded through a float64).
 type Record struct {
-	Stream    string `json:"stream"`
-	Key       string `json:"key"`
-	Data      any    `json:"data"`
-	RunID     string `json:"run_id"`
-	UpdatedAt string `json:"updated_at"`
+	Stream    string          `json:"stream"`
+	Key       string          `json:"key"`
+	Data      json.RawMessage `json:"data"`
+	RunID     string          `json:"run_id"`
+	UpdatedAt string          `json:"updated_at"`
 }
 
 // Checkpoint is GET /v1/connections/{id}/checkpoint: the connection's

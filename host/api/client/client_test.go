@@ -62,8 +62,8 @@ func newClient(t *testing.T, status int, body string) (*client.Client, *fakeAPI)
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn := apitypes.Connection{ID: "c/1", ConnectorKey: "demo", Label: "L", State: "active"}
-	connJSON := `{"id":"c/1","connector_key":"demo","label":"L","config":null,"schedule":"","state":"active","created_at":"","updated_at":""}`
+	conn := apitypes.Connection{ID: "c/1", ConnectorKey: "demo", Label: "L", Config: json.RawMessage(`{}`), State: "active"}
+	connJSON := `{"id":"c/1","connector_key":"demo","label":"L","config":{},"schedule":"","state":"active","created_at":"","updated_at":""}`
 	run := apitypes.Run{ID: "r1", ConnectionID: "c1", Status: "queued"}
 	runJSON := `{"id":"r1","connection_id":"c1","trigger":"","attempt":0,"status":"queued","failure_code":"","created_at":"","started_at":"","ended_at":"","records":0}`
 	cred := apitypes.Credential{Present: true, State: "active", Names: []string{"DEMO_TOKEN"}}
@@ -181,13 +181,13 @@ func TestRoutes(t *testing.T) {
 		},
 		{
 			name: "list records", status: 200,
-			body: `{"items":[{"stream":"events","key":"0","data":{"id":0},"run_id":"r1","updated_at":""}],"next":"k"}`,
+			body: `{"items":[{"stream":"events","key":"0","data":{"z":9007199254740993,"a":[1.50,"\u003e"]},"run_id":"r1","updated_at":""}],"next":"k"}`,
 			call: func(c *client.Client) (any, error) {
 				return c.ListRecords(ctx, "c1", client.RecordFilter{Stream: "events", Limit: 10})
 			},
 			want: seen{Method: "GET", Path: "/v1/connections/c1/records", Query: "limit=10&stream=events"},
 			result: apitypes.List[apitypes.Record]{Items: []apitypes.Record{
-				{Stream: "events", Key: "0", Data: map[string]any{"id": float64(0)}, RunID: "r1"}}, Next: "k"},
+				{Stream: "events", Key: "0", Data: json.RawMessage(`{"z":9007199254740993,"a":[1.50,"\u003e"]}`), RunID: "r1"}}, Next: "k"},
 		},
 		{
 			name: "list runs", status: 200, body: `{"items":[` + runJSON + `],"next":""}`,
