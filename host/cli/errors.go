@@ -32,9 +32,14 @@ const (
 	CodeNoToken      = "no_token"
 	CodeBadResponse  = "bad_response"
 	CodeInterrupted  = "interrupted"
-	CodeKeyset       = "keyset"
 	CodeServe        = "serve"
-	CodeLocal        = "error"
+	// The local keyset commands' refusals (init, encrypt).
+	CodeKeysetExists   = "keyset_exists"    // init: a keyset is there already
+	CodeKeysetNotFound = "keyset_not_found" // encrypt: no keyset to encrypt
+	CodeHostRunning    = "host_running"     // encrypt: a host serves the data dir
+	CodeKEKUnusable    = "kek_unusable"     // the KEK is malformed or cannot be obtained
+	CodeInsecureFile   = "insecure_file"    // a key file group or others may read
+	CodeLocal          = "error"
 )
 
 // codeUnauthorized is the API's code for a refused token

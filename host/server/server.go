@@ -171,6 +171,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// 0. Before anything is created: the plugin dir, the TLS files and
 	// the listener (a busy port leaves a new data dir absent). From here
 	// the listener answers: /readyz is 503 until the host is assembled.
+	kek, err := cfg.KEKSource()
+	if err != nil {
+		return nil, err
+	}
 	pluginDir, pluginDirEmpty, err := checkPluginDir(cfg.PluginDir)
 	if err != nil {
 		return nil, err
@@ -212,6 +216,11 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
+	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
+		// A refused start leaves no empty data dir behind (Remove
+		// keeps one that is not empty).
+		undo = append(undo, func() { _ = os.Remove(dataDir) })
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
@@ -223,28 +232,36 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// One host per data dir (its runtime dir is swept at start), and one
 	// host per SQLite store: a second serve would reclaim the first one's
 	// work as a crashed host's.
-	unlocks := []func(){}
+	// A refused start removes the lock files it created, still holding
+	// their locks (lockDataDir trusts no lock on a removed file), so the
+	// refusal leaves the data dir as it found it.
+	var locks []*dirLock
 	h.unlock = func() {
-		for _, u := range unlocks {
-			u()
+		for _, l := range locks {
+			l.release()
 		}
 	}
 	undo = append(undo, func() { h.unlock() })
-	unlock, err := lockDataDir(dataDir)
+	undo = append(undo, func() {
+		for _, l := range locks {
+			l.dropCreated()
+		}
+	})
+	lock, err := lockDataDir(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	unlocks = append(unlocks, unlock)
+	locks = append(locks, lock)
 	if loc.Kind == StoreSQLite {
 		if loc.Path, err = filepath.Abs(loc.Path); err != nil {
 			return nil, fmt.Errorf("server: store path: %w", err)
 		}
 		if storeDir := filepath.Dir(loc.Path); storeDir != dataDir {
-			unlock, err := lockDataDir(storeDir)
+			lock, err := lockDataDir(storeDir)
 			if err != nil {
 				return nil, err
 			}
-			unlocks = append(unlocks, unlock)
+			locks = append(locks, lock)
 		}
 	}
 	// Kill what launches of a host of this data dir that died left
@@ -266,10 +283,6 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// 2. The store, checked against the data dir before anything is
 	// written; then the keyset, created only where no credential needs
 	// the one that is missing.
-	kek, err := cfg.KEKSource()
-	if err != nil {
-		return nil, err
-	}
 	kcfg := keysets.Config{Path: cfg.KeysetPath(), KEK: kek, Logger: log.Named("keyset")}
 	ks, err := keysets.Load(ctx, kcfg)
 	keysetMissing := errors.Is(err, keysets.ErrNotFound)
@@ -279,6 +292,8 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			err, kcfg.Path)
 	case errors.Is(err, keysets.ErrKEKRequired):
 		return nil, kekRequiredErr(kcfg.Path, dataDir, cfg.KEKEnv)
+	case errors.Is(err, keysets.ErrWrongKEK):
+		return nil, wrongKEKErr(err, dataDir, cfg)
 	case err != nil && !keysetMissing:
 		return nil, fmt.Errorf("server: load keyset: %w", err)
 	case !keysetMissing && cfg.NewKeyset:
