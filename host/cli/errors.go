@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -220,6 +221,26 @@ func cause(err error) string {
 		default:
 			return err.Error()
 		}
+	}
+}
+
+// pkgPrefix is a Go package's prefix at the start of an error message or
+// of one of its wrapped parts ("server: ", "keysets: "): the call chain,
+// not something the user reads.
+var pkgPrefix = regexp.MustCompile(`(^|: |; )(server|keysets|sqlite|sqlstore|postgres|store|catalog|launch|contain|cluster): `)
+
+// sentence is err's message as the user reads it: one sentence, without
+// the package prefixes its wrapping left in the middle. The error itself
+// keeps them (errors.Is still matches its sentinels); only what is
+// printed drops them.
+func sentence(err error) string {
+	msg := err.Error()
+	for {
+		next := pkgPrefix.ReplaceAllString(msg, "$1")
+		if next == msg {
+			return msg
+		}
+		msg = next
 	}
 }
 

@@ -65,11 +65,11 @@ func serveLine(dataDir, keysetFile, kekEnv, kekFile string, src keysets.Source) 
 func keysetErr(err error) error {
 	switch {
 	case errors.Is(err, keysets.ErrExists):
-		return newError(CodeKeysetExists, ExitError, "%v", err)
+		return newError(CodeKeysetExists, ExitError, "%s", sentence(err))
 	case errors.Is(err, keysets.ErrBadKEK):
-		return newError(CodeKEKUnusable, ExitError, "%v", err)
+		return newError(CodeKEKUnusable, ExitError, "%s", sentence(err))
 	case errors.Is(err, keysets.ErrInsecurePermissions):
-		return newError(CodeInsecureFile, ExitError, "%v", err)
+		return newError(CodeInsecureFile, ExitError, "%s", sentence(err))
 	}
-	return newError(CodeLocal, ExitError, "%v", err)
+	return newError(CodeLocal, ExitError, "%s", sentence(err))
 }

@@ -64,6 +64,9 @@ func TestServeEncryptedKeysetWithoutKEK(t *testing.T) {
 			if tc.kekInDataDir && !strings.Contains(msg, "--kek-file "+kek) {
 				t.Errorf("error %q does not name the KEK file %s", msg, kek)
 			}
+			if strings.Contains(logs, "no KEK is configured") {
+				t.Errorf("the refusal was logged as well as returned (the caller prints it once):\n%s", logs)
+			}
 			if strings.Contains(logs, "INSECURE DEV MODE") || strings.Contains(strings.ToLower(logs), "cleartext") {
 				t.Errorf("start logged the cleartext warning for an encrypted keyset:\n%s", logs)
 			}

@@ -98,7 +98,8 @@ import (
 
 // Run starts the host with cfg (after Defaults and Validate) and blocks
 // until ctx is done, then shuts down gracefully within ShutdownTimeout. It
-// returns nil after a clean shutdown.
+// returns nil after a clean shutdown. A refused start is returned, not
+// logged: the caller reports it once.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -109,7 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopHup()
 	h, err := assemble(ctx, &cfg, log)
 	if err != nil {
-		log.Error("start failed", "error", err)
+		// The caller reports it (the CLI prints it once, on stderr).
 		return err
 	}
 	return h.serve(ctx, hup)
