@@ -90,3 +90,37 @@ func TestKeysetEncryptWhileServing(t *testing.T) {
 		t.Error("a refused encrypt left a generated KEK file")
 	}
 }
+
+// TestKeysetInitKEKRefusals: a KEK file that is not a KEK, or that group
+// or others may read, is refused with its own code, and no keyset is made.
+func TestKeysetInitKEKRefusals(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		content string
+		mode    os.FileMode
+		code    string
+	}{
+		"not a KEK":         {"not base64 of 32 bytes\n", 0o600, cli.CodeKEKUnusable},
+		"readable by group": {keysets.GenerateKEK() + "\n", 0o640, cli.CodeInsecureFile},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "var")
+			kek := filepath.Join(t.TempDir(), "kek")
+			if err := os.WriteFile(kek, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(kek, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			res := runCLI(t, nil, options{rt: realKeysets, env: map[string]string{server.DefaultKEKEnv: ""}},
+				"keyset", "init", "--data-dir", dir, "--kek-file", kek)
+			if res.code != cli.ExitError || !strings.HasPrefix(res.stderr, "error: "+tc.code+": ") || strings.Contains(res.stderr, "keysets:") {
+				t.Errorf("exit %d, stderr %q, want code %s", res.code, res.stderr, tc.code)
+			}
+			if _, err := os.Stat(filepath.Join(dir, server.KeysetFile)); !errors.Is(err, os.ErrNotExist) {
+				t.Error("a keyset was made under a refused KEK")
+			}
+		})
+	}
+}
