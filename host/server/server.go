@@ -8,7 +8,9 @@
 //     loaded when given, and the listener is bound (a busy address refuses
 //     the start) and answers at once — /healthz "starting", /readyz and
 //     every other request 503 unavailable until step 6;
-//  1. the data dir (created 0700, and locked: one host per data dir), the
+//  1. the data dir (created 0700, and locked: one host per data dir; a
+//     refused start removes the lock file, and the empty data dir, that
+//     it created), the
 //     store's location (--store: the SQLite file in the data dir by
 //     default, locked too — one host per SQLite store — or a PostgreSQL
 //     database several hosts share), the runtime dir (<data-dir>/run,
