@@ -363,10 +363,15 @@ func (a *app) operatorToken() (string, error) {
 	dir := a.dataDirectory()
 	a.tokenSource = "the token file " + filepath.Join(dir, server.TokenFile)
 	tok, err := a.rt.ReadToken(dir)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, server.ErrNoToken) && !fileExists(filepath.Join(dir, server.TokenFile)):
 		return "", newError(CodeNoToken, ExitError,
-			"no operator token: pass --token, set %s, or point --data-dir (%s) at the server's data dir: %v",
-			EnvToken, EnvDataDir, err)
+			"no operator token: there is no token file %s (a host writes it at its first start in that data dir): pass --token, set %s, or point --data-dir (%s) at the server's data dir",
+			filepath.Join(dir, server.TokenFile), EnvToken, EnvDataDir)
+	default:
+		return "", newError(CodeNoToken, ExitError,
+			"no usable operator token: %s: fix the file, pass --token, or set %s", sentence(err), EnvToken)
 	}
 	return tok, nil
 }
@@ -427,4 +432,10 @@ func args(names ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// fileExists reports whether path names something that exists.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

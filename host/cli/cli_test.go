@@ -931,7 +931,8 @@ func TestToken(t *testing.T) {
 				t.Fatalf("exit %d, want %d: %s", res.code, tt.wantCode, res.stderr)
 			}
 			if tt.wantCode != 0 {
-				if !strings.HasPrefix(res.stderr, "error: no_token: ") {
+				if !strings.HasPrefix(res.stderr, "error: no_token: no operator token: there is no token file /srv/ch/operator.token") ||
+					strings.Contains(res.stderr, "server:") {
 					t.Errorf("stderr = %q", res.stderr)
 				}
 				return
@@ -1016,6 +1017,18 @@ func TestServe(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a refused start is one sentence, without package prefixes", func(t *testing.T) {
+		t.Parallel()
+		res := runCLI(t, nil, options{rt: func(rt *cli.Runtime) {
+			rt.Serve = func(context.Context, server.Config) error {
+				return fmt.Errorf("%w: --tls-key /k: %w: mode 0644, want 0600", server.ErrTLS, server.ErrInsecureFile)
+			}
+		}}, "serve")
+		want := "error: serve: TLS certificate or key unusable: --tls-key /k: file is accessible by group or others: mode 0644, want 0600\n"
+		if res.code != cli.ExitError || res.stderr != want {
+			t.Errorf("exit %d, stderr %q, want %q", res.code, res.stderr, want)
+		}
+	})
 	t.Run("serve failure exits 1", func(t *testing.T) {
 		t.Parallel()
 		res := runCLI(t, nil, options{rt: func(rt *cli.Runtime) {

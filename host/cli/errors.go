@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -32,9 +33,14 @@ const (
 	CodeNoToken      = "no_token"
 	CodeBadResponse  = "bad_response"
 	CodeInterrupted  = "interrupted"
-	CodeKeyset       = "keyset"
 	CodeServe        = "serve"
-	CodeLocal        = "error"
+	// The local keyset commands' refusals (init, encrypt).
+	CodeKeysetExists   = "keyset_exists"    // init: a keyset is there already
+	CodeKeysetNotFound = "keyset_not_found" // encrypt: no keyset to encrypt
+	CodeHostRunning    = "host_running"     // encrypt: a host serves the data dir
+	CodeKEKUnusable    = "kek_unusable"     // the KEK is malformed or cannot be obtained
+	CodeInsecureFile   = "insecure_file"    // a key file group or others may read
+	CodeLocal          = "error"
 )
 
 // codeUnauthorized is the API's code for a refused token
@@ -215,6 +221,26 @@ func cause(err error) string {
 		default:
 			return err.Error()
 		}
+	}
+}
+
+// pkgPrefix is a Go package's prefix at the start of an error message or
+// of one of its wrapped parts ("server: ", "keysets: "): the call chain,
+// not something the user reads.
+var pkgPrefix = regexp.MustCompile(`(^|: |; )(server|keysets|sqlite|sqlstore|postgres|store|catalog|launch|contain|cluster): `)
+
+// sentence is err's message as the user reads it: one sentence, without
+// the package prefixes its wrapping left in the middle. The error itself
+// keeps them (errors.Is still matches its sentinels); only what is
+// printed drops them.
+func sentence(err error) string {
+	msg := err.Error()
+	for {
+		next := pkgPrefix.ReplaceAllString(msg, "$1")
+		if next == msg {
+			return msg
+		}
+		msg = next
 	}
 }
 

@@ -73,13 +73,18 @@ func (a *app) keysetInitCommand() *cobra.Command {
 		Long: `Create the keyset that encrypts stored credentials, in the data dir, encrypted
 under a key-encryption key (KEK):
 
-  --kek-env NAME   the KEK is the base64 key in variable NAME, which must be set
-                   (with --print-kek and NAME unset, a new KEK is generated and
-                   printed once);
+  --kek-env NAME   the KEK is the base64 key in variable NAME (default
+                   CONNHOST_KEK, used when it is set, as serve does; with
+                   --kek-env NAME --print-kek and NAME unset, a new KEK is
+                   generated and printed once);
   --kek-file FILE  the KEK is in FILE; a missing FILE is generated (mode 0600);
   --kms-uri URI    the KEK is a KMS key: hcvault://HOST:PORT/MOUNT/keys/NAME,
                    a HashiCorp Vault transit key (VAULT_TOKEN must be set);
   (none)           a KEK file is generated in the data dir (keyset.kek).
+
+The sources are resolved exactly as serve resolves them: more than one (for
+example CONNHOST_KEK exported and --kek-file) is refused, so the serve
+command it prints starts the host as printed.
 
 This command runs locally and does not need a running host. It prints where
 the keyset and the KEK are and the serve flags to use. It never prints a KEK
@@ -91,54 +96,54 @@ unless --print-kek is given, and then only one it generated.`,
 		Args: args(),
 	}
 	cmd.RunE = a.wrap(func(ctx context.Context, _ []string) error {
-		set := 0
-		for _, s := range []string{kekEnv, kekFile, kmsURI} {
-			if s != "" {
-				set++
-			}
-		}
-		if set > 1 {
-			return usageErrorf("give at most one of --kek-env, --kek-file, --kms-uri")
-		}
 		dataDir := a.dataDirectory()
 		out := keysetInit{Keyset: filepath.Join(dataDir, server.KeysetFile)}
 		if _, err := os.Stat(out.Keyset); err == nil {
-			return newError(CodeKeyset, ExitError, "a keyset already exists at %s: rotate it with \"connhost keyset rotate\"", out.Keyset)
+			return newError(CodeKeysetExists, ExitError, "a keyset already exists at %s: rotate it with \"connhost keyset rotate\"", out.Keyset)
 		}
-		if kekEnv == "" && kekFile == "" && kmsURI == "" {
-			kekFile = filepath.Join(dataDir, DefaultKEKFile)
+		// serve's sources, in serve's way, so the printed serve line
+		// starts the host: the variable when it is set, the file, the KMS
+		// key; two of them are refused.
+		srcs, err := a.kekSources(kekEnv, kekFile, kmsURI)
+		if err != nil {
+			return err
 		}
 		var (
 			src       keysets.Source
 			generated string // a KEK this command made, to print or undo
-			serveFlag string
 		)
 		switch {
-		case kekEnv != "":
-			if v, ok := a.rt.LookupEnv(kekEnv); !ok || strings.TrimSpace(v) == "" {
-				if !printKEK {
-					return usageErrorf("%s is not set: set it to the base64 of 32 random bytes, or add --print-kek to generate one", kekEnv)
-				}
-				generated = keysets.GenerateKEK()
-				// keysets reads the variable from the process environment;
-				// set it for this process only, for InitKeyset below.
-				if err := os.Setenv(kekEnv, generated); err != nil {
-					return newError(CodeKeyset, ExitError, "set %s: %v", kekEnv, err)
-				}
+		case len(srcs) == 1:
+			src = srcs[0]
+		case cmd.Flags().Changed("kek-env"):
+			if !printKEK {
+				return usageErrorf("%s is not set: set it to the base64 of 32 random bytes, or add --print-kek to generate one", kekEnv)
 			}
-			src, serveFlag = keysets.KEKFromEnv(kekEnv), fmt.Sprintf("%s=... connhost serve --data-dir %s --kek-env %s", kekEnv, dataDir, kekEnv)
-		case kekFile != "":
+			generated = keysets.GenerateKEK()
+			// keysets reads the variable from the process environment;
+			// set it for this process only, for InitKeyset below.
+			if err := os.Setenv(kekEnv, generated); err != nil {
+				return newError(CodeLocal, ExitError, "set %s: %v", kekEnv, err)
+			}
+			src = keysets.KEKFromEnv(kekEnv)
+		default:
+			kekFile = filepath.Join(dataDir, DefaultKEKFile)
+			src = keysets.KEKFromFile(kekFile)
+		}
+		if src.Kind() == keysets.KEKKindFile {
 			if _, err := os.Stat(kekFile); errors.Is(err, fs.ErrNotExist) {
 				generated = keysets.GenerateKEK()
 				if err := keysets.WriteKEKFile(kekFile, generated); err != nil {
-					return newError(CodeKeyset, ExitError, "%v", err)
+					return keysetErr(err)
 				}
 				out.KEKGenerated = true
 			}
 			out.KEKFile = kekFile
-			src, serveFlag = keysets.KEKFromFile(kekFile), fmt.Sprintf("connhost serve --data-dir %s --kek-file %s", dataDir, kekFile)
-		default:
-			src, serveFlag = keysets.KEKFromURI(kmsURI), fmt.Sprintf("connhost serve --data-dir %s --kms-uri URI", dataDir)
+		}
+		serveFlag := serveLine(dataDir, "", kekEnv, kekFile, src)
+		if src.Kind() == keysets.KEKKindEnv && generated != "" {
+			// The variable is set in this process only.
+			serveFlag = kekEnv + "=<the kek value printed here> " + serveFlag
 		}
 		if generated != "" {
 			out.KEKGenerated = true
@@ -150,7 +155,7 @@ unless --print-kek is given, and then only one it generated.`,
 				// The new KEK protects nothing; leave no stray key behind.
 				_ = os.Remove(out.KEKFile)
 			}
-			return newError(CodeKeyset, ExitError, "%v", err)
+			return keysetErr(err)
 		}
 		out.KEKSource = src.String()
 		out.Info = keysetInfo(info)
@@ -158,7 +163,7 @@ unless --print-kek is given, and then only one it generated.`,
 		if printKEK {
 			out.KEK = generated
 		}
-		if kekEnv != "" {
+		if src.Kind() == keysets.KEKKindEnv {
 			fmt.Fprintf(a.rt.Stderr, "warning: %s.\n", keysets.EnvAdvice)
 		}
 		if a.json() {
@@ -184,7 +189,7 @@ unless --print-kek is given, and then only one it generated.`,
 		return nil
 	})
 	f := cmd.Flags()
-	f.StringVar(&kekEnv, "kek-env", "", "use the KEK in this environment variable")
+	f.StringVar(&kekEnv, "kek-env", server.DefaultKEKEnv, "environment variable holding the base64 KEK (used when set, as serve does)")
 	f.StringVar(&kekFile, "kek-file", "", "use (or generate) the KEK in this file")
 	f.StringVar(&kmsURI, "kms-uri", "", "use this KMS key as the KEK")
 	f.BoolVar(&printKEK, "print-kek", false, "print a KEK this command generated (once; treat the output as a secret)")

@@ -60,53 +60,28 @@ with the same KEK flag, which it prints. It never prints a KEK.`,
 		}
 		// serve's sources, in serve's way: the variable when it is set,
 		// the file, the KMS key; two of them are a mistake.
-		if kekEnv == "" {
-			kekEnv = server.DefaultKEKEnv
+		srcs, err := a.kekSources(kekEnv, kekFile, kmsURI)
+		if err != nil {
+			return err
 		}
-		var srcs []keysets.Source
-		if v, ok := a.rt.LookupEnv(kekEnv); ok && strings.TrimSpace(v) != "" {
-			srcs = append(srcs, keysets.KEKFromEnv(kekEnv))
-		}
-		if kekFile != "" {
-			srcs = append(srcs, keysets.KEKFromFile(kekFile))
-		}
-		if kmsURI != "" {
-			srcs = append(srcs, keysets.KEKFromURI(kmsURI))
-		}
-		switch len(srcs) {
-		case 0:
+		if len(srcs) == 0 {
 			return newError(string(failure.KEKRequired), ExitError,
 				"no KEK given: pass --kek-file FILE (generated if missing), --kms-uri URI, or set %s (--kek-env names another variable)", kekEnv)
-		case 1:
-		default:
-			kinds := make([]string, len(srcs))
-			for i, s := range srcs {
-				kinds[i] = s.String()
-			}
-			return usageErrorf("more than one KEK source is given (%s): choose one", strings.Join(kinds, ", "))
 		}
 		src := srcs[0]
 		generatedFile := false
-		switch src.Kind() {
-		case keysets.KEKKindEnv:
-			out.Serve = fmt.Sprintf("%s=... connhost serve --data-dir %s --kek-env %s", kekEnv, dataDir, kekEnv)
-		case keysets.KEKKindFile:
+		if src.Kind() == keysets.KEKKindFile {
 			out.KEKFile = kekFile
-			out.Serve = fmt.Sprintf("connhost serve --data-dir %s --kek-file %s", dataDir, kekFile)
-		default:
-			out.Serve = fmt.Sprintf("connhost serve --data-dir %s --kms-uri URI", dataDir)
 		}
-		if keysetFile != "" {
-			out.Serve += " --keyset-file " + keysetFile
-		}
+		out.Serve = serveLine(dataDir, keysetFile, kekEnv, kekFile, src)
 		logger := hclog.New(&hclog.LoggerOptions{Name: "connhost", Output: a.rt.Stderr, Level: hclog.Warn})
 		if _, err := os.Stat(out.Keyset); errors.Is(err, fs.ErrNotExist) {
-			return newError(CodeKeyset, ExitError, "no keyset at %s: \"connhost keyset init\" creates an encrypted one", out.Keyset)
+			return newError(CodeKeysetNotFound, ExitError, "no keyset at %s: \"connhost keyset init\" creates an encrypted one", out.Keyset)
 		}
 		if out.KEKFile != "" {
 			if _, err := os.Stat(out.KEKFile); errors.Is(err, fs.ErrNotExist) {
 				if err := keysets.WriteKEKFile(out.KEKFile, keysets.GenerateKEK()); err != nil {
-					return newError(CodeKeyset, ExitError, "%v", err)
+					return keysetErr(err)
 				}
 				generatedFile = true
 			}
@@ -122,9 +97,9 @@ with the same KEK flag, which it prints. It never prints a KEK.`,
 				return newError(string(failure.KeysetEncrypted), ExitError,
 					"the keyset %s is encrypted already: start the host with the KEK it is under, or rotate with \"connhost keyset rotate\"", out.Keyset)
 			case errors.Is(err, server.ErrDataDirInUse):
-				return newError(CodeKeyset, ExitError, "a host is serving %s: stop it, encrypt, then start it with the KEK (%s)", dataDir, out.Serve)
+				return newError(CodeHostRunning, ExitError, "a host is serving %s: stop it, encrypt, then start it with the KEK (%s)", dataDir, out.Serve)
 			}
-			return newError(CodeKeyset, ExitError, "%v", err)
+			return keysetErr(err)
 		}
 		out.KEKSource = src.String()
 		out.KEKGenerated = generatedFile

@@ -60,7 +60,7 @@ func TestKeysetInitGeneratesKEKFile(t *testing.T) {
 	}
 
 	again := runCLI(t, nil, options{rt: realKeysets}, "keyset", "init", "--data-dir", dir)
-	if again.code != cli.ExitError || !strings.Contains(again.stderr, "a keyset already exists") {
+	if again.code != cli.ExitError || !strings.HasPrefix(again.stderr, "error: keyset_exists: a keyset already exists") {
 		t.Errorf("second init: exit %d, stderr %q", again.code, again.stderr)
 	}
 }
@@ -152,7 +152,7 @@ func TestKeysetInitFailure(t *testing.T) {
 			return keysets.Info{}, errors.New("disk full")
 		}
 	}}, "keyset", "init", "--data-dir", dir)
-	if res.code != cli.ExitError || res.stderr != "error: keyset: disk full\n" {
+	if res.code != cli.ExitError || res.stderr != "error: error: disk full\n" {
 		t.Errorf("exit %d, stderr %q", res.code, res.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, cli.DefaultKEKFile)); !errors.Is(err, os.ErrNotExist) {
@@ -251,7 +251,7 @@ func TestKeysetEncrypt(t *testing.T) {
 		t.Errorf("two KEKs: exit %d, stderr %q", res.code, res.stderr)
 	}
 	res = runCLI(t, nil, options{}, "keyset", "encrypt", "--data-dir", filepath.Join(t.TempDir(), "none"), "--kek-file", kekPath)
-	if res.code != cli.ExitError || !strings.Contains(res.stderr, "no keyset at") {
+	if res.code != cli.ExitError || !strings.HasPrefix(res.stderr, "error: keyset_not_found: no keyset at") {
 		t.Errorf("no keyset: exit %d, stderr %q", res.code, res.stderr)
 	}
 	if _, err := os.Stat(kekPath); !errors.Is(err, os.ErrNotExist) {

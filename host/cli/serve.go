@@ -79,16 +79,18 @@ keep their binary.`,
 		}
 		cfg.Defaults()
 		if err := cfg.Validate(); err != nil {
-			return usageErrorf("%v", err)
+			return usageErrorf("%s", sentence(err))
 		}
 		err := a.rt.Serve(ctx, cfg)
 		switch {
 		case err == nil, errors.Is(err, context.Canceled) && ctx.Err() != nil:
 			return nil
 		case errors.Is(err, server.ErrInvalidConfig):
-			return usageErrorf("%v", err)
+			return usageErrorf("%s", sentence(err))
 		default:
-			return newError(CodeServe, ExitError, "%v", err)
+			// The one report of a refused start (the host does not log
+			// it as well).
+			return newError(CodeServe, ExitError, "%s", sentence(err))
 		}
 	})
 	f := cmd.Flags()

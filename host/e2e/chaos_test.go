@@ -185,14 +185,25 @@ func TestChaos(t *testing.T) {
 		{"another store's id", func(d string) {
 			must(t, os.WriteFile(filepath.Join(d, "store.id"), []byte(`{"store_id":"store_other","store":"elsewhere","created_at":"2026-01-02T03:04:05Z"}`), 0o600))
 		}, "belongs to store store_other"},
+		// A data dir with no lock file yet (as `keyset init` leaves it),
+		// served without the KEK its keyset is under: the refused start
+		// must not leave a serve.lock behind either.
+		{"served without its KEK, no lock file yet", func(d string) {
+			_ = os.Remove(filepath.Join(d, "serve.lock"))
+		}, "is encrypted, and no KEK is configured"},
 	}
+	noKEK := map[string]bool{"served without its KEK, no lock file yet": true}
 	for _, from := range []struct{ name, dir string }{{"clean stop", h.dataDir}, {"crash", crashed}} {
 		for _, fault := range faults {
 			dir := filepath.Join(t.TempDir(), "var")
 			copyDir(t, from.dir, dir)
 			fault.damage(dir)
 			before := snapshot(t, dir)
-			out, code := h.serveOnce(dir, kek)
+			k := kek
+			if noKEK[fault.name] {
+				k = ""
+			}
+			out, code := h.serveOnce(dir, k)
 			after := snapshot(t, dir)
 			tally.refusals++
 			if code == 0 || !regexp.MustCompile(fault.says).MatchString(out) {

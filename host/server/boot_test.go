@@ -49,8 +49,9 @@ func testManifest(key string) manifest.Manifest {
 }
 
 // A start that cannot work is refused before anything is created: a busy
-// port and an unusable plugin dir leave a new data dir absent, and an
-// existing one byte for byte as it was.
+// port, an unusable plugin dir and an unusable token file leave a new data
+// dir absent, and an existing one byte for byte as it was (no serve.lock
+// either).
 func TestRefusedBeforeTheDataDirIsTouched(t *testing.T) {
 	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -74,6 +75,12 @@ func TestRefusedBeforeTheDataDirIsTouched(t *testing.T) {
 		"missing plugin dir": {
 			change: func(cfg *server.Config) { cfg.PluginDir = filepath.Join(filepath.Dir(cfg.DataDir), "no-plugins") },
 			want:   server.ErrPluginDir, says: []string{"no-plugins does not exist", "--plugin-dir"},
+		},
+		// Refused after the data dir is made and locked: the start
+		// removes the lock file and the empty data dir it made.
+		"token file readable by others": {
+			change: func(cfg *server.Config) { cfg.TokenFile = file },
+			want:   server.ErrInsecureFile, says: []string{file, "chmod 600"},
 		},
 		"plugin dir is a file": {
 			change: func(cfg *server.Config) { cfg.PluginDir = file },

@@ -34,12 +34,13 @@ func initialised(t *testing.T) server.Config {
 	return cfg
 }
 
-// snapshot hashes every file of the data dir (the lock file aside).
+// snapshot hashes every file of the data dir, the lock file included (a
+// refused start must not leave one it made).
 func snapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == server.LockFile {
+		if err != nil || d.IsDir() {
 			return err
 		}
 		b, err := os.ReadFile(p)
@@ -159,6 +160,17 @@ func TestDamagedDataDirIsRefused(t *testing.T) {
 				}
 			},
 			says: []string{"operator.token", "chmod 600"},
+		},
+		"no lock file yet, garbage keyset": {
+			damage: func(t *testing.T, cfg server.Config) {
+				if err := os.Remove(filepath.Join(cfg.DataDir, server.LockFile)); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(cfg.DataDir, server.KeysetFile), []byte("{not a keyset"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			says: []string{"keyset", "from a backup"},
 		},
 		"operator token emptied": {
 			damage: func(t *testing.T, cfg server.Config) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/connhost/connhost/host/api"
@@ -267,6 +268,25 @@ func kekRequiredErr(keysetPath, dataDir, kekEnv string) error {
 	return &kekRequiredError{msg: msg}
 }
 
+// wrongKEKErr is the refusal of a keyset that does not decrypt under the
+// configured KEK. When the data dir holds the KEK file `keyset init`
+// generates and the start did not use it, it names that file: a keyset
+// made without a KEK source, served with CONNHOST_KEK exported, fails
+// here.
+func wrongKEKErr(err error, dataDir string, cfg *Config) error {
+	kekFile := filepath.Join(dataDir, DefaultKEKFile)
+	fi, serr := os.Stat(kekFile)
+	used, _ := filepath.Abs(cfg.KEKFile)
+	if serr != nil || !fi.Mode().IsRegular() || (cfg.KEKFile != "" && used == kekFile) {
+		return fmt.Errorf("server: load keyset: %w", err)
+	}
+	hint := fmt.Sprintf("the data dir holds %s, the KEK file `connhost keyset init` generates: if the keyset is under it, start with --kek-file %s", kekFile, kekFile)
+	if v, ok := os.LookupEnv(cfg.KEKEnv); ok && strings.TrimSpace(v) != "" {
+		hint += fmt.Sprintf(" and %s unset", cfg.KEKEnv)
+	}
+	return fmt.Errorf("server: load keyset: %w; %s", err, hint)
+}
+
 // InitKeyset creates the keyset of dataDir under kek (`connhost keyset
 // init`), creating the data dir 0700 if needed. It refuses to overwrite an
 // existing keyset (keysets.ErrExists). logger receives the dev-mode warning
@@ -309,11 +329,13 @@ func EncryptKeyset(ctx context.Context, dataDir, keysetPath string, kek keysets.
 		return keysets.Info{}, fmt.Errorf("%w: %s", keysets.ErrNotFound, keysetPath)
 	}
 	if _, err := os.Stat(dataDir); err == nil {
-		unlock, err := lockDataDir(dataDir)
+		lock, err := lockDataDir(dataDir)
 		if err != nil {
 			return keysets.Info{}, err
 		}
-		defer unlock()
+		defer lock.release()
+		defer lock.dropCreated() // encrypting leaves no lock file behind
+
 	}
 	return keysets.Encrypt(ctx, keysets.Config{Path: keysetPath, KEK: kek, Logger: logger})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/server"
 	"github.com/connhost/connhost/keysets"
+	"github.com/google/go-cmp/cmp"
 )
 
 // A data dir made by `keyset init` (its KEK generated in the data dir) and
@@ -46,7 +47,11 @@ func TestServeEncryptedKeysetWithoutKEK(t *testing.T) {
 			if _, err := server.InitKeyset(context.Background(), cfg.DataDir, keysets.KEKFromFile(kek), nil); err != nil {
 				t.Fatal(err)
 			}
+			before := snapshot(t, cfg.DataDir)
 			logs, err := runOnce(t, cfg)
+			if diff := cmp.Diff(before, snapshot(t, cfg.DataDir)); diff != "" {
+				t.Errorf("the refused start changed the data dir (-before +after):\n%s", diff)
+			}
 			if !errors.Is(err, server.ErrKEKRequired) || !errors.Is(err, keysets.ErrKEKRequired) {
 				t.Fatalf("Run = %v, want ErrKEKRequired", err)
 			}
@@ -58,6 +63,9 @@ func TestServeEncryptedKeysetWithoutKEK(t *testing.T) {
 			}
 			if tc.kekInDataDir && !strings.Contains(msg, "--kek-file "+kek) {
 				t.Errorf("error %q does not name the KEK file %s", msg, kek)
+			}
+			if strings.Contains(logs, "no KEK is configured") {
+				t.Errorf("the refusal was logged as well as returned (the caller prints it once):\n%s", logs)
 			}
 			if strings.Contains(logs, "INSECURE DEV MODE") || strings.Contains(strings.ToLower(logs), "cleartext") {
 				t.Errorf("start logged the cleartext warning for an encrypted keyset:\n%s", logs)
@@ -258,5 +266,37 @@ func TestEncryptDevKeysetThenServe(t *testing.T) {
 	}
 	if strings.Contains(r.logs.String(), "INSECURE DEV MODE") {
 		t.Error("dev-mode warning with the encrypted keyset")
+	}
+}
+
+// A keyset `keyset init` made under the KEK file it generated in the data
+// dir, served with a KEK variable set, does not decrypt: the refusal names
+// the data dir's keyset.kek and the flag that uses it, and changes nothing.
+// (Not parallel: it sets a process variable, as keysets reads the real
+// environment.)
+func TestWrongKEKNamesTheDataDirKEKFile(t *testing.T) {
+	const name = "CONNHOST_TEST_WRONG_KEK"
+	cfg := baseConfig(t)
+	cfg.KEKEnv = name
+	kek := filepath.Join(cfg.DataDir, server.DefaultKEKFile)
+	if err := keysets.WriteKEKFile(kek, keysets.GenerateKEK()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.InitKeyset(context.Background(), cfg.DataDir, keysets.KEKFromFile(kek), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(name, keysets.GenerateKEK())
+	before := snapshot(t, cfg.DataDir)
+	_, err := runOnce(t, cfg)
+	if !errors.Is(err, keysets.ErrWrongKEK) {
+		t.Fatalf("Run = %v, want ErrWrongKEK", err)
+	}
+	for _, w := range []string{"does not decrypt under KEK env " + name, "--kek-file " + kek, name + " unset"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if diff := cmp.Diff(before, snapshot(t, cfg.DataDir)); diff != "" {
+		t.Errorf("the refused start changed the data dir (-before +after):\n%s", diff)
 	}
 }

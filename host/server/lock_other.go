@@ -2,6 +2,11 @@
 
 package server
 
-// lockDataDir is a no-op where flock(2) is unavailable; connhost supports
+// dirLock is a no-op where flock(2) is unavailable; connhost supports
 // unix hosts only.
-func lockDataDir(string) (func(), error) { return func() {}, nil }
+type dirLock struct{}
+
+func lockDataDir(string) (*dirLock, error) { return &dirLock{}, nil }
+
+func (*dirLock) release()     {}
+func (*dirLock) dropCreated() {}

@@ -8,7 +8,9 @@
 //     loaded when given, and the listener is bound (a busy address refuses
 //     the start) and answers at once — /healthz "starting", /readyz and
 //     every other request 503 unavailable until step 6;
-//  1. the data dir (created 0700, and locked: one host per data dir), the
+//  1. the data dir (created 0700, and locked: one host per data dir; a
+//     refused start removes the lock file, and the empty data dir, that
+//     it created), the
 //     store's location (--store: the SQLite file in the data dir by
 //     default, locked too — one host per SQLite store — or a PostgreSQL
 //     database several hosts share), the runtime dir (<data-dir>/run,
@@ -98,7 +100,8 @@ import (
 
 // Run starts the host with cfg (after Defaults and Validate) and blocks
 // until ctx is done, then shuts down gracefully within ShutdownTimeout. It
-// returns nil after a clean shutdown.
+// returns nil after a clean shutdown. A refused start is returned, not
+// logged: the caller reports it once.
 func Run(ctx context.Context, cfg Config) error {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -109,7 +112,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopHup()
 	h, err := assemble(ctx, &cfg, log)
 	if err != nil {
-		log.Error("start failed", "error", err)
+		// The caller reports it (the CLI prints it once, on stderr).
 		return err
 	}
 	return h.serve(ctx, hup)
@@ -171,6 +174,10 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// 0. Before anything is created: the plugin dir, the TLS files and
 	// the listener (a busy port leaves a new data dir absent). From here
 	// the listener answers: /readyz is 503 until the host is assembled.
+	kek, err := cfg.KEKSource()
+	if err != nil {
+		return nil, err
+	}
 	pluginDir, pluginDirEmpty, err := checkPluginDir(cfg.PluginDir)
 	if err != nil {
 		return nil, err
@@ -212,6 +219,11 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
+	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
+		// A refused start leaves no empty data dir behind (Remove
+		// keeps one that is not empty).
+		undo = append(undo, func() { _ = os.Remove(dataDir) })
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: create data dir: %w", err)
 	}
@@ -223,28 +235,36 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// One host per data dir (its runtime dir is swept at start), and one
 	// host per SQLite store: a second serve would reclaim the first one's
 	// work as a crashed host's.
-	unlocks := []func(){}
+	// A refused start removes the lock files it created, still holding
+	// their locks (lockDataDir trusts no lock on a removed file), so the
+	// refusal leaves the data dir as it found it.
+	var locks []*dirLock
 	h.unlock = func() {
-		for _, u := range unlocks {
-			u()
+		for _, l := range locks {
+			l.release()
 		}
 	}
 	undo = append(undo, func() { h.unlock() })
-	unlock, err := lockDataDir(dataDir)
+	undo = append(undo, func() {
+		for _, l := range locks {
+			l.dropCreated()
+		}
+	})
+	lock, err := lockDataDir(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	unlocks = append(unlocks, unlock)
+	locks = append(locks, lock)
 	if loc.Kind == StoreSQLite {
 		if loc.Path, err = filepath.Abs(loc.Path); err != nil {
 			return nil, fmt.Errorf("server: store path: %w", err)
 		}
 		if storeDir := filepath.Dir(loc.Path); storeDir != dataDir {
-			unlock, err := lockDataDir(storeDir)
+			lock, err := lockDataDir(storeDir)
 			if err != nil {
 				return nil, err
 			}
-			unlocks = append(unlocks, unlock)
+			locks = append(locks, lock)
 		}
 	}
 	// Kill what launches of a host of this data dir that died left
@@ -266,10 +286,6 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// 2. The store, checked against the data dir before anything is
 	// written; then the keyset, created only where no credential needs
 	// the one that is missing.
-	kek, err := cfg.KEKSource()
-	if err != nil {
-		return nil, err
-	}
 	kcfg := keysets.Config{Path: cfg.KeysetPath(), KEK: kek, Logger: log.Named("keyset")}
 	ks, err := keysets.Load(ctx, kcfg)
 	keysetMissing := errors.Is(err, keysets.ErrNotFound)
@@ -279,6 +295,8 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			err, kcfg.Path)
 	case errors.Is(err, keysets.ErrKEKRequired):
 		return nil, kekRequiredErr(kcfg.Path, dataDir, cfg.KEKEnv)
+	case errors.Is(err, keysets.ErrWrongKEK):
+		return nil, wrongKEKErr(err, dataDir, cfg)
 	case err != nil && !keysetMissing:
 		return nil, fmt.Errorf("server: load keyset: %w", err)
 	case !keysetMissing && cfg.NewKeyset:
