@@ -40,7 +40,7 @@ const (
 	CodeHostRunning    = "host_running"     // encrypt: a host serves the data dir
 	CodeKEKUnusable    = "kek_unusable"     // the KEK is malformed or cannot be obtained
 	CodeInsecureFile   = "insecure_file"    // a key file group or others may read
-	CodeLocal          = "error"
+	CodeLocal          = "local_failure"    // a local failure with no more specific code (disk full, …)
 )
 
 // codeUnauthorized is the API's code for a refused token

@@ -152,7 +152,7 @@ func TestKeysetInitFailure(t *testing.T) {
 			return keysets.Info{}, errors.New("disk full")
 		}
 	}}, "keyset", "init", "--data-dir", dir)
-	if res.code != cli.ExitError || res.stderr != "error: error: disk full\n" {
+	if res.code != cli.ExitError || res.stderr != "error: local_failure: disk full\n" {
 		t.Errorf("exit %d, stderr %q", res.code, res.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, cli.DefaultKEKFile)); !errors.Is(err, os.ErrNotExist) {
