@@ -64,6 +64,12 @@ func (l *redactLogger) Log(level hclog.Level, msg string, args ...any) {
 		args = l.dropImplied(relayOrder(args))
 	} else if level == hclog.Error && msg == pluginExited && l.killedByHost != nil && l.killedByHost() {
 		level, msg = hclog.Debug, "plugin process stopped by the host"
+		args = slices.Clone(args)
+		for i := 0; i+1 < len(args); i += 2 {
+			if args[i] == "error" {
+				args[i] = "exit" // how it ended; no error
+			}
+		}
 	}
 	l.inner.Log(level, msg, l.args(args)...)
 }

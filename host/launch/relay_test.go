@@ -93,7 +93,8 @@ func TestPluginExitLevel(t *testing.T) {
 			t.Fatalf("Run %s: %v", mode, err)
 		}
 	}
-	if out := logs.String(); strings.Contains(out, "[ERROR]") {
+	if out := logs.String(); strings.Contains(out, "[ERROR]") || !strings.Contains(out, `[DEBUG] host: plugin process stopped by the host: connector=testconn run_id=run-1 plugin=testconn id=`) ||
+		!strings.Contains(out, `exit="signal: killed"`) {
 		t.Errorf("a run the host ended logged an error:\n%s", out)
 	}
 
