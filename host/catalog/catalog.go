@@ -317,7 +317,6 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 	for _, err := range errs {
 		var se *ScanError
 		if errors.As(err, &se) {
-			log.Error("plugin not catalogued", "file", se.File, "field", se.Field, "error", se.Err)
 			r := Rejection{File: se.File, Field: se.Field, Reason: se.Err.Error()}
 			var fe *failure.Error
 			if errors.As(se.Err, &fe) {
@@ -327,6 +326,16 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 					r.Reason = fe.Message
 				}
 			}
+			// The file, not a connector: it may be none. Field and
+			// code only when there is one.
+			args := []any{"file", r.File}
+			if r.Field != "" {
+				args = append(args, "field", r.Field)
+			}
+			if r.Code != "" {
+				args = append(args, "code", string(r.Code))
+			}
+			log.Error("plugin not catalogued", append(args, "reason", r.Reason)...)
 			c.rejected = append(c.rejected, r)
 		}
 	}

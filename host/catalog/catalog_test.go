@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -300,14 +301,21 @@ func TestScan(t *testing.T) {
 				logMu.Lock()
 				logged := logs.String()
 				logMu.Unlock()
+				// The rejection's entry: its line, and the lines a
+				// multi-line reason continues on.
 				var line string
-				for _, l := range strings.Split(logged, "\n") {
-					if strings.Contains(l, "plugin not catalogued") && strings.Contains(l, se.File) {
-						line = l
+				for _, file := range []string{se.File, strconv.Quote(se.File)} {
+					if i := strings.Index(logged, "plugin not catalogued: file="+file+" "); i >= 0 {
+						line = logged[i:]
+						if j := strings.Index(line, "\n20"); j >= 0 {
+							line = line[:j]
+						}
 					}
 				}
-				if line == "" || !strings.Contains(line, "field="+se.Field) {
-					t.Errorf("%s: rejection not logged with file and field:\n%s", base, logged)
+				if line == "" || !strings.Contains(line, "reason=") ||
+					strings.Contains(line, "connector=") || (se.Field == "") == strings.Contains(line, "field=") ||
+					(se.Field != "" && !strings.Contains(line, "field="+se.Field)) {
+					t.Errorf("%s: rejection not logged with file, field (if any) and reason:\n%s", base, logged)
 				}
 			}
 			for f := range tc.errs {

@@ -89,7 +89,7 @@ the SDK is not in a checkout, into bin/plugins in DIR.`,
 			}
 			fmt.Fprintf(a.rt.Stdout, "wrote connector %s in %s: %s\n", name, abs, strings.Join(files, " "))
 			fmt.Fprintf(a.rt.Stdout, "sdk: %s (a replace in go.mod)\n", sdkAbs)
-			fmt.Fprintf(a.rt.Stdout, "next:\n  %s\nmake build writes %s; restart the host to catalogue it.\n",
+			fmt.Fprintf(a.rt.Stdout, "next:\n  %s\nmake build writes %s; then `connhost connector rescan` (or SIGHUP to the host) catalogues it.\n",
 				strings.Join(out.Next, "\n  "), filepath.Join(out.PluginDir, name))
 			return nil
 		}),

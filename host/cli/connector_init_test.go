@@ -56,7 +56,7 @@ func TestConnectorInit(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
 		}
-		for _, s := range []string{"wrote connector my-conn in " + dir, "go mod tidy", "make build writes " + filepath.Join(filepath.Dir(sdk), "bin", "plugins", "my-conn")} {
+		for _, s := range []string{"wrote connector my-conn in " + dir, "go mod tidy", "make build writes " + filepath.Join(filepath.Dir(sdk), "bin", "plugins", "my-conn") + "; then `connhost connector rescan` (or SIGHUP to the host) catalogues it."} {
 			if !strings.Contains(res.stdout, s) {
 				t.Errorf("output lacks %q:\n%s", s, res.stdout)
 			}

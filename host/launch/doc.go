@@ -87,4 +87,15 @@
 // are redacted, and so is the password of a proxy URL in the child's
 // environment (the allowlist passes HTTP(S)_PROXY). Records and checkpoints are the connector's data and are
 // passed through untouched.
+//
+// # Log lines
+//
+// A relayed hclog line keeps the plugin line's fields in its order (sorted
+// by key, as hclog writes JSON) after the host's own (connector, run_id),
+// without the timestamp field go-plugin adds: the host's line has its time.
+// A Describe's lines name the file (file=PATH), which may be no connector
+// at all. A plugin process the host killed (the call ended, was cancelled,
+// the host stops) is logged at DEBUG, "plugin process stopped by the
+// host"; one that died on its own stays go-plugin's ERROR, "plugin process
+// exited".
 package launch

@@ -307,8 +307,16 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 		name: name,
 		spec: spec,
 		red:  red,
-		log:  newRedactLogger(l.log.With(append([]any{"connector", name}, logArgs...)...), red, name),
 	}
+	// A Describe (no Name) asks a file whether it is a connector at all:
+	// its lines name the file, not a connector.
+	who := []any{"connector", name}
+	if spec.Name == "" {
+		who = []any{"file", spec.Path}
+	}
+	rl := newRedactLogger(l.log.With(append(who, logArgs...)...), red, name)
+	rl.killedByHost = s.killedByHost
+	s.log = rl
 
 	exe, err := newPrivateExec(spec.Path, spec.SHA256, name, l.cfg.TempDir)
 	if err != nil {
@@ -440,8 +448,14 @@ func (s *session) abort() {
 	defer s.mu.Unlock()
 	s.aborted = true
 	if s.proc != nil {
-		s.proc.killGroup()
+		s.proc.stop()
 	}
+}
+
+// killedByHost reports whether the child died of the host's own SIGKILL.
+func (s *session) killedByHost() bool {
+	p := s.process()
+	return p != nil && p.killedByHost()
 }
 
 func (s *session) process() *procRunner {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,15 +30,20 @@ type redactLogger struct {
 	// implied holds the pairs inner already prints (relay only), each
 	// value as fmt prints it: a relayed line does not repeat them.
 	implied map[string]string
+	// killedByHost, when set, reports whether the plugin process died of
+	// the host's own SIGKILL (the call ended, was cancelled, the host
+	// stops): go-plugin's "plugin process exited" error is then no error.
+	killedByHost func() bool
 }
 
-func newRedactLogger(inner hclog.Logger, r *redactor, plugin string) hclog.Logger {
+func newRedactLogger(inner hclog.Logger, r *redactor, plugin string) *redactLogger {
 	return &redactLogger{inner: inner, r: r, plugin: plugin}
 }
 
-// derive is a logger over inner sharing l's redactor and relay name.
+// derive is a logger over inner sharing l's redactor, relay name and
+// killedByHost.
 func (l *redactLogger) derive(inner hclog.Logger, relay bool) *redactLogger {
-	d := &redactLogger{inner: inner, r: l.r, plugin: l.plugin, relay: relay}
+	d := &redactLogger{inner: inner, r: l.r, plugin: l.plugin, relay: relay, killedByHost: l.killedByHost}
 	if relay {
 		implied := inner.ImpliedArgs()
 		for i := 0; i+1 < len(implied); i += 2 {
@@ -55,9 +61,54 @@ func (l *redactLogger) derive(inner hclog.Logger, relay bool) *redactLogger {
 func (l *redactLogger) Log(level hclog.Level, msg string, args ...any) {
 	if l.relay {
 		msg = l.r.String(msg)
-		args = l.dropImplied(args)
+		args = l.dropImplied(relayOrder(args))
+	} else if level == hclog.Error && msg == pluginExited && l.killedByHost != nil && l.killedByHost() {
+		level, msg = hclog.Debug, "plugin process stopped by the host"
+		args = slices.Clone(args)
+		for i := 0; i+1 < len(args); i += 2 {
+			if args[i] == "error" {
+				args[i] = "exit" // how it ended; no error
+			}
+		}
 	}
 	l.inner.Log(level, msg, l.args(args)...)
+}
+
+// pluginExited is the message go-plugin logs when the plugin process ends,
+// at ERROR when it did not exit 0.
+const pluginExited = "plugin process exited"
+
+// relayOrder gives a relayed hclog JSON line's pairs in a fixed order.
+// go-plugin decodes the line into a map, so its pairs arrive in the map's
+// random order, and appends a "timestamp" pair repeating the line's own
+// time (which the host's line has already). The trailing timestamp is
+// dropped and the pairs are sorted by key: the order they have in the
+// plugin's line, hclog writing JSON keys sorted.
+func relayOrder(args []any) []any {
+	if len(args) < 2 || len(args)%2 != 0 {
+		return args
+	}
+	if k, ok := args[len(args)-2].(string); ok && k == "timestamp" {
+		args = args[:len(args)-2]
+	}
+	type pair struct {
+		k string
+		v any
+	}
+	pairs := make([]pair, 0, len(args)/2)
+	for i := 0; i < len(args); i += 2 {
+		k, ok := args[i].(string)
+		if !ok {
+			return args
+		}
+		pairs = append(pairs, pair{k, args[i+1]})
+	}
+	slices.SortStableFunc(pairs, func(a, b pair) int { return strings.Compare(a.k, b.k) })
+	out := make([]any, 0, len(args))
+	for _, p := range pairs {
+		out = append(out, p.k, p.v)
+	}
+	return out
 }
 
 // dropImplied removes from a relayed line the pairs the host's logger

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,9 @@ type procRunner struct {
 	pid     int  // 0 until started
 	reaped  bool // the leader has been waited for
 	stopped bool // Kill was called; a later Start must not spawn
+	// byHost is set once the host asks the child to die (Kill, or the
+	// launcher's abort): its SIGKILL death is then the host's doing.
+	byHost atomic.Bool
 
 	done    chan struct{} // closed once reaped
 	waitErr error
@@ -196,8 +200,30 @@ func (p *procRunner) started() bool {
 
 // Kill SIGKILLs the child's whole process group.
 func (p *procRunner) Kill(context.Context) error {
-	p.killGroup()
+	p.stop()
 	return nil
+}
+
+// stop is the host killing the child (Kill, a cancel, the end of a call).
+func (p *procRunner) stop() {
+	p.byHost.Store(true)
+	p.killGroup()
+}
+
+// killedByHost reports whether the child has been reaped after dying of
+// the SIGKILL the host sent it. A child that exited on its own, or was
+// killed before the host asked (the OOM killer), was not.
+func (p *procRunner) killedByHost() bool {
+	if !p.byHost.Load() {
+		return false
+	}
+	done, err := p.exited()
+	var ee *exec.ExitError
+	if !done || !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // release closes every pipe end the host holds. Safe to call more than

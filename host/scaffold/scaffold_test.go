@@ -281,3 +281,40 @@ func TestWrittenConnectorBuildsAndPasses(t *testing.T) {
 		t.Errorf("make build did not write an executable %s/my-tickets: %v", plugins, err)
 	}
 }
+
+// TestWrittenConnectorIsCoherent checks what an author reads and runs first:
+// the default schedule applies (it auto-enrolls, so a connection created
+// without --schedule runs hourly once its credential is set), and the
+// README stores a placeholder the author must replace, not a shell
+// variable the host's quickstart fills with the operator token.
+func TestWrittenConnectorIsCoherent(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "my-conn")
+	if _, err := scaffold.Write(scaffold.Options{Name: "my-conn", Dir: dir, SDKDir: sdkDir(t)}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if src := read("connector.go"); !strings.Contains(src, `DefaultSchedule: manifest.Schedule{Spec: "@every 1h", AutoEnroll: true},`) {
+		t.Errorf("connector.go's default schedule does not auto-enroll:\n%s", src)
+	}
+	readme := read("README.md")
+	for _, want := range []string{
+		`printf 'MY_CONN_TOKEN=%s\n' 'REPLACE-WITH-YOUR-API-TOKEN' | connhost credential set "$ID"`,
+		"8 bytes or more", "not connhost's operator token", "connhost connector rescan",
+	} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md lacks %q:\n%s", want, readme)
+		}
+	}
+	for _, bad := range []string{`"$TOKEN"`, "restart"} {
+		if strings.Contains(readme, bad) {
+			t.Errorf("README.md still says %q:\n%s", bad, readme)
+		}
+	}
+}

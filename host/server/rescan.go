@@ -61,7 +61,7 @@ func (r *rescanner) Rescan(ctx context.Context, actor string) (catalog.RescanRep
 		if err != nil {
 			r.log.Error("re-evaluate enrollment after a rescan", "error", err)
 		} else {
-			r.log.Info(strings.Replace(enrollmentLine(entries), "enrollment", "enrollment after rescan", 1))
+			r.log.Info("enrollment after rescan done", enrollmentFields(entries)...)
 		}
 	}
 	return catalog.RescanReport{Dir: r.dir, Connectors: next.Len(), Changes: changes, Rejected: next.Rejected()}, nil

@@ -35,8 +35,8 @@
 //     runner (the single launch seam; a random host id per process), the
 //     dispatcher (the occurrence queue's bounded worker pool), the
 //     scheduler (the clock) on the real clock, the control service, boot
-//     enrollment — logged as one summary line, "enrollment connections=N
-//     enrolled=… skipped_env=…" — then the host's membership (register,
+//     enrollment — logged as one summary line, "enrollment done:
+//     connections=N enrolled=… skipped_env=…" — then the host's membership (register,
 //     reap dead hosts; on SQLite every earlier process of the store), the
 //     runner's recovery of what an older process left, and the scheduler,
 //     dispatcher and heartbeats start;
@@ -63,10 +63,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -503,7 +505,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, fmt.Errorf("server: boot enrollment: %w", err)
 	}
-	log.Info(enrollmentLine(entries))
+	log.Info("enrollment done", enrollmentFields(entries)...)
 	// Join only now, every schedule enrolled and its recent instants
 	// buffered: the other hosts hand this host its share of the recording
 	// as soon as they see it.
@@ -690,13 +692,18 @@ func (h *host) shutdown() error {
 	return nil
 }
 
-// enrollmentLine is the one boot summary line.
-func enrollmentLine(entries []enroll.Entry) string {
-	line := fmt.Sprintf("enrollment connections=%d", len(entries))
-	if len(entries) > 0 {
-		line += " " + enroll.Summary(entries)
+// enrollmentFields are the fields of the one enrollment summary line: the
+// number of connections, then the count of each outcome, by outcome.
+func enrollmentFields(entries []enroll.Entry) []any {
+	counts := map[enroll.Outcome]int{}
+	for _, e := range entries {
+		counts[e.Outcome]++
 	}
-	return line
+	fields := []any{"connections", len(entries)}
+	for _, o := range slices.Sorted(maps.Keys(counts)) {
+		fields = append(fields, string(o), counts[o])
+	}
+	return fields
 }
 
 // envLookup looks a name up in environ's list. The first entry of a name

@@ -73,7 +73,7 @@ func TestFirstStartCreatesPrivateStateAndRestartReusesIt(t *testing.T) {
 		t.Fatalf("first shutdown: %v", err)
 	}
 	logs := r.logs.String()
-	for _, want := range []string{"INSECURE DEV MODE", "enrollment connections=0", "operator token ready", "connector registered"} {
+	for _, want := range []string{"INSECURE DEV MODE", "enrollment done: connections=0", "operator token ready", "connector registered"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("first start log lacks %q", want)
 		}
@@ -102,10 +102,10 @@ func TestFirstStartCreatesPrivateStateAndRestartReusesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs = r2.logs.String()
-	if !strings.Contains(logs, "enrollment connections=1 skipped_env=1") || !strings.Contains(logs, "INSECURE DEV MODE") {
+	if !strings.Contains(logs, "enrollment done: connections=1 skipped_env=1") || !strings.Contains(logs, "INSECURE DEV MODE") {
 		t.Errorf("second start log lacks the enrollment line or the dev-mode warning:\n%s", logs)
 	}
-	if strings.Count(logs, "enrollment connections=") != 1 {
+	if strings.Count(logs, "enrollment done: connections=") != 1 {
 		t.Error("more than one enrollment summary line")
 	}
 }

@@ -200,6 +200,12 @@ func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Mess
 		// Records are data and pass unredacted: this one tells the test
 		// what was leaked.
 		return one("events", "0", map[string]any{"id": 0, "leak": secret})
+	case "fields":
+		logger := hclog.New(&hclog.LoggerOptions{Output: c.stderr, JSONFormat: true, Level: hclog.Trace})
+		for i := range 8 {
+			logger.Info("fields line", "trigger", "manual", "records", i, "zeta", "z", "alpha", "a", "mid", "m")
+		}
+		return nil
 	case "crash":
 		if err := one("events", "0", map[string]int{"id": 0}); err != nil {
 			return err
