@@ -26,7 +26,7 @@ the connection, scheduled or manual, gets exactly these values.
 
 Values are read from stdin or a file, never from arguments. Reads show
 metadata only: names, state and timestamps, never a value.`,
-		Example: `  printf 'DEMO_TOKEN=%s\n' "$TOKEN" | connhost credential set CONNECTION_ID
+		Example: `  printf 'DEMO_TOKEN=%s\n' "$DEMO_TOKEN" | connhost credential set CONNECTION_ID   # the service's token, not the operator token
   connhost credential set CONNECTION_ID --from-file ./demo.env
   connhost credential show CONNECTION_ID -o json`,
 		Annotations: map[string]string{annotationSecretArgs: "group"},
@@ -72,7 +72,7 @@ Values given as arguments are refused and never echoed. Only metadata is
 printed: names, state and timestamps. A revoked connection's credential
 cannot be set: the host refuses it (connection_revoked) before any plugin
 starts.`,
-		Example: `  printf 'DEMO_TOKEN=%s\n' "$TOKEN" | connhost credential set CONNECTION_ID
+		Example: `  printf 'DEMO_TOKEN=%s\n' "$DEMO_TOKEN" | connhost credential set CONNECTION_ID   # the service's token, not the operator token
   connhost credential set CONNECTION_ID --from-file ./demo.env -o json`,
 		Args:        args("ID"),
 		Annotations: map[string]string{annotationSecretArgs: "set"},

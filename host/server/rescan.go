@@ -55,8 +55,12 @@ func (r *rescanner) Rescan(ctx context.Context, actor string) (catalog.RescanRep
 	if err != nil {
 		return catalog.RescanReport{}, err
 	}
+	// Enrollment follows the catalog, not only the registrations: a binary
+	// put back unchanged registers nothing new (the store kept it) but
+	// makes its connector known again.
+	catalogChanged := len(next.Diff(r.cat.List())) > 0
 	r.cat.Replace(next)
-	if len(changes) > 0 {
+	if len(changes) > 0 || catalogChanged {
 		entries, err := r.ctl.Boot(ctx)
 		if err != nil {
 			r.log.Error("re-evaluate enrollment after a rescan", "error", err)

@@ -178,3 +178,44 @@ func TestRescanRegistersChangesAndLeavesRunsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A connector whose binary leaves the plugin dir and comes back unchanged
+// registers nothing new (the store kept its registration), yet its
+// connections are enrolled again by the rescan that finds it: enrollment
+// follows the catalog.
+func TestRescanReenrollsAConnectorPutBack(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig(t)
+	r := start(t, cfg)
+	c := createDemo(r, nil)
+	r.ok(http.StatusOK, "PUT", "/v1/connections/"+c.ID+"/credential",
+		apitypes.CredentialSetRequest{Values: map[string]string{"DEMO_TOKEN": "tok-put-back"}}, nil)
+	outcome := func() string {
+		var got apitypes.Connection
+		r.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, &got)
+		if got.Enrollment == nil {
+			return ""
+		}
+		return got.Enrollment.Outcome
+	}
+	demo := filepath.Join(cfg.PluginDir, "demo")
+	aside := filepath.Join(t.TempDir(), "demo")
+	steps := []struct {
+		name string
+		move func() error
+		want string
+	}{
+		{"enrolled at first", func() error { return nil }, "enrolled"},
+		{"binary taken away", func() error { return os.Rename(demo, aside) }, "skipped_unknown_connector"},
+		{"binary put back unchanged", func() error { return os.Rename(aside, demo) }, "enrolled"},
+	}
+	for _, s := range steps {
+		if err := s.move(); err != nil {
+			t.Fatal(err)
+		}
+		r.ok(http.StatusOK, "POST", "/v1/connectors/rescan", nil, nil)
+		if got := outcome(); got != s.want {
+			t.Fatalf("%s: enrollment %q, want %q\n%s", s.name, got, s.want, r.logs)
+		}
+	}
+}
