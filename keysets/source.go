@@ -305,3 +305,18 @@ var (
 	_ Source               = cleartextSource{}
 	_ tink.AEADWithContext = (*ctxAEAD)(nil)
 )
+
+// CheckKEK reports whether src can give its key-encryption key now: the
+// variable set, the file readable and private, the KMS URI served by a
+// client. Nothing is written. A host about to create a keyset checks this
+// first, so a refusal leaves no store or file behind.
+func CheckKEK(ctx context.Context, src Source) error {
+	if src == nil {
+		return fmt.Errorf("%w: no KEK source", ErrInvalidConfig)
+	}
+	if err := src.validate(); err != nil {
+		return err
+	}
+	_, err := src.kek(ctx)
+	return err
+}

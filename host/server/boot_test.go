@@ -198,3 +198,42 @@ func TestListenerFirstNotReadyUntilCatalogued(t *testing.T) {
 		}
 	}
 }
+
+// A new data dir whose keyset would be made under a KEK that cannot be
+// had (a missing --kek-file, a --kms-uri no client serves) is refused
+// before the store is opened: the data dir is not created.
+func TestUnusableKEKRefusesANewDataDir(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		change func(cfg *server.Config)
+		says   []string
+	}{
+		"missing KEK file": {
+			change: func(cfg *server.Config) { cfg.KEKFile = filepath.Join(filepath.Dir(cfg.DataDir), "no-kek") },
+			says:   []string{"create keyset", "no-kek"},
+		},
+		"KMS URI no client serves": {
+			change: func(cfg *server.Config) { cfg.KMSURI = "bogus://key" },
+			says:   []string{"create keyset", "kms bogus://"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := baseConfig(t)
+			tc.change(&cfg)
+			_, err := runOnce(t, cfg)
+			if err == nil {
+				t.Fatal("Run succeeded; want a refusal")
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+			if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the refused start created the data dir: %v", err)
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,12 +57,14 @@ func (r *rescanner) Rescan(ctx context.Context, actor string) (catalog.RescanRep
 	if err != nil {
 		return catalog.RescanReport{}, err
 	}
-	// Enrollment follows the catalog, not only the registrations: a binary
-	// put back unchanged registers nothing new (the store kept it) but
-	// makes its connector known again.
-	catalogChanged := len(next.Diff(r.cat.List())) > 0
+	// Enrollment and the report follow the catalog too, not only the
+	// registrations: a binary put back unchanged registers nothing new
+	// (the store kept it) but makes its connector known again.
+	changes = withCatalogChanges(changes, next.Diff(r.cat.List()))
 	r.cat.Replace(next)
-	if len(changes) > 0 || catalogChanged {
+	r.al.Record(ctx, audit.Event{Actor: actor, Operation: "connector.rescan", TargetKind: "plugin_dir", TargetID: r.dir,
+		Detail: rescanDetail(next.Len(), len(next.Rejected()), changes)})
+	if len(changes) > 0 {
 		entries, err := r.ctl.Boot(ctx)
 		if err != nil {
 			r.log.Error("re-evaluate enrollment after a rescan", "error", err)
@@ -104,4 +108,39 @@ func hangups() (<-chan os.Signal, func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	return ch, func() { signal.Stop(ch) }
+}
+
+// withCatalogChanges adds to the registration changes those of the
+// catalog in memory that the store did not see: a connector whose binary
+// comes back unchanged is Added to this host's catalog though its
+// registration never left the store.
+func withCatalogChanges(reg, cat []catalog.Change) []catalog.Change {
+	seen := make(map[string]bool, len(reg))
+	for _, c := range reg {
+		seen[c.Key] = true
+	}
+	out := slices.Clone(reg)
+	for _, c := range cat {
+		if !seen[c.Key] {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b catalog.Change) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// rescanDetail is the audit detail of a rescan: the counts and the keys
+// by kind of change.
+func rescanDetail(connectors, rejected int, changes []catalog.Change) map[string]string {
+	by := map[catalog.ChangeKind][]string{}
+	for _, c := range changes {
+		by[c.Kind] = append(by[c.Kind], c.Key)
+	}
+	return map[string]string{
+		"connectors":   strconv.Itoa(connectors),
+		"rejected":     strconv.Itoa(rejected),
+		"added":        strings.Join(by[catalog.Added], ","),
+		"reregistered": strings.Join(by[catalog.Reregistered], ","),
+		"removed":      strings.Join(by[catalog.Removed], ","),
+	}
 }

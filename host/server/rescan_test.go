@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // rebuild replaces path with a copy of itself plus a few bytes (a new
@@ -201,21 +203,37 @@ func TestRescanReenrollsAConnectorPutBack(t *testing.T) {
 	demo := filepath.Join(cfg.PluginDir, "demo")
 	aside := filepath.Join(t.TempDir(), "demo")
 	steps := []struct {
-		name string
-		move func() error
-		want string
+		name   string
+		move   func() error
+		want   string
+		report [3][]string // added, reregistered, removed
 	}{
-		{"enrolled at first", func() error { return nil }, "enrolled"},
-		{"binary taken away", func() error { return os.Rename(demo, aside) }, "skipped_unknown_connector"},
-		{"binary put back unchanged", func() error { return os.Rename(aside, demo) }, "enrolled"},
+		{"enrolled at first", func() error { return nil }, "enrolled", [3][]string{}},
+		{"binary taken away", func() error { return os.Rename(demo, aside) }, "skipped_unknown_connector", [3][]string{2: {"demo"}}},
+		{"binary put back unchanged", func() error { return os.Rename(aside, demo) }, "enrolled", [3][]string{0: {"demo"}}},
 	}
 	for _, s := range steps {
 		if err := s.move(); err != nil {
 			t.Fatal(err)
 		}
-		r.ok(http.StatusOK, "POST", "/v1/connectors/rescan", nil, nil)
+		var rep apitypes.RescanReport
+		r.ok(http.StatusOK, "POST", "/v1/connectors/rescan", nil, &rep)
 		if got := outcome(); got != s.want {
 			t.Fatalf("%s: enrollment %q, want %q\n%s", s.name, got, s.want, r.logs)
 		}
+		if diff := cmp.Diff(s.report, [3][]string{rep.Added, rep.Reregistered, rep.Removed}, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: report added/reregistered/removed (-want +got):\n%s", s.name, diff)
+		}
+	}
+	// Each rescan is audited with what it found.
+	var audit apitypes.List[apitypes.AuditEvent]
+	r.ok(http.StatusOK, "GET", "/v1/audit?operation=connector.rescan", nil, &audit)
+	var removed []string
+	for _, ev := range audit.Items {
+		removed = append(removed, ev.Detail["removed"])
+	}
+	slices.Sort(removed)
+	if diff := cmp.Diff([]string{"", "", "demo"}, removed); diff != "" {
+		t.Errorf("rescan audit rows, removed (-want +got):\n%s", diff)
 	}
 }

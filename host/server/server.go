@@ -303,6 +303,13 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, fmt.Errorf("server: load keyset: %w", err)
 	case !keysetMissing && cfg.NewKeyset:
 		return nil, fmt.Errorf("%w: --new-keyset creates a keyset where none is, and %s exists; drop the flag to use it", ErrInvalidConfig, kcfg.Path)
+	case keysetMissing:
+		// The keyset is created after the store opens: its KEK must be
+		// usable before anything is written (a missing --kek-file, an
+		// unserved --kms-uri refuse a new data dir with no file made).
+		if err := keysets.CheckKEK(ctx, kek); err != nil {
+			return nil, fmt.Errorf("server: create keyset: %w", err)
+		}
 	}
 	mk, hasMarker, err := readMarker(dataDir)
 	if err != nil {
