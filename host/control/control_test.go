@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,10 @@ func TestDeleteConnection(t *testing.T) {
 	ops := map[string]bool{}
 	for _, e := range page.Events {
 		ops[e.Operation] = true
+		// A succeeded run's row has no failure_code at all, not "".
+		if e.Operation == "run.finish" && strings.Contains(string(e.Detail), "failure_code") {
+			t.Errorf("run.finish of a succeeded run names a failure_code: %s", e.Detail)
+		}
 	}
 	for _, op := range []string{"connection.create", "credential.capture", "run.finish", "connection.delete"} {
 		if !ops[op] {

@@ -81,10 +81,13 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 	if result.Status != store.RunSucceeded {
 		outcome = store.AuditFailed
 	}
+	detail := map[string]string{"run_id": run.ID, "trigger": string(req.Trigger), "status": string(result.Status),
+		"records": strconv.FormatInt(s.total, 10)}
+	if result.FailureCode != "" {
+		detail["failure_code"] = string(result.FailureCode)
+	}
 	r.cfg.Audit.Record(finCtx, audit.Event{
-		Actor: req.Actor, Operation: "run.finish", TargetKind: "connection", TargetID: conn.ID, Outcome: outcome,
-		Detail: map[string]string{"run_id": run.ID, "trigger": string(req.Trigger), "status": string(result.Status),
-			"failure_code": string(result.FailureCode), "records": strconv.FormatInt(s.total, 10)},
+		Actor: req.Actor, Operation: "run.finish", TargetKind: "connection", TargetID: conn.ID, Outcome: outcome, Detail: detail,
 	})
 	if o := r.cfg.Observer; o != nil {
 		o.RunEnded(string(req.Trigger), result.Status, result.FailureCode, elapsed)
