@@ -19,7 +19,7 @@ import (
 const VaultScheme = "hcvault"
 
 // errNoKMSClient reports a KMS URI nothing here can serve.
-var errNoKMSClient = errors.New("no KMS client for this URI: the binary serves hcvault:// (HashiCorp Vault transit); register another with registry.RegisterKMSClient")
+var errNoKMSClient = errors.New("no KMS client for this URI: connhost serves hcvault:// URIs (HashiCorp Vault transit); use one, or --kek-file or --kek-env instead")
 
 // builtinKMSClient returns the KMS client this package ships for uri, used
 // when no client in Tink's registry claims it. Today that is HashiCorp
