@@ -129,18 +129,16 @@ func withCatalogChanges(reg, cat []catalog.Change) []catalog.Change {
 	return out
 }
 
-// rescanDetail is the audit detail of a rescan: the counts and the keys
-// by kind of change.
+// rescanDetail is the audit detail of a rescan: the counts, and the keys
+// by kind of change (added, reregistered, removed) for the kinds seen.
 func rescanDetail(connectors, rejected int, changes []catalog.Change) map[string]string {
 	by := map[catalog.ChangeKind][]string{}
 	for _, c := range changes {
 		by[c.Kind] = append(by[c.Kind], c.Key)
 	}
-	return map[string]string{
-		"connectors":   strconv.Itoa(connectors),
-		"rejected":     strconv.Itoa(rejected),
-		"added":        strings.Join(by[catalog.Added], ","),
-		"reregistered": strings.Join(by[catalog.Reregistered], ","),
-		"removed":      strings.Join(by[catalog.Removed], ","),
+	d := map[string]string{"connectors": strconv.Itoa(connectors), "rejected": strconv.Itoa(rejected)}
+	for kind, keys := range by {
+		d[string(kind)] = strings.Join(keys, ",")
 	}
+	return d
 }
