@@ -118,7 +118,8 @@ type Runs interface {
 	// MarkRunRunning moves a queued run to running and stamps started_at.
 	MarkRunRunning(ctx context.Context, id string) (Run, error)
 	// FinishRun moves the run to a terminal status (see
-	// RunStatus.FinishableFrom) and stamps ended_at.
+	// RunStatus.FinishableFrom), stamps ended_at and, in the same
+	// transaction, releases the connection's lease if this run holds it.
 	FinishRun(ctx context.Context, id string, res RunResult) (Run, error)
 }
 

@@ -184,10 +184,18 @@ func (s *Store) FinishRun(ctx context.Context, id string, res store.RunResult) (
 			return &store.RunStateError{RunID: id, Op: "finish as " + string(res.Status), Status: r.Status}
 		}
 		r.Status, r.FailureCode, r.FailureMessage, r.EndedAt = res.Status, res.FailureCode, res.FailureMessage, s.stamp()
-		_, err = s.exec(ctx, tx, `UPDATE runs SET status = ?, failure_code = ?, failure_message = ?, ended_at = ? WHERE id = ?`,
-			string(r.Status), string(r.FailureCode), r.FailureMessage, s.bindTime(r.EndedAt), id)
+		if _, err := s.exec(ctx, tx, `UPDATE runs SET status = ?, failure_code = ?, failure_message = ?, ended_at = ? WHERE id = ?`,
+			string(r.Status), string(r.FailureCode), r.FailureMessage, s.bindTime(r.EndedAt), id); err != nil {
+			return err
+		}
+		// A finished run holds nothing: its lease goes in the same
+		// transaction, so whoever reads the run as ended finds the
+		// connection free (delete, reset-state, a next trigger).
+		if _, err := s.exec(ctx, tx, `DELETE FROM leases WHERE connection_id = ? AND run_id = ?`, r.ConnectionID, id); err != nil {
+			return err
+		}
 		out = r
-		return err
+		return nil
 	})
 	return out, s.dbErr("finish run", err)
 }

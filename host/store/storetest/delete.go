@@ -33,10 +33,7 @@ func (f *fixture) populate(c store.Connection, nRecords int) populated {
 		keys[i] = fmt.Sprintf("key-%04d", i)
 	}
 	f.commit(c.ID, r.ID, "items", 1, []byte("cp-"+c.ID), keys...)
-	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(f.t)
-	if err := f.s.ReleaseLease(f.ctx, c.ID, r.ID); err != nil {
-		f.t.Fatal(err)
-	}
+	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(f.t) // releases its lease
 	ct := "sealed-" + c.ID
 	f.capture(c.ID, ct)
 	must(f.s.UpsertEnrollment(f.ctx, store.EnrollmentEntry{ConnectionID: c.ID, ConnectorKey: c.ConnectorKey, Outcome: store.Enrolled}))(f.t)

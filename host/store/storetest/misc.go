@@ -313,6 +313,7 @@ func testTimestampsUTC(t *testing.T, f *fixture) {
 	must(f.s.SetCredentialValidity(f.ctx, c.ID, true, ""))(t)
 	must(f.s.RevokeCredential(f.ctx, c.ID))(t)
 	must(f.s.DeleteCredential(f.ctx, c.ID))(t)
+	leases := must(f.s.ListLeases(f.ctx))(t) // read before FinishRun releases it
 	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(t)
 	must(f.s.UpsertEnrollment(f.ctx, store.EnrollmentEntry{ConnectionID: c.ID, ConnectorKey: "alpha", Outcome: store.Enrolled}))(t)
 	e := must(f.s.AppendAudit(f.ctx, store.AuditEvent{Actor: "a", Operation: "o", TargetKind: "k", Outcome: store.AuditSucceeded}))(t)
@@ -342,7 +343,6 @@ func testTimestampsUTC(t *testing.T, f *fixture) {
 	check("run", run.CreatedAt, run.StartedAt, run.EndedAt)
 	m := must(f.s.GetCredentialMeta(f.ctx, c.ID))(t)
 	check("credential", m.CapturedAt, m.RotatedAt, m.RevokedAt, m.DeletedAt, m.UpdatedAt, m.Validity.CheckedAt)
-	leases := must(f.s.ListLeases(f.ctx))(t)
 	check("lease", leases[0].AcquiredAt, leases[0].ExpiresAt)
 	check("record", f.allRecords(c.ID, "")[0].UpdatedAt)
 	check("enrollment", must(f.s.ListEnrollment(f.ctx))(t)[0].EvaluatedAt)

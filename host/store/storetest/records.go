@@ -17,10 +17,7 @@ func testCommitBatchUpsertsByKey(t *testing.T, f *fixture) {
 	r1 := f.runningRun(c.ID)
 	t0 := f.now()
 	f.commit(c.ID, r1.ID, "items", 1, nil, "a", "b")
-	must(f.s.FinishRun(f.ctx, r1.ID, store.RunResult{Status: store.RunSucceeded}))(t)
-	if err := f.s.ReleaseLease(f.ctx, c.ID, r1.ID); err != nil {
-		t.Fatal(err)
-	}
+	must(f.s.FinishRun(f.ctx, r1.ID, store.RunResult{Status: store.RunSucceeded}))(t) // releases its lease
 
 	t1 := f.advance(time.Minute)
 	r2 := f.runningRun(c.ID)
@@ -334,10 +331,7 @@ func testCheckpointReset(t *testing.T, f *fixture) {
 	after, _ := must2(f.s.LastCheckpoint(f.ctx, c.ID))(t)
 	diff(t, "after the refused reset", want, after)
 
-	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(t)
-	if err := f.s.ReleaseLease(f.ctx, c.ID, r.ID); err != nil {
-		t.Fatal(err)
-	}
+	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(t) // releases its lease
 	got, ok, err := f.s.ResetCheckpoint(f.ctx, c.ID)
 	if err != nil || !ok {
 		t.Fatalf("ResetCheckpoint = %v, %v", ok, err)

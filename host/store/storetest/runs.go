@@ -263,6 +263,13 @@ func testLeases(t *testing.T, f *fixture) {
 	}
 	f.lease(c.ID, r2.ID, "host-b", time.Minute) // free again
 
+	// Finishing the run that holds the lease releases it with the run.
+	must(f.s.FinishRun(f.ctx, r2.ID, store.RunResult{Status: store.RunCancelled, FailureCode: failure.Cancelled}))(t)
+	if got := must(f.s.ListLeases(f.ctx))(t); len(got) != 0 {
+		t.Errorf("leases after the holder finished = %+v", got)
+	}
+	wantErr(t, f.s.ReleaseLease(f.ctx, c.ID, r2.ID), store.ErrLeaseNotHeld, "")
+
 	// Guards on the request.
 	other := f.connection("alpha")
 	done := must(f.s.FinishRun(f.ctx, f.run(other.ID).ID, store.RunResult{Status: store.RunCancelled, FailureCode: failure.Cancelled}))(t)
