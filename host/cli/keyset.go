@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/server"
@@ -183,9 +182,7 @@ unless --print-kek is given, and then only one it generated.`,
 		if err := fields(a.rt.Stdout, kv); err != nil {
 			return err
 		}
-		if out.KEKFile != "" && strings.HasPrefix(filepath.Clean(out.KEKFile), filepath.Clean(dataDir)+string(filepath.Separator)) {
-			fmt.Fprintf(a.rt.Stderr, "warning: the KEK file is inside the data dir: anyone with a copy of the data dir can decrypt the keyset. Move it elsewhere (and pass its new path to --kek-file), or use --kek-env or --kms-uri.\n")
-		}
+		a.warnKEKInDataDir(out.KEKFile, dataDir)
 		return nil
 	})
 	f := cmd.Flags()

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/failure"
@@ -122,9 +121,7 @@ with the same KEK flag, which it prints. It never prints a KEK.`,
 		}); err != nil {
 			return err
 		}
-		if out.KEKFile != "" && strings.HasPrefix(filepath.Clean(out.KEKFile), filepath.Clean(dataDir)+string(filepath.Separator)) {
-			fmt.Fprintf(a.rt.Stderr, "warning: the KEK file is inside the data dir: anyone with a copy of the data dir can decrypt the keyset. Move it elsewhere (and pass its new path to --kek-file), or use --kek-env or --kms-uri.\n")
-		}
+		a.warnKEKInDataDir(out.KEKFile, dataDir)
 		return nil
 	})
 	f := cmd.Flags()

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/connhost/connhost/host/server"
@@ -72,4 +73,12 @@ func keysetErr(err error) error {
 		return newError(CodeInsecureFile, ExitError, "%s", sentence(err))
 	}
 	return newError(CodeLocal, ExitError, "%s", sentence(err))
+}
+
+// warnKEKInDataDir warns when the KEK file sits in the data dir it
+// protects: a copy of the dir would then decrypt its own keyset.
+func (a *app) warnKEKInDataDir(kekFile, dataDir string) {
+	if kekFile != "" && strings.HasPrefix(filepath.Clean(kekFile), filepath.Clean(dataDir)+string(filepath.Separator)) {
+		fmt.Fprintf(a.rt.Stderr, "warning: the KEK file is inside the data dir: anyone with a copy of the data dir can decrypt the keyset. Move it elsewhere (and pass its new path to --kek-file), or use --kek-env or --kms-uri.\n")
+	}
 }
