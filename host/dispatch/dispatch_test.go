@@ -98,25 +98,6 @@ func TestBoundedUnderLoad(t *testing.T) {
 		t.Fatalf("only %d scheduled runs in %s", len(seen), load)
 	}
 
-	// Ticks that found their connection busy are counted, the same on the
-	// connections and in the observer.
-	var stored int64
-	for _, c := range cs {
-		got, err := r.store.GetConnection(context.Background(), c.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored += got.CoalescedTicks
-	}
-	r.obs.mu.Lock()
-	observed, recorded := r.obs.coalesced, r.obs.outcomes[store.TickRecorded]
-	r.obs.mu.Unlock()
-	if stored == 0 || int64(observed) != stored {
-		t.Fatalf("coalesced ticks: %d on the connections, %d observed", stored, observed)
-	}
-	t.Logf("%s: %d ticks recorded, %d coalesced, %d runs, goroutines %d→%d, heap %v",
-		load, recorded, observed, len(seen), baseGoroutines, peakGoroutines, heapAt)
-
 	// A reschedule to yearly: nothing of the old schedule starts after it.
 	yearly := "@yearly"
 	changedAt := map[string]time.Time{}
@@ -136,6 +117,27 @@ func TestBoundedUnderLoad(t *testing.T) {
 	if q := r.occurrences(store.OccurrenceFilter{State: store.OccurrencePending}); len(q) != 0 {
 		t.Fatalf("pending occurrences after the reschedule: %d: %+v", len(q), q)
 	}
+
+	// Ticks that found their connection busy are counted, the same on the
+	// connections and in the observer. Compared once the schedule is yearly
+	// and no tick is in flight: the observer hears of a batch after its
+	// transaction commits, so under load the two differ for a moment.
+	var stored int64
+	for _, c := range cs {
+		got, err := r.store.GetConnection(context.Background(), c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored += got.CoalescedTicks
+	}
+	r.obs.mu.Lock()
+	observed, recorded := r.obs.coalesced, r.obs.outcomes[store.TickRecorded]
+	r.obs.mu.Unlock()
+	if stored == 0 || int64(observed) != stored {
+		t.Fatalf("coalesced ticks: %d on the connections, %d observed", stored, observed)
+	}
+	t.Logf("%s: %d ticks recorded, %d coalesced, %d runs, goroutines %d→%d, heap %v",
+		load, recorded, observed, len(seen), baseGoroutines, peakGoroutines, heapAt)
 
 	// SIGTERM in the middle of a busy minute.
 	yearlyAgain := "@every 1s"
