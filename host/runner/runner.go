@@ -53,7 +53,7 @@ type Store interface {
 	CreateRun(ctx context.Context, r store.NewRun) (store.Run, error)
 	GetRun(ctx context.Context, id string) (store.Run, error)
 	ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage, error)
-	MarkRunRunning(ctx context.Context, id string) (store.Run, error)
+	MarkRunRunning(ctx context.Context, id string, prov *store.Provenance) (store.Run, error)
 	FinishRun(ctx context.Context, id string, res store.RunResult) (store.Run, error)
 	AcquireLease(ctx context.Context, req store.LeaseRequest) (store.LeaseGrant, error)
 	RenewLease(ctx context.Context, connectionID, runID string, ttl time.Duration) (store.Lease, error)
@@ -333,7 +333,7 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 	r.wg.Add(1)
 	r.mu.Unlock()
 
-	running, err := r.cfg.Store.MarkRunRunning(ctx, run.ID)
+	running, err := r.cfg.Store.MarkRunRunning(ctx, run.ID, nil)
 	if err != nil {
 		r.forget(run.ID)
 		cancel(nil)

@@ -379,7 +379,7 @@ func TestRecoverMarksOrphanedRunsFailed(t *testing.T) {
 	if _, err := h.Store.AcquireLease(ctx, store.LeaseRequest{ConnectionID: c.ID, RunID: run.ID, Holder: "dead-host", TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Store.MarkRunRunning(ctx, run.ID); err != nil {
+	if _, err := h.Store.MarkRunRunning(ctx, run.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	n, err := h.Runner.Recover(ctx)

@@ -86,6 +86,17 @@ type Connection struct {
 	// LastCoalescedAt is the instant of the latest.
 	CoalescedTicks  int64
 	LastCoalescedAt time.Time
+
+	// Streak is the latest counted run's outcome and the failures in a
+	// row behind it (see Streak).
+	Streak Streak
+	// Hold is set while the connection's schedule is held after a launch
+	// only a person can fix (see Hold).
+	Hold Hold
+	// BackoffUntil, when set, is the instant before which no schedule
+	// instant of the connection runs: repeated retryable failures back
+	// off. A success or an operator change clears it.
+	BackoffUntil time.Time
 }
 
 // NewConnection is the input of CreateConnection. The connector must be in

@@ -104,6 +104,9 @@ const (
 	// TickStale: the connection is gone or not active, or its schedule
 	// changed after the tick's generation.
 	TickStale TickOutcome = "stale"
+	// TickHeld: the connection's schedule is held (Connection.Hold), or
+	// the instant falls before its Connection.BackoffUntil.
+	TickHeld TickOutcome = "held"
 )
 
 // ManualRun is the input of EnqueueManual. The queued run's host_id stays

@@ -90,6 +90,10 @@ type Run struct {
 	// ScheduledFor is the schedule instant of a scheduled run, and the
 	// backoff instant of a retry; zero for a manual run.
 	ScheduledFor time.Time
+	// Provenance is where the child's environment came from, or the
+	// resolution that refused the launch; nil for a run that ended before
+	// its credential was resolved.
+	Provenance *Provenance
 }
 
 // NewRun is the input of CreateRun. The run starts queued.
@@ -141,6 +145,17 @@ type RunResult struct {
 	Status         RunStatus // terminal
 	FailureCode    failure.Code
 	FailureMessage string
+	// Provenance, when set, is stored with the result (a refused launch's
+	// resolution); a run marked running keeps the provenance it started
+	// with otherwise.
+	Provenance *Provenance
+	// Hold, with a failure code in HoldCodes, holds the connection's
+	// schedule in the run's transaction (the launch policy decides: a
+	// scheduled or retry run).
+	Hold bool
+	// BackoffUntil, when set, is stored as the connection's BackoffUntil
+	// (the launch policy's backoff after repeated retryable failures).
+	BackoffUntil time.Time
 }
 
 // Validate checks the fields.
@@ -153,6 +168,9 @@ func (r RunResult) Validate() error {
 	}
 	if r.Status != RunSucceeded && r.FailureCode == "" {
 		return invalid("failure_code", "required for status %s", r.Status)
+	}
+	if r.Hold && !IsHoldCode(r.FailureCode) {
+		return invalid("hold", "failure code %q does not hold a schedule", r.FailureCode)
 	}
 	if err := checkText("failure_code", string(r.FailureCode), false); err != nil {
 		return err

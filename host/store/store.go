@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/connhost/connhost/host/failure"
 )
 
 // Connectors is the connector catalog.
@@ -41,6 +43,12 @@ type Connections interface {
 	// in one transaction. It refuses with RunActive (ErrLeaseHeld) while
 	// a run holds an unexpired lease. Runs and audit events are kept.
 	DeleteConnection(ctx context.Context, id string) (ConnectionDeletion, error)
+	// ClearHold releases the connection's hold when its code is one of
+	// codes (any code when codes is empty) and clears its backoff; it
+	// reports whether anything changed. Capturing or rotating a
+	// credential, changing the config and resuming clear what they
+	// address themselves, in their own transactions.
+	ClearHold(ctx context.Context, id string, codes ...failure.Code) (Connection, bool, error)
 }
 
 // Presence answers "does this connection hold an active credential?" and
@@ -115,11 +123,16 @@ type Runs interface {
 	GetRun(ctx context.Context, id string) (Run, error)
 	// ListRuns returns runs newest first, paged.
 	ListRuns(ctx context.Context, f RunFilter) (RunPage, error)
-	// MarkRunRunning moves a queued run to running and stamps started_at.
-	MarkRunRunning(ctx context.Context, id string) (Run, error)
+	// MarkRunRunning moves a queued run to running, stamps started_at and
+	// stores prov (may be nil) as the run's launch provenance.
+	MarkRunRunning(ctx context.Context, id string, prov *Provenance) (Run, error)
 	// FinishRun moves the run to a terminal status (see
 	// RunStatus.FinishableFrom), stamps ended_at and, in the same
-	// transaction, releases the connection's lease if this run holds it.
+	// transaction, releases the connection's lease if this run holds it
+	// and updates the connection's Streak (see CountsInStreak): a
+	// success clears the streak, the hold and the backoff; res.Hold holds
+	// the schedule (the generation moves, pending scheduled occurrences
+	// go); res.BackoffUntil is stored.
 	FinishRun(ctx context.Context, id string, res RunResult) (Run, error)
 }
 

@@ -240,7 +240,7 @@ func TestConcurrentWritersNeverBusy(t *testing.T) {
 			}
 			_, err = s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: c.ID, RunID: r.ID, Holder: "h", TTL: time.Hour})
 			record(err)
-			_, err = s.MarkRunRunning(ctx, r.ID)
+			_, err = s.MarkRunRunning(ctx, r.ID, nil)
 			record(err)
 			for i := range ops {
 				recs := make([]store.Record, 20)
@@ -467,7 +467,7 @@ func mustRunningRun(t testing.TB, s *Store, connID string) store.Run {
 	if _, err := s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: connID, RunID: r.ID, Holder: "h", TTL: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err = s.MarkRunRunning(ctx, r.ID); err != nil {
+	if r, err = s.MarkRunRunning(ctx, r.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	return r

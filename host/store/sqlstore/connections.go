@@ -16,7 +16,8 @@ import (
 // the dispatch columns (readConnectionCols).
 const (
 	connectionCols     = `id, connector_key, label, config, schedule_spec, schedule_jitter, state, created_at, updated_at`
-	readConnectionCols = connectionCols + `, schedule_gen, last_due_at, coalesced_ticks, last_coalesced_at`
+	readConnectionCols = connectionCols + `, schedule_gen, last_due_at, coalesced_ticks, last_coalesced_at,
+		last_run_status, last_run_at, fail_code, fail_count, fail_since, hold_code, hold_message, hold_at, hold_run_id, backoff_until`
 )
 
 func scanConnection(row interface{ Scan(...any) error }) (store.Connection, error) {
@@ -26,7 +27,9 @@ func scanConnection(row interface{ Scan(...any) error }) (store.Connection, erro
 	)
 	err := row.Scan(&c.ID, &c.ConnectorKey, &c.Label, (*[]byte)(&c.Config), &c.Schedule.Spec, &jitter,
 		&c.State, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt},
-		&c.ScheduleGen, timeCol{&c.LastDueAt}, &c.CoalescedTicks, timeCol{&c.LastCoalescedAt})
+		&c.ScheduleGen, timeCol{&c.LastDueAt}, &c.CoalescedTicks, timeCol{&c.LastCoalescedAt},
+		&c.Streak.LastRunStatus, timeCol{&c.Streak.LastRunAt}, &c.Streak.FailCode, &c.Streak.FailCount, timeCol{&c.Streak.FailSince},
+		&c.Hold.Code, &c.Hold.Message, timeCol{&c.Hold.At}, &c.Hold.RunID, timeCol{&c.BackoffUntil})
 	c.Schedule.Jitter = time.Duration(jitter)
 	return c, err
 }
@@ -180,6 +183,17 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, p store.Connect
 		if err != nil {
 			return err
 		}
+		// A new config addresses an invalid_config hold; a new config or
+		// schedule is an operator's answer to a backoff.
+		if p.Config != nil && !jsonEqual(p.Config, c.Config) {
+			if _, err := s.clearHold(ctx, tx, &out, failure.InvalidConfig); err != nil {
+				return err
+			}
+		} else if out.Schedule != c.Schedule {
+			if _, err := s.clearBackoff(ctx, tx, &out); err != nil {
+				return err
+			}
+		}
 		if out.Schedule != c.Schedule {
 			return s.moveSchedule(ctx, tx, &out, false)
 		}
@@ -211,6 +225,12 @@ func (s *Store) SetConnectionState(ctx context.Context, id string, state store.C
 			string(state), s.bindTime(out.UpdatedAt), id)
 		if err != nil {
 			return err
+		}
+		if state == store.ConnectionActive {
+			// Resuming is an operator's answer to a backoff.
+			if _, err := s.clearBackoff(ctx, tx, &out); err != nil {
+				return err
+			}
 		}
 		return s.moveSchedule(ctx, tx, &out, state == store.ConnectionRevoked)
 	})

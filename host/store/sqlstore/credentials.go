@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/store"
 )
 
@@ -133,6 +134,10 @@ func (s *Store) CaptureCredential(ctx context.Context, sc store.SealedCredential
 		if err != nil {
 			return err
 		}
+		// A new credential addresses a hold over the old one.
+		if err := s.clearHoldByID(ctx, tx, sc.ConnectionID, store.CredentialHoldCodes...); err != nil {
+			return err
+		}
 		out = store.CredentialMeta{
 			ConnectionID: sc.ConnectionID, Kind: sc.Kind, State: store.CredentialActive,
 			Names: slices.Clone(sc.Names), KeyID: sc.KeyID, CapturedAt: now, UpdatedAt: now,
@@ -161,7 +166,10 @@ func (s *Store) RotateCredential(ctx context.Context, sc store.SealedCredential)
 					updated_at = ?, validity_at = NULL, validity_valid = NULL, validity_message = NULL
 				WHERE connection_id = ?`,
 				string(names), sc.Ciphertext, int64(sc.KeyID), s.bindTime(now), s.bindTime(now), sc.ConnectionID)
-			return err
+			if err != nil {
+				return err
+			}
+			return s.clearHoldByID(ctx, tx, sc.ConnectionID, store.CredentialHoldCodes...)
 		})
 }
 
@@ -213,7 +221,11 @@ func (s *Store) SetCredentialValidity(ctx context.Context, connectionID string, 
 			_, err := s.exec(ctx, tx, `UPDATE credentials SET validity_at = ?, validity_valid = ?, validity_message = ?
 				WHERE connection_id = ?`,
 				s.bindTime(now), valid, message, connectionID)
-			return err
+			if err != nil || !valid {
+				return err
+			}
+			// The provider accepts the credential again.
+			return s.clearHoldByID(ctx, tx, connectionID, failure.CredentialRejected)
 		})
 }
 

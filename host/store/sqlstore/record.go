@@ -164,6 +164,7 @@ func (s *Store) recordChunk(ctx context.Context, tx *txn, ticks []store.Tick, id
 		UPDATE connections SET last_due_at = t.due FROM t
 		WHERE connections.id = t.id AND connections.state = 'active' AND connections.schedule_gen = t.gen
 			AND (connections.last_due_at IS NULL OR connections.last_due_at < t.due)
+			AND connections.hold_code = '' AND (connections.backoff_until IS NULL OR connections.backoff_until <= t.due)
 		RETURNING connections.id`, args...)
 	if err != nil {
 		return err
@@ -251,7 +252,7 @@ func (s *Store) recordChunk(ctx context.Context, tx *txn, ticks []store.Tick, id
 // tick of the chunk (duplicate or stale) as settleRest would.
 func (s *Store) freshTicks(ctx context.Context, tx *txn, ticks []store.Tick, idx []int, ids []any, byID map[string]int,
 	out []store.TickOutcome) (map[string]bool, error) {
-	rows, err := s.query(ctx, tx, `SELECT id, state, schedule_gen, last_due_at FROM connections WHERE id IN (`+
+	rows, err := s.query(ctx, tx, `SELECT id, state, schedule_gen, last_due_at, hold_code, backoff_until FROM connections WHERE id IN (`+
 		placeholders(len(ids))+`)`, ids...)
 	if err != nil {
 		return nil, err
@@ -265,14 +266,18 @@ func (s *Store) freshTicks(ctx context.Context, tx *txn, ticks []store.Tick, idx
 			state   store.ConnectionState
 			gen     int64
 			lastDue time.Time
+			hold    string
+			backoff time.Time
 		)
-		if err := rows.Scan(&id, &state, &gen, timeCol{&lastDue}); err != nil {
+		if err := rows.Scan(&id, &state, &gen, timeCol{&lastDue}, &hold, timeCol{&backoff}); err != nil {
 			return nil, err
 		}
 		t := ticks[byID[id]]
 		switch {
 		case state != store.ConnectionActive || gen != t.ScheduleGen:
 			settled[id] = store.TickStale
+		case hold != "" || backoff.After(s.trunc(t.DueAt)):
+			settled[id] = store.TickHeld
 		case lastDue.IsZero() || lastDue.Before(s.trunc(t.DueAt)):
 			fresh[id] = true
 		default:
@@ -303,21 +308,32 @@ func (s *Store) settleRest(ctx context.Context, tx *txn, ticks []store.Tick, idx
 			out[i] = store.TickStale // unless found active on the same generation
 		}
 	}
-	rows, err := s.query(ctx, tx, `SELECT id, state, schedule_gen FROM connections WHERE id IN (`+placeholders(len(ids))+`)`, ids...)
+	rows, err := s.query(ctx, tx, `SELECT id, state, schedule_gen, last_due_at, hold_code, backoff_until FROM connections WHERE id IN (`+
+		placeholders(len(ids))+`)`, ids...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id    string
-			state store.ConnectionState
-			gen   int64
+			id      string
+			state   store.ConnectionState
+			gen     int64
+			lastDue time.Time
+			hold    string
+			backoff time.Time
 		)
-		if err := rows.Scan(&id, &state, &gen); err != nil {
+		if err := rows.Scan(&id, &state, &gen, timeCol{&lastDue}, &hold, timeCol{&backoff}); err != nil {
 			return err
 		}
-		if i := byID[id]; !advanced[id] && state == store.ConnectionActive && gen == ticks[i].ScheduleGen {
+		i := byID[id]
+		if advanced[id] || state != store.ConnectionActive || gen != ticks[i].ScheduleGen {
+			continue
+		}
+		due := s.trunc(ticks[i].DueAt)
+		if (hold != "" || backoff.After(due)) && (lastDue.IsZero() || lastDue.Before(due)) {
+			out[i] = store.TickHeld
+		} else {
 			out[i] = store.TickDuplicate
 		}
 	}

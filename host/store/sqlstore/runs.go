@@ -12,13 +12,13 @@ import (
 )
 
 const runCols = `id, connection_id, trigger, attempt, retry_of, status, failure_code, failure_message,
-	created_at, started_at, ended_at, records, host_id, scheduled_for`
+	created_at, started_at, ended_at, records, host_id, scheduled_for, provenance`
 
 func scanRun(row interface{ Scan(...any) error }) (store.Run, error) {
 	var r store.Run
 	err := row.Scan(&r.ID, &r.ConnectionID, &r.Trigger, &r.Attempt, &r.RetryOf, &r.Status, &r.FailureCode,
 		&r.FailureMessage, timeCol{&r.CreatedAt}, timeCol{&r.StartedAt}, timeCol{&r.EndedAt}, &r.Records, &r.HostID,
-		timeCol{&r.ScheduledFor})
+		timeCol{&r.ScheduledFor}, provenanceCol{&r.Provenance})
 	return r, err
 }
 
@@ -150,9 +150,13 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage,
 }
 
 // MarkRunRunning implements store.Runs.
-func (s *Store) MarkRunRunning(ctx context.Context, id string) (store.Run, error) {
+func (s *Store) MarkRunRunning(ctx context.Context, id string, prov *store.Provenance) (store.Run, error) {
+	provCol, err := encodeProvenance(prov)
+	if err != nil {
+		return store.Run{}, err
+	}
 	var out store.Run
-	err := s.tx(ctx, func(tx *txn) error {
+	err = s.tx(ctx, func(tx *txn) error {
 		r, err := s.getRun(ctx, tx, id, true)
 		if err != nil {
 			return err
@@ -160,9 +164,9 @@ func (s *Store) MarkRunRunning(ctx context.Context, id string) (store.Run, error
 		if r.Status != store.RunQueued {
 			return &store.RunStateError{RunID: id, Op: "mark running", Status: r.Status}
 		}
-		r.Status, r.StartedAt = store.RunRunning, s.stamp()
-		_, err = s.exec(ctx, tx, `UPDATE runs SET status = ?, started_at = ? WHERE id = ?`,
-			string(r.Status), s.bindTime(r.StartedAt), id)
+		r.Status, r.StartedAt, r.Provenance = store.RunRunning, s.stamp(), prov
+		_, err = s.exec(ctx, tx, `UPDATE runs SET status = ?, started_at = ?, provenance = ? WHERE id = ?`,
+			string(r.Status), s.bindTime(r.StartedAt), provCol, id)
 		out = r
 		return err
 	})
@@ -174,8 +178,12 @@ func (s *Store) FinishRun(ctx context.Context, id string, res store.RunResult) (
 	if err := res.Validate(); err != nil {
 		return store.Run{}, err
 	}
+	provCol, err := encodeProvenance(res.Provenance)
+	if err != nil {
+		return store.Run{}, err
+	}
 	var out store.Run
-	err := s.tx(ctx, func(tx *txn) error {
+	err = s.tx(ctx, func(tx *txn) error {
 		r, err := s.getRun(ctx, tx, id, true)
 		if err != nil {
 			return err
@@ -184,8 +192,17 @@ func (s *Store) FinishRun(ctx context.Context, id string, res store.RunResult) (
 			return &store.RunStateError{RunID: id, Op: "finish as " + string(res.Status), Status: r.Status}
 		}
 		r.Status, r.FailureCode, r.FailureMessage, r.EndedAt = res.Status, res.FailureCode, res.FailureMessage, s.stamp()
+		if res.Provenance != nil {
+			r.Provenance = res.Provenance
+			if _, err := s.exec(ctx, tx, `UPDATE runs SET provenance = ? WHERE id = ?`, provCol, id); err != nil {
+				return err
+			}
+		}
 		if _, err := s.exec(ctx, tx, `UPDATE runs SET status = ?, failure_code = ?, failure_message = ?, ended_at = ? WHERE id = ?`,
 			string(r.Status), string(r.FailureCode), r.FailureMessage, s.bindTime(r.EndedAt), id); err != nil {
+			return err
+		}
+		if err := s.updateStreak(ctx, tx, r, res); err != nil {
 			return err
 		}
 		// A finished run holds nothing: its lease goes in the same

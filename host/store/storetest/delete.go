@@ -43,6 +43,7 @@ func (f *fixture) populate(c store.Connection, nRecords int) populated {
 	// A lease that will have expired: a crashed run that nobody reclaimed.
 	stale := f.run(c.ID)
 	f.lease(c.ID, stale.ID, "host-dead", time.Minute)
+	c = must(f.s.GetConnection(f.ctx, c.ID))(f.t) // with the run's streak
 	return populated{conn: c, runs: []string{r.ID, stale.ID}, records: nRecords, auditID: ev.ID, leaseRun: stale.ID, cipherLen: len(ct)}
 }
 

@@ -390,7 +390,7 @@ func testEnqueueManual(t *testing.T, f *fixture) {
 	}
 	// Once its run ended, a leftover claim does not block the next one.
 	f.lease(c.ID, r.ID, "host-b", time.Minute)
-	must(f.s.MarkRunRunning(f.ctx, r.ID))(t)
+	must(f.s.MarkRunRunning(f.ctx, r.ID, nil))(t)
 	must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunSucceeded}))(t)
 	must(f.s.EnqueueManual(f.ctx, store.ManualRun{ConnectionID: c.ID}))(t)
 
@@ -511,7 +511,7 @@ func testReleaseAndCancelQueued(t *testing.T, f *fixture) {
 		t.Fatalf("manual run not claimed first: %+v", o)
 	}
 	f.lease(m.ID, r.ID, "host-a", time.Minute)
-	must(f.s.MarkRunRunning(f.ctx, r.ID))(t)
+	must(f.s.MarkRunRunning(f.ctx, r.ID, nil))(t)
 	wantErr(t, f.s.ReleaseOccurrence(f.ctx, m.ID, o.ID, "host-a"), store.ErrOccurrenceLost, "")
 
 	// A queued manual run no worker claimed cancels in place.
@@ -633,7 +633,7 @@ func testReapHosts(t *testing.T, f *fixture) {
 	r := must(f.s.CreateRun(f.ctx, store.NewRun{ConnectionID: running.ID, Trigger: store.TriggerScheduled, HostID: "host-dead",
 		OccurrenceID: byConn[running.ID].ID}))(t)
 	f.lease(running.ID, r.ID, "host-dead", time.Hour)
-	must(f.s.MarkRunRunning(f.ctx, r.ID))(t)
+	must(f.s.MarkRunRunning(f.ctx, r.ID, nil))(t)
 	rb := must(f.s.CreateRun(f.ctx, store.NewRun{ConnectionID: bound.ID, Trigger: store.TriggerScheduled, HostID: "host-dead",
 		OccurrenceID: byConn[bound.ID].ID}))(t)
 

@@ -58,7 +58,7 @@ func testCommitBatchFencing(t *testing.T, f *fixture) {
 	err := f.s.CommitBatch(f.ctx, c.ID, queued.ID, recs, []byte("cp"))
 	wantErr(t, err, store.ErrRunState, "")
 
-	running := must(f.s.MarkRunRunning(f.ctx, queued.ID))(t)
+	running := must(f.s.MarkRunRunning(f.ctx, queued.ID, nil))(t)
 	if err := f.s.ReleaseLease(f.ctx, c.ID, running.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func testRuns(t *testing.T, f *fixture) {
 
 	t1 := f.advance(time.Second)
 	f.lease(c.ID, r.ID, "host-a", time.Hour)
-	r = must(f.s.MarkRunRunning(f.ctx, r.ID))(t)
+	r = must(f.s.MarkRunRunning(f.ctx, r.ID, nil))(t)
 	want.Status, want.StartedAt = store.RunRunning, t1
 	diff(t, "running", want, r)
 
@@ -56,7 +56,7 @@ func testRuns(t *testing.T, f *fixture) {
 	if msg := store.RunNotFoundMessage(err); !strings.Contains(msg, `"run_missing"`) {
 		t.Errorf("not-found message %q does not name the run", msg)
 	}
-	_, err = f.s.MarkRunRunning(f.ctx, "run_missing")
+	_, err = f.s.MarkRunRunning(f.ctx, "run_missing", nil)
 	wantErr(t, err, store.ErrRunNotFound, "")
 	_, err = f.s.FinishRun(f.ctx, "run_missing", store.RunResult{Status: store.RunSucceeded})
 	wantErr(t, err, store.ErrRunNotFound, "")
@@ -73,7 +73,7 @@ func testRunTransitions(t *testing.T, f *fixture) {
 		case store.RunRefused:
 			return must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: from, FailureCode: failure.RunActive}))(t)
 		}
-		r = must(f.s.MarkRunRunning(f.ctx, r.ID))(t)
+		r = must(f.s.MarkRunRunning(f.ctx, r.ID, nil))(t)
 		if from == store.RunRunning {
 			return r
 		}
@@ -98,7 +98,7 @@ func testRunTransitions(t *testing.T, f *fixture) {
 				var err error
 				var got store.Run
 				if to == store.RunRunning {
-					got, err = f.s.MarkRunRunning(f.ctx, r.ID)
+					got, err = f.s.MarkRunRunning(f.ctx, r.ID, nil)
 				} else {
 					res := store.RunResult{Status: to, FailureCode: failure.RunActive, FailureMessage: "x"}
 					if to == store.RunSucceeded {

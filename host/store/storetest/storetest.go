@@ -200,7 +200,7 @@ func (f *fixture) runningRun(connID string) store.Run {
 	f.t.Helper()
 	r := f.run(connID)
 	f.lease(connID, r.ID, "host-a", time.Hour)
-	r, err := f.s.MarkRunRunning(f.ctx, r.ID)
+	r, err := f.s.MarkRunRunning(f.ctx, r.ID, nil)
 	if err != nil {
 		f.t.Fatalf("MarkRunRunning: %v", err)
 	}

@@ -1,0 +1,273 @@
+// Package health derives each connection's health: a verdict, the action
+// it asks of an operator, and since when.
+//
+// The verdict is derived, never stored: it is read from facts the store
+// changes in the same transaction as the event behind them — the
+// connection's state, streak and hold (FinishRun), its stored credential's
+// state and validity (capture, rotate, revoke, delete, check) — plus the
+// catalog and the host environment. A read after an event therefore sees
+// the verdict that event caused.
+//
+// Like the enrollment gate, health never decrypts: it reads credential
+// metadata (state, key id, stamps, validity) and whether the loaded keyset
+// holds a key id, and the host environment by presence only.
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/store"
+	"github.com/connhost/connhost/sdk/manifest"
+)
+
+// Verdict is a connection's health.
+type Verdict string
+
+// Verdicts, in the order Derive tries them.
+const (
+	// Revoked: the connection is revoked and never runs again.
+	Revoked Verdict = "revoked"
+	// Paused: an operator paused it.
+	Paused Verdict = "paused"
+	// ConnectorMissing: its connector is not in the catalog.
+	ConnectorMissing Verdict = "connector_missing"
+	// CredentialUnavailable: its stored credential is revoked, deleted,
+	// quarantined, undecryptable, or sealed under a key the loaded keyset
+	// does not hold; the host env never stands in for it.
+	CredentialUnavailable Verdict = "credential_unavailable"
+	// CredentialRejected: the provider refused its credential.
+	CredentialRejected Verdict = "credential_rejected"
+	// NeedsCredential: its connector requires a credential and neither a
+	// stored one nor the host environment provides it.
+	NeedsCredential Verdict = "needs_credential"
+	// InvalidConfig: the connector rejected its config.
+	InvalidConfig Verdict = "invalid_config"
+	// Failing: its latest runs failed, in a row, with one failure code.
+	Failing Verdict = "failing"
+	// NeverRun: it has not run yet.
+	NeverRun Verdict = "never_run"
+	// Healthy: its latest run succeeded.
+	Healthy Verdict = "healthy"
+)
+
+// Verdicts lists every verdict (for metrics, which report zeros too).
+var Verdicts = []Verdict{Healthy, NeverRun, Failing, InvalidConfig, NeedsCredential, CredentialRejected,
+	CredentialUnavailable, ConnectorMissing, Paused, Revoked}
+
+// AttentionAfter is how many failures in a row make a failing
+// connection need a person (the schedule starts backing off there too).
+const AttentionAfter = 3
+
+// Health is a connection's derived health.
+type Health struct {
+	Verdict Verdict
+	// Reason says why, without secrets.
+	Reason string
+	// Action is what an operator must do; "" when nothing.
+	Action string
+	// Since is when the condition began (zero when unknown).
+	Since time.Time
+	// NeedsPerson is set when only a person can make it healthy again:
+	// such connections are on the attention list.
+	NeedsPerson bool
+}
+
+// Facts is what Derive reads about one connection.
+type Facts struct {
+	Connection store.Connection
+	// ConnectorKnown reports whether its connector is in the catalog.
+	ConnectorKnown bool
+	// AuthRequired is the manifest's static-secret capabilities.auth.required
+	// (nil when the connector needs no credential).
+	AuthRequired []string
+	// Credential is the stored credential's metadata, nil when none was
+	// ever stored.
+	Credential *store.CredentialMeta
+	// KeyHeld reports whether the loaded keyset holds Credential.KeyID.
+	KeyHeld bool
+	// HostEnvMissing are the AuthRequired names the host environment does
+	// not provide non-empty (all of them when host env credentials are
+	// off).
+	HostEnvMissing []string
+}
+
+// Derive returns the health the facts make.
+func Derive(f Facts) Health {
+	c := f.Connection
+	id := c.ID
+	switch c.State {
+	case store.ConnectionRevoked:
+		return Health{Verdict: Revoked, Reason: "the connection is revoked", Since: c.UpdatedAt,
+			Action: fmt.Sprintf("none: a revoked connection never runs again (delete it with `connhost connection delete %s`)", id)}
+	case store.ConnectionPaused:
+		return Health{Verdict: Paused, Reason: "the connection is paused", Since: c.UpdatedAt,
+			Action: fmt.Sprintf("resume it when it should run: `connhost connection resume %s`", id)}
+	}
+	if !f.ConnectorKnown {
+		since := c.Hold.At
+		if since.IsZero() {
+			since = c.UpdatedAt
+		}
+		return Health{Verdict: ConnectorMissing, NeedsPerson: true, Since: since,
+			Reason: fmt.Sprintf("connector %q is not in the catalog", c.ConnectorKey),
+			Action: fmt.Sprintf("install connector %q in the plugin dir, then `connhost connector rescan`", c.ConnectorKey)}
+	}
+	capture := fmt.Sprintf("capture a new credential: `connhost credential set %s`", id)
+	if len(f.AuthRequired) > 0 {
+		if cr := f.Credential; cr != nil {
+			switch cr.State {
+			case store.CredentialRevoked:
+				return unavailable(fmt.Sprintf("stored credential revoked at %s", stamp(cr.RevokedAt)), cr.RevokedAt, capture)
+			case store.CredentialDeleted:
+				return unavailable(fmt.Sprintf("stored credential deleted at %s", stamp(cr.DeletedAt)), cr.DeletedAt, capture)
+			case store.CredentialQuarantined:
+				return unavailable(fmt.Sprintf("stored credential quarantined at %s", stamp(cr.QuarantinedAt)), cr.QuarantinedAt, capture)
+			case store.CredentialActive:
+				if !f.KeyHeld {
+					return unavailable(fmt.Sprintf("stored credential is sealed under key id %d, which the loaded keyset does not hold", cr.KeyID),
+						cr.UpdatedAt, fmt.Sprintf("load a keyset that holds key %d, or %s", cr.KeyID, capture))
+				}
+				if c.Hold.Code == failure.StaticSecretUnavailable {
+					return unavailable(c.Hold.Message, c.Hold.At, capture)
+				}
+				if v := cr.Validity; v != nil && !v.Valid {
+					return Health{Verdict: CredentialRejected, NeedsPerson: true, Since: v.CheckedAt,
+						Reason: orDefault(v.Message, "the provider rejected the stored credential"), Action: capture}
+				}
+			}
+		} else if len(f.HostEnvMissing) > 0 {
+			since := c.Hold.At
+			if since.IsZero() {
+				since = c.CreatedAt
+			}
+			return Health{Verdict: NeedsCredential, NeedsPerson: true, Since: since,
+				Reason: "no stored credential and the host environment lacks " + strings.Join(f.HostEnvMissing, ", "),
+				Action: fmt.Sprintf("capture one: `connhost credential set %s`, or set %s in the host environment and restart",
+					id, strings.Join(f.HostEnvMissing, ", "))}
+		}
+		if c.Hold.Code == failure.CredentialRejected || (c.Streak.FailCode == failure.CredentialRejected && c.Streak.FailCount > 0) {
+			since := c.Streak.FailSince
+			if c.Hold.Held() {
+				since = c.Hold.At
+			}
+			return Health{Verdict: CredentialRejected, NeedsPerson: true, Since: since,
+				Reason: "the provider rejected the credential", Action: capture}
+		}
+	}
+	if c.Hold.Code == failure.InvalidConfig || (c.Streak.FailCode == failure.InvalidConfig && c.Streak.FailCount > 0) {
+		since := c.Streak.FailSince
+		if c.Hold.Held() {
+			since = c.Hold.At
+		}
+		return Health{Verdict: InvalidConfig, NeedsPerson: true, Since: since,
+			Reason: orDefault(c.Hold.Message, "the connector rejected the config"),
+			Action: fmt.Sprintf("fix the config: `connhost connection update %s --config …`", id)}
+	}
+	if st := c.Streak; st.FailCount > 0 {
+		h := Health{Verdict: Failing, Since: st.FailSince, NeedsPerson: st.FailCount >= AttentionAfter,
+			Reason: fmt.Sprintf("%d consecutive %s of %s since %s", st.FailCount, plural(st.FailCount, "failure", "failures"),
+				st.FailCode, stamp(st.FailSince)),
+			Action: fmt.Sprintf("read the latest run: `connhost runs list --connection %s`", id)}
+		if !c.BackoffUntil.IsZero() {
+			h.Reason += "; the schedule backs off until " + stamp(c.BackoffUntil)
+		}
+		return h
+	}
+	if c.Streak.LastRunStatus == "" {
+		return Health{Verdict: NeverRun, Reason: "the connection has not run yet", Since: c.CreatedAt}
+	}
+	return Health{Verdict: Healthy, Reason: "the latest run succeeded", Since: c.Streak.LastRunAt}
+}
+
+func unavailable(reason string, since time.Time, action string) Health {
+	return Health{Verdict: CredentialUnavailable, NeedsPerson: true, Since: since,
+		Reason: string(failure.StaticSecretUnavailable) + ": " + reason, Action: action}
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "an unknown time"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Manifests looks up a connector's manifest by key.
+type Manifests interface {
+	Manifest(connectorKey string) (manifest.Manifest, bool)
+}
+
+// CredentialMetas reads credential metadata — never a ciphertext.
+type CredentialMetas interface {
+	GetCredentialMeta(ctx context.Context, connectionID string) (store.CredentialMeta, error)
+}
+
+// Assessor gathers the facts of connections and derives their health.
+type Assessor struct {
+	Manifests   Manifests
+	Credentials CredentialMetas
+	// KeyHeld reports whether the loaded keyset holds a key id; nil means
+	// no keyset is loaded.
+	KeyHeld func(keyID uint32) bool
+	// HostEnv looks up the host environment (os.LookupEnv in production).
+	HostEnv func(string) (string, bool)
+	// AllowHostEnv lets the host environment satisfy auth.
+	AllowHostEnv bool
+}
+
+// Facts gathers what Derive needs about c.
+func (a *Assessor) Facts(ctx context.Context, c store.Connection) (Facts, error) {
+	f := Facts{Connection: c}
+	m, ok := a.Manifests.Manifest(c.ConnectorKey)
+	f.ConnectorKnown = ok
+	if !ok || m.Auth.Kind != manifest.AuthStaticSecret || len(m.Auth.Required) == 0 {
+		return f, nil
+	}
+	f.AuthRequired = m.Auth.Required
+	meta, err := a.Credentials.GetCredentialMeta(ctx, c.ID)
+	switch {
+	case err == nil:
+		f.Credential = &meta
+		f.KeyHeld = a.KeyHeld != nil && a.KeyHeld(meta.KeyID)
+	case errors.Is(err, store.ErrCredentialNotFound):
+	default:
+		return f, err
+	}
+	for _, n := range m.Auth.Required {
+		v, ok := "", false
+		if a.AllowHostEnv && a.HostEnv != nil {
+			v, ok = a.HostEnv(n)
+		}
+		if !ok || v == "" {
+			f.HostEnvMissing = append(f.HostEnvMissing, n)
+		}
+	}
+	return f, nil
+}
+
+// Assess derives c's health.
+func (a *Assessor) Assess(ctx context.Context, c store.Connection) (Health, error) {
+	f, err := a.Facts(ctx, c)
+	if err != nil {
+		return Health{}, err
+	}
+	return Derive(f), nil
+}
