@@ -99,6 +99,11 @@ type Credentials interface {
 	// GetCredentialMeta returns metadata without reading the ciphertext:
 	// for read surfaces.
 	GetCredentialMeta(ctx context.Context, connectionID string) (CredentialMeta, error)
+	// CredentialMetas returns the metadata of the credentials of the
+	// given connections, by connection id, in one bounded read (a list
+	// page's health): connections that never stored one, and unknown
+	// ids, are absent from the map. Never a ciphertext.
+	CredentialMetas(ctx context.Context, connectionIDs []string) (map[string]CredentialMeta, error)
 
 	// ListCredentialCiphertexts pages through every credential that still
 	// holds a ciphertext, ordered by connection id, starting after the

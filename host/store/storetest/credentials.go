@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -340,4 +341,35 @@ func testCredentialKeyUse(t *testing.T, f *fixture) {
 	}
 	diff(t, "key 43 after rewrap", store.KeyUse{}, must(f.s.CredentialKeyUse(f.ctx, 43))(t))
 	diff(t, "key 42 after rewrap", store.KeyUse{Active: 2, Revoked: 2, Quarantined: 1}, must(f.s.CredentialKeyUse(f.ctx, 42))(t))
+}
+
+// testCredentialMetas: the batched metadata read returns exactly what
+// GetCredentialMeta returns for each connection that stored a credential,
+// in any state, leaves out those that never did and unknown ids, and
+// spans more ids than one query asks for.
+func testCredentialMetas(t *testing.T, f *fixture) {
+	var ids []string
+	want := map[string]store.CredentialMeta{}
+	states := []store.CredentialState{"", store.CredentialActive, store.CredentialRevoked, store.CredentialDeleted, store.CredentialQuarantined}
+	for i := range 230 {
+		c := f.credentialIn(states[i%len(states)])
+		ids = append(ids, c.ID)
+		if i%len(states) == 0 {
+			continue
+		}
+		want[c.ID] = must(f.s.GetCredentialMeta(f.ctx, c.ID))(t)
+	}
+	// A validity shows in the batch too.
+	withValidity := ids[1]
+	want[withValidity] = must(f.s.SetCredentialValidity(f.ctx, withValidity, false, "401 from provider"))(t)
+
+	got := must(f.s.CredentialMetas(f.ctx, append(slices.Clone(ids), "conn_missing")))(t)
+	diff(t, "metas", want, got)
+
+	sub := []string{ids[0], ids[2], ids[2]}
+	diff(t, "a few, one repeated", map[string]store.CredentialMeta{ids[2]: want[ids[2]]},
+		must(f.s.CredentialMetas(f.ctx, sub))(t))
+	if got := must(f.s.CredentialMetas(f.ctx, nil))(t); len(got) != 0 {
+		t.Errorf("CredentialMetas(nil) = %v, want empty", got)
+	}
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"CredentialValidation", testCredentialValidation},
 		{"CredentialRewrap", testCredentialRewrap},
 		{"CredentialKeyUse", testCredentialKeyUse},
+		{"CredentialMetas", testCredentialMetas},
 		{"Runs", testRuns},
 		{"RunTransitions", testRunTransitions},
 		{"RunListOrderAndPaging", testRunListOrderAndPaging},
