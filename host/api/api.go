@@ -173,6 +173,10 @@ type Config struct {
 	// Rescanner serves POST /v1/connectors/rescan; nil answers it 503
 	// unavailable.
 	Rescanner Rescanner
+	// Health derives each connection's health for the connection views
+	// and GET /v1/attention; nil leaves views without health and answers
+	// attention 503 unavailable.
+	Health ConnectionHealth
 	// Metrics serves /metrics behind the token; nil leaves /metrics
 	// unregistered.
 	Metrics  http.Handler
@@ -302,6 +306,7 @@ func (a *API) register() {
 
 	a.handle("GET /v1/audit", a.listAudit)
 	a.handle("GET /v1/enrollment", a.enrollment)
+	a.handle("GET /v1/attention", a.attention)
 	a.handle("GET /v1/hosts", a.listHosts)
 
 	a.handle("GET /v1/keyset", a.keysetInfo)

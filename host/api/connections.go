@@ -95,7 +95,11 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	writeJSON(w, http.StatusCreated, a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	view, err := a.withOneHealth(r.Context(), a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)), c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, view)
 	return nil
 }
 
@@ -147,7 +151,7 @@ func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Conn
 	if e, ok := byID[c.ID]; ok {
 		entry = &e
 	}
-	return a.toConnection(c, entry, a.nextRun(c.ID)), nil
+	return a.withOneHealth(r.Context(), a.toConnection(c, entry, a.nextRun(c.ID)), c)
 }
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
@@ -191,6 +195,9 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 			entry = &e
 		}
 		items = append(items, a.toConnection(c, entry, next[c.ID]))
+	}
+	if err := a.withHealth(r.Context(), items, conns); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items, Next: page.Next})
 	return nil
@@ -263,7 +270,11 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)))
+	view, err := a.withOneHealth(r.Context(), a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)), c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, view)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/runevents"
 	"github.com/connhost/connhost/host/store"
 )
@@ -82,7 +83,41 @@ func toConnection(c store.Connection, entry *apitypes.EnrollmentEntry, next time
 	if c.Schedule.Jitter > 0 {
 		out.Jitter = c.Schedule.Jitter.String()
 	}
+	out.Hold, out.BackoffUntil, out.Streak = toHold(c.Hold), stamp(c.BackoffUntil), toStreak(c.Streak)
 	return out
+}
+
+// toHold converts a hold; nil when not held.
+func toHold(h store.Hold) *apitypes.Hold {
+	if !h.Held() {
+		return nil
+	}
+	return &apitypes.Hold{Code: string(h.Code), Message: h.Message, At: stamp(h.At), RunID: h.RunID}
+}
+
+// toStreak converts a streak; nil before the first counted run.
+func toStreak(st store.Streak) *apitypes.Streak {
+	if st.LastRunStatus == "" {
+		return nil
+	}
+	out := &apitypes.Streak{LastRunStatus: string(st.LastRunStatus), LastRunAt: stamp(st.LastRunAt)}
+	if st.FailCount > 0 {
+		out.Failures = &apitypes.Failures{Code: string(st.FailCode), Count: st.FailCount, Since: stamp(st.FailSince)}
+	}
+	return out
+}
+
+// toHealth converts a derived health.
+func toHealth(h health.Health) *apitypes.Health {
+	return &apitypes.Health{Verdict: string(h.Verdict), Reason: h.Reason, Action: h.Action, Since: stamp(h.Since),
+		NeedsPerson: h.NeedsPerson}
+}
+
+// toAttentionItem converts an attention list entry.
+func toAttentionItem(it health.Item) apitypes.AttentionItem {
+	return apitypes.AttentionItem{ConnectionID: it.Connection.ID, ConnectorKey: it.Connection.ConnectorKey,
+		Label: it.Connection.Label, Verdict: string(it.Health.Verdict), Reason: it.Health.Reason,
+		Action: it.Health.Action, Since: stamp(it.Health.Since)}
 }
 
 // toEnrollmentEntry converts a stored enrollment entry.

@@ -39,6 +39,8 @@ func TestOpenAPIRequiredMatchesOmitempty(t *testing.T) {
 		"Run": apitypes.Run{}, "Host": apitypes.Host{}, "Record": apitypes.Record{}, "AuditEvent": apitypes.AuditEvent{},
 		"EnrollmentEntry": apitypes.EnrollmentEntry{}, "RunEvent": apitypes.RunEvent{},
 		"Checkpoint": apitypes.Checkpoint{}, "CheckpointReset": apitypes.CheckpointReset{},
+		"ConnectionHealth": apitypes.Health{}, "Hold": apitypes.Hold{}, "Streak": apitypes.Streak{},
+		"StreakFailures": apitypes.Failures{}, "AttentionItem": apitypes.AttentionItem{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, ok := doc.Components.Schemas[name]

@@ -150,7 +150,10 @@ func Derive(f Facts) Health {
 				Action: fmt.Sprintf("capture one: `connhost credential set %s`, or set %s in the host environment and restart",
 					id, strings.Join(f.HostEnvMissing, ", "))}
 		}
-		if c.Hold.Code == failure.CredentialRejected || (c.Streak.FailCode == failure.CredentialRejected && c.Streak.FailCount > 0) {
+		// A streak of rejections ends, for a person, when a credential
+		// is captured or rotated after it: the next run tells.
+		if c.Hold.Code == failure.CredentialRejected ||
+			(c.Streak.FailCode == failure.CredentialRejected && c.Streak.FailCount > 0 && !credentialChangedSince(f.Credential, c.Streak.LastRunAt)) {
 			since := c.Streak.FailSince
 			if c.Hold.Held() {
 				since = c.Hold.At
@@ -159,7 +162,11 @@ func Derive(f Facts) Health {
 				Reason: "the provider rejected the credential", Action: capture}
 		}
 	}
-	if c.Hold.Code == failure.InvalidConfig || (c.Streak.FailCode == failure.InvalidConfig && c.Streak.FailCount > 0) {
+	// A streak of invalid_config ends, for a person, when the connection
+	// is changed after it (updated_at: the failure itself does not stamp
+	// it): the next run tells.
+	if c.Hold.Code == failure.InvalidConfig ||
+		(c.Streak.FailCode == failure.InvalidConfig && c.Streak.FailCount > 0 && !c.UpdatedAt.After(c.Streak.LastRunAt)) {
 		since := c.Streak.FailSince
 		if c.Hold.Held() {
 			since = c.Hold.At
@@ -173,6 +180,13 @@ func Derive(f Facts) Health {
 			Reason: fmt.Sprintf("%d consecutive %s of %s since %s", st.FailCount, plural(st.FailCount, "failure", "failures"),
 				st.FailCode, stamp(st.FailSince)),
 			Action: fmt.Sprintf("read the latest run: `connhost runs list --connection %s`", id)}
+		if st.FailCode == failure.InvalidConfig || st.FailCode == failure.CredentialRejected {
+			// A person acted since (see above): nothing more to ask of one
+			// until the next run.
+			h.NeedsPerson = false
+			h.Reason += "; changed since: the next run tells"
+			h.Action = fmt.Sprintf("wait for the next run, or start one: `connhost run %s`", id)
+		}
 		if !c.BackoffUntil.IsZero() {
 			h.Reason += "; the schedule backs off until " + stamp(c.BackoffUntil)
 		}
@@ -182,6 +196,11 @@ func Derive(f Facts) Health {
 		return Health{Verdict: NeverRun, Reason: "the connection has not run yet", Since: c.CreatedAt}
 	}
 	return Health{Verdict: Healthy, Reason: "the latest run succeeded", Since: c.Streak.LastRunAt}
+}
+
+// credentialChangedSince reports a credential captured or rotated after t.
+func credentialChangedSince(cr *store.CredentialMeta, t time.Time) bool {
+	return cr != nil && cr.State == store.CredentialActive && (cr.CapturedAt.After(t) || cr.RotatedAt.After(t))
 }
 
 func unavailable(reason string, since time.Time, action string) Health {
@@ -215,9 +234,11 @@ type Manifests interface {
 	Manifest(connectorKey string) (manifest.Manifest, bool)
 }
 
-// CredentialMetas reads credential metadata — never a ciphertext.
+// CredentialMetas reads credential metadata — never a ciphertext: one
+// connection's, or many at once (store.Credentials.CredentialMetas).
 type CredentialMetas interface {
 	GetCredentialMeta(ctx context.Context, connectionID string) (store.CredentialMeta, error)
+	CredentialMetas(ctx context.Context, connectionIDs []string) (map[string]store.CredentialMeta, error)
 }
 
 // Assessor gathers the facts of connections and derives their health.
@@ -235,22 +256,31 @@ type Assessor struct {
 
 // Facts gathers what Derive needs about c.
 func (a *Assessor) Facts(ctx context.Context, c store.Connection) (Facts, error) {
-	f := Facts{Connection: c}
-	m, ok := a.Manifests.Manifest(c.ConnectorKey)
-	f.ConnectorKnown = ok
-	if !ok || m.Auth.Kind != manifest.AuthStaticSecret || len(m.Auth.Required) == 0 {
+	f, needsCredential := a.facts(c)
+	if !needsCredential {
 		return f, nil
 	}
-	f.AuthRequired = m.Auth.Required
 	meta, err := a.Credentials.GetCredentialMeta(ctx, c.ID)
 	switch {
 	case err == nil:
-		f.Credential = &meta
-		f.KeyHeld = a.KeyHeld != nil && a.KeyHeld(meta.KeyID)
+		a.withCredential(&f, &meta)
 	case errors.Is(err, store.ErrCredentialNotFound):
 	default:
 		return f, err
 	}
+	return f, nil
+}
+
+// facts gathers the facts of c that need no store read, and reports
+// whether its credential metadata matters (its connector requires one).
+func (a *Assessor) facts(c store.Connection) (Facts, bool) {
+	f := Facts{Connection: c}
+	m, ok := a.Manifests.Manifest(c.ConnectorKey)
+	f.ConnectorKnown = ok
+	if !ok || m.Auth.Kind != manifest.AuthStaticSecret || len(m.Auth.Required) == 0 {
+		return f, false
+	}
+	f.AuthRequired = m.Auth.Required
 	for _, n := range m.Auth.Required {
 		v, ok := "", false
 		if a.AllowHostEnv && a.HostEnv != nil {
@@ -260,7 +290,44 @@ func (a *Assessor) Facts(ctx context.Context, c store.Connection) (Facts, error)
 			f.HostEnvMissing = append(f.HostEnvMissing, n)
 		}
 	}
-	return f, nil
+	return f, true
+}
+
+// withCredential adds the stored credential's metadata to f.
+func (a *Assessor) withCredential(f *Facts, meta *store.CredentialMeta) {
+	f.Credential = meta
+	f.KeyHeld = a.KeyHeld != nil && a.KeyHeld(meta.KeyID)
+}
+
+// AssessAll derives the health of each of conns, in order, with one
+// batched credential metadata read (store.Credentials.CredentialMetas)
+// for the connections whose connector requires a credential: a list page
+// costs a bounded number of queries, not one per connection.
+func (a *Assessor) AssessAll(ctx context.Context, conns []store.Connection) ([]Health, error) {
+	facts := make([]Facts, len(conns))
+	var ids []string
+	for i, c := range conns {
+		var need bool
+		facts[i], need = a.facts(c)
+		if need {
+			ids = append(ids, c.ID)
+		}
+	}
+	var metas map[string]store.CredentialMeta
+	if len(ids) > 0 {
+		var err error
+		if metas, err = a.Credentials.CredentialMetas(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Health, len(conns))
+	for i := range facts {
+		if meta, ok := metas[conns[i].ID]; ok {
+			a.withCredential(&facts[i], &meta)
+		}
+		out[i] = Derive(facts[i])
+	}
+	return out, nil
 }
 
 // Assess derives c's health.

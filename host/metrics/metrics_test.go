@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/metrics"
 	"github.com/connhost/connhost/host/store"
 	dto "github.com/prometheus/client_model/go"
@@ -132,6 +133,38 @@ func TestHandlerExposition(t *testing.T) {
 	for _, want := range []string{`connhost_records_ingested_total{connector="demo"} 1`, "go_goroutines", "# HELP connhost_runs_total"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("exposition lacks %q", want)
+		}
+	}
+}
+
+// TestConnectionHealth: every verdict has a connections{health} series
+// from the start, at 0; a scan's counts set them, and a verdict no longer
+// counted goes back to 0.
+func TestConnectionHealth(t *testing.T) {
+	m := metrics.New()
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	scrape := func() string {
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	text := scrape()
+	for _, v := range health.Verdicts {
+		if line := `connhost_connections{health="` + string(v) + `"} 0`; !strings.Contains(text, line) {
+			t.Errorf("scrape lacks %q", line)
+		}
+	}
+	m.ConnectionHealth(map[health.Verdict]int{health.Healthy: 3, health.CredentialUnavailable: 2})
+	m.ConnectionHealth(map[health.Verdict]int{health.Healthy: 4, health.NeedsCredential: 1})
+	want := map[health.Verdict]float64{health.Healthy: 4, health.NeedsCredential: 1}
+	for _, v := range health.Verdicts {
+		if got := value(t, m, "connhost_connections", map[string]string{"health": string(v)}); got != want[v] {
+			t.Errorf("connections{health=%q} = %v, want %v", v, got, want[v])
 		}
 	}
 }

@@ -121,6 +121,72 @@ type Connection struct {
 	// LastCoalescedAt is the latest one's instant.
 	CoalescedTicks  int64  `json:"coalesced_ticks"`
 	LastCoalescedAt string `json:"last_coalesced_at,omitempty"`
+
+	// Health is the connection's derived health: a verdict, why, what an
+	// operator must do and since when (omitted only by a server that
+	// derives none).
+	Health *Health `json:"health,omitempty"`
+	// Hold is set while the connection's schedule is held after a
+	// scheduled launch that only a person can fix; omitted otherwise.
+	Hold *Hold `json:"hold,omitempty"`
+	// BackoffUntil is when a schedule backing off after repeated
+	// failures runs again; omitted when it does not back off.
+	BackoffUntil string `json:"backoff_until,omitempty"`
+	// Streak is the latest counted run and the failures in a row behind
+	// it; omitted before the first.
+	Streak *Streak `json:"streak,omitempty"`
+}
+
+// Health is a connection's derived health (host/health). Verdicts:
+// healthy, never_run, failing, invalid_config, needs_credential,
+// credential_rejected, credential_unavailable, connector_missing,
+// paused, revoked.
+type Health struct {
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason"`
+	// Action is what an operator must do; omitted when nothing.
+	Action string `json:"action,omitempty"`
+	// Since is when the condition began; omitted when unknown.
+	Since string `json:"since,omitempty"`
+	// NeedsPerson puts the connection on the attention list.
+	NeedsPerson bool `json:"needs_person"`
+}
+
+// Hold is a held schedule: the failure code and message of the run that
+// held it.
+type Hold struct {
+	Code    string `json:"code"`
+	Message string `json:"message,omitempty"`
+	At      string `json:"at,omitempty"`
+	RunID   string `json:"run_id,omitempty"`
+}
+
+// Streak is a connection's latest counted run and, when it failed, the
+// failures in a row with one code.
+type Streak struct {
+	LastRunStatus string `json:"last_run_status"`
+	LastRunAt     string `json:"last_run_at,omitempty"`
+	// Failures is omitted when the latest run succeeded.
+	Failures *Failures `json:"failures,omitempty"`
+}
+
+// Failures counts the latest runs in a row that failed with Code.
+type Failures struct {
+	Code  string `json:"code"`
+	Count int    `json:"count"`
+	Since string `json:"since,omitempty"`
+}
+
+// AttentionItem is one entry of GET /v1/attention: a connection whose
+// health needs a person, with what to do.
+type AttentionItem struct {
+	ConnectionID string `json:"connection_id"`
+	ConnectorKey string `json:"connector_key"`
+	Label        string `json:"label"`
+	Verdict      string `json:"verdict"`
+	Reason       string `json:"reason"`
+	Action       string `json:"action,omitempty"`
+	Since        string `json:"since,omitempty"`
 }
 
 // ConnectionCreateRequest is POST /v1/connections.

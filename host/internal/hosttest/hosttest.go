@@ -25,6 +25,7 @@ import (
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
@@ -84,6 +85,8 @@ type Host struct {
 	Scheduler *schedule.Scheduler
 	Control   *control.Service
 	Gate      *enroll.Gate
+	// Health derives connections' health as the server wires it.
+	Health *health.Assessor
 
 	hostEnv   []string
 	closeOnce sync.Once
@@ -243,6 +246,8 @@ func New(t testing.TB, o Options) *Host {
 	}
 	h.Gate = &enroll.Gate{Presence: presence, Manifests: control.Manifests{Catalog: cat}, HostEnv: lookup,
 		AllowHostEnv: o.AllowHostEnv, CheckSpec: schedule.Check}
+	h.Health = &health.Assessor{Manifests: control.Manifests{Catalog: cat}, Credentials: st, HostEnv: lookup,
+		AllowHostEnv: o.AllowHostEnv, KeyHeld: func(id uint32) bool { return h.Keyset != nil && h.Keyset.Info().Holds(id) }}
 	h.Control, err = control.New(control.Config{Store: st, Catalog: cat, Broker: h.Broker, Runner: h.Runner,
 		Queue: h.Dispatch, Scheduler: h.Scheduler, Gate: h.Gate, Audit: al, Logger: h.Logger})
 	if err != nil {
