@@ -65,7 +65,9 @@ func (m *Monitor) Poke() {
 func (m *Monitor) Refresh(ctx context.Context) (Report, error) {
 	r, err := Scan(ctx, m.cfg.Store, m.cfg.Assessor)
 	if err != nil {
-		m.cfg.Logger.Warn("health scan failed", "error", err)
+		if ctx.Err() == nil {
+			m.cfg.Logger.Warn("health scan failed", "error", err)
+		}
 		return Report{}, err
 	}
 	k := key(r.Attention)
@@ -89,10 +91,12 @@ func (m *Monitor) Last() (Report, bool) {
 	return m.last, m.logged
 }
 
-// Run scans once, then on pokes (debounced) and every Every, until ctx
-// ends.
+// Run scans (unless Refresh already did), then on pokes (debounced) and
+// every Every, until ctx ends.
 func (m *Monitor) Run(ctx context.Context) {
-	_, _ = m.Refresh(ctx)
+	if _, ok := m.Last(); !ok {
+		_, _ = m.Refresh(ctx)
+	}
 	tick := time.NewTicker(m.cfg.Every)
 	defer tick.Stop()
 	for {

@@ -84,6 +84,7 @@ import (
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/metrics"
 	"github.com/connhost/connhost/host/notify"
@@ -151,6 +152,10 @@ type host struct {
 	http    *http.Server
 	unlock  func()
 	contain *contain.Manager
+	// health keeps the connections' health report (metrics, the
+	// attention summary in the log).
+	health     *health.Monitor
+	healthLoop *healthLoop
 	// runtimeLink is the short link to the runtime dir and its target,
 	// when plugins reach the dir through one; removed at shutdown.
 	runtimeLink [2]string
@@ -432,8 +437,15 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, err
 	}
 	ring.broker, ring.bus = b, nb
+	// Health reads what the enrollment gate reads: presence only, never
+	// decrypting; the host env through the broker's lookup and setting.
+	assessor := &health.Assessor{Manifests: control.Manifests{Catalog: cat}, Credentials: st,
+		KeyHeld: func(id uint32) bool { return ring.Info().Holds(id) }, HostEnv: lookup, AllowHostEnv: cfg.AllowHostEnvCredentials}
+	h.health = health.NewMonitor(health.MonitorConfig{Store: st, Assessor: assessor, Logger: log.Named("health"),
+		OnReport: func(r health.Report) { m.ConnectionHealth(r.Counts) }})
+	nb.Subscribe(notify.Connection, func(string) { h.health.Poke() })
 	rcfg := runner.Config{Store: st, Catalog: cat, Broker: b, Launcher: l, HostID: h.id,
-		HostEnv: environ, RunTimeout: cfg.RunTimeout, Events: hub, Bus: nb, Observer: m,
+		HostEnv: environ, RunTimeout: cfg.RunTimeout, Events: hub, Bus: nb, Observer: healthObserver{Observer: m, poke: h.health.Poke},
 		Audit: al, Logger: log.Named("runner"), Now: clock.Now}
 	if h.relay != nil {
 		rcfg.Relay = h.relay
@@ -513,6 +525,11 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, fmt.Errorf("server: boot enrollment: %w", err)
 	}
 	log.Info("enrollment done", enrollmentFields(entries)...)
+	// The attention summary, once at boot; the monitor logs it again
+	// whenever the list changes.
+	if _, err := h.health.Refresh(ctx); err != nil {
+		log.Warn("could not derive the connections' health at boot", "error", err)
+	}
 	// Join only now, every schedule enrolled and its recent instants
 	// buffered: the other hosts hand this host its share of the recording
 	// as soon as they see it.
@@ -547,7 +564,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// 6. Metrics, HTTP API, gRPC admin; rescans (the API's and SIGHUP's).
 	h.rescan = &rescanner{dir: pluginDir, d: l, opts: h.scan, cat: cat, st: st, al: al, ctl: ctl, log: log.Named("catalog")}
 	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
-		Keyset: ring, Rescanner: h.rescan, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
+		Keyset: ring, Rescanner: h.rescan, Health: assessor, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
 	if err != nil {
 		return nil, err
 	}
@@ -556,7 +573,9 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		return nil, err
 	}
 	h.grpc = h.admin.Server()
-	h.gate.open(route(h.grpc, h.api.Handler()))
+	h.healthLoop = startHealth(h.health)
+	undo = append(undo, h.healthLoop.stop)
+	h.gate.open(pokeOnWrite(route(h.grpc, h.api.Handler()), h.health.Poke))
 	return h, nil
 }
 
@@ -676,6 +695,7 @@ func (h *host) shutdown() error {
 	if h.bus != nil {
 		_ = h.bus.Close()
 	}
+	h.healthLoop.stop()
 	h.api.Close()
 	h.admin.Close()
 	if err := <-httpDone; err != nil {
