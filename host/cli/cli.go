@@ -248,7 +248,7 @@ Shell completion: see "connhost completion --help".`,
 			root.AddCommand(c)
 		}
 	}
-	add("host", a.serveCommand(), a.hostsCommand(), a.keysetCommand(), a.enrollmentCommand(), a.auditCommand(), a.versionCommand(),
+	add("host", a.serveCommand(), a.hostsCommand(), a.keysetCommand(), a.enrollmentCommand(), a.attentionCommand(), a.auditCommand(), a.versionCommand(),
 		a.completionCommand())
 	add("resources", a.connectorCommand(), a.connectionCommand(), a.credentialCommand())
 	add("runs", a.runCommand(), a.runsCommand(), a.recordsCommand())

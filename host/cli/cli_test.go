@@ -530,6 +530,12 @@ func TestTextOutput(t *testing.T) {
 				"enrollment:      enrolled\n" +
 				"next run:        -\n" +
 				"coalesced ticks: 0\n" +
+				"health:          -\n" +
+				"reason:          -\n" +
+				"action:          -\n" +
+				"since:           -\n" +
+				"hold:            -\n" +
+				"backoff until:   -\n" +
 				"created at:      2025-01-02T03:04:05Z\n" +
 				"updated at:      2025-01-02T03:04:05Z\n",
 		},
@@ -549,6 +555,12 @@ func TestTextOutput(t *testing.T) {
 				"enrollment:      -\n" +
 				"next run:        2025-01-02T03:05:05Z\n" +
 				"coalesced ticks: 0\n" +
+				"health:          -\n" +
+				"reason:          -\n" +
+				"action:          -\n" +
+				"since:           -\n" +
+				"hold:            -\n" +
+				"backoff until:   -\n" +
 				"created at:      2025-01-02T03:04:05Z\n" +
 				"updated at:      2025-01-02T03:04:05Z\n",
 		},
@@ -557,8 +569,53 @@ func TestTextOutput(t *testing.T) {
 			args: []string{"connection", "list"},
 			routes: map[string][]reply{"GET /v1/connections": {{body: list(
 				`{"id":"c1","connector_key":"demo","label":"a\u001b[31mred\tx\u202e","config":{},"schedule":"","state":"active","created_at":"","updated_at":""}`)}}},
-			want: "ID  CONNECTOR  LABEL         STATE   SCHEDULE  ENROLLMENT  NEXT RUN\n" +
-				"c1  demo       a?[31mred?x?  active  -         -           -\n",
+			want: "ID  CONNECTOR  LABEL         STATE   HEALTH  SCHEDULE  ENROLLMENT  NEXT RUN\n" +
+				"c1  demo       a?[31mred?x?  active  -       -         -           -\n",
+		},
+		{
+			name: "connection show with health, hold and backoff",
+			args: []string{"connection", "show", "c1"},
+			routes: map[string][]reply{"GET /v1/connections/c1": {{body: `{"id":"c1","connector_key":"demo","label":"L","config":{},` +
+				`"schedule":"","schedule_in_force":"@every 1m","schedule_source":"connector_default","state":"active",` +
+				`"created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z","coalesced_ticks":0,` +
+				`"health":{"verdict":"credential_rejected","reason":"the provider rejected the credential","action":"capture a new credential: ` + "`connhost credential set c1`" + `","since":"2025-01-02T03:06:00.5Z","needs_person":true},` +
+				`"hold":{"code":"credential_rejected","message":"token rejected","at":"2025-01-02T03:06:00Z","run_id":"r9"},` +
+				`"backoff_until":"2025-01-02T04:00:00Z",` +
+				`"streak":{"last_run_status":"failed","last_run_at":"2025-01-02T03:06:00Z","failures":{"code":"credential_rejected","count":1,"since":"2025-01-02T03:06:00Z"}}}`}}},
+			want: "id:              c1\n" +
+				"connector:       demo\n" +
+				"label:           L\n" +
+				"state:           active\n" +
+				"schedule:        @every 1m (connector default)\n" +
+				"jitter:          -\n" +
+				"config:          {}\n" +
+				"enrollment:      -\n" +
+				"next run:        -\n" +
+				"coalesced ticks: 0\n" +
+				"health:          credential_rejected\n" +
+				"reason:          the provider rejected the credential\n" +
+				"action:          capture a new credential: `connhost credential set c1`\n" +
+				"since:           2025-01-02T03:06:00Z\n" +
+				"hold:            credential_rejected at 2025-01-02T03:06:00Z by run r9: token rejected\n" +
+				"backoff until:   2025-01-02T04:00:00Z\n" +
+				"created at:      2025-01-02T03:04:05Z\n" +
+				"updated at:      2025-01-02T03:04:05Z\n",
+		},
+		{
+			name: "attention table",
+			args: []string{"attention"},
+			routes: map[string][]reply{"GET /v1/attention": {{body: `{"items":[` +
+				`{"connection_id":"c2","connector_key":"demo","label":"old","verdict":"credential_unavailable","reason":"revoked","action":"capture","since":"2025-01-02T03:04:05Z"},` +
+				`{"connection_id":"c1","connector_key":"demo","label":"new","verdict":"needs_credential","reason":"no DEMO_TOKEN","action":"set it","since":"2025-01-03T03:04:05Z"}],"next":""}`}}},
+			want: "CONNECTION  CONNECTOR  LABEL  HEALTH                  SINCE                 REASON         ACTION\n" +
+				"c2          demo       old    credential_unavailable  2025-01-02T03:04:05Z  revoked        capture\n" +
+				"c1          demo       new    needs_credential        2025-01-03T03:04:05Z  no DEMO_TOKEN  set it\n",
+		},
+		{
+			name:   "attention empty",
+			args:   []string{"attention"},
+			routes: map[string][]reply{"GET /v1/attention": {{body: `{"items":[],"next":""}`}}},
+			want:   "no connection needs a person\n",
 		},
 		{
 			name:   "credential show prints metadata only",

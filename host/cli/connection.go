@@ -143,8 +143,8 @@ func (a *app) connectionListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List connections",
-		Long: `List connections, oldest first, with their state, schedule, enrollment
-outcome and next run, one page at a time (--limit, --cursor). When more
+		Long: `List connections, oldest first, with their state, health verdict
+(see connhost attention), schedule, enrollment outcome and next run, one page at a time (--limit, --cursor). When more
 connections exist, the cursor of the next page is printed on stderr.`,
 		Example: `  connhost connection list
   connhost connection list --connector demo --state active -o json`,
@@ -158,9 +158,9 @@ connections exist, the cursor of the next page is printed on stderr.`,
 			if err != nil {
 				return err
 			}
-			return printPage(a, page, []string{"ID", "CONNECTOR", "LABEL", "STATE", "SCHEDULE", "ENROLLMENT", "NEXT RUN"},
+			return printPage(a, page, []string{"ID", "CONNECTOR", "LABEL", "STATE", "HEALTH", "SCHEDULE", "ENROLLMENT", "NEXT RUN"},
 				func(k apitypes.Connection) []string {
-					return []string{k.ID, k.ConnectorKey, k.Label, k.State, scheduleInForce(k),
+					return []string{k.ID, k.ConnectorKey, k.Label, k.State, healthVerdict(k.Health), scheduleInForce(k),
 						enrollmentOutcome(k.Enrollment), ts(k.NextRun)}
 				})
 		}),
@@ -178,7 +178,9 @@ func (a *app) connectionShowCommand() *cobra.Command {
 		Use:   "show ID",
 		Short: "Show a connection",
 		Long: `Show a connection: connector, label, state, the schedule in force and where
-it comes from ("(own)" or "(connector default)"), config, enrollment outcome and next run. With -o json,
+it comes from ("(own)" or "(connector default)"), config, enrollment outcome and next run,
+and its health: the verdict, why, the action it needs of an operator and
+since when, a held schedule (the failure that held it) and a backoff. With -o json,
 schedule is the connection's own spec, schedule_in_force the one it runs by
 and schedule_source own, connector_default or none.`,
 		Example: `  connhost connection show CONNECTION_ID -o json`,
@@ -308,9 +310,50 @@ func writeConnection(w io.Writer, k apitypes.Connection) error {
 		{"enrollment", enrollment},
 		{"next run", ts(k.NextRun)},
 		{"coalesced ticks", coalesced(k)},
+		{"health", healthVerdict(k.Health)},
+		{"reason", healthField(k.Health, func(h *apitypes.Health) string { return h.Reason })},
+		{"action", healthField(k.Health, func(h *apitypes.Health) string { return h.Action })},
+		{"since", healthField(k.Health, func(h *apitypes.Health) string { return ts(h.Since) })},
+		{"hold", hold(k.Hold)},
+		{"backoff until", ts(k.BackoffUntil)},
 		{"created at", ts(k.CreatedAt)},
 		{"updated at", ts(k.UpdatedAt)},
 	})
+}
+
+// healthVerdict is a connection's verdict, "" (shown "-") from a host
+// that derives none.
+func healthVerdict(h *apitypes.Health) string {
+	if h == nil {
+		return ""
+	}
+	return h.Verdict
+}
+
+func healthField(h *apitypes.Health, f func(*apitypes.Health) string) string {
+	if h == nil {
+		return ""
+	}
+	return f(h)
+}
+
+// hold describes a held schedule: "credential_rejected at T by run R:
+// message"; "" when not held.
+func hold(h *apitypes.Hold) string {
+	if h == nil {
+		return ""
+	}
+	out := h.Code
+	if h.At != "" {
+		out += " at " + ts(h.At)
+	}
+	if h.RunID != "" {
+		out += " by run " + h.RunID
+	}
+	if h.Message != "" {
+		out += ": " + h.Message
+	}
+	return out
 }
 
 // scheduleInForce is the schedule a connection runs by and where it comes

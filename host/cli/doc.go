@@ -15,6 +15,7 @@
 //	connhost runs list|show|cancel
 //	connhost records list ID
 //	connhost enrollment
+//	connhost attention                  connections that need a person
 //	connhost audit list
 //	connhost version                    client and server build
 //	connhost completion bash|zsh|fish|powershell

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 )
@@ -37,6 +38,45 @@ host environment provides every required variable.`,
 				rows = append(rows, []string{e.ConnectionID, e.ConnectorKey, e.Outcome, e.Reason, ts(e.EvaluatedAt)})
 			}
 			return table(a.rt.Stdout, []string{"CONNECTION", "CONNECTOR", "OUTCOME", "REASON", "EVALUATED"}, rows)
+		}),
+	}
+}
+
+func (a *app) attentionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "attention",
+		Short: "List the connections that need a person, oldest first, with the action",
+		Long: `List every connection whose health needs a person, oldest first: what is
+wrong (the verdict: credential_unavailable, needs_credential,
+credential_rejected, invalid_config, connector_missing, or failing 3 runs
+in a row), why, since when, and the action to take. The host logs a
+one-line summary of this list at start and whenever it changes. Nothing is
+decrypted and no secret is shown.`,
+		Example: `  connhost attention
+  connhost attention -o json`,
+		Args: args(),
+		RunE: a.wrap(func(ctx context.Context, _ []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			l, err := c.Attention(ctx)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				l.Items = items(l.Items)
+				return printJSON(a.rt.Stdout, l)
+			}
+			if len(l.Items) == 0 {
+				_, err := fmt.Fprintln(a.rt.Stdout, "no connection needs a person")
+				return err
+			}
+			rows := make([][]string, 0, len(l.Items))
+			for _, it := range l.Items {
+				rows = append(rows, []string{it.ConnectionID, it.ConnectorKey, it.Label, it.Verdict, ts(it.Since), it.Reason, it.Action})
+			}
+			return table(a.rt.Stdout, []string{"CONNECTION", "CONNECTOR", "LABEL", "HEALTH", "SINCE", "REASON", "ACTION"}, rows)
 		}),
 	}
 }

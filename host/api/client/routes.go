@@ -241,6 +241,13 @@ func (c *Client) Enrollment(ctx context.Context) (apitypes.Enrollment, error) {
 	return v, err
 }
 
+// Attention is GET /v1/attention.
+func (c *Client) Attention(ctx context.Context) (apitypes.List[apitypes.AttentionItem], error) {
+	var v apitypes.List[apitypes.AttentionItem]
+	err := c.do(ctx, http.MethodGet, "/v1/attention", nil, nil, &v)
+	return v, err
+}
+
 // ListHosts is GET /v1/hosts.
 func (c *Client) ListHosts(ctx context.Context) (apitypes.HostList, error) {
 	var v apitypes.HostList
