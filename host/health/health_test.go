@@ -54,7 +54,9 @@ func failed(code failure.Code, n int) func(*store.Connection) {
 }
 
 func held(code failure.Code) func(*store.Connection) {
-	return func(c *store.Connection) { c.Hold = store.Hold{Code: code, Message: "held: " + string(code), At: t2, RunID: "run_9"} }
+	return func(c *store.Connection) {
+		c.Hold = store.Hold{Code: code, Message: "held: " + string(code), At: t2, RunID: "run_9"}
+	}
 }
 
 // facts are a demo connection's: connector known, DEMO_TOKEN required,
@@ -405,4 +407,3 @@ func TestMonitorPokes(t *testing.T) {
 		t.Fatal("no scan after a poke")
 	}
 }
-
