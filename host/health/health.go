@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,6 +133,10 @@ func Derive(f Facts) Health {
 					return unavailable(fmt.Sprintf("stored credential is sealed under key id %d, which the loaded keyset does not hold", cr.KeyID),
 						cr.UpdatedAt, fmt.Sprintf("load a keyset that holds key %d, or %s", cr.KeyID, capture))
 				}
+				if missing := lacking(cr.Names, f.AuthRequired); len(missing) > 0 {
+					return unavailable(fmt.Sprintf("stored credential lacks required names %s", strings.Join(missing, ", ")),
+						cr.UpdatedAt, capture)
+				}
 				if c.Hold.Code == failure.StaticSecretUnavailable {
 					return unavailable(c.Hold.Message, c.Hold.At, capture)
 				}
@@ -196,6 +201,17 @@ func Derive(f Facts) Health {
 		return Health{Verdict: NeverRun, Reason: "the connection has not run yet", Since: c.CreatedAt}
 	}
 	return Health{Verdict: Healthy, Reason: "the latest run succeeded", Since: c.Streak.LastRunAt}
+}
+
+// lacking returns the names of required that names lacks.
+func lacking(names, required []string) []string {
+	var out []string
+	for _, n := range required {
+		if !slices.Contains(names, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // credentialChangedSince reports a credential captured or rotated after t.

@@ -32,7 +32,7 @@ func conn(mut ...func(*store.Connection)) store.Connection {
 }
 
 func cred(state store.CredentialState, mut ...func(*store.CredentialMeta)) *store.CredentialMeta {
-	m := &store.CredentialMeta{ConnectionID: "conn_1", State: state, KeyID: 7, CapturedAt: t0, UpdatedAt: t0}
+	m := &store.CredentialMeta{ConnectionID: "conn_1", State: state, Names: []string{"DEMO_TOKEN", "DEMO_USER"}, KeyID: 7, CapturedAt: t0, UpdatedAt: t0}
 	switch state {
 	case store.CredentialRevoked:
 		m.RevokedAt = t1
@@ -116,6 +116,9 @@ func TestDerive(t *testing.T) {
 		{"credential quarantined", facts(conn(), cred(store.CredentialQuarantined)), health.CredentialUnavailable, true, t1, "quarantined", ""},
 		{"key not held", func() health.Facts { f := facts(conn(), active); f.KeyHeld = false; return f }(), health.CredentialUnavailable, true, t0,
 			"key id 7", "keyset that holds key 7"},
+		{"stored credential lacks a required name", facts(conn(), cred(store.CredentialActive, func(m *store.CredentialMeta) {
+			m.Names, m.UpdatedAt = []string{"OTHER"}, t1
+		})), health.CredentialUnavailable, true, t1, "lacks required names DEMO_TOKEN", "credential set conn_1"},
 		{"unavailable hold on an active credential", facts(conn(held(failure.StaticSecretUnavailable)), active), health.CredentialUnavailable, true, t2,
 			"held: static_secret_credential_unavailable", ""},
 		{"unavailable beats failing", facts(conn(failed(failure.ConnectorFailed, 5)), cred(store.CredentialRevoked)), health.CredentialUnavailable, true, t1, "", ""},
