@@ -24,6 +24,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// farSchedule keeps the schedule out of the way: the tests move the fake
+// clock by hours at most, and only manual runs change the streak.
+const farSchedule = "@every 720h"
+
 // healthCanary is the stored DEMO_TOKEN of the health tests: it must
 // appear in no API body, CLI output, metric or log line.
 const healthCanary = "canary-health-9f2c41d7e0"
@@ -158,7 +162,7 @@ func (e *healthEnv) noCanary() {
 func TestHealthTransitions(t *testing.T) {
 	e := newHealthEnv(t)
 	ctx := context.Background()
-	c := e.createDemo(map[string]any{"records": 5}, "")
+	c := e.createDemo(map[string]any{"records": 5}, farSchedule)
 	id := c.ID
 
 	// No credential and no host env credentials.
@@ -274,21 +278,21 @@ func TestHealthTransitions(t *testing.T) {
 func TestAttentionList(t *testing.T) {
 	e := newHealthEnv(t)
 	// Oldest: no credential at all (since its creation).
-	needs := e.createDemo(map[string]any{"records": 1}, "")
+	needs := e.createDemo(map[string]any{"records": 1}, farSchedule)
 	e.h.Clock.Advance(time.Hour)
-	healthy := e.createDemo(map[string]any{"records": 1}, "")
+	healthy := e.createDemo(map[string]any{"records": 1}, farSchedule)
 	e.setToken(healthy.ID, healthCanary)
 	if r := e.run(healthy.ID); r.Status != "succeeded" {
 		t.Fatalf("run: %+v", r)
 	}
-	paused := e.createDemo(map[string]any{"records": 1}, "")
+	paused := e.createDemo(map[string]any{"records": 1}, farSchedule)
 	e.ok(http.StatusOK, "POST", "/v1/connections/"+paused.ID+"/pause", nil, nil)
 	e.h.Clock.Advance(time.Hour)
 	// Needs a credential since its creation, an hour after the first.
-	middle := e.createDemo(map[string]any{"records": 1}, "")
+	middle := e.createDemo(map[string]any{"records": 1}, farSchedule)
 	// Created before middle, but its credential is revoked later: since
 	// is the revocation.
-	revoked := e.createDemo(map[string]any{"records": 1}, "")
+	revoked := e.createDemo(map[string]any{"records": 1}, farSchedule)
 	e.setToken(revoked.ID, healthCanary)
 	e.h.Clock.Advance(time.Hour)
 	e.ok(http.StatusOK, "POST", "/v1/connections/"+revoked.ID+"/credential/revoke", nil, nil)
