@@ -192,4 +192,3 @@ func names(m map[string]string) []string {
 	}
 	return out
 }
-
