@@ -464,7 +464,7 @@ func (p Predictor) Predict(ctx context.Context, t Target) (Prediction, error) {
 	if err := stateRefusal(t.ConnectionID, meta, &rep); err != nil {
 		return Prediction{Report: rep}, err
 	}
-	if p.Keys == nil {
+	if p.Keys == nil || len(p.Keys.Info().Keys) == 0 {
 		return Prediction{Report: rep}, undecryptable(t.ConnectionID, meta, &rep, "cannot be decrypted: no keyset is loaded")
 	}
 	if !p.Keys.Info().Holds(meta.KeyID) {
