@@ -173,6 +173,9 @@ type Config struct {
 	// Rescanner serves POST /v1/connectors/rescan; nil answers it 503
 	// unavailable.
 	Rescanner Rescanner
+	// Explainer serves GET /v1/connections/{id}/explain; nil answers it
+	// 503 unavailable.
+	Explainer Explainer
 	// Metrics serves /metrics behind the token; nil leaves /metrics
 	// unregistered.
 	Metrics  http.Handler
@@ -293,6 +296,7 @@ func (a *API) register() {
 	a.handle("POST /v1/connections/{id}/runs", a.triggerRun)
 	a.handle("GET /v1/connections/{id}/records", a.listRecords)
 	a.handle("GET /v1/connections/{id}/checkpoint", a.getCheckpoint)
+	a.handle("GET /v1/connections/{id}/explain", a.explainConnection)
 	a.handle("DELETE /v1/connections/{id}/checkpoint", a.resetCheckpoint)
 
 	a.handle("GET /v1/runs", a.listRuns)

@@ -147,6 +147,7 @@ func toRun(r store.Run) apitypes.Run {
 		Records:        r.Records,
 		HostID:         r.HostID,
 		ScheduledFor:   stampNano(r.ScheduledFor),
+		Provenance:     toProvenance(r.Provenance),
 	}
 }
 

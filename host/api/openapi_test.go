@@ -39,6 +39,9 @@ func TestOpenAPIRequiredMatchesOmitempty(t *testing.T) {
 		"Run": apitypes.Run{}, "Host": apitypes.Host{}, "Record": apitypes.Record{}, "AuditEvent": apitypes.AuditEvent{},
 		"EnrollmentEntry": apitypes.EnrollmentEntry{}, "RunEvent": apitypes.RunEvent{},
 		"Checkpoint": apitypes.Checkpoint{}, "CheckpointReset": apitypes.CheckpointReset{},
+		"Provenance": apitypes.Provenance{}, "ProvenanceCredential": apitypes.ProvenanceCredential{},
+		"EnvVar": apitypes.EnvVar{}, "Refusal": apitypes.Refusal{}, "Explain": apitypes.Explain{},
+		"ExplainHealth": apitypes.ExplainHealth{}, "ExplainLaunch": apitypes.ExplainLaunch{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, ok := doc.Components.Schemas[name]

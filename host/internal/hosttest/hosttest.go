@@ -24,7 +24,9 @@ import (
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/explain"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
@@ -84,6 +86,9 @@ type Host struct {
 	Scheduler *schedule.Scheduler
 	Control   *control.Service
 	Gate      *enroll.Gate
+	// Explainer explains connections as the server wires it (presence
+	// only: no keyset).
+	Explainer *explain.Explainer
 
 	hostEnv   []string
 	closeOnce sync.Once
@@ -243,6 +248,18 @@ func New(t testing.TB, o Options) *Host {
 	}
 	h.Gate = &enroll.Gate{Presence: presence, Manifests: control.Manifests{Catalog: cat}, HostEnv: lookup,
 		AllowHostEnv: o.AllowHostEnv, CheckSpec: schedule.Check}
+	manifests := control.Manifests{Catalog: cat}
+	assessor := &health.Assessor{Manifests: manifests, Credentials: st, HostEnv: lookup, AllowHostEnv: o.AllowHostEnv}
+	predictor := broker.Predictor{Credentials: st, HostEnv: lookup, AllowHostEnv: o.AllowHostEnv}
+	if h.Keyset != nil {
+		assessor.KeyHeld = h.Keyset.Info().Holds
+		predictor.Keys = h.Keyset
+	}
+	h.Explainer, err = explain.New(explain.Config{Store: st, Manifests: manifests, Gate: h.Gate, Health: assessor,
+		Predictor: predictor, HostEnv: func() []string { return h.hostEnv }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.Control, err = control.New(control.Config{Store: st, Catalog: cat, Broker: h.Broker, Runner: h.Runner,
 		Queue: h.Dispatch, Scheduler: h.Scheduler, Gate: h.Gate, Audit: al, Logger: h.Logger})
 	if err != nil {
