@@ -316,14 +316,14 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 		if failure.CodeOf(err) == failure.Internal {
 			err = &failure.Error{Code: failure.Internal, Message: "credential resolution failed", Err: err}
 		} else {
-			h.prov = Provenance(res.Report, nil) // the resolution that refused
+			h.prov = provenance(res.Report, nil) // the resolution that refused
 		}
 		return r.refuse(ctx, h, req, run, err)
 	}
 
 	// 4. The environment: stored values last.
 	env, origins := r.childEnv(entry, res, conn.ID, run.ID, string(req.Trigger))
-	h.prov = Provenance(res.Report, origins)
+	h.prov = provenance(res.Report, origins)
 
 	// 5 and 6 run in the background, under the runner's own context so an
 	// HTTP request ending does not cancel the run.
