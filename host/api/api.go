@@ -177,6 +177,9 @@ type Config struct {
 	// and GET /v1/attention; nil leaves views without health and answers
 	// attention 503 unavailable.
 	Health ConnectionHealth
+	// Explainer serves GET /v1/connections/{id}/explain; nil answers it
+	// 503 unavailable.
+	Explainer Explainer
 	// Metrics serves /metrics behind the token; nil leaves /metrics
 	// unregistered.
 	Metrics  http.Handler
@@ -297,6 +300,7 @@ func (a *API) register() {
 	a.handle("POST /v1/connections/{id}/runs", a.triggerRun)
 	a.handle("GET /v1/connections/{id}/records", a.listRecords)
 	a.handle("GET /v1/connections/{id}/checkpoint", a.getCheckpoint)
+	a.handle("GET /v1/connections/{id}/explain", a.explainConnection)
 	a.handle("DELETE /v1/connections/{id}/checkpoint", a.resetCheckpoint)
 
 	a.handle("GET /v1/runs", a.listRuns)

@@ -182,6 +182,7 @@ func toRun(r store.Run) apitypes.Run {
 		Records:        r.Records,
 		HostID:         r.HostID,
 		ScheduledFor:   stampNano(r.ScheduledFor),
+		Provenance:     toProvenance(r.Provenance),
 	}
 }
 

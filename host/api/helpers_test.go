@@ -63,6 +63,7 @@ func newEnv(t *testing.T, o hosttest.Options) *env {
 		Token: testToken, Store: h.Store, Control: h.Control, Catalog: h.Catalog, Runs: h.Runner,
 		Schedule: h.Scheduler, Metrics: m.Handler(), Observer: m, Logger: h.Logger.Named("http"),
 		Heartbeat: 200 * time.Millisecond, Health: h.Health,
+		Explainer: h.Explainer,
 		Keyset: &fakeKeyset{
 			info: func() keysets.Info { return ks.Info() },
 			rotate: func(context.Context, string) (keysets.Info, error) {

@@ -41,6 +41,9 @@ func TestOpenAPIRequiredMatchesOmitempty(t *testing.T) {
 		"Checkpoint": apitypes.Checkpoint{}, "CheckpointReset": apitypes.CheckpointReset{},
 		"ConnectionHealth": apitypes.Health{}, "Hold": apitypes.Hold{}, "Streak": apitypes.Streak{},
 		"StreakFailures": apitypes.Failures{}, "AttentionItem": apitypes.AttentionItem{},
+		"Provenance": apitypes.Provenance{}, "ProvenanceCredential": apitypes.ProvenanceCredential{},
+		"EnvVar": apitypes.EnvVar{}, "Refusal": apitypes.Refusal{}, "Explain": apitypes.Explain{},
+		"ExplainHealth": apitypes.ExplainHealth{}, "ExplainLaunch": apitypes.ExplainLaunch{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, ok := doc.Components.Schemas[name]

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/connhost/connhost/host/audit"
 	"github.com/connhost/connhost/host/failure"
@@ -124,6 +125,22 @@ type Resolution struct {
 	Source Source
 	// Values maps env names to secret values (empty for SourceNone).
 	Values map[string]string
+	// Report says what the resolution found, without values. Resolve
+	// fills it on a refusal too.
+	Report Report
+}
+
+// Report is what a resolution found, for a run's provenance and for
+// connection explain: states, key ids, stamps and names — never a value,
+// a hash of one or a length.
+type Report struct {
+	// Source is where the credential came from; "" when refused.
+	Source Source
+	// Credential is the stored credential used or refused over; nil when
+	// none was ever stored (or the connector needs none).
+	Credential *store.ProvenanceCredential
+	// Refusal is set when the resolution refused.
+	Refusal *store.ProvenanceRefusal
 }
 
 // Names returns the value names, sorted.
@@ -147,62 +164,154 @@ func (r Resolution) Secrets() []string {
 
 // Resolve returns the connection's credential env fragment or a typed
 // refusal (*failure.Error with code static_secret_credential_unavailable or
-// credentials_required). It is the only function that decrypts.
+// credentials_required). It is the only function that decrypts. On a
+// refusal the returned Resolution holds no values, only the Report of why.
 func (b *Broker) Resolve(ctx context.Context, t Target) (Resolution, error) {
-	if t.Auth.Kind != manifest.AuthStaticSecret || len(t.Auth.Required) == 0 {
-		return Resolution{Source: SourceNone}, nil
+	if !needsCredential(t.Auth) {
+		return Resolution{Source: SourceNone, Report: Report{Source: SourceNone}}, nil
 	}
 	cred, err := b.cfg.Store.GetCredential(ctx, t.ConnectionID)
 	switch {
 	case errors.Is(err, store.ErrCredentialNotFound):
-		return b.resolveHostEnv(t)
+		values, rep, err := hostEnvPolicy(t, b.cfg.HostEnv, b.cfg.AllowHostEnv)
+		return Resolution{Source: rep.Source, Values: values, Report: rep}, err
 	case err != nil:
 		return Resolution{}, fmt.Errorf("broker: load credential: %w", err)
 	}
-	unavailable := func(why string) error {
-		return &failure.Error{Code: failure.StaticSecretUnavailable,
-			Message: fmt.Sprintf("connection %s: stored credential %s; refusing to fall back to the host environment", t.ConnectionID, why)}
-	}
-	if cred.State != store.CredentialActive {
-		return Resolution{}, unavailable("is " + string(cred.State))
+	rep := Report{Credential: credentialReport(cred.CredentialMeta)}
+	if err := stateRefusal(t.ConnectionID, cred.CredentialMeta, &rep); err != nil {
+		return Resolution{Report: rep}, err
 	}
 	if b.cfg.Keyset == nil {
-		return Resolution{}, unavailable("cannot be decrypted: no keyset is loaded")
+		return Resolution{Report: rep}, undecryptable(t.ConnectionID, cred.CredentialMeta, &rep, "cannot be decrypted: no keyset is loaded")
 	}
 	values, err := b.open(cred.ConnectionID, cred.Kind, cred.Ciphertext)
 	if err != nil {
 		b.cfg.Logger.Warn("stored credential does not decrypt", "connection_id", t.ConnectionID, "key_id", cred.KeyID)
-		return Resolution{}, unavailable("cannot be decrypted with the loaded keyset")
+		return Resolution{Report: rep}, undecryptable(t.ConnectionID, cred.CredentialMeta, &rep, "cannot be decrypted with the loaded keyset")
 	}
-	var missing []string
-	for _, n := range t.Auth.Required {
-		if values[n] == "" {
-			missing = append(missing, n)
+	var present []string
+	for n, v := range values {
+		if v != "" {
+			present = append(present, n)
 		}
 	}
-	if len(missing) > 0 {
-		return Resolution{}, &failure.Error{Code: failure.StaticSecretUnavailable,
-			Message: fmt.Sprintf("connection %s: stored credential lacks required names %v; capture it again", t.ConnectionID, missing)}
+	if err := missingRefusal(t, cred.CredentialMeta, present, &rep); err != nil {
+		clear(values)
+		return Resolution{Report: rep}, err
 	}
-	return Resolution{Source: SourceStored, Values: values}, nil
+	rep.Source = SourceStored
+	return Resolution{Source: SourceStored, Values: values, Report: rep}, nil
 }
 
-func (b *Broker) resolveHostEnv(t Target) (Resolution, error) {
+// The resolution policy, shared by Resolve (which decrypts) and
+// Predictor.Predict (which never does), so a prediction cannot drift
+// from the launch it predicts.
+
+// needsCredential reports whether a connector's auth asks for one.
+func needsCredential(a manifest.Auth) bool {
+	return a.Kind == manifest.AuthStaticSecret && len(a.Required) > 0
+}
+
+// credentialReport describes a stored credential without its values.
+func credentialReport(m store.CredentialMeta) *store.ProvenanceCredential {
+	return &store.ProvenanceCredential{State: m.State, KeyID: m.KeyID, CapturedAt: m.CapturedAt,
+		RotatedAt: m.RotatedAt, RevokedAt: m.RevokedAt, DeletedAt: m.DeletedAt}
+}
+
+// unavailable is the refusal of a stored credential that cannot be used.
+func unavailable(connectionID, why string) error {
+	return &failure.Error{Code: failure.StaticSecretUnavailable,
+		Message: fmt.Sprintf("connection %s: stored credential %s; refusing to fall back to the host environment", connectionID, why)}
+}
+
+// stateRefusal refuses a stored credential that is not active, noting it
+// in rep.
+func stateRefusal(connectionID string, m store.CredentialMeta, rep *Report) error {
+	if m.State == store.CredentialActive {
+		return nil
+	}
+	var at time.Time
+	switch m.State {
+	case store.CredentialRevoked:
+		at = m.RevokedAt
+	case store.CredentialDeleted:
+		at = m.DeletedAt
+	case store.CredentialQuarantined:
+		at = m.QuarantinedAt
+	}
+	why := "is " + string(m.State)
+	if !at.IsZero() {
+		why = fmt.Sprintf("%s at %s", m.State, at.UTC().Format(time.RFC3339))
+	}
+	rep.Refusal = &store.ProvenanceRefusal{Code: failure.StaticSecretUnavailable, CredentialState: string(m.State)}
+	return unavailable(connectionID, why)
+}
+
+// undecryptable refuses an active credential the loaded keyset cannot
+// open, noting it in rep.
+func undecryptable(connectionID string, m store.CredentialMeta, rep *Report, why string) error {
+	rep.Refusal = &store.ProvenanceRefusal{Code: failure.StaticSecretUnavailable, CredentialState: string(m.State), Undecryptable: true}
+	return unavailable(connectionID, why)
+}
+
+// missingRefusal refuses an active credential that does not hold every
+// required name non-empty (present lists the names it does), noting it in
+// rep.
+func missingRefusal(t Target, m store.CredentialMeta, present []string, rep *Report) error {
+	have := make(map[string]bool, len(present))
+	for _, n := range present {
+		have[n] = true
+	}
 	var missing []string
+	for _, n := range t.Auth.Required {
+		if !have[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rep.Refusal = &store.ProvenanceRefusal{Code: failure.StaticSecretUnavailable, CredentialState: string(m.State), MissingNames: missing}
+	return &failure.Error{Code: failure.StaticSecretUnavailable,
+		Message: fmt.Sprintf("connection %s: stored credential lacks required names %v; capture it again", t.ConnectionID, missing)}
+}
+
+// hostEnvPolicy resolves a connection that never stored a credential
+// from the host environment: every required name set non-empty, and host
+// env credentials allowed. values is nil on a refusal.
+func hostEnvPolicy(t Target, lookup func(string) (string, bool), allow bool) (map[string]string, Report, error) {
+	var absent, empty []string
 	values := map[string]string{}
 	for _, n := range t.Auth.Required {
-		v, ok := b.cfg.HostEnv(n)
-		if !ok || v == "" || !b.cfg.AllowHostEnv {
-			missing = append(missing, n)
-			continue
+		v, ok := lookup(n)
+		switch {
+		case !ok:
+			absent = append(absent, n)
+		case v == "":
+			empty = append(empty, n)
+		default:
+			values[n] = v
 		}
-		values[n] = v
 	}
-	if len(missing) > 0 {
-		return Resolution{}, &failure.Error{Code: failure.CredentialsRequired,
-			Message: fmt.Sprintf("connection %s has no stored credential and the host environment does not provide %v", t.ConnectionID, missing)}
+	if allow && len(absent) == 0 && len(empty) == 0 {
+		return values, Report{Source: SourceHostEnv}, nil
 	}
-	return Resolution{Source: SourceHostEnv, Values: values}, nil
+	missing := t.Auth.Required
+	msg := fmt.Sprintf("connection %s has no stored credential and host env credentials are turned off (--allow-host-env-credentials=false); it needs %v", t.ConnectionID, missing)
+	if allow {
+		missing = nil
+		for _, n := range t.Auth.Required {
+			if _, ok := values[n]; !ok {
+				missing = append(missing, n)
+			}
+		}
+		msg = fmt.Sprintf("connection %s has no stored credential and the host environment does not provide %v", t.ConnectionID, missing)
+	}
+	clear(values)
+	rep := Report{Refusal: &store.ProvenanceRefusal{Code: failure.CredentialsRequired, CredentialState: "none",
+		AbsentEnv: absent, EmptyEnv: empty, HostEnvDisallowed: !allow}}
+	return nil, rep, &failure.Error{Code: failure.CredentialsRequired, Message: msg}
 }
 
 // associatedData binds a ciphertext to its connection and kind.
@@ -292,4 +401,81 @@ func (p Presence) KeyMissing(ctx context.Context, connectionID string) (uint32, 
 		return 0, false, err
 	}
 	return key, p.Keys == nil || !p.Keys.Info().Holds(key), nil
+}
+
+// CredentialMetas reads credential metadata — never a ciphertext.
+type CredentialMetas interface {
+	GetCredentialMeta(ctx context.Context, connectionID string) (store.CredentialMeta, error)
+}
+
+// Predictor says what Resolve would do for a connection without
+// resolving: it reads the stored credential's metadata (state, names, key
+// id), whether the loaded keyset holds that key id, and the host
+// environment by presence. Like Presence it holds no keyset, so it cannot
+// decrypt; it shares Resolve's policy and messages.
+//
+// What it cannot see is whether an active credential's ciphertext opens
+// under a key the keyset holds: it predicts success there, and Resolve
+// would refuse an undecryptable ciphertext at launch.
+type Predictor struct {
+	Credentials CredentialMetas
+	// Keys describes the loaded keyset (key ids only); nil: none loaded.
+	Keys KeyInfo
+	// HostEnv looks up the host environment (os.LookupEnv in production).
+	HostEnv func(string) (string, bool)
+	// AllowHostEnv is the broker's Config.AllowHostEnv.
+	AllowHostEnv bool
+}
+
+// Prediction is what Resolve would return, without values.
+type Prediction struct {
+	Source Source
+	// Names are the names the credential source would supply: the stored
+	// credential's names, or the required names taken from the host env.
+	Names  []string
+	Report Report
+}
+
+// Predict returns the resolution Resolve would make for t, or the typed
+// refusal (with its Report) it would return.
+func (p Predictor) Predict(ctx context.Context, t Target) (Prediction, error) {
+	if !needsCredential(t.Auth) {
+		return Prediction{Source: SourceNone, Report: Report{Source: SourceNone}}, nil
+	}
+	meta, err := p.Credentials.GetCredentialMeta(ctx, t.ConnectionID)
+	switch {
+	case errors.Is(err, store.ErrCredentialNotFound):
+		lookup := p.HostEnv
+		if lookup == nil {
+			lookup = func(string) (string, bool) { return "", false }
+		}
+		values, rep, err := hostEnvPolicy(t, lookup, p.AllowHostEnv)
+		pr := Prediction{Source: rep.Source, Report: rep}
+		for n := range values {
+			pr.Names = append(pr.Names, n)
+		}
+		clear(values)
+		sort.Strings(pr.Names)
+		return pr, err
+	case err != nil:
+		return Prediction{}, fmt.Errorf("broker: load credential metadata: %w", err)
+	}
+	rep := Report{Credential: credentialReport(meta)}
+	if err := stateRefusal(t.ConnectionID, meta, &rep); err != nil {
+		return Prediction{Report: rep}, err
+	}
+	if p.Keys == nil || len(p.Keys.Info().Keys) == 0 {
+		return Prediction{Report: rep}, undecryptable(t.ConnectionID, meta, &rep, "cannot be decrypted: no keyset is loaded")
+	}
+	if !p.Keys.Info().Holds(meta.KeyID) {
+		return Prediction{Report: rep}, undecryptable(t.ConnectionID, meta, &rep,
+			fmt.Sprintf("is sealed under key id %d, which the loaded keyset does not hold", meta.KeyID))
+	}
+	if err := missingRefusal(t, meta, meta.Names, &rep); err != nil {
+		return Prediction{Report: rep}, err
+	}
+	rep.Source = SourceStored
+	names := append([]string(nil), meta.Names...)
+	sort.Strings(names)
+	return Prediction{Source: SourceStored, Names: names, Report: rep}, nil
 }

@@ -57,6 +57,16 @@ a run that emits a key again replaces its record. It is audited
 run holds the connection: cancel that run first, or wait for it to end.
 Clearing a connection with no checkpoint succeeds and changes nothing.`,
 			(*client.Client).ResetCheckpoint, a.printCheckpointReset),
+		idCommand(a, "connection explain", "ID", "Explain what the connection's next launch would do",
+			`Explain says what the connection's next launch would do, without starting
+anything and without decrypting (presence only, like the enrollment gate):
+whether it is enrolled or which skip and why, its health and the action it
+asks, which credential source the launch would use (the stored credential's
+state and key id, or the host env), every variable NAME of the child's
+environment with its layer, and what would be refused, with the typed code
+and message (e.g. static_secret_credential_unavailable: stored credential
+revoked at …). It never shows a value. -o json prints the API's Explain.`,
+			(*client.Client).ExplainConnection, a.printExplain),
 		a.connectionDeleteCommand(),
 	)
 	return cmd

@@ -347,8 +347,15 @@ runs exist, the cursor of the next page is printed on stderr.`,
 
 	cmd.AddCommand(list,
 		idCommand(a, "runs show", "RUN_ID", "Show a run", `Show a run: trigger, attempt, status, failure code and message, the instant
-it was scheduled for, the host that ran it, record count and times.`,
-			(*client.Client).GetRun, a.printRun),
+it was scheduled for, the host that ran it, record count and times, and its
+launch provenance: where the credential came from (the stored credential's
+state, key id and capture/rotation times, or the host env), every variable
+NAME of the child's environment with the layer that supplied it (allowlist,
+passthrough, host_env, run_metadata, stored_credential; a later layer wins),
+and for a launch refused over its credential the resolution that refused
+(credential state, undecryptable, missing names, required names absent or
+empty in the host env). Never a value. -o json includes it as "provenance".`,
+			(*client.Client).GetRun, a.printRunShow),
 		idCommand(a, "runs cancel", "RUN_ID", "Cancel a queued or running run",
 			`Cancel a run, whichever host of the cluster runs it: a queued run leaves the
 queue, a running one has its connector stopped; the run ends with status

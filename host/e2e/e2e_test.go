@@ -158,6 +158,50 @@ func TestSeedScenariosEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("ProvenanceIsTheSameOnEveryLaunchPath", func(t *testing.T) {
+		// Issue 12: the scheduled and the manual run record the same
+		// provenance, DEMO_TOKEN from the stored credential although the
+		// host env holds DEMO_TOKEN="", and explain predicts it.
+		var scheduledRun, manualRun apitypes.Run
+		for _, r := range h.runs(id) {
+			switch {
+			case r.Status != "succeeded":
+			case r.Trigger == "scheduled" && scheduledRun.ID == "":
+				h.okJSON(&scheduledRun, "runs", "show", r.ID)
+			case r.Trigger == "manual" && manualRun.ID == "":
+				h.okJSON(&manualRun, "runs", "show", r.ID)
+			}
+		}
+		if scheduledRun.Provenance == nil || manualRun.Provenance == nil {
+			t.Fatalf("provenance missing: scheduled %+v, manual %+v", scheduledRun, manualRun)
+		}
+		sp, _ := json.Marshal(scheduledRun.Provenance)
+		mp, _ := json.Marshal(manualRun.Provenance)
+		if string(sp) != string(mp) {
+			t.Errorf("scheduled and manual provenance differ:\n%s\n%s", sp, mp)
+		}
+		if !slices.Contains(manualRun.Provenance.Env, apitypes.EnvVar{Name: "DEMO_TOKEN", Layer: "stored_credential"}) ||
+			manualRun.Provenance.CredentialSource != "stored" || manualRun.Provenance.Credential == nil {
+			t.Errorf("manual run provenance = %s, want DEMO_TOKEN from the stored credential", mp)
+		}
+		out := h.ok("", "runs", "show", manualRun.ID)
+		for _, want := range []string{"credential: stored credential (active, key id ", "NAME ", " LAYER\n", "DEMO_TOKEN  ", "stored_credential\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("runs show lacks %q:\n%s", want, out)
+			}
+		}
+		var ex apitypes.Explain
+		h.okJSON(&ex, "connection", "explain", id)
+		ep, _ := json.Marshal(ex.Launch.Env)
+		rp, _ := json.Marshal(manualRun.Provenance.Env)
+		if ex.Launch.Outcome != "launch" || ex.Launch.CredentialSource != "stored" || string(ep) != string(rp) {
+			t.Errorf("explain = %+v, want a launch with the run's env %s", ex.Launch, rp)
+		}
+		if out := h.ok("", "connection", "explain", id); !strings.Contains(out, "next launch:") || !strings.Contains(out, "launch (scheduled)") {
+			t.Errorf("connection explain:\n%s", out)
+		}
+	})
+
 	// A second connection on the connector's default schedule (every
 	// minute: it does not fire during the test), captured from a file, whose
 	// runs are slow enough to report progress.
@@ -245,6 +289,33 @@ func TestSeedScenariosEndToEnd(t *testing.T) {
 		res := h.cli("", "run", id, "--wait")
 		if res.code != 3 || !strings.HasPrefix(res.stderr, "error: "+failureUnavailable+": ") {
 			t.Errorf("manual run after revoke: exit %d, stderr %q; want exit 3 with %s", res.code, res.stderr, failureUnavailable)
+		}
+	})
+
+	t.Run("ExplainAndProvenanceAfterRevoke", func(t *testing.T) {
+		var ex apitypes.Explain
+		h.okJSON(&ex, "connection", "explain", id)
+		r := ex.Launch.Refusal
+		if ex.Launch.Outcome != "refused" || r == nil || r.Code != failureUnavailable || r.CredentialState != "revoked" ||
+			!strings.Contains(r.Message, "stored credential revoked at ") || len(ex.Launch.Env) != 0 {
+			t.Errorf("explain after revoke = %+v", ex.Launch)
+		}
+		out := h.ok("", "connection", "explain", id)
+		if !strings.Contains(out, "refused:          "+failureUnavailable+": ") || !strings.Contains(out, "credential state: revoked\n") {
+			t.Errorf("connection explain after revoke:\n%s", out)
+		}
+		for _, run := range h.runs(id) {
+			if run.Status != "refused" || run.FailureCode != failureUnavailable {
+				continue
+			}
+			var shown apitypes.Run
+			h.okJSON(&shown, "runs", "show", run.ID)
+			if p := shown.Provenance; p == nil || p.Refusal == nil || p.Refusal.CredentialState != "revoked" || len(p.Env) != 0 {
+				t.Errorf("refused run %s provenance = %+v", run.ID, p)
+			}
+			if out := h.ok("", "runs", "show", run.ID); !strings.Contains(out, "credential state: revoked") {
+				t.Errorf("runs show of a refused run:\n%s", out)
+			}
 		}
 	})
 

@@ -65,6 +65,27 @@ type EnvSpec struct {
 	ConnectionID, RunID, Trigger string
 }
 
+// Layer names the layer of a child's environment a variable came from, in
+// the order BuildEnv applies them (DESIGN section 3). The strings are the
+// ones a run's provenance stores (store.EnvLayer).
+type Layer string
+
+// Layers, first to last.
+const (
+	LayerAllowlist        Layer = "allowlist"
+	LayerPassthrough      Layer = "passthrough"
+	LayerHostEnv          Layer = "host_env"
+	LayerRunMetadata      Layer = "run_metadata"
+	LayerStoredCredential Layer = "stored_credential"
+)
+
+// Origin is one variable of a built environment: its name and the layer
+// that supplied it. It never holds a value.
+type Origin struct {
+	Name  string
+	Layer Layer
+}
+
 // BuildEnv returns a child's whole environment, as NAME=value entries sorted
 // by name. host is the host's environment in os.Environ form; BuildEnv never
 // reads the process environment itself, so it is a pure function.
@@ -81,23 +102,40 @@ type EnvSpec struct {
 // Names with a reserved prefix (CONNHOST_, PLUGIN_) and malformed names are
 // never taken from layers 1, 2, 3 or 5.
 func BuildEnv(host []string, spec EnvSpec) []string {
+	env, _ := BuildEnvProvenance(host, spec)
+	return env
+}
+
+// BuildEnvProvenance is BuildEnv that also says, for each variable of the
+// environment (same order), the layer that supplied it. BuildEnv is this
+// function, so the provenance a run records cannot drift from the
+// environment its child got.
+//
+// For a prediction from names only (no decryption), pass spec.Credential
+// with the stored names mapped to "": the last layer keeps empty values,
+// so the origins are those of the real launch; discard the env.
+func BuildEnvProvenance(host []string, spec EnvSpec) ([]string, []Origin) {
 	hostVal := lookupIn(host)
-	env := map[string]string{}
-	setNonEmpty := func(name, value string) {
+	type entry struct {
+		value string
+		layer Layer
+	}
+	env := map[string]entry{}
+	setNonEmpty := func(name, value string, layer Layer) {
 		if value != "" && validName(name) && !reserved(name) {
-			env[name] = value
+			env[name] = entry{value, layer}
 		}
 	}
-	fromHost := func(names []string) {
+	fromHost := func(names []string, layer Layer) {
 		for _, n := range names {
-			setNonEmpty(n, hostVal(n))
+			setNonEmpty(n, hostVal(n), layer)
 		}
 	}
 
-	fromHost(spec.Allowlist)
-	fromHost(spec.Passthrough)
+	fromHost(spec.Allowlist, LayerAllowlist)
+	fromHost(spec.Passthrough, LayerPassthrough)
 	if spec.Source == SourceHostEnv {
-		fromHost(spec.AuthRequired)
+		fromHost(spec.AuthRequired, LayerHostEnv)
 	}
 	for name, value := range map[string]string{
 		EnvConnectionID: spec.ConnectionID,
@@ -105,7 +143,7 @@ func BuildEnv(host []string, spec EnvSpec) []string {
 		EnvTrigger:      spec.Trigger,
 	} {
 		if value != "" {
-			env[name] = value
+			env[name] = entry{value, LayerRunMetadata}
 		}
 	}
 	if spec.Source == SourceStored {
@@ -113,7 +151,7 @@ func BuildEnv(host []string, spec EnvSpec) []string {
 			// The last layer keeps empty values: a stored empty value is
 			// the credential, not an absence.
 			if validName(name) && !reserved(name) {
-				env[name] = value
+				env[name] = entry{value, LayerStoredCredential}
 			}
 		}
 	}
@@ -124,10 +162,12 @@ func BuildEnv(host []string, spec EnvSpec) []string {
 	}
 	sort.Strings(names)
 	out := make([]string, len(names))
+	origins := make([]Origin, len(names))
 	for i, name := range names {
-		out[i] = name + "=" + env[name]
+		out[i] = name + "=" + env[name].value
+		origins[i] = Origin{Name: name, Layer: env[name].layer}
 	}
-	return out
+	return out, origins
 }
 
 // lookupIn returns a lookup over an os.Environ-style list. The first entry

@@ -144,6 +144,18 @@ func TestBuildEnv(t *testing.T) {
 			if diff := cmp.Diff(got, BuildEnv(tc.host, tc.spec)); diff != "" {
 				t.Errorf("BuildEnv not deterministic:\n%s", diff)
 			}
+			// The provenance names every variable of the env, in order.
+			env, origins := BuildEnvProvenance(tc.host, tc.spec)
+			if diff := cmp.Diff(got, env); diff != "" {
+				t.Errorf("BuildEnvProvenance env differs from BuildEnv:\n%s", diff)
+			}
+			names := make([]string, len(origins))
+			for i, o := range origins {
+				names[i] = o.Name
+			}
+			if diff := cmp.Diff(Names(got), names); diff != "" {
+				t.Errorf("provenance names (-env +provenance):\n%s", diff)
+			}
 		})
 	}
 }
@@ -153,5 +165,69 @@ func TestNames(t *testing.T) {
 	got := Names([]string{"A=1", "B=", "C=x=y"})
 	if diff := cmp.Diff([]string{"A", "B", "C"}, got); diff != "" {
 		t.Errorf("Names (-want +got):\n%s", diff)
+	}
+}
+
+func TestBuildEnvProvenance(t *testing.T) {
+	t.Parallel()
+	host := []string{"PATH=/usr/bin", "HOME=/home/op", "DEMO_TOKEN=", "API_BASE_URL=https://api.example",
+		"HOST_TOKEN=from-host", "LANG="}
+	tests := map[string]struct {
+		spec EnvSpec
+		want []Origin
+	}{
+		"each layer names its variables": {
+			spec: EnvSpec{Allowlist: []string{"PATH", "HOME", "LANG"}, Passthrough: []string{"API_BASE_URL"},
+				AuthRequired: []string{"DEMO_TOKEN"}, Source: SourceStored,
+				Credential: map[string]string{"DEMO_TOKEN": "stored-secret"}, ConnectionID: "c", RunID: "r", Trigger: "manual"},
+			want: []Origin{{"API_BASE_URL", LayerPassthrough}, {EnvConnectionID, LayerRunMetadata}, {EnvRunID, LayerRunMetadata},
+				{EnvTrigger, LayerRunMetadata}, {"DEMO_TOKEN", LayerStoredCredential}, {"HOME", LayerAllowlist}, {"PATH", LayerAllowlist}},
+		},
+		"later layer wins: allowlisted and passed through is passthrough": {
+			spec: EnvSpec{Allowlist: []string{"API_BASE_URL"}, Passthrough: []string{"API_BASE_URL"}},
+			want: []Origin{{"API_BASE_URL", LayerPassthrough}},
+		},
+		"stored credential wins over every host layer": {
+			spec: EnvSpec{Allowlist: []string{"HOST_TOKEN"}, Passthrough: []string{"HOST_TOKEN"}, AuthRequired: []string{"HOST_TOKEN"},
+				Source: SourceStored, Credential: map[string]string{"HOST_TOKEN": "stored"}},
+			want: []Origin{{"HOST_TOKEN", LayerStoredCredential}},
+		},
+		"host env source: auth names from host_env": {
+			spec: EnvSpec{Passthrough: []string{"HOST_TOKEN"}, AuthRequired: []string{"HOST_TOKEN"}, Source: SourceHostEnv},
+			want: []Origin{{"HOST_TOKEN", LayerHostEnv}},
+		},
+		"empty host value supplies nothing": {
+			spec: EnvSpec{Allowlist: []string{"DEMO_TOKEN"}, AuthRequired: []string{"DEMO_TOKEN"}, Source: SourceHostEnv},
+			want: []Origin{},
+		},
+		"names only: a stored name mapped to empty keeps its layer": {
+			spec: EnvSpec{Allowlist: []string{"DEMO_TOKEN"}, Source: SourceStored, Credential: map[string]string{"DEMO_TOKEN": ""}},
+			want: []Origin{{"DEMO_TOKEN", LayerStoredCredential}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, got := BuildEnvProvenance(host, tc.spec)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("origins (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A prediction from the stored names alone gives the origins of the real
+// launch: connection explain relies on it.
+func TestBuildEnvProvenanceFromNamesOnly(t *testing.T) {
+	t.Parallel()
+	host := []string{"PATH=/usr/bin", "DEMO_TOKEN=", "USER_NAME=host"}
+	real := EnvSpec{Allowlist: []string{"PATH", "DEMO_TOKEN"}, AuthRequired: []string{"DEMO_TOKEN", "USER_NAME"},
+		Source: SourceStored, Credential: map[string]string{"DEMO_TOKEN": "secret-1", "USER_NAME": "secret-2"}, RunID: "r"}
+	namesOnly := real
+	namesOnly.Credential = map[string]string{"DEMO_TOKEN": "", "USER_NAME": ""}
+	_, want := BuildEnvProvenance(host, real)
+	_, got := BuildEnvProvenance(host, namesOnly)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("names-only origins differ (-real +names only):\n%s", diff)
 	}
 }

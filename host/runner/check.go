@@ -39,7 +39,7 @@ func (r *Runner) Check(ctx context.Context, connectionID string) (CheckResult, e
 	if err != nil {
 		return CheckResult{}, err
 	}
-	env := r.childEnv(entry, res, conn.ID, "", "check")
+	env, _ := r.childEnv(entry, res, conn.ID, "", "check")
 	cr, err := r.cfg.Launcher.Check(ctx, launch.Spec{Name: entry.Key, Path: entry.Path, SHA256: entry.SHA256,
 		Env: env, Secrets: res.Secrets()}, wire.CheckRequest{ConnectionID: conn.ID, Config: conn.Config})
 	out := CheckResult{Valid: err == nil && cr.Valid, Identity: cr.Identity}

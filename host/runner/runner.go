@@ -229,6 +229,9 @@ type Handle struct {
 	run    store.Run
 	err    error
 	cancel context.CancelCauseFunc
+	// prov is the launch provenance: recorded when the run starts, or
+	// with the refusal when the credential resolution refused it.
+	prov *store.Provenance
 }
 
 // Done is closed when the run has ended and its row is final.
@@ -312,12 +315,15 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 		r.release(conn.ID, run.ID)
 		if failure.CodeOf(err) == failure.Internal {
 			err = &failure.Error{Code: failure.Internal, Message: "credential resolution failed", Err: err}
+		} else {
+			h.prov = provenance(res.Report, nil) // the resolution that refused
 		}
 		return r.refuse(ctx, h, req, run, err)
 	}
 
 	// 4. The environment: stored values last.
-	env := r.childEnv(entry, res, conn.ID, run.ID, string(req.Trigger))
+	env, origins := r.childEnv(entry, res, conn.ID, run.ID, string(req.Trigger))
+	h.prov = provenance(res.Report, origins)
 
 	// 5 and 6 run in the background, under the runner's own context so an
 	// HTTP request ending does not cancel the run.
@@ -333,7 +339,7 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 	r.wg.Add(1)
 	r.mu.Unlock()
 
-	running, err := r.cfg.Store.MarkRunRunning(ctx, run.ID, nil)
+	running, err := r.cfg.Store.MarkRunRunning(ctx, run.ID, h.prov)
 	if err != nil {
 		r.forget(run.ID)
 		cancel(nil)
@@ -387,13 +393,14 @@ func (r *Runner) Refuse(ctx context.Context, connectionID string, cause error) (
 // host allowlist, the manifest's passthrough names, host auth values only
 // when the broker chose the host env, run metadata, and the stored
 // credential values last. Launch and Check both use it, so every path
-// builds the same environment.
-func (r *Runner) childEnv(entry catalog.Entry, res broker.Resolution, connectionID, runID, trigger string) []string {
+// builds the same environment. It returns the layer of each variable too,
+// for the run's provenance.
+func (r *Runner) childEnv(entry catalog.Entry, res broker.Resolution, connectionID, runID, trigger string) ([]string, []launch.Origin) {
 	var stored map[string]string
 	if res.Source == broker.SourceStored {
 		stored = res.Values // host env values enter through layer 3 instead
 	}
-	return launch.BuildEnv(r.cfg.HostEnv(), launch.EnvSpec{
+	return launch.BuildEnvProvenance(r.cfg.HostEnv(), launch.EnvSpec{
 		Allowlist:    r.cfg.Allowlist,
 		Passthrough:  entry.Manifest.EnvPassthrough,
 		AuthRequired: entry.Manifest.Auth.Required,
@@ -410,6 +417,7 @@ func (r *Runner) refuse(ctx context.Context, h *Handle, req Request, run store.R
 	code := failure.CodeOf(err)
 	fin, ferr := r.cfg.Store.FinishRun(context.WithoutCancel(ctx), run.ID, store.RunResult{
 		Status: store.RunRefused, FailureCode: code, FailureMessage: failureMessage(err),
+		Provenance: h.prov,
 	})
 	if ferr != nil {
 		r.cfg.Logger.Error("finish refused run", "run_id", run.ID, "error", ferr)

@@ -83,6 +83,7 @@ import (
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/explain"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/launch"
@@ -563,8 +564,18 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 
 	// 6. Metrics, HTTP API, gRPC admin; rescans (the API's and SIGHUP's).
 	h.rescan = &rescanner{dir: pluginDir, d: l, opts: h.scan, cat: cat, st: st, al: al, ctl: ctl, log: log.Named("catalog")}
+	// Explain gets presence only: credential metadata, the keyset's key
+	// ids, the host env the children get; never the keyset itself.
+	manifests := control.Manifests{Catalog: cat}
+	explainer, err := explain.New(explain.Config{Store: st, Manifests: manifests, Gate: gate,
+		Health:    assessor,
+		Predictor: broker.Predictor{Credentials: st, Keys: ring, HostEnv: lookup, AllowHostEnv: cfg.AllowHostEnvCredentials},
+		HostEnv:   environ})
+	if err != nil {
+		return nil, err
+	}
 	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
-		Keyset: ring, Rescanner: h.rescan, Health: assessor, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
+		Keyset: ring, Rescanner: h.rescan, Health: assessor, Explainer: explainer, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
 	if err != nil {
 		return nil, err
 	}

@@ -386,6 +386,7 @@ func toProto(r store.Run) *adminv1.Run {
 		Attempt:        int32(r.Attempt),
 		HostId:         r.HostID,
 		ScheduledFor:   stampNano(r.ScheduledFor),
+		Provenance:     provenanceToProto(r.Provenance),
 	}
 }
 

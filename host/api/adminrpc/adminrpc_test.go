@@ -179,6 +179,13 @@ func TestTriggerWatchGet(t *testing.T) {
 	if got.GetRun().GetHostId() != "host_test" || got.GetRun().GetScheduledFor() != "" {
 		t.Errorf("manual run: host_id %q, scheduled_for %q", got.GetRun().GetHostId(), got.GetRun().GetScheduledFor())
 	}
+	// Its launch provenance: the stored credential, names and layers.
+	if p := got.GetRun().GetProvenance(); p.GetCredentialSource() != "stored" || p.GetCredential().GetState() != "active" ||
+		!slices.ContainsFunc(p.GetEnv(), func(v *adminv1.EnvVar) bool {
+			return v.GetName() == "DEMO_TOKEN" && v.GetLayer() == "stored_credential"
+		}) {
+		t.Errorf("manual run provenance = %v", p)
+	}
 	if n := e.h.Launcher.Launches() - before; n != 1 {
 		t.Errorf("%d child launches, want 1", n)
 	}

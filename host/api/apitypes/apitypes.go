@@ -325,6 +325,10 @@ type Run struct {
 	// ScheduledFor is the occurrence's due instant of a scheduled run (a
 	// retry's: its backoff instant); "" for a manual run.
 	ScheduledFor string `json:"scheduled_for,omitempty"`
+	// Provenance is where every variable of the run's child environment
+	// came from, or the credential resolution that refused the launch;
+	// omitted for a run that ended before its credential was resolved.
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // HostList is GET /v1/hosts.
@@ -494,6 +498,7 @@ type RewrapFailure struct {
 //	POST   /v1/connections/{id}/runs               → 202 Run (manual trigger; a refusal is the typed error with the refused run's id in the message)
 //	GET    /v1/connections/{id}/records?stream=&cursor=&limit= → List[Record]
 //	GET    /v1/connections/{id}/checkpoint         → Checkpoint
+//	GET    /v1/connections/{id}/explain            → Explain (what the next launch would do; starts nothing, decrypts nothing)
 //	DELETE /v1/connections/{id}/checkpoint         → CheckpointReset (409 run_active while a run holds the connection)
 //	GET    /v1/runs?connection=&status=&cursor=&limit= → List[Run] newest first
 //	GET    /v1/runs/{id}                           → Run

@@ -24,6 +24,7 @@ import (
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
+	"github.com/connhost/connhost/host/explain"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/launch"
@@ -87,6 +88,9 @@ type Host struct {
 	Gate      *enroll.Gate
 	// Health derives connections' health as the server wires it.
 	Health *health.Assessor
+	// Explainer explains connections as the server wires it (presence
+	// only: no keyset).
+	Explainer *explain.Explainer
 
 	hostEnv   []string
 	closeOnce sync.Once
@@ -248,6 +252,16 @@ func New(t testing.TB, o Options) *Host {
 		AllowHostEnv: o.AllowHostEnv, CheckSpec: schedule.Check}
 	h.Health = &health.Assessor{Manifests: control.Manifests{Catalog: cat}, Credentials: st, HostEnv: lookup,
 		AllowHostEnv: o.AllowHostEnv, KeyHeld: func(id uint32) bool { return h.Keyset != nil && h.Keyset.Info().Holds(id) }}
+	manifests := control.Manifests{Catalog: cat}
+	predictor := broker.Predictor{Credentials: st, HostEnv: lookup, AllowHostEnv: o.AllowHostEnv}
+	if h.Keyset != nil {
+		predictor.Keys = h.Keyset
+	}
+	h.Explainer, err = explain.New(explain.Config{Store: st, Manifests: manifests, Gate: h.Gate, Health: h.Health,
+		Predictor: predictor, HostEnv: func() []string { return h.hostEnv }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.Control, err = control.New(control.Config{Store: st, Catalog: cat, Broker: h.Broker, Runner: h.Runner,
 		Queue: h.Dispatch, Scheduler: h.Scheduler, Gate: h.Gate, Audit: al, Logger: h.Logger})
 	if err != nil {

@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 		{"RunTransitions", testRunTransitions},
 		{"RunListOrderAndPaging", testRunListOrderAndPaging},
 		{"RunValidation", testRunValidation},
+		{"RunProvenance", testRunProvenance},
 		{"Leases", testLeases},
 		{"LeaseContention", testLeaseContention},
 		{"LeaseExpiryTakeover", testLeaseExpiryTakeover},

@@ -46,7 +46,12 @@ type Run struct {
 	// scheduled_for is the instant a scheduled run was due (a retry's
 	// backoff instant), RFC 3339 UTC with the fraction of a second; empty
 	// for a manual run.
-	ScheduledFor  string `protobuf:"bytes,13,opt,name=scheduled_for,json=scheduledFor,proto3" json:"scheduled_for,omitempty"`
+	ScheduledFor string `protobuf:"bytes,13,opt,name=scheduled_for,json=scheduledFor,proto3" json:"scheduled_for,omitempty"`
+	// provenance is where every variable of the run's child environment came
+	// from, or the credential resolution that refused the launch; unset for a
+	// run that ended before its credential was resolved. Names, layers,
+	// states and stamps only: never a value, a hash of one or a length.
+	Provenance    *Provenance `protobuf:"bytes,14,opt,name=provenance,proto3" json:"provenance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -172,6 +177,321 @@ func (x *Run) GetScheduledFor() string {
 	return ""
 }
 
+func (x *Run) GetProvenance() *Provenance {
+	if x != nil {
+		return x.Provenance
+	}
+	return nil
+}
+
+// Provenance is a run's launch provenance.
+type Provenance struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// credential_source is stored, host_env or none; empty when refused.
+	CredentialSource string `protobuf:"bytes,1,opt,name=credential_source,json=credentialSource,proto3" json:"credential_source,omitempty"`
+	// credential is the stored credential used or refused over; unset when
+	// none was ever stored.
+	Credential *ProvenanceCredential `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	// env is the child's environment by name, sorted; empty when refused.
+	Env []*EnvVar `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
+	// refusal is the resolution that refused the launch.
+	Refusal       *Refusal `protobuf:"bytes,4,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Provenance) Reset() {
+	*x = Provenance{}
+	mi := &file_admin_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Provenance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Provenance) ProtoMessage() {}
+
+func (x *Provenance) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Provenance.ProtoReflect.Descriptor instead.
+func (*Provenance) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Provenance) GetCredentialSource() string {
+	if x != nil {
+		return x.CredentialSource
+	}
+	return ""
+}
+
+func (x *Provenance) GetCredential() *ProvenanceCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *Provenance) GetEnv() []*EnvVar {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *Provenance) GetRefusal() *Refusal {
+	if x != nil {
+		return x.Refusal
+	}
+	return nil
+}
+
+// ProvenanceCredential is the stored credential behind a launch, without
+// its values. Timestamps are RFC 3339 UTC; empty when not reached.
+type ProvenanceCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	KeyId         uint32                 `protobuf:"varint,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	CapturedAt    string                 `protobuf:"bytes,3,opt,name=captured_at,json=capturedAt,proto3" json:"captured_at,omitempty"`
+	RotatedAt     string                 `protobuf:"bytes,4,opt,name=rotated_at,json=rotatedAt,proto3" json:"rotated_at,omitempty"`
+	RevokedAt     string                 `protobuf:"bytes,5,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	DeletedAt     string                 `protobuf:"bytes,6,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProvenanceCredential) Reset() {
+	*x = ProvenanceCredential{}
+	mi := &file_admin_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProvenanceCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProvenanceCredential) ProtoMessage() {}
+
+func (x *ProvenanceCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProvenanceCredential.ProtoReflect.Descriptor instead.
+func (*ProvenanceCredential) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProvenanceCredential) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ProvenanceCredential) GetKeyId() uint32 {
+	if x != nil {
+		return x.KeyId
+	}
+	return 0
+}
+
+func (x *ProvenanceCredential) GetCapturedAt() string {
+	if x != nil {
+		return x.CapturedAt
+	}
+	return ""
+}
+
+func (x *ProvenanceCredential) GetRotatedAt() string {
+	if x != nil {
+		return x.RotatedAt
+	}
+	return ""
+}
+
+func (x *ProvenanceCredential) GetRevokedAt() string {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return ""
+}
+
+func (x *ProvenanceCredential) GetDeletedAt() string {
+	if x != nil {
+		return x.DeletedAt
+	}
+	return ""
+}
+
+// EnvVar is one child env variable: its name and the layer that supplied
+// it (allowlist, passthrough, host_env, run_metadata, stored_credential).
+type EnvVar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Layer         string                 `protobuf:"bytes,2,opt,name=layer,proto3" json:"layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvVar) Reset() {
+	*x = EnvVar{}
+	mi := &file_admin_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvVar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvVar) ProtoMessage() {}
+
+func (x *EnvVar) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
+func (*EnvVar) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EnvVar) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvVar) GetLayer() string {
+	if x != nil {
+		return x.Layer
+	}
+	return ""
+}
+
+// Refusal is the credential resolution that refused a launch.
+type Refusal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Code  string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// credential_state is the stored credential's state, or none.
+	CredentialState   string   `protobuf:"bytes,2,opt,name=credential_state,json=credentialState,proto3" json:"credential_state,omitempty"`
+	Undecryptable     bool     `protobuf:"varint,3,opt,name=undecryptable,proto3" json:"undecryptable,omitempty"`
+	MissingNames      []string `protobuf:"bytes,4,rep,name=missing_names,json=missingNames,proto3" json:"missing_names,omitempty"`
+	AbsentEnv         []string `protobuf:"bytes,5,rep,name=absent_env,json=absentEnv,proto3" json:"absent_env,omitempty"`
+	EmptyEnv          []string `protobuf:"bytes,6,rep,name=empty_env,json=emptyEnv,proto3" json:"empty_env,omitempty"`
+	HostEnvDisallowed bool     `protobuf:"varint,7,opt,name=host_env_disallowed,json=hostEnvDisallowed,proto3" json:"host_env_disallowed,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Refusal) Reset() {
+	*x = Refusal{}
+	mi := &file_admin_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Refusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Refusal) ProtoMessage() {}
+
+func (x *Refusal) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
+func (*Refusal) Descriptor() ([]byte, []int) {
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Refusal) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Refusal) GetCredentialState() string {
+	if x != nil {
+		return x.CredentialState
+	}
+	return ""
+}
+
+func (x *Refusal) GetUndecryptable() bool {
+	if x != nil {
+		return x.Undecryptable
+	}
+	return false
+}
+
+func (x *Refusal) GetMissingNames() []string {
+	if x != nil {
+		return x.MissingNames
+	}
+	return nil
+}
+
+func (x *Refusal) GetAbsentEnv() []string {
+	if x != nil {
+		return x.AbsentEnv
+	}
+	return nil
+}
+
+func (x *Refusal) GetEmptyEnv() []string {
+	if x != nil {
+		return x.EmptyEnv
+	}
+	return nil
+}
+
+func (x *Refusal) GetHostEnvDisallowed() bool {
+	if x != nil {
+		return x.HostEnvDisallowed
+	}
+	return false
+}
+
 type TriggerRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
@@ -181,7 +501,7 @@ type TriggerRunRequest struct {
 
 func (x *TriggerRunRequest) Reset() {
 	*x = TriggerRunRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_admin_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +513,7 @@ func (x *TriggerRunRequest) String() string {
 func (*TriggerRunRequest) ProtoMessage() {}
 
 func (x *TriggerRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_admin_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +526,7 @@ func (x *TriggerRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerRunRequest.ProtoReflect.Descriptor instead.
 func (*TriggerRunRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TriggerRunRequest) GetConnectionId() string {
@@ -225,7 +545,7 @@ type TriggerRunResponse struct {
 
 func (x *TriggerRunResponse) Reset() {
 	*x = TriggerRunResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_admin_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +557,7 @@ func (x *TriggerRunResponse) String() string {
 func (*TriggerRunResponse) ProtoMessage() {}
 
 func (x *TriggerRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_admin_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +570,7 @@ func (x *TriggerRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerRunResponse.ProtoReflect.Descriptor instead.
 func (*TriggerRunResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TriggerRunResponse) GetRun() *Run {
@@ -269,7 +589,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_admin_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +601,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_admin_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +614,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetRunRequest) GetRunId() string {
@@ -313,7 +633,7 @@ type GetRunResponse struct {
 
 func (x *GetRunResponse) Reset() {
 	*x = GetRunResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_admin_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +645,7 @@ func (x *GetRunResponse) String() string {
 func (*GetRunResponse) ProtoMessage() {}
 
 func (x *GetRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_admin_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +658,7 @@ func (x *GetRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunResponse.ProtoReflect.Descriptor instead.
 func (*GetRunResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetRunResponse) GetRun() *Run {
@@ -357,7 +677,7 @@ type WatchRunRequest struct {
 
 func (x *WatchRunRequest) Reset() {
 	*x = WatchRunRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_admin_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +689,7 @@ func (x *WatchRunRequest) String() string {
 func (*WatchRunRequest) ProtoMessage() {}
 
 func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_admin_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +702,7 @@ func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunRequest.ProtoReflect.Descriptor instead.
 func (*WatchRunRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchRunRequest) GetRunId() string {
@@ -407,7 +727,7 @@ type WatchRunResponse struct {
 
 func (x *WatchRunResponse) Reset() {
 	*x = WatchRunResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +739,7 @@ func (x *WatchRunResponse) String() string {
 func (*WatchRunResponse) ProtoMessage() {}
 
 func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +752,7 @@ func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunResponse.ProtoReflect.Descriptor instead.
 func (*WatchRunResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchRunResponse) GetKind() string {
@@ -486,7 +806,7 @@ type CancelRunRequest struct {
 
 func (x *CancelRunRequest) Reset() {
 	*x = CancelRunRequest{}
-	mi := &file_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +818,7 @@ func (x *CancelRunRequest) String() string {
 func (*CancelRunRequest) ProtoMessage() {}
 
 func (x *CancelRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +831,7 @@ func (x *CancelRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRunRequest.ProtoReflect.Descriptor instead.
 func (*CancelRunRequest) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelRunRequest) GetRunId() string {
@@ -530,7 +850,7 @@ type CancelRunResponse struct {
 
 func (x *CancelRunResponse) Reset() {
 	*x = CancelRunResponse{}
-	mi := &file_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +862,7 @@ func (x *CancelRunResponse) String() string {
 func (*CancelRunResponse) ProtoMessage() {}
 
 func (x *CancelRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +875,7 @@ func (x *CancelRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRunResponse.ProtoReflect.Descriptor instead.
 func (*CancelRunResponse) Descriptor() ([]byte, []int) {
-	return file_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelRunResponse) GetRun() *Run {
@@ -569,7 +889,7 @@ var File_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x14admin/v1/admin.proto\x12\x11connhost.admin.v1\"\x83\x03\n" +
+	"\x14admin/v1/admin.proto\x12\x11connhost.admin.v1\"\xc2\x03\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x18\n" +
@@ -586,7 +906,41 @@ const file_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\x03R\arecords\x12\x18\n" +
 	"\aattempt\x18\v \x01(\x05R\aattempt\x12\x17\n" +
 	"\ahost_id\x18\f \x01(\tR\x06hostId\x12#\n" +
-	"\rscheduled_for\x18\r \x01(\tR\fscheduledFor\"8\n" +
+	"\rscheduled_for\x18\r \x01(\tR\fscheduledFor\x12=\n" +
+	"\n" +
+	"provenance\x18\x0e \x01(\v2\x1d.connhost.admin.v1.ProvenanceR\n" +
+	"provenance\"\xe5\x01\n" +
+	"\n" +
+	"Provenance\x12+\n" +
+	"\x11credential_source\x18\x01 \x01(\tR\x10credentialSource\x12G\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2'.connhost.admin.v1.ProvenanceCredentialR\n" +
+	"credential\x12+\n" +
+	"\x03env\x18\x03 \x03(\v2\x19.connhost.admin.v1.EnvVarR\x03env\x124\n" +
+	"\arefusal\x18\x04 \x01(\v2\x1a.connhost.admin.v1.RefusalR\arefusal\"\xc1\x01\n" +
+	"\x14ProvenanceCredential\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\rR\x05keyId\x12\x1f\n" +
+	"\vcaptured_at\x18\x03 \x01(\tR\n" +
+	"capturedAt\x12\x1d\n" +
+	"\n" +
+	"rotated_at\x18\x04 \x01(\tR\trotatedAt\x12\x1d\n" +
+	"\n" +
+	"revoked_at\x18\x05 \x01(\tR\trevokedAt\x12\x1d\n" +
+	"\n" +
+	"deleted_at\x18\x06 \x01(\tR\tdeletedAt\"2\n" +
+	"\x06EnvVar\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05layer\x18\x02 \x01(\tR\x05layer\"\xff\x01\n" +
+	"\aRefusal\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12)\n" +
+	"\x10credential_state\x18\x02 \x01(\tR\x0fcredentialState\x12$\n" +
+	"\rundecryptable\x18\x03 \x01(\bR\rundecryptable\x12#\n" +
+	"\rmissing_names\x18\x04 \x03(\tR\fmissingNames\x12\x1d\n" +
+	"\n" +
+	"absent_env\x18\x05 \x03(\tR\tabsentEnv\x12\x1b\n" +
+	"\tempty_env\x18\x06 \x03(\tR\bemptyEnv\x12.\n" +
+	"\x13host_env_disallowed\x18\a \x01(\bR\x11hostEnvDisallowed\"8\n" +
 	"\x11TriggerRunRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\">\n" +
 	"\x12TriggerRunResponse\x12(\n" +
@@ -627,36 +981,44 @@ func file_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_admin_v1_admin_proto_rawDescData
 }
 
-var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_admin_v1_admin_proto_goTypes = []any{
-	(*Run)(nil),                // 0: connhost.admin.v1.Run
-	(*TriggerRunRequest)(nil),  // 1: connhost.admin.v1.TriggerRunRequest
-	(*TriggerRunResponse)(nil), // 2: connhost.admin.v1.TriggerRunResponse
-	(*GetRunRequest)(nil),      // 3: connhost.admin.v1.GetRunRequest
-	(*GetRunResponse)(nil),     // 4: connhost.admin.v1.GetRunResponse
-	(*WatchRunRequest)(nil),    // 5: connhost.admin.v1.WatchRunRequest
-	(*WatchRunResponse)(nil),   // 6: connhost.admin.v1.WatchRunResponse
-	(*CancelRunRequest)(nil),   // 7: connhost.admin.v1.CancelRunRequest
-	(*CancelRunResponse)(nil),  // 8: connhost.admin.v1.CancelRunResponse
+	(*Run)(nil),                  // 0: connhost.admin.v1.Run
+	(*Provenance)(nil),           // 1: connhost.admin.v1.Provenance
+	(*ProvenanceCredential)(nil), // 2: connhost.admin.v1.ProvenanceCredential
+	(*EnvVar)(nil),               // 3: connhost.admin.v1.EnvVar
+	(*Refusal)(nil),              // 4: connhost.admin.v1.Refusal
+	(*TriggerRunRequest)(nil),    // 5: connhost.admin.v1.TriggerRunRequest
+	(*TriggerRunResponse)(nil),   // 6: connhost.admin.v1.TriggerRunResponse
+	(*GetRunRequest)(nil),        // 7: connhost.admin.v1.GetRunRequest
+	(*GetRunResponse)(nil),       // 8: connhost.admin.v1.GetRunResponse
+	(*WatchRunRequest)(nil),      // 9: connhost.admin.v1.WatchRunRequest
+	(*WatchRunResponse)(nil),     // 10: connhost.admin.v1.WatchRunResponse
+	(*CancelRunRequest)(nil),     // 11: connhost.admin.v1.CancelRunRequest
+	(*CancelRunResponse)(nil),    // 12: connhost.admin.v1.CancelRunResponse
 }
 var file_admin_v1_admin_proto_depIdxs = []int32{
-	0, // 0: connhost.admin.v1.TriggerRunResponse.run:type_name -> connhost.admin.v1.Run
-	0, // 1: connhost.admin.v1.GetRunResponse.run:type_name -> connhost.admin.v1.Run
-	0, // 2: connhost.admin.v1.WatchRunResponse.run:type_name -> connhost.admin.v1.Run
-	0, // 3: connhost.admin.v1.CancelRunResponse.run:type_name -> connhost.admin.v1.Run
-	1, // 4: connhost.admin.v1.AdminService.TriggerRun:input_type -> connhost.admin.v1.TriggerRunRequest
-	3, // 5: connhost.admin.v1.AdminService.GetRun:input_type -> connhost.admin.v1.GetRunRequest
-	5, // 6: connhost.admin.v1.AdminService.WatchRun:input_type -> connhost.admin.v1.WatchRunRequest
-	7, // 7: connhost.admin.v1.AdminService.CancelRun:input_type -> connhost.admin.v1.CancelRunRequest
-	2, // 8: connhost.admin.v1.AdminService.TriggerRun:output_type -> connhost.admin.v1.TriggerRunResponse
-	4, // 9: connhost.admin.v1.AdminService.GetRun:output_type -> connhost.admin.v1.GetRunResponse
-	6, // 10: connhost.admin.v1.AdminService.WatchRun:output_type -> connhost.admin.v1.WatchRunResponse
-	8, // 11: connhost.admin.v1.AdminService.CancelRun:output_type -> connhost.admin.v1.CancelRunResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	1,  // 0: connhost.admin.v1.Run.provenance:type_name -> connhost.admin.v1.Provenance
+	2,  // 1: connhost.admin.v1.Provenance.credential:type_name -> connhost.admin.v1.ProvenanceCredential
+	3,  // 2: connhost.admin.v1.Provenance.env:type_name -> connhost.admin.v1.EnvVar
+	4,  // 3: connhost.admin.v1.Provenance.refusal:type_name -> connhost.admin.v1.Refusal
+	0,  // 4: connhost.admin.v1.TriggerRunResponse.run:type_name -> connhost.admin.v1.Run
+	0,  // 5: connhost.admin.v1.GetRunResponse.run:type_name -> connhost.admin.v1.Run
+	0,  // 6: connhost.admin.v1.WatchRunResponse.run:type_name -> connhost.admin.v1.Run
+	0,  // 7: connhost.admin.v1.CancelRunResponse.run:type_name -> connhost.admin.v1.Run
+	5,  // 8: connhost.admin.v1.AdminService.TriggerRun:input_type -> connhost.admin.v1.TriggerRunRequest
+	7,  // 9: connhost.admin.v1.AdminService.GetRun:input_type -> connhost.admin.v1.GetRunRequest
+	9,  // 10: connhost.admin.v1.AdminService.WatchRun:input_type -> connhost.admin.v1.WatchRunRequest
+	11, // 11: connhost.admin.v1.AdminService.CancelRun:input_type -> connhost.admin.v1.CancelRunRequest
+	6,  // 12: connhost.admin.v1.AdminService.TriggerRun:output_type -> connhost.admin.v1.TriggerRunResponse
+	8,  // 13: connhost.admin.v1.AdminService.GetRun:output_type -> connhost.admin.v1.GetRunResponse
+	10, // 14: connhost.admin.v1.AdminService.WatchRun:output_type -> connhost.admin.v1.WatchRunResponse
+	12, // 15: connhost.admin.v1.AdminService.CancelRun:output_type -> connhost.admin.v1.CancelRunResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_admin_v1_admin_proto_init() }
@@ -670,7 +1032,7 @@ func file_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_v1_admin_proto_rawDesc), len(file_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
