@@ -162,7 +162,7 @@ func New() *Metrics {
 			m.runs.WithLabelValues(string(trigger), string(status))
 		}
 	}
-	for _, o := range []store.TickOutcome{store.TickRecorded, store.TickCoalesced, store.TickDuplicate, store.TickStale} {
+	for _, o := range []store.TickOutcome{store.TickRecorded, store.TickCoalesced, store.TickDuplicate, store.TickStale, store.TickHeld} {
 		m.ticks.WithLabelValues(string(o))
 	}
 	return m
