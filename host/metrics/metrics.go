@@ -119,7 +119,7 @@ func New() *Metrics {
 		}, []string{"trigger"}),
 		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "occurrences_total",
-			Help: "Schedule ticks this host recorded, by outcome: recorded, coalesced, duplicate (another host recorded the instant first), stale (the schedule changed).",
+			Help: "Schedule ticks this host recorded, by outcome: recorded, coalesced, duplicate (another host recorded the instant first), stale (the schedule changed), held (the connection is held, or the instant falls before its backoff).",
 		}, []string{"outcome"}),
 		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "occurrences_coalesced_total",
