@@ -60,6 +60,8 @@ func (r *Runner) finishPolicy(h *Handle, req Request, res *store.RunResult) {
 		return
 	}
 	res.BackoffUntil = end.Add(BackoffDelay(interval, count, r.cfg.BackoffCap))
+	r.cfg.Logger.Warn("connection backed off after repeated failures", "connection_id", c.ID,
+		"failure_code", string(res.FailureCode), "failures_in_a_row", count, "until", res.BackoffUntil.Format(time.RFC3339))
 }
 
 // BackoffDelay is how long a connection whose schedule runs every
