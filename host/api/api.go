@@ -128,6 +128,9 @@ type Runs interface {
 // enrolled connection's at once (for lists).
 type Schedule interface {
 	NextRun(connectionID string) (time.Time, error)
+	// NextRunAfter is the next run of a connection backed off until t
+	// (its first instant at or after t).
+	NextRunAfter(connectionID string, t time.Time) (time.Time, error)
 	Jobs() []schedule.JobInfo
 }
 

@@ -95,7 +95,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	view, err := a.withOneHealth(r.Context(), a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)), c)
+	view, err := a.withOneHealth(r.Context(), a.toConnection(c, liveEntry(entry), a.nextRun(c)), c)
 	if err != nil {
 		return err
 	}
@@ -103,13 +103,29 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) nextRun(id string) time.Time {
+// nextRun is when the connection's next scheduled run may start: the
+// scheduler's next instant, or, while the connection is backed off, the
+// first instant at or after its BackoffUntil. A connection not enrolled
+// (held, paused, skipped) has none.
+func (a *API) nextRun(c store.Connection) time.Time {
 	if a.cfg.Schedule == nil {
 		return time.Time{}
 	}
-	t, err := a.cfg.Schedule.NextRun(id)
+	t, err := a.cfg.Schedule.NextRun(c.ID)
 	if err != nil {
 		return time.Time{}
+	}
+	return a.backedOff(c, t)
+}
+
+// backedOff moves next, a connection's next run, past its backoff.
+func (a *API) backedOff(c store.Connection, next time.Time) time.Time {
+	if next.IsZero() || c.BackoffUntil.IsZero() {
+		return next
+	}
+	t, err := a.cfg.Schedule.NextRunAfter(c.ID, c.BackoffUntil)
+	if err != nil {
+		return next
 	}
 	return t
 }
@@ -151,7 +167,7 @@ func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Conn
 	if e, ok := byID[c.ID]; ok {
 		entry = &e
 	}
-	return a.withOneHealth(r.Context(), a.toConnection(c, entry, a.nextRun(c.ID)), c)
+	return a.withOneHealth(r.Context(), a.toConnection(c, entry, a.nextRun(c)), c)
 }
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
@@ -194,7 +210,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 		if e, ok := byID[c.ID]; ok {
 			entry = &e
 		}
-		items = append(items, a.toConnection(c, entry, next[c.ID]))
+		items = append(items, a.toConnection(c, entry, a.backedOff(c, next[c.ID])))
 	}
 	if err := a.withHealth(r.Context(), items, conns); err != nil {
 		return err
@@ -270,7 +286,7 @@ func (a *API) updateConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	view, err := a.withOneHealth(r.Context(), a.toConnection(c, liveEntry(entry), a.nextRun(c.ID)), c)
+	view, err := a.withOneHealth(r.Context(), a.toConnection(c, liveEntry(entry), a.nextRun(c)), c)
 	if err != nil {
 		return err
 	}

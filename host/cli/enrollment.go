@@ -14,9 +14,13 @@ func (a *app) enrollmentCommand() *cobra.Command {
 		Long: `Show the enrollment report: for every connection, whether it is enrolled
 on its schedule or skipped, with the typed reason (skipped_env,
 skipped_paused, skipped_revoked, skipped_no_schedule,
-skipped_unknown_connector, ...). A connection whose connector needs a
+skipped_unknown_connector, skipped_held, ...). A connection whose connector needs a
 credential is enrolled when it holds an active stored credential or the
-host environment provides every required variable.`,
+host environment provides every required variable. A connection is
+skipped_held after a scheduled run was refused or rejected for a reason
+only a person can fix; the reason names the code, when, and what
+releases it (capture a credential, fix the config, bring the connector
+back).`,
 		Example: `  connhost enrollment
   connhost enrollment -o json`,
 		Args: args(),

@@ -117,6 +117,8 @@ keep their binary.`,
 	f.BoolVar(&cfg.NewKeyset, "new-keyset", false,
 		"create a new keyset on purpose although stored credentials are sealed under a missing one (they stay undecryptable)")
 	f.DurationVar(&cfg.RunTimeout, "run-timeout", server.DefaultRunTimeout, "deadline of each run")
+	f.DurationVar(&cfg.BackoffCap, "backoff-cap", server.DefaultBackoffCap,
+		"the longest a connection failing again and again with one code is backed off (from its 3rd failure in a row)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound of the graceful shutdown")
 	f.DurationVar(&cfg.PluginDescribeTimeout, "plugin-describe-timeout", catalog.DefaultDescribeTimeout,
 		"deadline of each plugin's Describe when the plugin dir is scanned; a plugin that misses it is rejected")

@@ -192,11 +192,11 @@ const (
 // comes from: its own spec, else its connector's default when that
 // auto-enrolls (the enrollment gate's rule), else none.
 func ScheduleInForce(own store.Schedule, def manifest.Schedule) (spec, source string) {
-	switch {
+	switch spec := schedule.InForce(own.Spec, def); {
 	case own.Spec != "":
-		return own.Spec, ScheduleOwn
-	case def.Spec != "" && def.AutoEnroll:
-		return def.Spec, ScheduleConnectorDefault
+		return spec, ScheduleOwn
+	case spec != "":
+		return spec, ScheduleConnectorDefault
 	}
 	return "", ScheduleNone
 }
@@ -382,6 +382,40 @@ func (s *Service) Reevaluate(ctx context.Context, id string) enroll.Entry {
 	return e
 }
 
+// ReleaseConnectorHolds releases the hold of every connection held
+// because its connector was missing (connector_not_found) whose connector
+// is in the catalog again, and re-evaluates each at once: it enrolls again
+// without a restart, on every host. The rescan and boot call it; it
+// returns the ids released.
+func (s *Service) ReleaseConnectorHolds(ctx context.Context, actor string) ([]string, error) {
+	conns, err := s.cfg.Store.ListConnections(ctx, store.ConnectionFilter{})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range conns {
+		if c.Hold.Code != failure.ConnectorNotFound {
+			continue
+		}
+		if _, ok := s.cfg.Catalog.Get(c.ConnectorKey); !ok {
+			continue
+		}
+		_, changed, err := s.cfg.Store.ClearHold(ctx, c.ID, failure.ConnectorNotFound)
+		if err != nil {
+			s.cfg.Logger.Error("release a connector_not_found hold", "connection_id", c.ID, "error", err)
+			continue
+		}
+		if !changed {
+			continue
+		}
+		s.record(ctx, actor, "connection.release_hold", c.ID, nil,
+			map[string]string{"hold_code": string(failure.ConnectorNotFound), "connector_key": c.ConnectorKey})
+		s.Reevaluate(ctx, c.ID)
+		out = append(out, c.ID)
+	}
+	return out, nil
+}
+
 // Apply makes this host's scheduler agree with the connection as stored:
 // what another host's change, announced over the bus, calls. The
 // enrollment report is the announcing host's to write.
@@ -450,6 +484,7 @@ func (s *Service) Boot(ctx context.Context) ([]enroll.Entry, error) {
 func (s *Service) apply(ctx context.Context, c store.Connection) enroll.Entry {
 	e := s.cfg.Gate.Evaluate(ctx, enroll.Connection{
 		ID: c.ID, ConnectorKey: c.ConnectorKey, State: string(c.State), Schedule: c.Schedule.Spec,
+		Hold: enroll.Hold{Code: string(c.Hold.Code), Message: c.Hold.Message, At: c.Hold.At},
 	})
 	if e.Outcome == enroll.Enrolled {
 		if err := s.cfg.Scheduler.Upsert(schedule.Job{ConnectionID: c.ID, Spec: e.Spec, Jitter: c.Schedule.Jitter,

@@ -35,6 +35,11 @@ const (
 	// sealed under a key the loaded keyset does not hold. It cannot be
 	// resolved, and the host env does not stand in for it.
 	SkippedKeyMissing Outcome = "skipped_key_missing"
+	// SkippedHeld: a scheduled launch of the connection was refused or
+	// rejected for a reason only a person can fix (store.HoldCodes), and
+	// its schedule is held until the cause is addressed: a credential
+	// captured or rotated, its config changed, its connector back.
+	SkippedHeld Outcome = "skipped_held"
 )
 
 // Presence answers whether a connection holds an active stored credential
@@ -60,6 +65,16 @@ type Connection struct {
 	// Schedule is the connection's own spec; "" falls back to the
 	// connector's default schedule when that auto-enrolls.
 	Schedule string
+	// Hold is set while the connection's schedule is held: the failure
+	// code, its (non-secret) message and when.
+	Hold Hold
+}
+
+// Hold is why and since when a connection's schedule is held.
+type Hold struct {
+	Code    string // "" when not held
+	Message string
+	At      time.Time
 }
 
 // Manifests looks up a connector's manifest by key.
@@ -99,6 +114,9 @@ func (g *Gate) Evaluate(ctx context.Context, c Connection) Entry {
 		return e.with(SkippedPaused, "connection is paused")
 	case "revoked":
 		return e.with(SkippedRevoked, "connection is revoked")
+	}
+	if c.Hold.Code != "" {
+		return e.with(SkippedHeld, c.Hold.reason())
 	}
 	m, ok := g.Manifests.Manifest(c.ConnectorKey)
 	if !ok {
@@ -199,4 +217,35 @@ func Summary(entries []Entry) string {
 		return "no connections"
 	}
 	return strings.Join(parts, " ")
+}
+
+// reason is a held connection's report line: the code, when, the
+// refusal's message and what releases the hold.
+func (h Hold) reason() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "held after %s", h.Code)
+	if !h.At.IsZero() {
+		fmt.Fprintf(&b, " at %s", h.At.UTC().Format(time.RFC3339))
+	}
+	if h.Message != "" {
+		fmt.Fprintf(&b, " (%s)", h.Message)
+	}
+	b.WriteString(": ")
+	b.WriteString(releasedBy(h.Code))
+	return b.String()
+}
+
+// releasedBy is what releases a hold of code.
+func releasedBy(code string) string {
+	switch code {
+	case "static_secret_credential_unavailable", "credential_rejected":
+		return "capture a new credential (connhost credential set)"
+	case "credentials_required":
+		return "capture a credential (connhost credential set)"
+	case "invalid_config":
+		return "fix the connection's config (connhost connection update --config)"
+	case "connector_not_found":
+		return "put the connector back in the plugin dir and rescan (connhost connector rescan)"
+	}
+	return "address the cause"
 }

@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +156,52 @@ func TestSummary(t *testing.T) {
 	}
 	if got := Summary(nil); got != "no connections" {
 		t.Fatalf("Summary(nil) = %q", got)
+	}
+}
+
+// A held connection is skipped with a typed outcome whose reason names
+// the code, when, the refusal and what releases it; a paused or revoked
+// state says more and wins; a hold wins over a missing connector (it
+// says why and what to do).
+func TestEvaluateHeld(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 5, 1, 12, 30, 0, 0, time.UTC)
+	g := &Gate{Presence: &fakePresence{t: t, active: map[string]bool{"c1": true}}, Manifests: manifests{"demo": demoManifest(true)},
+		Now: func() time.Time { return at }}
+	hold := func(code, msg string) Hold { return Hold{Code: code, Message: msg, At: at.Add(-time.Hour)} }
+	for name, tc := range map[string]struct {
+		c       Connection
+		outcome Outcome
+		want    []string
+	}{
+		"credential revoked": {c: Connection{ID: "c1", ConnectorKey: "demo", State: "active",
+			Hold: hold("static_secret_credential_unavailable", "stored credential revoked")},
+			outcome: SkippedHeld, want: []string{"held after static_secret_credential_unavailable at 2026-05-01T11:30:00Z",
+				"stored credential revoked", "capture a new credential"}},
+		"credential rejected": {c: Connection{ID: "c1", ConnectorKey: "demo", State: "active", Hold: hold("credential_rejected", "bad token")},
+			outcome: SkippedHeld, want: []string{"held after credential_rejected", "capture a new credential"}},
+		"credentials required": {c: Connection{ID: "c1", ConnectorKey: "demo", State: "active", Hold: hold("credentials_required", "")},
+			outcome: SkippedHeld, want: []string{"held after credentials_required", "capture a credential"}},
+		"invalid config": {c: Connection{ID: "c1", ConnectorKey: "demo", State: "active", Hold: hold("invalid_config", "records: too many")},
+			outcome: SkippedHeld, want: []string{"held after invalid_config", "records: too many", "fix the connection's config"}},
+		"connector missing": {c: Connection{ID: "c1", ConnectorKey: "gone", State: "active", Hold: hold("connector_not_found", "")},
+			outcome: SkippedHeld, want: []string{"held after connector_not_found", "connector rescan"}},
+		"paused wins": {c: Connection{ID: "c1", ConnectorKey: "demo", State: "paused", Hold: hold("invalid_config", "")},
+			outcome: SkippedPaused},
+		"revoked wins": {c: Connection{ID: "c1", ConnectorKey: "demo", State: "revoked", Hold: hold("invalid_config", "")},
+			outcome: SkippedRevoked},
+		"not held": {c: Connection{ID: "c1", ConnectorKey: "demo", State: "active"}, outcome: Enrolled},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := g.Evaluate(context.Background(), tc.c)
+			if e.Outcome != tc.outcome {
+				t.Fatalf("outcome = %s (%s), want %s", e.Outcome, e.Reason, tc.outcome)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(e.Reason, w) {
+					t.Errorf("reason %q lacks %q", e.Reason, w)
+				}
+			}
+		})
 	}
 }

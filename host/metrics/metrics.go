@@ -130,7 +130,7 @@ func New() *Metrics {
 		}, []string{"trigger"}),
 		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "occurrences_total",
-			Help: "Schedule ticks this host recorded, by outcome: recorded, coalesced, duplicate (another host recorded the instant first), stale (the schedule changed).",
+			Help: "Schedule ticks this host recorded, by outcome: recorded, coalesced, duplicate (another host recorded the instant first), stale (the schedule changed), held (the connection is held, or the instant falls before its backoff).",
 		}, []string{"outcome"}),
 		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "occurrences_coalesced_total",
@@ -177,7 +177,7 @@ func New() *Metrics {
 			m.runs.WithLabelValues(string(trigger), string(status))
 		}
 	}
-	for _, o := range []store.TickOutcome{store.TickRecorded, store.TickCoalesced, store.TickDuplicate, store.TickStale} {
+	for _, o := range []store.TickOutcome{store.TickRecorded, store.TickCoalesced, store.TickDuplicate, store.TickStale, store.TickHeld} {
 		m.ticks.WithLabelValues(string(o))
 	}
 	for _, v := range health.Verdicts {

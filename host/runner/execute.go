@@ -55,6 +55,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 	stopRenew()
 
 	result := r.classify(ctx, err)
+	r.finishPolicy(h, req, &result)
 	if result.FailureCode == failure.CredentialRejected {
 		if _, verr := r.cfg.Store.SetCredentialValidity(context.WithoutCancel(ctx), conn.ID, false, result.FailureMessage); verr != nil &&
 			!errors.Is(verr, store.ErrCredentialNotFound) {
@@ -68,6 +69,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 	finCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	fin, ferr := r.cfg.Store.FinishRun(finCtx, run.ID, result)
+	r.held(finCtx, result, fin, ferr)
 	if ferr != nil {
 		r.cfg.Logger.Error("finish run", "run_id", run.ID, "error", ferr)
 		fin = run
@@ -97,7 +99,8 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 
 	var runErr error
 	if result.Status != store.RunSucceeded {
-		runErr = &failure.Error{Code: result.FailureCode, Message: result.FailureMessage, Retryable: failure.IsRetryable(err)}
+		// A held connection is not retried: only a person can fix it.
+		runErr = &failure.Error{Code: result.FailureCode, Message: result.FailureMessage, Retryable: failure.IsRetryable(err) && !result.Hold}
 	}
 	r.fail(h, fin, runErr)
 }

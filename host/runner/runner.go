@@ -121,6 +121,14 @@ type Config struct {
 	Audit    *audit.Log
 	Logger   hclog.Logger
 	Now      func() time.Time
+	// BackoffCap bounds how far a connection failing again and again is
+	// backed off (DefaultBackoffCap when zero; see finishPolicy).
+	BackoffCap time.Duration
+	// OnHold, when set, is called after a run held its connection
+	// (store.RunResult.Hold), so the host re-evaluates it at once: its
+	// scheduler job goes, the enrollment report says why, and the other
+	// hosts are told (host/server wires control.Service.Reevaluate).
+	OnHold func(ctx context.Context, connectionID string)
 }
 
 // Validate reports a configuration error.
@@ -136,7 +144,7 @@ func (c *Config) Validate() error {
 		return errors.New("runner: Config.Launcher is required")
 	case c.HostID == "":
 		return errors.New("runner: Config.HostID is required")
-	case c.RunTimeout < 0, c.LeaseTTL < 0, c.CommitEvery < 0:
+	case c.RunTimeout < 0, c.LeaseTTL < 0, c.CommitEvery < 0, c.BackoffCap < 0:
 		return errors.New("runner: negative limits")
 	}
 	return nil
@@ -169,6 +177,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.BackoffCap == 0 {
+		c.BackoffCap = DefaultBackoffCap
 	}
 }
 
@@ -232,6 +243,9 @@ type Handle struct {
 	// prov is the launch provenance: recorded when the run starts, or
 	// with the refusal when the credential resolution refused it.
 	prov *store.Provenance
+	// conn is the connection as read at launch (nil for a run refused
+	// before it was launched): the finish policy reads its streak.
+	conn *store.Connection
 }
 
 // Done is closed when the run has ended and its row is final.
@@ -272,6 +286,7 @@ func (r *Runner) Launch(ctx context.Context, req Request) (*Handle, error) {
 		return nil, err
 	}
 	h := &Handle{RunID: run.ID, ConnectionID: conn.ID, done: make(chan struct{})}
+	h.conn = &conn
 	r.publish(runevents.Event{RunID: run.ID, ConnectionID: conn.ID, Kind: runevents.KindStatus, Status: string(store.RunQueued)})
 
 	r.mu.Lock()
@@ -415,10 +430,11 @@ func (r *Runner) childEnv(entry catalog.Entry, res broker.Resolution, connection
 // refuse finishes run as refused with err's code.
 func (r *Runner) refuse(ctx context.Context, h *Handle, req Request, run store.Run, err error) (*Handle, error) {
 	code := failure.CodeOf(err)
-	fin, ferr := r.cfg.Store.FinishRun(context.WithoutCancel(ctx), run.ID, store.RunResult{
-		Status: store.RunRefused, FailureCode: code, FailureMessage: failureMessage(err),
-		Provenance: h.prov,
-	})
+	result := store.RunResult{Status: store.RunRefused, FailureCode: code, FailureMessage: failureMessage(err),
+		Provenance: h.prov}
+	r.finishPolicy(h, req, &result)
+	fin, ferr := r.cfg.Store.FinishRun(context.WithoutCancel(ctx), run.ID, result)
+	r.held(ctx, result, fin, ferr)
 	if ferr != nil {
 		r.cfg.Logger.Error("finish refused run", "run_id", run.ID, "error", ferr)
 		fin = run

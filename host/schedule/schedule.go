@@ -363,3 +363,22 @@ func (sc *Scheduler) fire(connectionID string) {
 		sc.rec.Record(Tick{ConnectionID: connectionID, Gen: gen, DueAt: at, RunAt: at.Add(offset)})
 	}
 }
+
+// NextRunAfter returns when the connection's next occurrence due at or
+// after t may start: the first instant of its schedule that is both
+// still ahead of the job and not before t, plus its jitter offset. It is
+// the next run of a connection backed off until t (store.Connection
+// BackoffUntil): the store refuses every instant before it.
+func (sc *Scheduler) NextRunAfter(connectionID string, t time.Time) (time.Time, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	e, ok := sc.jobs[connectionID]
+	if !ok {
+		return time.Time{}, ErrNotEnrolled
+	}
+	next := e.next
+	if next.Before(t) {
+		next = e.series.next(t.Add(-time.Nanosecond)) // the first instant at or after t
+	}
+	return next.Add(e.offset), nil
+}

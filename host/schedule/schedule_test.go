@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jonboulle/clockwork"
 )
@@ -433,6 +434,80 @@ func TestJitterIsBoundedByThePeriod(t *testing.T) {
 		err := CheckJitter(tc.spec, tc.jitter)
 		if (err == nil) != tc.ok {
 			t.Errorf("CheckJitter(%q, %s) = %v, want ok %v", tc.spec, tc.jitter, err, tc.ok)
+		}
+	}
+}
+
+// NextRunAfter is the first instant at or after t (a connection's
+// backoff), with the jitter offset; never earlier than the job's next.
+func TestNextRunAfter(t *testing.T) {
+	t.Parallel()
+	const window = 20 * time.Second
+	s, _, _ := newTestScheduler(t, Config{}, epoch.Add(time.Second))
+	if err := s.Upsert(Job{ConnectionID: "conn_i", Spec: "@every 1m", Jitter: window, Anchor: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Upsert(Job{ConnectionID: "conn_c", Spec: "0 */6 * * *", Anchor: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	off := Offset("conn_i", window)
+	for _, tc := range []struct {
+		conn string
+		t    time.Time
+		want time.Time
+	}{
+		{"conn_i", time.Time{}, epoch.Add(time.Minute + off)},                                  // no backoff: the next instant
+		{"conn_i", epoch.Add(30 * time.Second), epoch.Add(time.Minute + off)},                  // a backoff before it
+		{"conn_i", epoch.Add(5 * time.Minute), epoch.Add(5*time.Minute + off)},                 // an instant itself: at or after
+		{"conn_i", epoch.Add(5*time.Minute + time.Nanosecond), epoch.Add(6*time.Minute + off)}, // just after one
+		{"conn_c", epoch.Add(7 * time.Hour), epoch.Add(12 * time.Hour)},
+		{"conn_c", epoch.Add(12 * time.Hour), epoch.Add(12 * time.Hour)},
+		{"conn_c", epoch.Add(time.Hour), epoch.Add(6 * time.Hour)},
+	} {
+		got, err := s.NextRunAfter(tc.conn, tc.t)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("NextRunAfter(%s, %s) = %s, %v; want %s", tc.conn, tc.t, got, err, tc.want)
+		}
+	}
+	if _, err := s.NextRunAfter("conn_none", epoch); !errors.Is(err, ErrNotEnrolled) {
+		t.Fatalf("NextRunAfter of a connection not enrolled: %v", err)
+	}
+}
+
+func TestIntervalAtAndInForce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		spec string
+		at   time.Time
+		want time.Duration
+	}{
+		{"@every 90s", epoch, 90 * time.Second},
+		{"@hourly", epoch, time.Hour},
+		{"0 9 * * 1-5", time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC), 24 * time.Hour}, // Monday: Tue, Wed
+		{"0 9 * * 1-5", time.Date(2026, 1, 8, 10, 0, 0, 0, time.UTC), 72 * time.Hour}, // Thursday: Fri, then Mon
+		{"*/15 * * * * *", epoch, 15 * time.Second},
+	} {
+		got, err := IntervalAt(tc.spec, tc.at)
+		if err != nil || got != tc.want {
+			t.Errorf("IntervalAt(%q, %s) = %s, %v; want %s", tc.spec, tc.at, got, err, tc.want)
+		}
+	}
+	if _, err := IntervalAt("every day", epoch); !errors.Is(err, ErrInvalidSpec) {
+		t.Fatalf("IntervalAt of a bad spec: %v", err)
+	}
+	def := manifest.Schedule{Spec: "@every 1h", AutoEnroll: true}
+	for _, tc := range []struct {
+		own  string
+		def  manifest.Schedule
+		want string
+	}{
+		{"@every 5m", def, "@every 5m"},
+		{"", def, "@every 1h"},
+		{"", manifest.Schedule{Spec: "@every 1h"}, ""},
+		{"", manifest.Schedule{}, ""},
+	} {
+		if got := InForce(tc.own, tc.def); got != tc.want {
+			t.Errorf("InForce(%q, %+v) = %q, want %q", tc.own, tc.def, got, tc.want)
 		}
 	}
 }

@@ -110,3 +110,39 @@ func (s Spec) definition() gocron.JobDefinition {
 	}
 	return gocron.CronJob(s.Cron, true)
 }
+
+// InForce is the spec a connection is scheduled by: its own spec, else
+// its connector's default when that auto-enrolls (the enrollment gate's
+// rule), else "" (manual runs only).
+func InForce(own string, def manifest.Schedule) string {
+	switch {
+	case own != "":
+		return own
+	case def.Spec != "" && def.AutoEnroll:
+		return def.Spec
+	}
+	return ""
+}
+
+// IntervalAt returns the time between the first two instants of spec
+// strictly after at: an interval spec's interval, or the gap between a
+// cron spec's next two instants (the period in force around at).
+func IntervalAt(spec string, at time.Time) (time.Duration, error) {
+	sp, err := Parse(spec)
+	if err != nil {
+		return 0, err
+	}
+	if sp.Every > 0 {
+		return sp.Every, nil
+	}
+	c, err := cronParser.Parse(sp.Cron)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	first := c.Next(at.UTC())
+	second := c.Next(first)
+	if first.IsZero() || second.IsZero() {
+		return 0, fmt.Errorf("%w: %q has no two instants after %s", ErrInvalidSpec, spec, at.UTC().Format(time.RFC3339))
+	}
+	return second.Sub(first), nil
+}

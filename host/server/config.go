@@ -13,6 +13,7 @@ import (
 
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/cluster"
+	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/store/sqlite"
 	"github.com/connhost/connhost/keysets"
 	"github.com/hashicorp/go-hclog"
@@ -28,6 +29,7 @@ const (
 	DefaultKEKEnv            = keysets.DefaultKEKEnv
 	DefaultMaxConcurrentRuns = 16
 	DefaultRunTimeout        = time.Hour
+	DefaultBackoffCap        = runner.DefaultBackoffCap
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultHostTTL           = cluster.DefaultTTL
 	DefaultMaxClockSkew      = cluster.DefaultMaxClockSkew
@@ -116,6 +118,10 @@ type Config struct {
 	NewKeyset bool
 	// RunTimeout bounds each run. Default DefaultRunTimeout.
 	RunTimeout time.Duration
+	// BackoffCap bounds how far the schedule of a connection failing
+	// again and again with one code is backed off. Default
+	// DefaultBackoffCap.
+	BackoffCap time.Duration
 	// ShutdownTimeout bounds graceful shutdown. Default
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -166,6 +172,9 @@ func (c *Config) Defaults() {
 	if c.RunTimeout == 0 {
 		c.RunTimeout = DefaultRunTimeout
 	}
+	if c.BackoffCap == 0 {
+		c.BackoffCap = DefaultBackoffCap
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -213,6 +222,8 @@ func (c *Config) Validate() error {
 		return bad("both a KEK file and a KMS URI are set: choose one")
 	case c.RunTimeout <= 0:
 		return bad("run timeout must be positive")
+	case c.BackoffCap < 0:
+		return bad("backoff cap must not be negative")
 	case c.ShutdownTimeout <= 0:
 		return bad("shutdown timeout must be positive")
 	case c.MaxConcurrentRuns == 0:

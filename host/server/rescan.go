@@ -64,6 +64,13 @@ func (r *rescanner) Rescan(ctx context.Context, actor string) (catalog.RescanRep
 	r.cat.Replace(next)
 	r.al.Record(ctx, audit.Event{Actor: actor, Operation: "connector.rescan", TargetKind: "plugin_dir", TargetID: r.dir,
 		Detail: rescanDetail(next.Len(), len(next.Rejected()), changes)})
+	// A connector back releases the holds its absence caused, and
+	// re-enrolls those connections at once, on every host.
+	if ids, err := r.ctl.ReleaseConnectorHolds(ctx, actor); err != nil {
+		r.log.Error("release connector_not_found holds after a rescan", "error", err)
+	} else if len(ids) > 0 {
+		r.log.Info("connector back: held connections released", "connections", len(ids))
+	}
 	if len(changes) > 0 {
 		entries, err := r.ctl.Boot(ctx)
 		if err != nil {

@@ -71,6 +71,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/connhost/connhost/host/api"
@@ -445,9 +446,18 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	h.health = health.NewMonitor(health.MonitorConfig{Store: st, Assessor: assessor, Logger: log.Named("health"),
 		OnReport: func(r health.Report) { m.ConnectionHealth(r.Counts) }})
 	nb.Subscribe(notify.Connection, func(string) { h.health.Poke() })
+	// A run that holds its connection re-evaluates it at once (its job
+	// goes, the report says why, the other hosts are told); control is
+	// built after the runner, so the hook reaches it through ctlRef.
+	var ctlRef atomic.Pointer[control.Service]
 	rcfg := runner.Config{Store: st, Catalog: cat, Broker: b, Launcher: l, HostID: h.id,
 		HostEnv: environ, RunTimeout: cfg.RunTimeout, Events: hub, Bus: nb, Observer: healthObserver{Observer: m, poke: h.health.Poke},
-		Audit: al, Logger: log.Named("runner"), Now: clock.Now}
+		Audit: al, Logger: log.Named("runner"), Now: clock.Now, BackoffCap: cfg.BackoffCap,
+		OnHold: func(ctx context.Context, id string) {
+			if ctl := ctlRef.Load(); ctl != nil {
+				ctl.Reevaluate(ctx, id)
+			}
+		}}
 	if h.relay != nil {
 		rcfg.Relay = h.relay
 	}
@@ -507,6 +517,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
+	ctlRef.Store(ctl)
 	if bus != nil {
 		bus.Subscribe(notify.Keyset, func(string) { go ring.Reload(context.Background()) })
 		bus.OnReconnect(func() {
@@ -520,6 +531,13 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 			return nil, err
 		}
 		undo = append(undo, func() { _ = bus.Close() })
+	}
+	// A connector that is back since the last start releases the holds
+	// its absence caused.
+	if ids, err := ctl.ReleaseConnectorHolds(ctx, audit.ActorHost); err != nil {
+		log.Error("release connector_not_found holds", "error", err)
+	} else if len(ids) > 0 {
+		log.Info("connector back: held connections released", "connections", len(ids))
 	}
 	entries, err := ctl.Boot(ctx)
 	if err != nil {

@@ -14,6 +14,8 @@ const (
 	SkippedRevoked          EnrollmentOutcome = "skipped_revoked"
 	SkippedNoSchedule       EnrollmentOutcome = "skipped_no_schedule"
 	SkippedUnknownConnector EnrollmentOutcome = "skipped_unknown_connector"
+	// SkippedHeld: the connection's schedule is held (Connection.Hold).
+	SkippedHeld EnrollmentOutcome = "skipped_held"
 )
 
 // EnrollmentEntry is one line of the enrollment report.

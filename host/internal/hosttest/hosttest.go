@@ -65,6 +65,11 @@ type Options struct {
 	// Plugins are extra connector packages to build and catalog, by
 	// binary name (e.g. "github": "github.com/connhost/connhost/plugins/github").
 	Plugins map[string]string
+	// BackoffCap is the runner's backoff cap (default
+	// runner.DefaultBackoffCap).
+	BackoffCap time.Duration
+	// Observer receives the dispatcher's measurements (tick outcomes).
+	Observer dispatch.Observer
 }
 
 // Host is an assembled host.
@@ -215,7 +220,10 @@ func New(t testing.TB, o Options) *Host {
 	h.Runner, err = runner.New(runner.Config{
 		Store: st, Catalog: cat, Broker: h.Broker, Launcher: h.Launcher, HostID: "host_test",
 		HostEnv: func() []string { return h.hostEnv }, RunTimeout: time.Minute, LeaseTTL: cmp.Or(o.LeaseTTL, 30*time.Second),
-		Audit: al, Logger: h.Logger.Named("runner"),
+		Audit: al, Logger: h.Logger.Named("runner"), Now: h.Clock.Now, BackoffCap: o.BackoffCap,
+		// As the server does: a run that holds its connection re-evaluates
+		// it (h.Control is set before any run can start).
+		OnHold: func(ctx context.Context, id string) { h.Control.Reevaluate(ctx, id) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +240,8 @@ func New(t testing.TB, o Options) *Host {
 		t.Fatal(err)
 	}
 	h.Dispatch, err = dispatch.New(dispatch.Config{Store: st, Launcher: h.Runner.ForDispatch(), HostID: "host_test",
-		Workers: int(mc), Clock: h.Clock, Retry: retry, Logger: h.Logger.Named("dispatch"), Rand: func() float64 { return 0 }})
+		Workers: int(mc), Clock: h.Clock, Retry: retry, Logger: h.Logger.Named("dispatch"), Rand: func() float64 { return 0 },
+		Observer: o.Observer})
 	if err != nil {
 		t.Fatal(err)
 	}

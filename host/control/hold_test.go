@@ -1,0 +1,159 @@
+package control_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/internal/hosttest"
+	"github.com/connhost/connhost/host/schedule"
+	"github.com/connhost/connhost/host/store"
+)
+
+func outcomeOf(t *testing.T, h *hosttest.Host, id string) store.EnrollmentEntry {
+	t.Helper()
+	entries, err := h.Store.ListEnrollment(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.ConnectionID == id {
+			return e
+		}
+	}
+	t.Fatalf("no enrollment entry for %s", id)
+	return store.EnrollmentEntry{}
+}
+
+// hold holds the connection as a scheduled run refused with code would,
+// and re-evaluates it as the runner's hook does.
+func hold(t *testing.T, h *hosttest.Host, id string, code failure.Code) {
+	t.Helper()
+	ctx := context.Background()
+	run, err := h.Store.CreateRun(ctx, store.NewRun{ConnectionID: id, Trigger: store.TriggerManual, HostID: "host_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Store.FinishRun(ctx, run.ID, store.RunResult{Status: store.RunRefused, FailureCode: code,
+		FailureMessage: "refused for the test", Hold: true}); err != nil {
+		t.Fatal(err)
+	}
+	if e := h.Control.Reevaluate(ctx, id); e.Outcome != "skipped_held" || h.Scheduler.Enrolled(id) {
+		t.Fatalf("a held connection re-evaluated: %+v (enrolled %v)", e, h.Scheduler.Enrolled(id))
+	}
+}
+
+// A connector missing when a scheduled run launched holds the connection
+// (connector_not_found); when it is back, ReleaseConnectorHolds — what a
+// rescan and the boot call — releases the hold and re-enrolls it at once,
+// and its next scheduled run succeeds. Through the real runner.
+func TestConnectorBackReleasesItsHold(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(map[string]any{"records": 1}, "@every 10m")
+	h.SetToken(c.ID, "tok-12345678")
+	opts := catalog.Options{CheckSchedule: schedule.Check}
+	empty, _ := catalog.Scan(ctx, t.TempDir(), h.Launcher.L, opts)
+	full, errs := catalog.Scan(ctx, h.PluginDir, h.Launcher.L, opts)
+	if len(errs) > 0 || full.Len() != 1 {
+		t.Fatalf("catalog: %v", errs)
+	}
+	// The connector leaves while the job is enrolled (another host's
+	// plugin dir, or a race with a rescan).
+	h.Catalog.Replace(empty)
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool { return len(h.Finished(c.ID)) >= 1 })
+	refused := h.Finished(c.ID)[0]
+	if refused.Trigger != store.TriggerScheduled || refused.Status != store.RunRefused || refused.FailureCode != failure.ConnectorNotFound {
+		t.Fatalf("run = %+v, want a scheduled run refused connector_not_found", refused)
+	}
+	h.WaitFor(30*time.Second, func() bool { return !h.Scheduler.Enrolled(c.ID) })
+	if e := outcomeOf(t, h, c.ID); e.Outcome != store.SkippedHeld {
+		t.Fatalf("enrollment = %+v", e)
+	}
+
+	// Still missing: nothing is released.
+	if ids, err := h.Control.ReleaseConnectorHolds(ctx, "host"); err != nil || len(ids) != 0 {
+		t.Fatalf("release while the connector is missing = %v, %v", ids, err)
+	}
+	h.Catalog.Replace(full)
+	ids, err := h.Control.ReleaseConnectorHolds(ctx, "host")
+	if err != nil || !slices.Equal(ids, []string{c.ID}) {
+		t.Fatalf("release = %v, %v; want [%s]", ids, err, c.ID)
+	}
+	if !h.Scheduler.Enrolled(c.ID) || outcomeOf(t, h, c.ID).Outcome != store.Enrolled {
+		t.Fatalf("not re-enrolled: %+v", outcomeOf(t, h, c.ID))
+	}
+	if got, _ := h.Store.GetConnection(ctx, c.ID); got.Hold.Held() {
+		t.Fatalf("hold = %+v", got.Hold)
+	}
+	page, err := h.Store.ListAudit(ctx, store.AuditFilter{TargetID: c.ID, Limit: 100})
+	if err != nil || !slices.ContainsFunc(page.Events, func(e store.AuditEvent) bool { return e.Operation == "connection.release_hold" }) {
+		t.Fatalf("audit lacks connection.release_hold (%v)", err)
+	}
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool {
+		for _, r := range h.Finished(c.ID) {
+			if r.Trigger == store.TriggerScheduled && r.Status == store.RunSucceeded {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// Each operator action that addresses a hold re-enrolls the connection
+// at once; one that does not leaves it held and skipped.
+func TestOperatorActionsReleaseWhatTheyAddress(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(map[string]any{"records": 1}, "@every 10m")
+	h.SetToken(c.ID, "tok-12345678")
+
+	held := func(want bool) {
+		t.Helper()
+		e := outcomeOf(t, h, c.ID)
+		if (e.Outcome == store.SkippedHeld) != want || h.Scheduler.Enrolled(c.ID) == want {
+			t.Fatalf("enrollment %+v, enrolled %v; want held=%v", e, h.Scheduler.Enrolled(c.ID), want)
+		}
+	}
+	// invalid_config: a label or a pause/resume does not address it; a
+	// new config does.
+	hold(t, h, c.ID, failure.InvalidConfig)
+	label := "renamed"
+	if _, _, err := h.Control.UpdateConnection(ctx, "operator", c.ID, store.ConnectionPatch{Label: &label}); err != nil {
+		t.Fatal(err)
+	}
+	held(true)
+	for _, st := range []store.ConnectionState{store.ConnectionPaused, store.ConnectionActive} {
+		if _, err := h.Control.SetState(ctx, "operator", c.ID, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held(true)
+	h.SetToken(c.ID, "tok-87654321") // a credential does not fix a config
+	held(true)
+	if _, _, err := h.Control.UpdateConnection(ctx, "operator", c.ID,
+		store.ConnectionPatch{Config: json.RawMessage(`{"records":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	held(false)
+
+	// credential_rejected and static_secret_credential_unavailable: a new
+	// config does not address them; a rotation or a capture does.
+	for i, code := range []failure.Code{failure.CredentialRejected, failure.StaticSecretUnavailable} {
+		hold(t, h, c.ID, code)
+		if _, _, err := h.Control.UpdateConnection(ctx, "operator", c.ID,
+			store.ConnectionPatch{Config: json.RawMessage(fmt.Sprintf(`{"records":%d}`, 3+i))}); err != nil {
+			t.Fatal(err)
+		}
+		held(true)
+		h.SetToken(c.ID, "tok-12345678")
+		held(false)
+	}
+}
