@@ -480,12 +480,18 @@ func (s *Service) Boot(ctx context.Context) ([]enroll.Entry, error) {
 	return entries, nil
 }
 
-// apply evaluates c and makes the scheduler agree.
-func (s *Service) apply(ctx context.Context, c store.Connection) enroll.Entry {
-	e := s.cfg.Gate.Evaluate(ctx, enroll.Connection{
+// GateInput is what the enrollment gate is told about c: every caller of
+// the gate (enrollment here, explain) builds it the same way.
+func GateInput(c store.Connection) enroll.Connection {
+	return enroll.Connection{
 		ID: c.ID, ConnectorKey: c.ConnectorKey, State: string(c.State), Schedule: c.Schedule.Spec,
 		Hold: enroll.Hold{Code: string(c.Hold.Code), Message: c.Hold.Message, At: c.Hold.At},
-	})
+	}
+}
+
+// apply evaluates c and makes the scheduler agree.
+func (s *Service) apply(ctx context.Context, c store.Connection) enroll.Entry {
+	e := s.cfg.Gate.Evaluate(ctx, GateInput(c))
 	if e.Outcome == enroll.Enrolled {
 		if err := s.cfg.Scheduler.Upsert(schedule.Job{ConnectionID: c.ID, Spec: e.Spec, Jitter: c.Schedule.Jitter,
 			Gen: c.ScheduleGen, Anchor: c.CreatedAt.Truncate(time.Second), Since: c.UpdatedAt}); err != nil {

@@ -31,8 +31,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/connhost/connhost/host/broker"
+	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/health"
@@ -139,9 +141,7 @@ func (e *Explainer) Explain(ctx context.Context, id string) (Report, error) {
 		return Report{}, err
 	}
 	r := Report{Connection: c}
-	r.Enrollment = e.cfg.Gate.Evaluate(ctx, enroll.Connection{
-		ID: c.ID, ConnectorKey: c.ConnectorKey, State: string(c.State), Schedule: c.Schedule.Spec,
-	})
+	r.Enrollment = e.cfg.Gate.Evaluate(ctx, control.GateInput(c))
 	if r.Health, err = e.cfg.Health.Assess(ctx, c); err != nil {
 		return Report{}, fmt.Errorf("explain: health of %s: %w", c.ID, err)
 	}
@@ -167,6 +167,14 @@ func (e *Explainer) launch(ctx context.Context, c store.Connection, en enroll.En
 		l.Trigger = store.TriggerScheduled
 		l.Refusal = failure.New(failure.ConnectionPaused, "connection %s is paused", c.ID)
 		l.Notes = append(l.Notes, "scheduled launches are refused while the connection is paused; a manual run still launches")
+	}
+	if c.Hold.Held() && c.State == store.ConnectionActive {
+		l.Notes = append(l.Notes, fmt.Sprintf("the schedule is held after %s at %s: no scheduled run is created until the cause is addressed; a manual run still launches",
+			c.Hold.Code, c.Hold.At.UTC().Format(time.RFC3339)))
+	}
+	if !c.BackoffUntil.IsZero() && c.State == store.ConnectionActive {
+		l.Notes = append(l.Notes, fmt.Sprintf("the schedule backs off after repeated failures: no scheduled run before %s",
+			c.BackoffUntil.UTC().Format(time.RFC3339)))
 	}
 	// 2. The connector.
 	m, ok := e.cfg.Manifests.Manifest(c.ConnectorKey)
