@@ -38,6 +38,9 @@ type rescanner struct {
 	al   *audit.Log
 	ctl  *control.Service
 	log  hclog.Logger
+	// changed is told after every rescan that changed the catalog (the
+	// health monitor: a connector gone or back changes verdicts).
+	changed func()
 }
 
 // Rescan re-scans the plugin dir. A dir that is gone or unreadable
@@ -78,6 +81,9 @@ func (r *rescanner) Rescan(ctx context.Context, actor string) (catalog.RescanRep
 		} else {
 			r.log.Info("enrollment after rescan done", enrollmentFields(entries)...)
 		}
+	}
+	if len(changes) > 0 && r.changed != nil {
+		r.changed()
 	}
 	return catalog.RescanReport{Dir: r.dir, Connectors: next.Len(), Changes: changes, Rejected: next.Rejected()}, nil
 }

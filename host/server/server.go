@@ -581,7 +581,8 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	})
 
 	// 6. Metrics, HTTP API, gRPC admin; rescans (the API's and SIGHUP's).
-	h.rescan = &rescanner{dir: pluginDir, d: l, opts: h.scan, cat: cat, st: st, al: al, ctl: ctl, log: log.Named("catalog")}
+	h.rescan = &rescanner{dir: pluginDir, d: l, opts: h.scan, cat: cat, st: st, al: al, ctl: ctl, log: log.Named("catalog"),
+		changed: h.health.Poke}
 	// Explain gets presence only: credential metadata, the keyset's key
 	// ids, the host env the children get; never the keyset itself.
 	manifests := control.Manifests{Catalog: cat}
