@@ -319,13 +319,12 @@ func TestAttentionList(t *testing.T) {
 		t.Errorf("next = %q", att.Next)
 	}
 
+	// The CLI prints one JSON array, as every list command does.
 	var fromCLI []apitypes.AttentionItem
-	var wrapped apitypes.List[apitypes.AttentionItem]
 	out := e.cli("attention", "-o", "json")
-	if err := json.Unmarshal([]byte(out), &wrapped); err != nil {
-		t.Fatalf("attention -o json: %v\n%s", err, out)
+	if err := json.Unmarshal([]byte(out), &fromCLI); err != nil {
+		t.Fatalf("attention -o json is not an array: %v\n%s", err, out)
 	}
-	fromCLI = wrapped.Items
 	if len(fromCLI) != len(att.Items) || fromCLI[0] != att.Items[0] {
 		t.Errorf("CLI JSON %+v != API %+v", fromCLI, att.Items)
 	}

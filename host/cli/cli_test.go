@@ -1061,6 +1061,8 @@ func TestServe(t *testing.T) {
 	}{
 		"log format":       {[]string{"--log-format", "xml"}, `log format "xml"`},
 		"an empty pool":    {[]string{"--max-concurrent-runs", "0"}, "--max-concurrent-runs must be at least 1"},
+		"no backoff cap":   {[]string{"--backoff-cap", "0s"}, "--backoff-cap must be positive"},
+		"a negative cap":   {[]string{"--backoff-cap", "-1h"}, "--backoff-cap must be positive"},
 		"a short host TTL": {[]string{"--host-ttl", "1s"}, "host TTL must be at least"},
 		"an unknown store": {[]string{"--store", "mysql://db/x"}, `store scheme "mysql"`},
 	} {

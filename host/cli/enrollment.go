@@ -69,8 +69,9 @@ decrypted and no secret is shown.`,
 				return err
 			}
 			if a.json() {
-				l.Items = items(l.Items)
-				return printJSON(a.rt.Stdout, l)
+				// One JSON array of the items, as every list command
+				// prints; the whole list is one page, so no cursor.
+				return printJSON(a.rt.Stdout, items(l.Items))
 			}
 			if len(l.Items) == 0 {
 				_, err := fmt.Fprintln(a.rt.Stdout, "no connection needs a person")

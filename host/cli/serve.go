@@ -68,6 +68,10 @@ keep their binary.`,
 		if cmd.Flags().Changed("max-concurrent-runs") && cfg.MaxConcurrentRuns == 0 {
 			return usageErrorf("--max-concurrent-runs must be at least 1")
 		}
+		if cfg.BackoffCap <= 0 {
+			// Zero would read as "no backoff" and mean the default.
+			return usageErrorf("--backoff-cap must be positive (it bounds how long a connection that keeps failing waits; there is no off switch)")
+		}
 		cfg.Environ = a.rt.Environ
 		cfg.LogOutput = a.rt.Stderr
 		cfg.OnReady = func(addr string) {
@@ -118,7 +122,7 @@ keep their binary.`,
 		"create a new keyset on purpose although stored credentials are sealed under a missing one (they stay undecryptable)")
 	f.DurationVar(&cfg.RunTimeout, "run-timeout", server.DefaultRunTimeout, "deadline of each run")
 	f.DurationVar(&cfg.BackoffCap, "backoff-cap", server.DefaultBackoffCap,
-		"the longest a connection failing again and again with one code is backed off (from its 3rd failure in a row)")
+		"the longest a connection failing again and again with one code is backed off (from its 3rd failure in a row; positive)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound of the graceful shutdown")
 	f.DurationVar(&cfg.PluginDescribeTimeout, "plugin-describe-timeout", catalog.DefaultDescribeTimeout,
 		"deadline of each plugin's Describe when the plugin dir is scanned; a plugin that misses it is rejected")

@@ -183,9 +183,12 @@ func (s *Store) UpdateConnection(ctx context.Context, id string, p store.Connect
 		if err != nil {
 			return err
 		}
-		// A new config addresses an invalid_config hold; a new config or
-		// schedule is an operator's answer to a backoff.
-		if p.Config != nil && !jsonEqual(p.Config, c.Config) {
+		// A config given addresses an invalid_config hold — even one equal
+		// to the stored config as JSON: {"records": 5.0} equals 5 there,
+		// not to a connector decoding an int64, and the operator who
+		// fixed it sent it. A config or a new schedule is an operator's
+		// answer to a backoff.
+		if p.Config != nil {
 			if _, err := s.clearHold(ctx, tx, &out, failure.InvalidConfig); err != nil {
 				return err
 			}
