@@ -336,3 +336,77 @@ func TestBackoffDelay(t *testing.T) {
 		}
 	}
 }
+
+// A credential the provider refuses (the demo with a token whose hash is
+// not token_sha256 answers sdk.CredentialRejected) makes exactly one
+// scheduled run fail credential_rejected; then the schedule is held —
+// skipped_held, no run however many intervals pass — and capturing the
+// right token releases it: the next scheduled run succeeds.
+func TestRejectedCredentialHoldsTheScheduleUntilACapture(t *testing.T) {
+	t.Parallel()
+	h := newHost(t) // the host env has no DEMO_TOKEN: it cannot stand in
+	ctx := context.Background()
+	const wrong = "wrong-token-" + canary // a canary too: it must not leak either
+	c := h.CreateDemo(demoConfig(nil), "@every 10m")
+	h.SetToken(c.ID, wrong)
+	if m, err := h.Store.GetCredentialMeta(ctx, c.ID); err != nil || m.Validity == nil || m.Validity.Valid {
+		t.Fatalf("validity after capturing the wrong token = %+v, %v; want invalid", m.Validity, err)
+	}
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool {
+		return countRuns(h.Finished(c.ID), store.TriggerScheduled, store.RunFailed) == 1
+	})
+	failed := findRun(t, h.Finished(c.ID), store.TriggerScheduled, store.RunFailed)
+	if failed.FailureCode != failure.CredentialRejected || failed.FailureMessage != "token rejected" {
+		t.Fatalf("failed run = %+v, want %s \"token rejected\"", failed, failure.CredentialRejected)
+	}
+	h.WaitFor(30*time.Second, func() bool { return !h.Scheduler.Enrolled(c.ID) })
+	held := getConn(t, h, c.ID)
+	if held.Hold.Code != failure.CredentialRejected || held.Hold.RunID != failed.ID || !held.Hold.At.Equal(failed.EndedAt) {
+		t.Fatalf("hold = %+v, want %s by run %s at %s", held.Hold, failure.CredentialRejected, failed.ID, failed.EndedAt)
+	}
+	if held.Streak.FailCode != failure.CredentialRejected || held.Streak.FailCount != 1 {
+		t.Fatalf("streak = %+v, want 1 credential_rejected", held.Streak)
+	}
+	h.WaitFor(30*time.Second, func() bool { return enrollmentOf(t, h, c.ID).Outcome == store.SkippedHeld })
+	e := enrollmentOf(t, h, c.ID)
+	if !strings.Contains(e.Reason, "held after credential_rejected") {
+		t.Errorf("enrollment reason %q does not name the hold", e.Reason)
+	}
+	for _, s := range []string{e.Reason, held.Hold.Message, failed.FailureMessage, h.Logs.String()} {
+		if strings.Contains(s, canary) {
+			t.Fatal("a token reached the enrollment report, the hold, the run or the logs")
+		}
+	}
+
+	// Several intervals pass: nothing runs, nothing is queued.
+	runs, launches := len(h.Runs(c.ID)), h.Launcher.Launches()
+	for range 6 {
+		h.Clock.Advance(10 * time.Minute)
+		time.Sleep(20 * time.Millisecond) // room for a tick that must not come
+	}
+	if q := h.Queue(c.ID); len(q) != 0 {
+		t.Fatalf("a held connection has occurrences queued: %+v", q)
+	}
+	if got := h.Runs(c.ID); len(got) != runs || h.Launcher.Launches() != launches {
+		t.Fatalf("a held connection got %d more runs and %d more launches", len(got)-runs, h.Launcher.Launches()-launches)
+	}
+
+	// Capturing the right token releases the hold at once.
+	h.SetToken(c.ID, canary)
+	if got := getConn(t, h, c.ID); got.Hold.Held() {
+		t.Fatalf("a capture left the hold: %+v", got.Hold)
+	}
+	if !h.Scheduler.Enrolled(c.ID) {
+		t.Fatal("a capture did not re-enroll the held connection")
+	}
+	h.AdvanceUntil(time.Minute, 60*time.Second, func() bool {
+		return countRuns(h.Finished(c.ID), store.TriggerScheduled, store.RunSucceeded) == 1
+	})
+	all := h.Finished(c.ID)
+	if n := countRuns(all, store.TriggerScheduled, store.RunFailed); n != 1 {
+		t.Fatalf("%d failed scheduled runs, want exactly 1: %+v", n, all)
+	}
+	if got := getConn(t, h, c.ID); got.Streak.FailCount != 0 || got.Streak.LastRunStatus != store.RunSucceeded {
+		t.Fatalf("streak after the success = %+v", got.Streak)
+	}
+}

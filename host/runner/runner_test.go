@@ -393,6 +393,13 @@ func TestRecoverMarksOrphanedRunsFailed(t *testing.T) {
 	if leases, _ := h.Store.ListLeases(ctx); len(leases) != 0 {
 		t.Fatalf("lease not reclaimed: %+v", leases)
 	}
+	// It counts in the connection's streak like any failure, and holds
+	// nothing.
+	conn := getConn(t, h, c.ID)
+	if st := conn.Streak; st.LastRunStatus != store.RunFailed || !st.LastRunAt.Equal(got.EndedAt) || st.FailCode != failure.HostCrashed ||
+		st.FailCount != 1 || !st.FailSince.Equal(got.EndedAt) || conn.Hold.Held() {
+		t.Fatalf("after Recover: streak %+v hold %+v, want 1 host_crashed ending %s and no hold", st, conn.Hold, got.EndedAt)
+	}
 }
 
 // A capture is followed by the connector's Check, stored as the

@@ -74,8 +74,9 @@ type ProvenanceRefusal struct {
 }
 
 // Streak is a connection's latest run outcome and the failures in a row
-// behind it, kept by FinishRun in the run's transaction. Runs that ended
-// for reasons not the connection's (cancelled, host_shutdown, run_active,
+// behind it, kept in the transaction that ends each run (FinishRun,
+// CancelQueuedRun, the reap of a dead host). Runs that ended for reasons
+// not the connection's (cancelled, host_shutdown, run_active,
 // connection_paused) leave it as it was.
 type Streak struct {
 	LastRunStatus RunStatus // "" before the first counted run

@@ -285,9 +285,10 @@ type Hosts interface {
 	ListHosts(ctx context.Context) ([]Host, error)
 	// ReapHosts declares crashed every live host but self whose last
 	// heartbeat is before deadBefore, each in one transaction: its
-	// started runs fail with host_crashed, its leases are deleted, its
-	// claimed occurrences that started no run go back to pending and the
-	// others are removed. A host is reaped by one caller only.
+	// started runs fail with host_crashed (each counted in its
+	// connection's Streak as FinishRun counts it, holding nothing), its
+	// leases are deleted, its claimed occurrences that started no run go
+	// back to pending and the others are removed. A host is reaped by one caller only.
 	ReapHosts(ctx context.Context, self string, deadBefore time.Time) ([]HostReap, error)
 }
 

@@ -63,7 +63,7 @@ func TestPluginReceivesItsEnvironment(t *testing.T) {
 		Config: demo.Config{TokenSHA256: demo.HashHex("the right token")},
 		Env:    map[string]string{demo.TokenEnv: token},
 	})
-	wantErr := &wire.Failure{Code: wire.CodeConnectorFailed, Message: "token rejected"}
+	wantErr := &wire.Failure{Code: wire.CodeCredentialRejected, Message: "token rejected"}
 	if diff := cmp.Diff(wantErr, res.Failure()); diff != "" {
 		t.Errorf("wrong token (-want +got):\n%s", diff)
 	}

@@ -422,10 +422,14 @@ func (s *Store) CancelQueuedRun(ctx context.Context, runID string, res store.Run
 			}
 		}
 		r.Status, r.FailureCode, r.FailureMessage, r.EndedAt = res.Status, res.FailureCode, res.FailureMessage, s.stamp()
-		_, err = s.exec(ctx, tx, `UPDATE runs SET status = ?, failure_code = ?, failure_message = ?, ended_at = ? WHERE id = ?`,
-			string(r.Status), string(r.FailureCode), r.FailureMessage, s.bindTime(r.EndedAt), runID)
+		if _, err := s.exec(ctx, tx, `UPDATE runs SET status = ?, failure_code = ?, failure_message = ?, ended_at = ? WHERE id = ?`,
+			string(r.Status), string(r.FailureCode), r.FailureMessage, s.bindTime(r.EndedAt), runID); err != nil {
+			return err
+		}
 		out = r
-		return err
+		// As FinishRun: a cancellation counts in no streak, but the rule
+		// is store.CountsInStreak's, not this path's.
+		return s.updateStreak(ctx, tx, r, res)
 	})
 	return out, s.dbErr("cancel queued run", err)
 }

@@ -10,8 +10,10 @@ import (
 )
 
 // updateStreak keeps the connection's streak, hold and backoff in step
-// with a run that just ended, in the run's transaction (store.Runs
-// FinishRun). A connection deleted since leaves nothing to update.
+// with a run that just ended, in the transaction that ended it: every
+// path that ends a run calls it (FinishRun, CancelQueuedRun, the reap of
+// a dead host), so they all count alike. A connection deleted since
+// leaves nothing to update.
 func (s *Store) updateStreak(ctx context.Context, tx *txn, r store.Run, res store.RunResult) error {
 	if !store.CountsInStreak(r.Status, r.FailureCode) {
 		return nil

@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/connhost/connhost/host/failure"
@@ -180,6 +182,18 @@ func (s *Store) reapHost(ctx context.Context, id string, deadBefore time.Time) (
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		// Each failed run counts in its connection's streak as FinishRun
+		// would count it (the same transaction, the same rule); the reap
+		// holds nothing and backs nothing off.
+		slices.SortFunc(out.Runs, func(a, b store.Run) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+		})
+		for _, r := range out.Runs {
+			if err := s.updateStreak(ctx, tx, r, store.RunResult{Status: r.Status, FailureCode: r.FailureCode,
+				FailureMessage: r.FailureMessage}); err != nil {
+				return err
+			}
 		}
 		lrows, err := s.query(ctx, tx, `DELETE FROM leases WHERE holder = ? RETURNING `+leaseCols, id)
 		if err != nil {

@@ -327,3 +327,52 @@ func testHoldValidation(t *testing.T, f *fixture) {
 		t.Fatalf("hold = %+v, want the first code %s", got.Hold, store.HoldCodes[0])
 	}
 }
+
+// A run the reap of a dead host fails host_crashed counts in its
+// connection's streak exactly as FinishRun counts it (it follows a
+// host_crashed finished by the runner's Recover, and ends a success), in
+// the reap's transaction; the reap holds nothing and sets no backoff.
+func testStreakCountsReapedRuns(t *testing.T, f *fixture) {
+	must(f.s.RegisterHost(f.ctx, store.NewHost{ID: "host-a"}))(t) // the fixture's runs are host-a's
+	must(f.s.RegisterHost(f.ctx, store.NewHost{ID: "host-self"}))(t)
+	c, d := f.connection("alpha"), f.connection("alpha")
+	first := f.finish(c.ID, failed(failure.HostCrashed)) // as Recover's failRun ends it
+	f.finish(d.ID, store.RunResult{Status: store.RunSucceeded})
+	f.advance(time.Minute)
+	rc, rd := f.runningRun(c.ID), f.runningRun(d.ID)
+
+	f.advance(time.Minute)
+	must(f.s.HeartbeatHost(f.ctx, "host-self", 0))(t)
+	reaps := must(f.s.ReapHosts(f.ctx, "host-self", f.now().Add(-30*time.Second)))(t)
+	if len(reaps) != 1 || reaps[0].Host.ID != "host-a" || len(reaps[0].Runs) != 2 {
+		t.Fatalf("reaped %+v", reaps)
+	}
+	ended := map[string]store.Run{}
+	for _, r := range reaps[0].Runs {
+		if r.Status != store.RunFailed || r.FailureCode != failure.HostCrashed || r.EndedAt.IsZero() {
+			t.Fatalf("reaped run %+v", r)
+		}
+		ended[r.ID] = r
+	}
+	if _, ok := ended[rc.ID]; !ok {
+		t.Fatalf("run %s not reaped: %+v", rc.ID, reaps[0].Runs)
+	}
+	if _, ok := ended[rd.ID]; !ok {
+		t.Fatalf("run %s not reaped: %+v", rd.ID, reaps[0].Runs)
+	}
+	for _, tc := range []struct {
+		conn string
+		want store.Streak
+	}{
+		{c.ID, store.Streak{LastRunStatus: store.RunFailed, LastRunAt: ended[rc.ID].EndedAt,
+			FailCode: failure.HostCrashed, FailCount: 2, FailSince: first.EndedAt}},
+		{d.ID, store.Streak{LastRunStatus: store.RunFailed, LastRunAt: ended[rd.ID].EndedAt,
+			FailCode: failure.HostCrashed, FailCount: 1, FailSince: ended[rd.ID].EndedAt}},
+	} {
+		got := f.conn(tc.conn)
+		diff(t, "streak of "+tc.conn+" after the reap", tc.want, got.Streak)
+		if got.Hold.Held() || !got.BackoffUntil.IsZero() {
+			t.Errorf("the reap held or backed off %s: hold %+v, backoff %s", tc.conn, got.Hold, got.BackoffUntil)
+		}
+	}
+}

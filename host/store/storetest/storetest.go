@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"CredentialMetas", testCredentialMetas},
 		{"Runs", testRuns},
 		{"Streak", testStreak},
+		{"StreakCountsReapedRuns", testStreakCountsReapedRuns},
 		{"Hold", testHold},
 		{"Backoff", testBackoff},
 		{"HoldRelease", testHoldRelease},

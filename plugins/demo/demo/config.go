@@ -41,7 +41,7 @@ type Config struct {
 	Records *int64 `json:"records,omitempty"`
 	// TokenSHA256, when set, is the hex SHA-256 of the one DEMO_TOKEN the
 	// demo accepts; any other token fails the run and the check with
-	// connector_failed "token rejected", as a provider refusing a token.
+	// credential_rejected "token rejected", as a provider refusing a token.
 	TokenSHA256 string `json:"token_sha256,omitempty"`
 	// PayloadBytes pads each event with a "payload" string this long, for
 	// throughput benchmarks with bigger records.
@@ -147,7 +147,7 @@ const ConfigSchema = `{
       "type": "integer", "minimum": 0, "maximum": 100000000, "default": 100
     },
     "token_sha256": {
-      "description": "Hex SHA-256 of the only DEMO_TOKEN accepted; any other token fails with connector_failed \"token rejected\". Unset: any non-empty token is accepted.",
+      "description": "Hex SHA-256 of the only DEMO_TOKEN accepted; any other token fails with credential_rejected \"token rejected\". Unset: any non-empty token is accepted.",
       "type": "string", "pattern": "^[0-9a-fA-F]{64}$"
     },
     "payload_bytes": {

@@ -25,8 +25,10 @@
 //
 //   - records: number of events, default 100, at most 100,000,000.
 //   - token_sha256: hex SHA-256 of the only DEMO_TOKEN accepted. Any other
-//     token fails Run and Check with connector_failed "token rejected"
-//     (not retryable), as a provider refusing a bad token would. Unset,
+//     token fails Run and Check with credential_rejected "token rejected"
+//     (sdk.CredentialRejected, not retryable), as a provider refusing a bad
+//     token would: the host marks the credential invalid and holds the
+//     connection's schedule until a new credential is captured. Unset,
 //     any non-empty token is accepted. (An absent or empty DEMO_TOKEN never
 //     reaches the demo: the SDK fails with credentials_required.)
 //   - payload_bytes: pad each event with a payload of this many bytes.
@@ -294,7 +296,7 @@ func checkToken(cfg *Config, token string) error {
 	}
 	got := sha256.Sum256([]byte(token))
 	if subtle.ConstantTimeCompare(want, got[:]) != 1 {
-		return sdk.Fail(wire.CodeConnectorFailed, MsgTokenRejected)
+		return sdk.CredentialRejected(MsgTokenRejected)
 	}
 	return nil
 }

@@ -195,7 +195,7 @@ func TestResume(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	t.Parallel()
-	rejected := &wire.Failure{Code: wire.CodeConnectorFailed, Message: "token rejected"}
+	rejected := &wire.Failure{Code: wire.CodeCredentialRejected, Message: "token rejected"}
 	tests := []struct {
 		name      string
 		sha       string
