@@ -24,7 +24,11 @@ func (a *API) explainConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toExplain(rep))
+	out := toExplain(rep)
+	if rep.Launch.Trigger == store.TriggerScheduled && rep.Connection.State == store.ConnectionActive {
+		out.Launch.NextRun = stamp(a.nextRun(rep.Connection))
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -43,6 +47,9 @@ func toExplain(rep explain.Report) apitypes.Explain {
 			Since: stamp(rep.Health.Since), NeedsPerson: rep.Health.NeedsPerson},
 		Launch: apitypes.ExplainLaunch{Outcome: "launch", Trigger: string(l.Trigger), CredentialSource: p.CredentialSource,
 			Credential: p.Credential, Env: p.Env, Refusal: p.Refusal, Notes: orEmpty(l.Notes)},
+	}
+	if rep.Reevaluation != nil {
+		out.Reevaluation = liveEntry(*rep.Reevaluation)
 	}
 	if l.Refused() {
 		out.Launch.Outcome = "refused"

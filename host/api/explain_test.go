@@ -112,3 +112,51 @@ func TestRunProvenanceAndExplainOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12 (a user trial): right after a revoke, explain reports the
+// enrollment in force — what GET /v1/enrollment and the connection's
+// next_run say — and the scheduled launch it leads to, refused; the gate's
+// decision now comes as reevaluation, absent while the two agree.
+func TestExplainReportsTheEnrollmentInForce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hosttest.Options{HostEnv: map[string]string{"PATH": os.Getenv("PATH"), "DEMO_TOKEN": ""}, AllowHostEnv: true})
+	c := e.createDemo(map[string]any{"records": 1}, "@every 1h")
+	e.setToken(c.ID, provCanary)
+
+	var ex apitypes.Explain
+	r := e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID+"/explain", nil, &ex)
+	var conn apitypes.Connection
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, &conn)
+	if ex.Enrollment.Outcome != "enrolled" || ex.Reevaluation != nil || strings.Contains(string(r.Body), `"reevaluation"`) ||
+		ex.Launch.Trigger != "scheduled" || ex.Launch.NextRun == "" || ex.Launch.NextRun != conn.NextRun {
+		t.Fatalf("explain with a credential: enrollment %+v reevaluation %+v launch %+v (connection next_run %q)",
+			ex.Enrollment, ex.Reevaluation, ex.Launch, conn.NextRun)
+	}
+
+	e.ok(http.StatusOK, "POST", "/v1/connections/"+c.ID+"/credential/revoke", nil, nil)
+	r = e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID+"/explain", nil, &ex)
+	var en apitypes.Enrollment
+	e.ok(http.StatusOK, "GET", "/v1/enrollment", nil, &en)
+	e.ok(http.StatusOK, "GET", "/v1/connections/"+c.ID, nil, &conn)
+	var inForce apitypes.EnrollmentEntry
+	for _, x := range en.Connections {
+		if x.ConnectionID == c.ID {
+			inForce = x
+		}
+	}
+	if !cmp.Equal(ex.Enrollment, inForce) || inForce.Outcome != "enrolled" {
+		t.Fatalf("after revoke: explain's enrollment %+v, GET /v1/enrollment %+v: want the same, enrolled", ex.Enrollment, inForce)
+	}
+	l := ex.Launch
+	if l.Outcome != "refused" || l.Trigger != "scheduled" || l.Refusal == nil || l.Refusal.Code != "static_secret_credential_unavailable" ||
+		l.NextRun == "" || l.NextRun != conn.NextRun {
+		t.Fatalf("after revoke: launch %+v (connection next_run %q), want the scheduled one, refused", l, conn.NextRun)
+	}
+	if re := ex.Reevaluation; re == nil || re.Outcome != "skipped_env" || re.ConnectionID != c.ID || re.EvaluatedAt == "" ||
+		!strings.Contains(re.Reason, "host env lacks DEMO_TOKEN") {
+		t.Fatalf("after revoke: reevaluation %+v, want the gate's skipped_env", re)
+	}
+	if strings.Contains(string(r.Body), provCanary) {
+		t.Fatalf("explain holds the canary: %s", r.Body)
+	}
+}

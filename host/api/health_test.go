@@ -166,7 +166,7 @@ func TestHealthTransitions(t *testing.T) {
 	id := c.ID
 
 	// No credential and no host env credentials.
-	got := e.expect("created", id, health.NeedsCredential, true, "lacks DEMO_TOKEN")
+	got := e.expect("created", id, health.NeedsCredential, true, "host env credentials are turned off")
 	if got.Streak != nil || got.Hold != nil || got.BackoffUntil != "" {
 		t.Errorf("a new connection has streak %+v, hold %+v, backoff %q", got.Streak, got.Hold, got.BackoffUntil)
 	}

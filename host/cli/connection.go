@@ -60,8 +60,12 @@ Clearing a connection with no checkpoint succeeds and changes nothing.`,
 		idCommand(a, "connection explain", "ID", "Explain what the connection's next launch would do",
 			`Explain says what the connection's next launch would do, without starting
 anything and without decrypting (presence only, like the enrollment gate):
-whether it is enrolled or which skip and why, its health and the action it
-asks, which credential source the launch would use (the stored credential's
+the enrollment in force (what the scheduler acted on, as connhost enrollment
+shows it) and, when the gate decides otherwise now, that decision ("at
+re-evaluation"), its health and the action it asks, the next launch predicted
+from the enrollment in force (scheduled and when, if enrolled: right after a
+credential revoke, the scheduled run, refused), which credential source the
+launch would use (the stored credential's
 state and key id, or the host env), every variable NAME of the child's
 environment with its layer, and what would be refused, with the typed code
 and message (e.g. static_secret_credential_unavailable: stored credential

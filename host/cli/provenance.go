@@ -124,17 +124,28 @@ func (a *app) printExplain(e apitypes.Explain) error {
 	if e.Health.Reason != "" {
 		health += ": " + e.Health.Reason
 	}
-	next := "launch (" + l.Trigger + ")"
+	next := "launch (" + l.Trigger
 	if l.Outcome == "refused" {
-		next = "refused (" + l.Trigger + ")"
+		next = "refused (" + l.Trigger
 	}
+	if l.NextRun != "" {
+		next += ", due " + l.NextRun
+	}
+	next += ")"
 	kv := [][2]string{
 		{"connection", e.ConnectionID},
 		{"connector", e.ConnectorKey},
 		{"state", e.State},
-		{"enrollment", enrolled},
-		{"health", health},
+		{"enrollment", enrolled + inForce(e.Enrollment.EvaluatedAt)},
 	}
+	if re := e.Reevaluation; re != nil {
+		line := re.Outcome
+		if re.Reason != "" {
+			line += ": " + re.Reason
+		}
+		kv = append(kv, [2]string{"at re-evaluation", line + " (the gate's decision now; in force at the next re-evaluation)"})
+	}
+	kv = append(kv, [2]string{"health", health})
 	if e.Health.Action != "" {
 		kv = append(kv, [2]string{"action", e.Health.Action})
 	}
@@ -154,4 +165,12 @@ func (a *app) printExplain(e apitypes.Explain) error {
 	}
 	fmt.Fprintln(w)
 	return envTable(w, l.Env)
+}
+
+// inForce marks the enrollment in force, evaluated at at.
+func inForce(at string) string {
+	if at == "" {
+		return " (in force)"
+	}
+	return " (in force since " + at + ")"
 }

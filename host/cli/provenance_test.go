@@ -24,11 +24,14 @@ const (
 		`"health":{"verdict":"healthy","reason":"the latest run succeeded","since":"2025-01-02T03:04:05Z","needs_person":false},` +
 		`"launch":{"outcome":"launch","trigger":"scheduled","credential_source":"stored","credential":{"state":"active","key_id":7,"captured_at":"2025-01-01T00:00:00Z"},` +
 		`"env":[{"name":"DEMO_TOKEN","layer":"stored_credential"},{"name":"PATH","layer":"allowlist"}],"notes":["presence only"]}}`
+	// Right after a revoke: enrolled in force, the gate would skip it now,
+	// the next launch is the scheduled one, refused.
 	explainRefusedJSON = `{"connection_id":"c1","connector_key":"demo","state":"active",` +
 		`"enrollment":{"connection_id":"c1","connector_key":"demo","outcome":"enrolled","reason":"auth satisfied by stored credential","evaluated_at":"2025-01-02T03:04:05Z"},` +
+		`"reevaluation":{"connection_id":"c1","connector_key":"demo","outcome":"skipped_env","reason":"no active stored credential, and host env credentials are turned off","evaluated_at":"2025-01-02T03:10:00Z"},` +
 		`"health":{"verdict":"credential_unavailable","reason":"static_secret_credential_unavailable: stored credential revoked at 2025-01-02T03:00:00Z","action":"capture a new credential: ` + "`connhost credential set c1`" + `","needs_person":true},` +
-		`"launch":{"outcome":"refused","trigger":"manual","credential":{"state":"revoked","key_id":7,"captured_at":"2025-01-01T00:00:00Z","revoked_at":"2025-01-02T03:00:00Z"},"env":[],` +
-		`"refusal":{"code":"static_secret_credential_unavailable","message":"connection c1: stored credential revoked at 2025-01-02T03:00:00Z; refusing to fall back to the host environment","credential_state":"revoked"},"notes":[]}}`
+		`"launch":{"outcome":"refused","trigger":"scheduled","next_run":"2025-01-02T04:00:00Z","credential":{"state":"revoked","key_id":7,"captured_at":"2025-01-01T00:00:00Z","revoked_at":"2025-01-02T03:00:00Z"},"env":[],` +
+		`"refusal":{"code":"static_secret_credential_unavailable","message":"connection c1: stored credential revoked at 2025-01-02T03:00:00Z; refusing to fall back to the host environment","credential_state":"revoked"},"notes":["the next scheduled run is refused and recorded"]}}`
 )
 
 // Issue 12: runs show prints the launch provenance as a NAME/LAYER
@@ -142,7 +145,7 @@ func TestProvenanceAndExplainOutput(t *testing.T) {
 			want: "connection:  c1\n" +
 				"connector:   demo\n" +
 				"state:       active\n" +
-				"enrollment:  enrolled: auth satisfied by stored credential\n" +
+				"enrollment:  enrolled: auth satisfied by stored credential (in force since 2025-01-02T03:04:05Z)\n" +
 				"health:      healthy: the latest run succeeded\n" +
 				"next launch: launch (scheduled)\n" +
 				"credential:  stored credential (active, key id 7, captured 2025-01-01T00:00:00Z)\n" +
@@ -159,13 +162,15 @@ func TestProvenanceAndExplainOutput(t *testing.T) {
 			want: "connection:       c1\n" +
 				"connector:        demo\n" +
 				"state:            active\n" +
-				"enrollment:       enrolled: auth satisfied by stored credential\n" +
+				"enrollment:       enrolled: auth satisfied by stored credential (in force since 2025-01-02T03:04:05Z)\n" +
+				"at re-evaluation: skipped_env: no active stored credential, and host env credentials are turned off (the gate's decision now; in force at the next re-evaluation)\n" +
 				"health:           credential_unavailable: static_secret_credential_unavailable: stored credential revoked at 2025-01-02T03:00:00Z\n" +
 				"action:           capture a new credential: `connhost credential set c1`\n" +
-				"next launch:      refused (manual)\n" +
+				"next launch:      refused (scheduled, due 2025-01-02T04:00:00Z)\n" +
 				"credential:       refused (revoked, key id 7, captured 2025-01-01T00:00:00Z, revoked 2025-01-02T03:00:00Z)\n" +
 				"refused:          static_secret_credential_unavailable: connection c1: stored credential revoked at 2025-01-02T03:00:00Z; refusing to fall back to the host environment\n" +
-				"credential state: revoked\n",
+				"credential state: revoked\n" +
+				"note:             the next scheduled run is refused and recorded\n",
 		},
 		{
 			name:   "connection explain -o json",

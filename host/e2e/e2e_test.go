@@ -197,7 +197,7 @@ func TestSeedScenariosEndToEnd(t *testing.T) {
 		if ex.Launch.Outcome != "launch" || ex.Launch.CredentialSource != "stored" || string(ep) != string(rp) {
 			t.Errorf("explain = %+v, want a launch with the run's env %s", ex.Launch, rp)
 		}
-		if out := h.ok("", "connection", "explain", id); !strings.Contains(out, "next launch:") || !strings.Contains(out, "launch (scheduled)") {
+		if out := h.ok("", "connection", "explain", id); !strings.Contains(out, "next launch:") || !strings.Contains(out, "launch (scheduled, due ") {
 			t.Errorf("connection explain:\n%s", out)
 		}
 	})

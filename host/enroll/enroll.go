@@ -152,6 +152,10 @@ func (g *Gate) Evaluate(ctx context.Context, c Connection) Entry {
 		if !has {
 			missing := g.missingEnv(m.Auth.Required)
 			if len(missing) > 0 {
+				if !g.AllowHostEnv {
+					// Whatever the host env holds, it does not count.
+					return e.with(SkippedEnv, "no active stored credential, and host env credentials are turned off")
+				}
 				return e.with(SkippedEnv, "no active stored credential and host env lacks "+strings.Join(missing, ", "))
 			}
 			return e.with(Enrolled, "auth satisfied by host env")

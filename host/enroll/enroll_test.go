@@ -70,6 +70,7 @@ func TestEvaluate(t *testing.T) {
 		presErr  error
 		want     Outcome
 		wantSpec string
+		reason   string // a substring of the entry's reason, when set
 	}{
 		// The seed: "Env-free deployment auto-enrolls a store-backed connector".
 		"env-free deployment auto-enrolls a store-backed connector (env absent)": {
@@ -86,6 +87,7 @@ func TestEvaluate(t *testing.T) {
 		},
 		"no credential and env absent is skipped_env": {
 			conn: Connection{ID: "c1", ConnectorKey: "demo", State: "active"}, auto: true, allowEnv: true, want: SkippedEnv, wantSpec: "@every 1m",
+			reason: "host env lacks DEMO_TOKEN",
 		},
 		"no credential and env empty string is skipped_env": {
 			conn: Connection{ID: "c1", ConnectorKey: "demo", State: "active"}, auto: true, allowEnv: true,
@@ -95,9 +97,11 @@ func TestEvaluate(t *testing.T) {
 			conn: Connection{ID: "c1", ConnectorKey: "demo", State: "active"}, auto: true, allowEnv: true,
 			env: map[string]string{"DEMO_TOKEN": "x"}, want: Enrolled, wantSpec: "@every 1m",
 		},
+		// The host env holds DEMO_TOKEN: the reason must not say it lacks it.
 		"no credential, env set, env disallowed": {
 			conn: Connection{ID: "c1", ConnectorKey: "demo", State: "active"}, auto: true,
 			env: map[string]string{"DEMO_TOKEN": "x"}, want: SkippedEnv, wantSpec: "@every 1m",
+			reason: "no active stored credential, and host env credentials are turned off",
 		},
 		"paused":            {conn: Connection{ID: "c1", ConnectorKey: "demo", State: "paused"}, auto: true, active: true, want: SkippedPaused},
 		"revoked":           {conn: Connection{ID: "c1", ConnectorKey: "demo", State: "revoked"}, auto: true, active: true, want: SkippedRevoked},
@@ -140,6 +144,12 @@ func TestEvaluate(t *testing.T) {
 			got := g.Evaluate(context.Background(), tc.conn)
 			if got.Outcome != tc.want || got.Spec != tc.wantSpec {
 				t.Fatalf("Evaluate = %+v, want outcome %s spec %q", got, tc.want, tc.wantSpec)
+			}
+			if tc.reason != "" && !strings.Contains(got.Reason, tc.reason) {
+				t.Fatalf("reason %q lacks %q", got.Reason, tc.reason)
+			}
+			if strings.Contains(got.Reason, "lacks") && !tc.allowEnv {
+				t.Fatalf("reason %q says the host env lacks a name while host env credentials are off", got.Reason)
 			}
 			if !got.EvaluatedAt.Equal(now) || got.ConnectionID != "c1" {
 				t.Fatalf("entry metadata = %+v", got)

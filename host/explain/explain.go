@@ -17,8 +17,15 @@
 //     mapped to "" gives every child variable's name and layer, as the
 //     run's provenance would record them.
 //
-// Beside the prediction it reports the enrollment gate's decision (which
-// sees presence only) and the connection's health (host/health).
+// The launch predicted follows the enrollment IN FORCE — the stored entry
+// of the latest evaluation, the one the scheduler acted on (what
+// `connhost enrollment` shows) — not a fresh one: a credential revoke, for
+// one, re-evaluates nothing, so a connection enrolled before it keeps its
+// job, and its next launch is the scheduled one, refused (after which the
+// refusal holds the schedule). When the enrollment gate (which sees
+// presence only) decides otherwise now, the report adds its decision as
+// what the next re-evaluation will put in force. It reports the
+// connection's health (host/health) too.
 //
 // Invariant: nothing here holds a keyset or a ciphertext, so explain
 // cannot decrypt, and its output holds names, layers, states and stamps
@@ -43,9 +50,10 @@ import (
 	"github.com/connhost/connhost/sdk/manifest"
 )
 
-// Store reads connections.
+// Store reads connections and the enrollment in force.
 type Store interface {
 	GetConnection(ctx context.Context, id string) (store.Connection, error)
+	ListEnrollment(ctx context.Context) ([]store.EnrollmentEntry, error)
 }
 
 // Manifests looks up a connector's manifest by key (the catalog).
@@ -110,9 +118,19 @@ func New(cfg Config) (*Explainer, error) {
 // Report is the explanation of one connection.
 type Report struct {
 	Connection store.Connection
-	Enrollment enroll.Entry
-	Health     health.Health
-	Launch     Launch
+	// Enrollment is the enrollment in force: the stored entry the
+	// scheduler acted on. When none is stored yet it is the gate's
+	// decision now, and EnrollmentStored is false.
+	Enrollment       enroll.Entry
+	EnrollmentStored bool
+	// Reevaluation is the gate's decision now, when it differs from the
+	// enrollment in force (outcome or reason): what the next
+	// re-evaluation — a change to the connection, a credential capture,
+	// a run that holds it, a restart — will put in force. nil when they
+	// agree.
+	Reevaluation *enroll.Entry
+	Health       health.Health
+	Launch       Launch
 }
 
 // Launch is the predicted next launch.
@@ -141,7 +159,18 @@ func (e *Explainer) Explain(ctx context.Context, id string) (Report, error) {
 		return Report{}, err
 	}
 	r := Report{Connection: c}
-	r.Enrollment = e.cfg.Gate.Evaluate(ctx, control.GateInput(c))
+	fresh := e.cfg.Gate.Evaluate(ctx, control.GateInput(c))
+	inForce, stored, err := e.inForce(ctx, c.ID)
+	if err != nil {
+		return Report{}, fmt.Errorf("explain: enrollment of %s: %w", c.ID, err)
+	}
+	r.Enrollment, r.EnrollmentStored = fresh, stored
+	if stored {
+		r.Enrollment = inForce
+		if inForce.Outcome != fresh.Outcome || inForce.Reason != fresh.Reason {
+			r.Reevaluation = &fresh
+		}
+	}
 	if r.Health, err = e.cfg.Health.Assess(ctx, c); err != nil {
 		return Report{}, fmt.Errorf("explain: health of %s: %w", c.ID, err)
 	}
@@ -149,7 +178,25 @@ func (e *Explainer) Explain(ctx context.Context, id string) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	if !stored {
+		r.Launch.Notes = append(r.Launch.Notes, "no enrollment is stored for the connection yet: the enrollment shown is the gate's decision now")
+	}
 	return r, nil
+}
+
+// inForce reads the stored enrollment entry of connection id.
+func (e *Explainer) inForce(ctx context.Context, id string) (enroll.Entry, bool, error) {
+	entries, err := e.cfg.Store.ListEnrollment(ctx)
+	if err != nil {
+		return enroll.Entry{}, false, err
+	}
+	for _, en := range entries {
+		if en.ConnectionID == id {
+			return enroll.Entry{ConnectionID: en.ConnectionID, ConnectorKey: en.ConnectorKey, Outcome: enroll.Outcome(en.Outcome),
+				Reason: en.Reason, EvaluatedAt: en.EvaluatedAt}, true, nil
+		}
+	}
+	return enroll.Entry{}, false, nil
 }
 
 // launch follows the runner's steps without taking any of them.
@@ -180,6 +227,10 @@ func (e *Explainer) launch(ctx context.Context, c store.Connection, en enroll.En
 	m, ok := e.cfg.Manifests.Manifest(c.ConnectorKey)
 	if !ok {
 		l.Refusal = failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", c.ConnectorKey)
+		if l.Trigger == store.TriggerScheduled && c.State == store.ConnectionActive {
+			l.Notes = append(l.Notes, fmt.Sprintf("the next scheduled run is refused %s and recorded; the refusal then holds the schedule: no further scheduled run until the connector is back",
+				failure.ConnectorNotFound))
+		}
 		return l, nil
 	}
 	// 3. The credential, by presence.
@@ -196,6 +247,10 @@ func (e *Explainer) launch(ctx context.Context, c store.Connection, en enroll.En
 			return l, nil
 		}
 		l.Refusal = fe
+		if l.Trigger == store.TriggerScheduled && store.IsHoldCode(fe.Code) {
+			l.Notes = append(l.Notes, fmt.Sprintf("the next scheduled run is refused %s and recorded; the refusal then holds the schedule: no further scheduled run until the cause is addressed",
+				fe.Code))
+		}
 		return l, nil
 	}
 	if pr.Source == broker.SourceStored {

@@ -217,3 +217,92 @@ func TestExplainCases(t *testing.T) {
 		}
 	})
 }
+
+// Issue 12 (a user trial): right after a credential revoke the scheduler
+// still has the connection's job — a revoke re-evaluates nothing, so the
+// next scheduled run is refused visibly, then holds the schedule. Explain
+// reports that enrollment in force and predicts that scheduled refused
+// launch, with the gate's decision now beside it; once the refusal holds
+// the schedule, skipped_held is in force; a capture enrolls it again and
+// health waits for the next run rather than asking a person.
+// Host env credentials are off while DEMO_TOKEN is set in the host env:
+// nothing says the host env lacks it.
+func TestExplainFollowsTheEnrollmentInForce(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, baseEnv(ptr("host-token")), false)
+	ctx := context.Background()
+	conn := r.h.CreateDemo(map[string]any{"records": 1}, "@every 10m")
+	r.h.SetToken(conn.ID, canary)
+
+	before := r.explain(t, conn.ID)
+	if before.Enrollment.Outcome != enroll.Enrolled || !before.EnrollmentStored || before.Reevaluation != nil ||
+		before.Launch.Trigger != store.TriggerScheduled || before.Launch.Refused() {
+		t.Fatalf("before revoke: enrollment %+v stored %v reevaluation %+v launch %+v", before.Enrollment, before.EnrollmentStored,
+			before.Reevaluation, before.Launch)
+	}
+
+	if _, err := r.h.Control.RevokeCredential(ctx, "operator", conn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !r.h.Scheduler.Enrolled(conn.ID) {
+		t.Fatal("a revoke removed the job")
+	}
+	after := r.explain(t, conn.ID)
+	l := after.Launch
+	if after.Enrollment.Outcome != enroll.Enrolled || !after.EnrollmentStored {
+		t.Fatalf("after revoke: enrollment %+v, want the one in force: enrolled (the scheduler has the job)", after.Enrollment)
+	}
+	if l.Trigger != store.TriggerScheduled || failure.CodeOf(l.Refusal) != failure.StaticSecretUnavailable {
+		t.Fatalf("after revoke: launch %+v, want the scheduled one refused %s", l, failure.StaticSecretUnavailable)
+	}
+	re := after.Reevaluation
+	if re == nil || re.Outcome != enroll.SkippedEnv || !strings.Contains(re.Reason, "host env credentials are turned off") ||
+		strings.Contains(re.Reason, "lacks") {
+		t.Fatalf("after revoke: reevaluation %+v, want skipped_env: host env credentials are turned off", re)
+	}
+	if !hasNote(l.Notes, "the next scheduled run is refused static_secret_credential_unavailable and recorded") {
+		t.Fatalf("after revoke: notes %q lack the refusal that holds the schedule", l.Notes)
+	}
+	if after.Health.Verdict != health.CredentialUnavailable || !after.Health.NeedsPerson {
+		t.Fatalf("after revoke: health %+v", after.Health)
+	}
+
+	// The scheduled run comes, refused as predicted, and holds the
+	// schedule: skipped_held is in force, the gate agrees.
+	r.h.AdvanceUntil(time.Minute, 60*time.Second, func() bool {
+		for _, run := range r.h.Finished(conn.ID) {
+			if run.Trigger == store.TriggerScheduled && run.Status == store.RunRefused {
+				return true
+			}
+		}
+		return false
+	})
+	r.h.WaitFor(30*time.Second, func() bool { return r.explain(t, conn.ID).Enrollment.Outcome == enroll.SkippedHeld })
+	held := r.explain(t, conn.ID)
+	if held.Reevaluation != nil || held.Launch.Trigger != store.TriggerManual ||
+		failure.CodeOf(held.Launch.Refusal) != failure.StaticSecretUnavailable || !hasNote(held.Launch.Notes, "the schedule is held") {
+		t.Fatalf("held: reevaluation %+v launch %+v", held.Reevaluation, held.Launch)
+	}
+
+	// A capture releases the hold and re-enrolls at once; the run that
+	// failed is behind it: health waits for the next run, asks nobody.
+	r.h.Clock.Advance(time.Minute)
+	r.h.SetToken(conn.ID, canary)
+	fixed := r.explain(t, conn.ID)
+	if fixed.Enrollment.Outcome != enroll.Enrolled || fixed.Reevaluation != nil || fixed.Launch.Refused() ||
+		fixed.Launch.Trigger != store.TriggerScheduled {
+		t.Fatalf("after a capture: enrollment %+v reevaluation %+v launch %+v", fixed.Enrollment, fixed.Reevaluation, fixed.Launch)
+	}
+	if h := fixed.Health; h.NeedsPerson || !strings.Contains(h.Reason, "changed since") {
+		t.Fatalf("after a capture: health %+v, want no person needed until the next run", h)
+	}
+}
+
+func hasNote(notes []string, want string) bool {
+	for _, n := range notes {
+		if strings.Contains(n, want) {
+			return true
+		}
+	}
+	return false
+}

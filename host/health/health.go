@@ -95,6 +95,10 @@ type Facts struct {
 	// not provide non-empty (all of them when host env credentials are
 	// off).
 	HostEnvMissing []string
+	// HostEnvOff is set when host env credentials are turned off
+	// (serve --allow-host-env-credentials=false): the host environment
+	// never satisfies auth, whatever it holds.
+	HostEnvOff bool
 }
 
 // Derive returns the health the facts make.
@@ -110,11 +114,7 @@ func Derive(f Facts) Health {
 			Action: fmt.Sprintf("resume it when it should run: `connhost connection resume %s`", id)}
 	}
 	if !f.ConnectorKnown {
-		since := c.Hold.At
-		if since.IsZero() {
-			since = c.UpdatedAt
-		}
-		return Health{Verdict: ConnectorMissing, NeedsPerson: true, Since: since,
+		return Health{Verdict: ConnectorMissing, NeedsPerson: true, Since: began(c, failure.ConnectorNotFound, c.CreatedAt),
 			Reason: fmt.Sprintf("connector %q is not in the catalog", c.ConnectorKey),
 			Action: fmt.Sprintf("install connector %q in the plugin dir, then `connhost connector rescan`", c.ConnectorKey)}
 	}
@@ -131,11 +131,11 @@ func Derive(f Facts) Health {
 			case store.CredentialActive:
 				if !f.KeyHeld {
 					return unavailable(fmt.Sprintf("stored credential is sealed under key id %d, which the loaded keyset does not hold", cr.KeyID),
-						cr.UpdatedAt, fmt.Sprintf("load a keyset that holds key %d, or %s", cr.KeyID, capture))
+						began(c, failure.StaticSecretUnavailable, cr.UpdatedAt), fmt.Sprintf("load a keyset that holds key %d, or %s", cr.KeyID, capture))
 				}
 				if missing := lacking(cr.Names, f.AuthRequired); len(missing) > 0 {
 					return unavailable(fmt.Sprintf("stored credential lacks required names %s", strings.Join(missing, ", ")),
-						cr.UpdatedAt, capture)
+						began(c, failure.StaticSecretUnavailable, cr.UpdatedAt), capture)
 				}
 				if c.Hold.Code == failure.StaticSecretUnavailable {
 					return unavailable(c.Hold.Message, c.Hold.At, capture)
@@ -146,14 +146,17 @@ func Derive(f Facts) Health {
 				}
 			}
 		} else if len(f.HostEnvMissing) > 0 {
-			since := c.Hold.At
-			if since.IsZero() {
-				since = c.CreatedAt
-			}
-			return Health{Verdict: NeedsCredential, NeedsPerson: true, Since: since,
+			h := Health{Verdict: NeedsCredential, NeedsPerson: true, Since: began(c, failure.CredentialsRequired, c.CreatedAt),
 				Reason: "no stored credential and the host environment lacks " + strings.Join(f.HostEnvMissing, ", "),
 				Action: fmt.Sprintf("capture one: `connhost credential set %s`, or set %s in the host environment and restart",
 					id, strings.Join(f.HostEnvMissing, ", "))}
+			if f.HostEnvOff {
+				// Whatever the host env holds, it does not count: offer
+				// only what does.
+				h.Reason = "no stored credential, and host env credentials are turned off"
+				h.Action = fmt.Sprintf("capture one: `connhost credential set %s`", id)
+			}
+			return h
 		}
 		// A streak of rejections ends, for a person, when a credential
 		// is captured or rotated after it: the next run tells.
@@ -185,9 +188,9 @@ func Derive(f Facts) Health {
 			Reason: fmt.Sprintf("%d consecutive %s of %s since %s", st.FailCount, plural(st.FailCount, "failure", "failures"),
 				st.FailCode, stamp(st.FailSince)),
 			Action: fmt.Sprintf("read the latest run: `connhost runs list --connection %s`", id)}
-		if st.FailCode == failure.InvalidConfig || st.FailCode == failure.CredentialRejected {
-			// A person acted since (see above): nothing more to ask of one
-			// until the next run.
+		if addressedSince(f) {
+			// A person acted since: nothing more to ask of one until the
+			// next run.
 			h.NeedsPerson = false
 			h.Reason += "; changed since: the next run tells"
 			h.Action = fmt.Sprintf("wait for the next run, or start one: `connhost run %s`", id)
@@ -212,6 +215,56 @@ func lacking(names, required []string) []string {
 		}
 	}
 	return out
+}
+
+// began is the best evidence of when a condition that refuses or fails a
+// launch with code began: the hold's At when the connection is held for
+// code; else the start of its streak of code; else, for a connection that
+// ran, its latest run (the condition began after a run that did not meet
+// it) — but never before floor, the earliest the condition can have begun
+// (the connection's creation, a credential's last seal).
+func began(c store.Connection, code failure.Code, floor time.Time) time.Time {
+	switch {
+	case c.Hold.Code == code && !c.Hold.At.IsZero():
+		return c.Hold.At
+	case c.Streak.FailCode == code && c.Streak.FailCount > 0 && !c.Streak.FailSince.IsZero():
+		return c.Streak.FailSince
+	case c.Streak.LastRunStatus != "" && c.Streak.LastRunAt.After(floor):
+		return c.Streak.LastRunAt
+	}
+	return floor
+}
+
+// addressedSince reports, for a connection whose latest runs failed with a
+// code only a person can fix (store.HoldCodes), that the cause was
+// addressed after the latest of them — its config changed, a credential
+// captured or rotated, the host env now provides what was required, its
+// connector back in the catalog — so the next run tells, and nothing is
+// asked of a person until then. Derive reaches the failing verdict with
+// such a streak only when it was addressed, or when nothing it can read
+// says otherwise.
+func addressedSince(f Facts) bool {
+	c := f.Connection
+	st := c.Streak
+	if st.FailCount == 0 || c.Hold.Held() {
+		return false
+	}
+	switch st.FailCode {
+	case failure.InvalidConfig:
+		return c.UpdatedAt.After(st.LastRunAt)
+	case failure.CredentialRejected:
+		// Derive reports credential_rejected unless a credential was
+		// captured or rotated since (or none is required any more).
+		return true
+	case failure.StaticSecretUnavailable:
+		return credentialChangedSince(f.Credential, st.LastRunAt)
+	case failure.CredentialsRequired:
+		return credentialChangedSince(f.Credential, st.LastRunAt) ||
+			(f.Credential == nil && len(f.AuthRequired) > 0 && len(f.HostEnvMissing) == 0)
+	case failure.ConnectorNotFound:
+		return f.ConnectorKnown
+	}
+	return false
 }
 
 // credentialChangedSince reports a credential captured or rotated after t.
@@ -290,7 +343,7 @@ func (a *Assessor) Facts(ctx context.Context, c store.Connection) (Facts, error)
 // facts gathers the facts of c that need no store read, and reports
 // whether its credential metadata matters (its connector requires one).
 func (a *Assessor) facts(c store.Connection) (Facts, bool) {
-	f := Facts{Connection: c}
+	f := Facts{Connection: c, HostEnvOff: !a.AllowHostEnv}
 	m, ok := a.Manifests.Manifest(c.ConnectorKey)
 	f.ConnectorKnown = ok
 	if !ok || m.Auth.Kind != manifest.AuthStaticSecret || len(m.Auth.Required) == 0 {

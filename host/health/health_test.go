@@ -128,6 +128,63 @@ func TestDerive(t *testing.T) {
 			return f
 		}(), health.ConnectorMissing, true, t0, `connector "demo" is not in the catalog`, "connector rescan"},
 		{"connector missing since the hold", health.Facts{Connection: conn(held(failure.ConnectorNotFound))}, health.ConnectorMissing, true, t2, "", ""},
+		// Since is the best evidence of when the condition began (the
+		// hold's At for its code, else the streak of its code, else the
+		// latest run, else the creation) — never an unrelated update.
+		{"connector missing, updated since, never ran: since its creation", health.Facts{Connection: conn(func(c *store.Connection) {
+			c.UpdatedAt = t3
+		})}, health.ConnectorMissing, true, t0, "", ""},
+		{"connector missing after a run: since the run", health.Facts{Connection: conn(func(c *store.Connection) {
+			c.Streak = store.Streak{LastRunStatus: store.RunSucceeded, LastRunAt: t2}
+			c.UpdatedAt = t3
+		})}, health.ConnectorMissing, true, t2, "", ""},
+		{"connector missing since its streak", health.Facts{Connection: conn(failed(failure.ConnectorNotFound, 2), func(c *store.Connection) {
+			c.UpdatedAt = t3
+		})}, health.ConnectorMissing, true, t1, "", ""},
+		{"connector missing, held for another code: since the run", health.Facts{Connection: conn(failed(failure.InvalidConfig, 1), func(c *store.Connection) {
+			c.Hold = store.Hold{Code: failure.InvalidConfig, Message: "bad", At: t3}
+		})}, health.ConnectorMissing, true, t2, "", ""},
+		{"needs credential after a run: since the run", facts(conn(func(c *store.Connection) {
+			c.Streak = store.Streak{LastRunStatus: store.RunSucceeded, LastRunAt: t2}
+		}), nil), health.NeedsCredential, true, t2, "", ""},
+		{"needs credential since its streak", facts(conn(failed(failure.CredentialsRequired, 2)), nil), health.NeedsCredential, true, t1, "", ""},
+		{"needs credential, held for another code: since the run", facts(conn(failed(failure.ConnectorNotFound, 1), func(c *store.Connection) {
+			c.Hold = store.Hold{Code: failure.ConnectorNotFound, At: t3}
+		}), nil), health.NeedsCredential, true, t2, "", ""},
+		{"key not held since its streak", func() health.Facts {
+			f := facts(conn(failed(failure.StaticSecretUnavailable, 1)), active)
+			f.KeyHeld = false
+			return f
+		}(), health.CredentialUnavailable, true, t1, "key id 7", ""},
+		{"key not held after a run under it: since the run", func() health.Facts {
+			f := facts(conn(func(c *store.Connection) { c.Streak = store.Streak{LastRunStatus: store.RunSucceeded, LastRunAt: t2} }), active)
+			f.KeyHeld = false
+			return f
+		}(), health.CredentialUnavailable, true, t2, "key id 7", ""},
+		// Host env credentials off: the reason and action never point at
+		// the host env (see the check below the table).
+		{"needs credential, host env credentials off", func() health.Facts {
+			f := facts(conn(), nil)
+			f.HostEnvOff = true
+			return f
+		}(), health.NeedsCredential, true, t0, "host env credentials are turned off", "capture one: `connhost credential set conn_1`"},
+		// A person addressed a failure only a person can fix since the
+		// latest run: the next run tells, nobody is asked for more.
+		{"credential unavailable, captured since: no person until the next run", facts(conn(failed(failure.StaticSecretUnavailable, 3)),
+			cred(store.CredentialActive, func(m *store.CredentialMeta) { m.CapturedAt = t3 })), health.Failing, false, t1, "changed since", "connhost run conn_1"},
+		{"credential unavailable, rotated since: no person until the next run", facts(conn(failed(failure.StaticSecretUnavailable, 1)),
+			cred(store.CredentialActive, func(m *store.CredentialMeta) { m.RotatedAt = t3 })), health.Failing, false, t1, "changed since", "connhost run conn_1"},
+		{"credential unavailable, unchanged since: a person after 3", facts(conn(failed(failure.StaticSecretUnavailable, 3)), active),
+			health.Failing, true, t1, "3 consecutive failures of static_secret_credential_unavailable", "runs list --connection conn_1"},
+		{"credentials required, captured since: no person until the next run", facts(conn(failed(failure.CredentialsRequired, 3)),
+			cred(store.CredentialActive, func(m *store.CredentialMeta) { m.CapturedAt = t3 })), health.Failing, false, t1, "changed since", "connhost run conn_1"},
+		{"credentials required, the host env provides it since: no person until the next run", func() health.Facts {
+			f := facts(conn(failed(failure.CredentialsRequired, 3)), nil)
+			f.HostEnvMissing = nil
+			return f
+		}(), health.Failing, false, t1, "changed since", "connhost run conn_1"},
+		{"connector back since: no person until the next run", facts(conn(failed(failure.ConnectorNotFound, 3)), active),
+			health.Failing, false, t1, "changed since", "connhost run conn_1"},
 		{"paused beats connector missing", health.Facts{Connection: conn(func(c *store.Connection) {
 			c.State, c.UpdatedAt = store.ConnectionPaused, t3
 		})}, health.Paused, false, t3, "paused", "connection resume conn_1"},
@@ -155,6 +212,9 @@ func TestDerive(t *testing.T) {
 			}
 			if h.NeedsPerson && h.Action == "" {
 				t.Error("a verdict that needs a person names no action")
+			}
+			if tc.f.HostEnvOff && (strings.Contains(h.Reason+h.Action, "host environment") || strings.Contains(h.Reason+h.Action, "DEMO_TOKEN")) {
+				t.Errorf("host env credentials are off, yet %q / %q point at the host environment", h.Reason, h.Action)
 			}
 		})
 	}
@@ -289,6 +349,12 @@ func TestAssessor(t *testing.T) {
 				}
 				if all[i].Verdict != tc.want[i] {
 					t.Errorf("%s: %s, want %s (%s)", c.ID, all[i].Verdict, tc.want[i], all[i].Reason)
+				}
+				// With host env credentials off, DEMO_TOKEN set in the host
+				// env is no reason to say the host env lacks it.
+				if all[i].Verdict == health.NeedsCredential && !tc.allow &&
+					(!strings.Contains(all[i].Reason, "host env credentials are turned off") || strings.Contains(all[i].Action, "host environment")) {
+					t.Errorf("%s with host env credentials off: %q / %q", c.ID, all[i].Reason, all[i].Action)
 				}
 			}
 		})

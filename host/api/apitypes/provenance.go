@@ -67,8 +67,15 @@ type Explain struct {
 	ConnectorKey string `json:"connector_key"`
 	// State is the connection's state: active, paused or revoked.
 	State string `json:"state"`
-	// Enrollment is the enrollment gate's decision, evaluated now.
+	// Enrollment is the enrollment in force: the stored entry the
+	// scheduler acted on (GET /v1/enrollment); the gate's decision now
+	// when none is stored yet (a note says so).
 	Enrollment EnrollmentEntry `json:"enrollment"`
+	// Reevaluation is the enrollment gate's decision now, when it differs
+	// from the one in force: what the next re-evaluation (a change to the
+	// connection, a credential capture, a run that holds it, a restart)
+	// will put in force. Absent when they agree.
+	Reevaluation *EnrollmentEntry `json:"reevaluation,omitempty"`
 	// Health is the connection's derived health.
 	Health ExplainHealth `json:"health"`
 	// Launch is what the next launch would do.
@@ -89,9 +96,12 @@ type ExplainHealth struct {
 type ExplainLaunch struct {
 	// Outcome is "launch" or "refused".
 	Outcome string `json:"outcome"`
-	// Trigger is the launch predicted: "scheduled" when the connection
-	// is enrolled, "manual" otherwise.
-	Trigger          string                `json:"trigger"`
+	// Trigger is the launch predicted: "scheduled" when the enrollment in
+	// force enrolls the connection (or it is paused), "manual" otherwise.
+	Trigger string `json:"trigger"`
+	// NextRun is when the scheduled launch is due (RFC 3339 UTC, past any
+	// backoff); absent for a manual one or when this host schedules none.
+	NextRun          string                `json:"next_run,omitempty"`
 	CredentialSource string                `json:"credential_source,omitempty"`
 	Credential       *ProvenanceCredential `json:"credential,omitempty"`
 	// Env is the child's environment by name and layer ([] when refused).
