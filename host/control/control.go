@@ -382,34 +382,52 @@ func (s *Service) Reevaluate(ctx context.Context, id string) enroll.Entry {
 	return e
 }
 
-// ReleaseConnectorHolds releases the hold of every connection held
-// because its connector was missing (connector_not_found) whose connector
-// is in the catalog again, and re-evaluates each at once: it enrolls again
-// without a restart, on every host. The rescan and boot call it; it
-// returns the ids released.
-func (s *Service) ReleaseConnectorHolds(ctx context.Context, actor string) ([]string, error) {
+// ReleaseAddressedHolds releases the holds whose cause is gone without
+// an operator touching the connection, and re-evaluates each at once, so
+// it enrolls again without a restart, on every host:
+//
+//   - connector_not_found, when the connector is in the catalog again
+//     (a rescan, SIGHUP, or a start with the binary back);
+//   - credentials_required, when the enrollment gate — which reads the
+//     host env and stored credentials by presence only — would now enroll
+//     the connection but for its hold (the host env provides the names
+//     since a restart).
+//
+// Each release is audited connection.release_hold. The rescan and boot
+// call it; it returns the ids released.
+func (s *Service) ReleaseAddressedHolds(ctx context.Context, actor string) ([]string, error) {
 	conns, err := s.cfg.Store.ListConnections(ctx, store.ConnectionFilter{})
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, c := range conns {
-		if c.Hold.Code != failure.ConnectorNotFound {
+		detail := map[string]string{"hold_code": string(c.Hold.Code), "connector_key": c.ConnectorKey}
+		switch c.Hold.Code {
+		case failure.ConnectorNotFound:
+			if _, ok := s.cfg.Catalog.Get(c.ConnectorKey); !ok {
+				continue
+			}
+		case failure.CredentialsRequired:
+			in := GateInput(c)
+			in.Hold = enroll.Hold{}
+			e := s.cfg.Gate.Evaluate(ctx, in)
+			if e.Outcome != enroll.Enrolled {
+				continue
+			}
+			detail["reason"] = e.Reason
+		default:
 			continue
 		}
-		if _, ok := s.cfg.Catalog.Get(c.ConnectorKey); !ok {
-			continue
-		}
-		_, changed, err := s.cfg.Store.ClearHold(ctx, c.ID, failure.ConnectorNotFound)
+		_, changed, err := s.cfg.Store.ClearHold(ctx, c.ID, c.Hold.Code)
 		if err != nil {
-			s.cfg.Logger.Error("release a connector_not_found hold", "connection_id", c.ID, "error", err)
+			s.cfg.Logger.Error("release a hold", "connection_id", c.ID, "hold_code", string(c.Hold.Code), "error", err)
 			continue
 		}
 		if !changed {
 			continue
 		}
-		s.record(ctx, actor, "connection.release_hold", c.ID, nil,
-			map[string]string{"hold_code": string(failure.ConnectorNotFound), "connector_key": c.ConnectorKey})
+		s.record(ctx, actor, "connection.release_hold", c.ID, nil, detail)
 		s.Reevaluate(ctx, c.ID)
 		out = append(out, c.ID)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func hold(t *testing.T, h *hosttest.Host, id string, code failure.Code) {
 }
 
 // A connector missing when a scheduled run launched holds the connection
-// (connector_not_found); when it is back, ReleaseConnectorHolds — what a
+// (connector_not_found); when it is back, ReleaseAddressedHolds — what a
 // rescan and the boot call — releases the hold and re-enrolls it at once,
 // and its next scheduled run succeeds. Through the real runner.
 func TestConnectorBackReleasesItsHold(t *testing.T) {
@@ -79,11 +80,11 @@ func TestConnectorBackReleasesItsHold(t *testing.T) {
 	})
 
 	// Still missing: nothing is released.
-	if ids, err := h.Control.ReleaseConnectorHolds(ctx, "host"); err != nil || len(ids) != 0 {
+	if ids, err := h.Control.ReleaseAddressedHolds(ctx, "host"); err != nil || len(ids) != 0 {
 		t.Fatalf("release while the connector is missing = %v, %v", ids, err)
 	}
 	h.Catalog.Replace(full)
-	ids, err := h.Control.ReleaseConnectorHolds(ctx, "host")
+	ids, err := h.Control.ReleaseAddressedHolds(ctx, "host")
 	if err != nil || !slices.Equal(ids, []string{c.ID}) {
 		t.Fatalf("release = %v, %v; want [%s]", ids, err, c.ID)
 	}
@@ -156,5 +157,50 @@ func TestOperatorActionsReleaseWhatTheyAddress(t *testing.T) {
 		held(true)
 		h.SetToken(c.ID, "tok-12345678")
 		held(false)
+	}
+}
+
+// A connection held credentials_required is released when the enrollment
+// gate — presence only — would now enroll it but for the hold: the host
+// env provides the names since a restart. Before that, nothing is.
+func TestHostEnvReleasesACredentialsRequiredHold(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"PATH": os.Getenv("PATH")}
+	h := hosttest.New(t, hosttest.Options{HostEnv: env, AllowHostEnv: true})
+	ctx := context.Background()
+	c := h.CreateDemo(map[string]any{"records": 1}, "@every 10m")
+	hold(t, h, c.ID, failure.CredentialsRequired)
+
+	if ids, err := h.Control.ReleaseAddressedHolds(ctx, "host"); err != nil || len(ids) != 0 {
+		t.Fatalf("release while the host env lacks DEMO_TOKEN = %v, %v", ids, err)
+	}
+	if got, _ := h.Store.GetConnection(ctx, c.ID); got.Hold.Code != failure.CredentialsRequired {
+		t.Fatalf("hold = %+v, want credentials_required kept", got.Hold)
+	}
+	// What the next start's environment holds (nothing runs meanwhile,
+	// so no launch reads the map while it changes).
+	env["DEMO_TOKEN"] = "host-token-12345678"
+	ids, err := h.Control.ReleaseAddressedHolds(ctx, "host")
+	if err != nil || !slices.Equal(ids, []string{c.ID}) {
+		t.Fatalf("release = %v, %v; want [%s]", ids, err, c.ID)
+	}
+	if got, _ := h.Store.GetConnection(ctx, c.ID); got.Hold.Held() {
+		t.Fatalf("hold = %+v", got.Hold)
+	}
+	if !h.Scheduler.Enrolled(c.ID) || outcomeOf(t, h, c.ID).Outcome != store.Enrolled {
+		t.Fatalf("not re-enrolled: %+v", outcomeOf(t, h, c.ID))
+	}
+	page, err := h.Store.ListAudit(ctx, store.AuditFilter{TargetID: c.ID, Limit: 100})
+	if err != nil || !slices.ContainsFunc(page.Events, func(e store.AuditEvent) bool {
+		var d map[string]string
+		return e.Operation == "connection.release_hold" && json.Unmarshal(e.Detail, &d) == nil &&
+			d["hold_code"] == string(failure.CredentialsRequired)
+	}) {
+		t.Fatalf("audit lacks connection.release_hold of credentials_required (%v)", err)
+	}
+	// Another hold code is not the host env's to release.
+	hold(t, h, c.ID, failure.InvalidConfig)
+	if ids, err := h.Control.ReleaseAddressedHolds(ctx, "host"); err != nil || len(ids) != 0 {
+		t.Fatalf("release of an invalid_config hold = %v, %v", ids, err)
 	}
 }

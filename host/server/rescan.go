@@ -69,10 +69,10 @@ func (r *rescanner) Rescan(ctx context.Context, actor string) (catalog.RescanRep
 		Detail: rescanDetail(next.Len(), len(next.Rejected()), changes)})
 	// A connector back releases the holds its absence caused, and
 	// re-enrolls those connections at once, on every host.
-	if ids, err := r.ctl.ReleaseConnectorHolds(ctx, actor); err != nil {
-		r.log.Error("release connector_not_found holds after a rescan", "error", err)
+	if ids, err := r.ctl.ReleaseAddressedHolds(ctx, actor); err != nil {
+		r.log.Error("release addressed holds after a rescan", "error", err)
 	} else if len(ids) > 0 {
-		r.log.Info("connector back: held connections released", "connections", len(ids))
+		r.log.Info("holds whose cause is gone released", "connections", len(ids))
 	}
 	if len(changes) > 0 {
 		entries, err := r.ctl.Boot(ctx)

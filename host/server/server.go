@@ -532,12 +532,12 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 		}
 		undo = append(undo, func() { _ = bus.Close() })
 	}
-	// A connector that is back since the last start releases the holds
-	// its absence caused.
-	if ids, err := ctl.ReleaseConnectorHolds(ctx, audit.ActorHost); err != nil {
-		log.Error("release connector_not_found holds", "error", err)
+	// A connector back, or host env names provided, since the last
+	// start release the holds their absence caused.
+	if ids, err := ctl.ReleaseAddressedHolds(ctx, audit.ActorHost); err != nil {
+		log.Error("release addressed holds", "error", err)
 	} else if len(ids) > 0 {
-		log.Info("connector back: held connections released", "connections", len(ids))
+		log.Info("holds whose cause is gone released", "connections", len(ids))
 	}
 	entries, err := ctl.Boot(ctx)
 	if err != nil {
