@@ -96,6 +96,7 @@ type Store interface {
 	LastCheckpoint(ctx context.Context, connectionID string) (store.Checkpoint, bool, error)
 	ListAudit(ctx context.Context, f store.AuditFilter) (store.AuditPage, error)
 	ListEnrollment(ctx context.Context) ([]store.EnrollmentEntry, error)
+	EnrollmentOf(ctx context.Context, connectionIDs []string) (map[string]store.EnrollmentEntry, error)
 	ListHosts(ctx context.Context) ([]store.Host, error)
 	CancelQueuedRun(ctx context.Context, runID string, res store.RunResult) (store.Run, error)
 	Ping(ctx context.Context) error

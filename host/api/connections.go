@@ -145,9 +145,10 @@ func (a *API) toConnection(c store.Connection, entry *apitypes.EnrollmentEntry, 
 	return out
 }
 
-// enrollmentOf returns the stored enrollment entries by connection id.
-func (a *API) enrollmentOf(r *http.Request) (map[string]apitypes.EnrollmentEntry, error) {
-	entries, err := a.cfg.Store.ListEnrollment(r.Context())
+// enrollmentOf returns the stored enrollment entries of the connections
+// ids, by connection id.
+func (a *API) enrollmentOf(r *http.Request, ids ...string) (map[string]apitypes.EnrollmentEntry, error) {
+	entries, err := a.cfg.Store.EnrollmentOf(r.Context(), ids)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func (a *API) enrollmentOf(r *http.Request) (map[string]apitypes.EnrollmentEntry
 }
 
 func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Connection, error) {
-	byID, err := a.enrollmentOf(r)
+	byID, err := a.enrollmentOf(r, c.ID)
 	if err != nil {
 		return apitypes.Connection{}, err
 	}
@@ -194,7 +195,11 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 		return unknownFilter(string(failure.ConnectorNotFound), "connector", key, "is not in the catalog and no connection uses it")
 	}
 	conns := page.Connections
-	byID, err := a.enrollmentOf(r)
+	ids := make([]string, len(conns))
+	for i, c := range conns {
+		ids[i] = c.ID
+	}
+	byID, err := a.enrollmentOf(r, ids...)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ import (
 // Store reads connections and the enrollment in force.
 type Store interface {
 	GetConnection(ctx context.Context, id string) (store.Connection, error)
-	ListEnrollment(ctx context.Context) ([]store.EnrollmentEntry, error)
+	EnrollmentOf(ctx context.Context, connectionIDs []string) (map[string]store.EnrollmentEntry, error)
 }
 
 // Manifests looks up a connector's manifest by key (the catalog).
@@ -186,17 +186,16 @@ func (e *Explainer) Explain(ctx context.Context, id string) (Report, error) {
 
 // inForce reads the stored enrollment entry of connection id.
 func (e *Explainer) inForce(ctx context.Context, id string) (enroll.Entry, bool, error) {
-	entries, err := e.cfg.Store.ListEnrollment(ctx)
+	entries, err := e.cfg.Store.EnrollmentOf(ctx, []string{id})
 	if err != nil {
 		return enroll.Entry{}, false, err
 	}
-	for _, en := range entries {
-		if en.ConnectionID == id {
-			return enroll.Entry{ConnectionID: en.ConnectionID, ConnectorKey: en.ConnectorKey, Outcome: enroll.Outcome(en.Outcome),
-				Reason: en.Reason, EvaluatedAt: en.EvaluatedAt}, true, nil
-		}
+	en, ok := entries[id]
+	if !ok {
+		return enroll.Entry{}, false, nil
 	}
-	return enroll.Entry{}, false, nil
+	return enroll.Entry{ConnectionID: en.ConnectionID, ConnectorKey: en.ConnectorKey, Outcome: enroll.Outcome(en.Outcome),
+		Reason: en.Reason, EvaluatedAt: en.EvaluatedAt}, true, nil
 }
 
 // launch follows the runner's steps without taking any of them.

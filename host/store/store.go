@@ -206,6 +206,10 @@ type Enrollment interface {
 	UpsertEnrollment(ctx context.Context, e EnrollmentEntry) (EnrollmentEntry, error)
 	// ListEnrollment returns the report ordered by connection id.
 	ListEnrollment(ctx context.Context) ([]EnrollmentEntry, error)
+	// EnrollmentOf returns the entries of the given connections, by
+	// connection id (a connection without one is absent): what a page of
+	// connections, or one, shows without reading the whole report.
+	EnrollmentOf(ctx context.Context, connectionIDs []string) (map[string]EnrollmentEntry, error)
 }
 
 // Locks are named expiring locks for cluster-wide coordination.

@@ -279,38 +279,19 @@ func (s *Store) GetCredentialMeta(ctx context.Context, connectionID string) (sto
 	return m, nil
 }
 
-// credentialMetaChunk is how many ids one CredentialMetas query asks
-// for: every query has this many placeholders (the last chunk repeats
-// its last id), so one prepared statement serves every page size.
-const credentialMetaChunk = 100
-
 // CredentialMetas implements store.Credentials.
 func (s *Store) CredentialMetas(ctx context.Context, connectionIDs []string) (map[string]store.CredentialMeta, error) {
 	out := make(map[string]store.CredentialMeta, len(connectionIDs))
-	query := `SELECT ` + credentialMetaCols + ` FROM credentials WHERE connection_id IN (` + placeholders(credentialMetaChunk) + `)`
-	for start := 0; start < len(connectionIDs); start += credentialMetaChunk {
-		chunk := connectionIDs[start:min(start+credentialMetaChunk, len(connectionIDs))]
-		args := make([]any, credentialMetaChunk)
-		for i := range args {
-			args[i] = chunk[min(i, len(chunk)-1)]
-		}
-		if err := func() error {
-			rows, err := s.query(ctx, s.r, query, args...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				m, err := scanCredentialMeta(rows)
-				if err != nil {
-					return err
-				}
+	err := s.byIDChunks(ctx, `SELECT `+credentialMetaCols+` FROM credentials WHERE connection_id IN (%s)`, connectionIDs,
+		func(rows *sql.Rows) error {
+			m, err := scanCredentialMeta(rows)
+			if err == nil {
 				out[m.ConnectionID] = m
 			}
-			return rows.Err()
-		}(); err != nil {
-			return nil, s.dbErr("list credential metadata", err)
-		}
+			return err
+		})
+	if err != nil {
+		return nil, s.dbErr("list credential metadata", err)
 	}
 	return out, nil
 }

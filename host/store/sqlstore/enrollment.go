@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/connhost/connhost/host/store"
@@ -84,4 +85,22 @@ func (s *Store) ListEnrollment(ctx context.Context) ([]store.EnrollmentEntry, er
 		out = append(out, e)
 	}
 	return out, s.dbErr("list enrollment", rows.Err())
+}
+
+// EnrollmentOf implements store.Enrollment.
+func (s *Store) EnrollmentOf(ctx context.Context, connectionIDs []string) (map[string]store.EnrollmentEntry, error) {
+	out := make(map[string]store.EnrollmentEntry, len(connectionIDs))
+	err := s.byIDChunks(ctx, `SELECT `+enrollmentCols+` FROM enrollment WHERE connection_id IN (%s)`, connectionIDs,
+		func(rows *sql.Rows) error {
+			var e store.EnrollmentEntry
+			if err := rows.Scan(&e.ConnectionID, &e.ConnectorKey, &e.Outcome, &e.Reason, timeCol{&e.EvaluatedAt}); err != nil {
+				return err
+			}
+			out[e.ConnectionID] = e
+			return nil
+		})
+	if err != nil {
+		return nil, s.dbErr("read enrollment entries", err)
+	}
+	return out, nil
 }

@@ -433,3 +433,37 @@ func corrupt(op string, err error) error {
 	return &failure.Error{Code: failure.StoreCorrupt, Err: cause,
 		Message: "the store is corrupt: restore it from a backup (the host is not ready until then)"}
 }
+
+// idChunk is how many ids one byIDChunks query asks for: every query has
+// this many placeholders (a short chunk repeats its last id), so one
+// prepared statement serves every page size.
+const idChunk = 100
+
+// byIDChunks runs query — a format with one %s for the IN list — over
+// ids, idChunk at a time, and hands every row to scan.
+func (s *Store) byIDChunks(ctx context.Context, query string, ids []string, scan func(*sql.Rows) error) error {
+	query = fmt.Sprintf(query, placeholders(idChunk))
+	for start := 0; start < len(ids); start += idChunk {
+		chunk := ids[start:min(start+idChunk, len(ids))]
+		args := make([]any, idChunk)
+		for i := range args {
+			args[i] = chunk[min(i, len(chunk)-1)]
+		}
+		if err := func() error {
+			rows, err := s.query(ctx, s.r, query, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := scan(rows); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		}(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -178,6 +178,20 @@ func testEnrollment(t *testing.T, f *fixture) {
 	up2.EvaluatedAt = t3
 	diff(t, "after upserts", sortEntries(append(stamped(next, t1), up2)), must(f.s.ListEnrollment(f.ctx))(t))
 
+	// EnrollmentOf reads just the entries asked for, by connection id;
+	// a connection without one and an unknown id are absent.
+	all := must(f.s.ListEnrollment(f.ctx))(t)
+	byID := map[string]store.EnrollmentEntry{}
+	for _, e := range all {
+		byID[e.ConnectionID] = e
+	}
+	diff(t, "EnrollmentOf one", map[string]store.EnrollmentEntry{b.ID: byID[b.ID]},
+		must(f.s.EnrollmentOf(f.ctx, []string{b.ID, "conn_missing"}))(t))
+	diff(t, "EnrollmentOf all", byID, must(f.s.EnrollmentOf(f.ctx, []string{a.ID, c.ID, b.ID, b.ID}))(t))
+	if got := must(f.s.EnrollmentOf(f.ctx, nil))(t); len(got) != 0 {
+		t.Errorf("EnrollmentOf(nil) = %v, want empty", got)
+	}
+
 	// A bad report changes nothing.
 	before := must(f.s.ListEnrollment(f.ctx))(t)
 	err := f.s.ReplaceEnrollment(f.ctx, []store.EnrollmentEntry{
