@@ -41,10 +41,8 @@ func (r *Runner) finishPolicy(h *Handle, req Request, res *store.RunResult) {
 		res.Hold = true
 		return
 	}
-	count := 1
-	if st := c.Streak; st.FailCode == res.FailureCode && st.FailCount > 0 {
-		count = st.FailCount + 1
-	}
+	end := r.cfg.Now().UTC()
+	count := c.Streak.After(res.Status, res.FailureCode, end).FailCount
 	if count < BackoffAfter {
 		return
 	}
@@ -53,7 +51,6 @@ func (r *Runner) finishPolicy(h *Handle, req Request, res *store.RunResult) {
 	if spec == "" {
 		return // no schedule to back off
 	}
-	end := r.cfg.Now().UTC()
 	interval, err := schedule.IntervalAt(spec, end)
 	if err != nil || interval <= 0 {
 		r.cfg.Logger.Warn("no backoff: the schedule in force has no interval", "connection_id", c.ID, "spec", spec, "error", err)

@@ -89,6 +89,24 @@ type Streak struct {
 	FailSince time.Time
 }
 
+// After returns the streak after a run that ended with status and code at
+// at, one CountsInStreak counts: a success clears the failures; a failure
+// of the streak's code counts one more; another code starts a new streak.
+// FinishRun stores it; the runner's finish policy reads it ahead to decide
+// a backoff.
+func (s Streak) After(status RunStatus, code failure.Code, at time.Time) Streak {
+	s.LastRunStatus, s.LastRunAt = status, at
+	switch {
+	case status == RunSucceeded:
+		s.FailCode, s.FailCount, s.FailSince = "", 0, time.Time{}
+	case s.FailCode == code && s.FailCount > 0:
+		s.FailCount++
+	default:
+		s.FailCode, s.FailCount, s.FailSince = code, 1, at
+	}
+	return s
+}
+
 // Hold stops a connection's schedule after a scheduled launch refused or
 // rejected for a reason only a person can fix (HoldCodes). A held
 // connection creates no scheduled runs until the cause is addressed:

@@ -38,12 +38,7 @@ func (s *Store) updateStreak(ctx context.Context, tx *txn, r store.Run, res stor
 		// schedule moves, so the scheduler re-enrolls it afresh.
 		return s.moveSchedule(ctx, tx, &c, false)
 	}
-	st := c.Streak
-	if st.FailCode == r.FailureCode && st.FailCount > 0 {
-		st.FailCount++
-	} else {
-		st.FailCode, st.FailCount, st.FailSince = r.FailureCode, 1, at
-	}
+	st := c.Streak.After(r.Status, r.FailureCode, at)
 	backoff := c.BackoffUntil
 	if !res.BackoffUntil.IsZero() {
 		backoff = s.trunc(res.BackoffUntil)
