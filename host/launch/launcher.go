@@ -53,10 +53,10 @@ type Config struct {
 	// Logger receives the launcher's and the plugins' log lines, redacted.
 	// Default: a logger that discards everything.
 	Logger hclog.Logger
-	// DisableAutoMTLS turns off go-plugin's automatic mutual TLS between
-	// host and child. AutoMTLS is on by default: it costs a certificate on
-	// each side per launch and makes the child's socket useless to anyone
-	// but this host (see the benchmarks).
+	// DisableAutoMTLS turns off mutual TLS between host and child. It is
+	// on by default and makes the child's socket useless to anyone but this
+	// host: the Launcher's own certificate, made once, and a fresh one per
+	// child (see "Mutual TLS" in the package doc and BenchmarkLaunch).
 	DisableAutoMTLS bool
 	// StartTimeout bounds the handshake. Default DefaultStartTimeout.
 	StartTimeout time.Duration
@@ -177,6 +177,7 @@ func (s Spec) Validate() error {
 type Launcher struct {
 	cfg Config
 	log hclog.Logger
+	tls *hostTLS // nil with DisableAutoMTLS
 }
 
 // New returns a Launcher for cfg.
@@ -185,7 +186,14 @@ func New(cfg Config) (*Launcher, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Launcher{cfg: cfg, log: cfg.Logger}, nil
+	l := &Launcher{cfg: cfg, log: cfg.Logger}
+	if !cfg.DisableAutoMTLS {
+		var err error
+		if l.tls, err = newHostTLS(); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
 // Describe starts the plugin at path, verified against sha256, with only the
@@ -279,6 +287,7 @@ type session struct {
 	red  *redactor
 	log  hclog.Logger
 	exe  *privateExec
+	mtls *launchTLS // nil with DisableAutoMTLS
 
 	client *plugin.Client
 	conn   wire.Connector
@@ -301,12 +310,20 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 	if name == "" {
 		name = filepath.Base(spec.Path)
 	}
-	red := newRedactor(append(slices.Clone(spec.Secrets), proxyPasswords(spec.Env)...))
+	var mtls *launchTLS
+	if l.tls != nil {
+		var err error
+		if mtls, err = l.tls.newLaunch(); err != nil {
+			return nil, &failure.Error{Code: failure.Internal, Message: err.Error(), Err: err}
+		}
+	}
+	red := newRedactor(slices.Concat(spec.Secrets, proxyPasswords(spec.Env), mtls.secrets()))
 	s := &session{
 		l:    l,
 		name: name,
 		spec: spec,
 		red:  red,
+		mtls: mtls,
 	}
 	// A Describe (no Name) asks a file whether it is a connector at all:
 	// its lines name the file, not a connector.
@@ -335,7 +352,7 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 		RunnerFunc:       s.newRunner,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		SkipHostEnv:      true,
-		AutoMTLS:         !l.cfg.DisableAutoMTLS,
+		TLSConfig:        mtls.tlsConfig(),
 		StartTimeout:     l.cfg.StartTimeout,
 		Logger:           s.log,
 		SyncStdout:       s.stdio[0],
@@ -385,6 +402,16 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 		}
 		return nil, failure.New(failure.PluginHandshakeFailed, "%s", msg)
 	}
+	if err := pingPlugin(ctx, st.rpc); err != nil {
+		s.close(false)
+		if ctx.Err() != nil {
+			return nil, s.ctxFailure(ctx)
+		}
+		return nil, failure.New(failure.PluginHandshakeFailed, "plugin %s: connecting: %s", name, s.red.String(status.Convert(err).Message()))
+	}
+	if mtls.autoMTLS() {
+		s.log.Debug("plugin answered with go-plugin's AutoMTLS certificate; rebuilt with the current SDK it would start faster")
+	}
 	s.conn = conn
 	if l.cfg.ObserveStart != nil {
 		l.cfg.ObserveStart(name, time.Since(opened))
@@ -393,9 +420,9 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 }
 
 // newRunner is go-plugin's RunnerFunc. pcmd carries the handshake variables
-// go-plugin wants the child to see (cookie, protocol versions, mTLS
-// certificate, socket directory); they follow the run's own environment, so
-// they win over anything of the same name.
+// go-plugin wants the child to see (cookie, protocol versions, socket
+// directory), and the launch adds its TLS identity; they follow the run's
+// own environment, so they win over anything of the same name.
 func (s *session) newRunner(_ hclog.Logger, pcmd *exec.Cmd, tmpDir string) (runner.Runner, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -406,7 +433,7 @@ func (s *session) newRunner(_ hclog.Logger, pcmd *exec.Cmd, tmpDir string) (runn
 		_ = os.RemoveAll(tmpDir)
 		return nil, errKilledBeforeStart
 	}
-	env := append(slices.Clone(s.spec.Env), pcmd.Env...)
+	env := slices.Concat(s.spec.Env, pcmd.Env, s.mtls.childEnv())
 	var scope *contain.Scope
 	if m := s.l.cfg.Contain; m != nil {
 		marker := ""

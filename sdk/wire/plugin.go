@@ -45,11 +45,17 @@ func VersionedPlugins() map[int]plugin.PluginSet {
 // Serve serves impl as a connector plugin over go-plugin's gRPC transport.
 // It blocks until the host ends the plugin. Package sdk wraps it; tests use
 // it directly to build misbehaving plugins.
+//
+// The TLS identity the host hands out in the environment is served with
+// (see ServerTLSConfig); without one, go-plugin's AutoMTLS applies. A
+// malformed identity ends Serve (go-plugin logs why) rather than serve
+// with less than the host asked for.
 func Serve(impl Connector) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         PluginSet(impl),
 		GRPCServer:      plugin.DefaultGRPCServer,
+		TLSProvider:     serverTLS,
 	})
 }
 

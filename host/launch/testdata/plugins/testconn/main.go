@@ -12,14 +12,20 @@
 //	                  stderr:  print it on stderr only, then serve normally
 //	                  exit:    exit 3 without serving
 //	                  hang:    sleep without serving
+//	TESTCONN_TLS      goplugin: serve with go-plugin alone, as a plugin built
+//	                            on an SDK older than the host's TLS identity
+//	                            (AutoMTLS answers PLUGIN_CLIENT_CERT)
+//	                  impostor: serve with a certificate of its own instead of
+//	                            the one the host handed over
 //
 // Run behaviour comes from the run's config, {"mode": ...}:
 //
 //	env        one record per variable of its environment on stream "env":
 //	           {"name", "sha256", "present"}
 //	records    {"n": N} records on stream "events"
-//	log        log the value of $config.secret_env through hclog (message and
-//	           argument), log.Printf, raw stderr after serving, fmt to the
+//	log        log the value of $config.secret_env (CONNHOST_PLUGIN_TLS_KEY: the
+//	           key the host handed over, which Serve removed from the
+//	           environment) through hclog (message and argument), log.Printf, raw stderr after serving, fmt to the
 //	           redirected os.Stderr and os.Stdout, a progress message and
 //	           stream and an interaction; {"encode": E} leaks it encoded
 //	           (see encode) instead of as it is
@@ -39,12 +45,16 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log"
+	"math/big"
 	"net/url"
 	"os"
 	"os/exec"
@@ -55,7 +65,12 @@ import (
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/connhost/connhost/sdk/wire"
 	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
 )
+
+// tlsKey is the TLS key the host handed over, kept from before Serve
+// removes it from the environment.
+var tlsKey = os.Getenv(wire.EnvServerKey)
 
 func main() {
 	origStderr := os.NewFile(2, "stderr") // go-plugin redirects os.Stderr once serving
@@ -74,7 +89,50 @@ func main() {
 	case "hang":
 		time.Sleep(time.Hour)
 	}
-	wire.Serve(&conn{stderr: origStderr})
+	c := &conn{stderr: origStderr}
+	switch os.Getenv("TESTCONN_TLS") {
+	case "goplugin":
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig: wire.Handshake,
+			Plugins:         wire.PluginSet(c),
+			GRPCServer:      plugin.DefaultGRPCServer,
+		})
+		return
+	case "impostor":
+		cert, key, err := selfSigned()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Setenv(wire.EnvServerCert, cert)
+		os.Setenv(wire.EnvServerKey, key)
+	}
+	wire.Serve(c)
+}
+
+// selfSigned returns a fresh Ed25519 certificate for wire.TLSServerName and
+// its key, encoded as the host hands them over.
+func selfSigned() (cert, key string, err error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		DNSNames:     []string{wire.TLSServerName},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return "", "", err
+	}
+	return base64.StdEncoding.EncodeToString(der), base64.StdEncoding.EncodeToString(keyDER), nil
 }
 
 func recordPID(pid int) {
@@ -178,7 +236,11 @@ func (c *conn) Run(ctx context.Context, req wire.RunRequest, emit func(wire.Mess
 		}
 		return nil
 	case "log":
-		secret := encode(cfg.Encode, os.Getenv(cfg.SecretEnv))
+		secret := os.Getenv(cfg.SecretEnv)
+		if cfg.SecretEnv == wire.EnvServerKey {
+			secret = tlsKey
+		}
+		secret = encode(cfg.Encode, secret)
 		logger := hclog.New(&hclog.LoggerOptions{Output: c.stderr, JSONFormat: true, Level: hclog.Trace})
 		logger.Info("hclog message with "+secret, "token", secret, "nested", map[string]string{"t": secret}, "err", fmt.Errorf("wrapped %s", secret))
 		logger.Named(secret).Warn("named after the secret")
