@@ -189,7 +189,7 @@ func New(cfg Config) (*Launcher, error) {
 	l := &Launcher{cfg: cfg, log: cfg.Logger}
 	if !cfg.DisableAutoMTLS {
 		var err error
-		if l.tls, err = newHostTLS(); err != nil {
+		if l.tls, err = newHostTLS(tlsKeyAlg); err != nil {
 			return nil, err
 		}
 	}

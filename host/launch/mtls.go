@@ -30,12 +30,13 @@ const (
 	keyP256
 )
 
-// tlsKeyAlg is the key of both the host's and every plugin's identity. See
-// BenchmarkTLSIdentity: Ed25519 and P-256 keys and certificates cost tens
-// of microseconds (go-plugin's P-521 several milliseconds); Ed25519 makes
-// the smaller key to hand over and verifies its handshake signatures
-// fastest.
-const tlsKeyAlg = keyEd25519
+// tlsKeyAlg is the key of both the host's and every plugin's identity.
+// BenchmarkTLSIdentity: making a launch's keys and certificates costs
+// ≈0.26 ms with P-256 or Ed25519 (go-plugin's two P-521 ones ≈9.8 ms), and
+// a mutual handshake ≈1 ms (P-521: ≈8 ms); Ed25519 is a few percent
+// cheaper still. P-256 is taken because every TLS stack a plugin of
+// another SDK may use verifies it, which not all do for Ed25519.
+const tlsKeyAlg = keyP256
 
 // certLifetime bounds both certificates. Neither is ever stored: the
 // host's dies with the Launcher and each plugin's with its launch, so the
@@ -95,16 +96,18 @@ func newIdentity(alg keyAlg, cn string) (*identity, error) {
 // hostTLS is the host's side of mutual TLS with its plugins: one identity
 // per Launcher, whose private key never leaves the host process.
 type hostTLS struct {
+	alg     keyAlg // of the host's and every plugin's key
 	id      *identity
 	certPEM string // the value of wire.EnvClientCert
 }
 
-func newHostTLS() (*hostTLS, error) {
-	id, err := newIdentity(tlsKeyAlg, "connhost host")
+func newHostTLS(alg keyAlg) (*hostTLS, error) {
+	id, err := newIdentity(alg, "connhost host")
 	if err != nil {
 		return nil, fmt.Errorf("launch: making the host's TLS identity: %w", err)
 	}
 	return &hostTLS{
+		alg:     alg,
 		id:      id,
 		certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.cert.Certificate[0]})),
 	}, nil
@@ -122,7 +125,7 @@ type launchTLS struct {
 
 // newLaunch makes a plugin identity for one launch.
 func (h *hostTLS) newLaunch() (*launchTLS, error) {
-	id, err := newIdentity(tlsKeyAlg, "connhost plugin")
+	id, err := newIdentity(h.alg, "connhost plugin")
 	if err != nil {
 		return nil, fmt.Errorf("launch: making the plugin's TLS identity: %w", err)
 	}

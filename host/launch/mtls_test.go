@@ -240,7 +240,7 @@ func assertNoPrivateKey(t *testing.T, what, s string) {
 }
 
 func TestLaunchTLSMaterial(t *testing.T) {
-	h, err := newHostTLS()
+	h, err := newHostTLS(tlsKeyAlg)
 	if err != nil {
 		t.Fatal(err)
 	}
