@@ -370,6 +370,14 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 	begin := time.Now()
 	ch := make(chan started, 1)
 	go func() {
+		defer func() {
+			// go-plugin loads a certificate printed in the handshake line
+			// into ClientConfig.TLSConfig, nil with DisableAutoMTLS: a
+			// child must not crash the host that way.
+			if r := recover(); r != nil {
+				ch <- started{err: fmt.Errorf("go-plugin failed on the child's handshake: %v", r)}
+			}
+		}()
 		rpc, err := s.client.Client()
 		ch <- started{rpc, err}
 	}()

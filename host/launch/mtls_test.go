@@ -288,3 +288,32 @@ func TestLaunchTLSMaterial(t *testing.T) {
 		t.Error("no TLS (nil) still yields TLS material")
 	}
 }
+
+// go-plugin loads a certificate the child prints in its handshake line
+// into the host's TLS configuration, and dereferences nil when there is
+// none: with TLS off, such a child fails its handshake instead of crashing
+// the host; with TLS on, the certificate is trusted as go-plugin's AutoMTLS
+// does, and the fake address fails the start.
+func TestHandshakeLineCertificateCannotCrashTheHost(t *testing.T) {
+	t.Parallel()
+	id, err := newIdentity(tlsKeyAlg, "printed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "prints-a-certificate")
+	line := "1|1|unix|/nonexistent/plugin.sock|grpc|" + base64.RawStdEncoding.EncodeToString(id.cert.Certificate[0])
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho '"+line+"'\nsleep 300\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, disable := range map[string]bool{"TLS off": true, "TLS on": false} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			l, _ := testLauncher(t, Config{DisableAutoMTLS: disable})
+			spec := Spec{Name: "prints-a-certificate", Path: script, SHA256: fileSum(t, script)}
+			_, err := runCollect(context.Background(), l, spec, runConfig(map[string]any{}))
+			if !failure.Has(err, failure.PluginHandshakeFailed) {
+				t.Fatalf("Run error %v, want plugin_handshake_failed", err)
+			}
+		})
+	}
+}
