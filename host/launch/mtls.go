@@ -33,9 +33,10 @@ const (
 // tlsKeyAlg is the key of both the host's and every plugin's identity.
 // BenchmarkTLSIdentity: making a launch's keys and certificates costs
 // ≈0.26 ms with P-256 or Ed25519 (go-plugin's two P-521 ones ≈9.8 ms), and
-// a mutual handshake ≈1 ms (P-521: ≈8 ms); Ed25519 is a few percent
-// cheaper still. P-256 is taken because every TLS stack a plugin of
-// another SDK may use verifies it, which not all do for Ed25519.
+// a mutual handshake ≈1 ms (P-521: ≈8 ms). In a whole launch
+// (BenchmarkGoPluginTLS) P-256 came out ahead of Ed25519 (1.25–1.37× the
+// launch without TLS, against 1.43–1.50×; AutoMTLS 5–6×), and every TLS
+// stack a plugin of another SDK may use verifies it.
 const tlsKeyAlg = keyP256
 
 // certLifetime bounds both certificates. Neither is ever stored: the

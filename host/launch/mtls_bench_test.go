@@ -2,21 +2,28 @@ package launch
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connhost/connhost/sdk/wire"
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
 )
 
 // goPluginCert is what go-plugin's AutoMTLS does on each side of every
@@ -161,4 +168,87 @@ func handshake(cc, sc *tls.Config) error {
 		err = serr
 	}
 	return err
+}
+
+// BenchmarkGoPluginTLS isolates what TLS adds to a launch: plugins/demo
+// started by a bare go-plugin client (no verified copy, no containment)
+// until its first Run message, launch by launch in rotating order, with
+// go-plugin's AutoMTLS (P-521 on both sides, as this package did before),
+// with the identity this package hands over, and without TLS. It reports
+// each mode's p50 and its ratio to the launch without TLS.
+func BenchmarkGoPluginTLS(b *testing.B) {
+	const roundsPerOp = 100
+	spec := demoSpec(b)
+	req := wire.RunRequest{RunID: "run-bench", ConnectionID: "conn-bench", Trigger: wire.TriggerManual, Config: json.RawMessage(`{"records":1}`)}
+	h, err := newHostTLS(tlsKeyAlg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	modes := []string{"AutoMTLS", "HandedOver", "NoTLS"}
+	launch := func(mode string) (time.Duration, error) {
+		start := time.Now()
+		cmd := exec.Command(spec.Path)
+		cmd.Env = slices.Clone(spec.Env)
+		cfg := &plugin.ClientConfig{
+			HandshakeConfig:  wire.Handshake,
+			VersionedPlugins: wire.VersionedPlugins(),
+			Cmd:              cmd,
+			AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+			SkipHostEnv:      true,
+			Logger:           hclog.NewNullLogger(),
+		}
+		switch mode {
+		case "AutoMTLS":
+			cfg.AutoMTLS = true
+		case "HandedOver":
+			lt, err := h.newLaunch()
+			if err != nil {
+				return 0, err
+			}
+			cfg.TLSConfig = lt.tlsConfig()
+			cmd.Env = append(cmd.Env, lt.childEnv()...)
+		}
+		client := plugin.NewClient(cfg)
+		defer client.Kill()
+		rpc, err := client.Client()
+		if err != nil {
+			return 0, err
+		}
+		raw, err := rpc.Dispense(wire.PluginKey)
+		if err != nil {
+			return 0, err
+		}
+		var first time.Duration
+		errFirst := errors.New("first message")
+		err = raw.(wire.Connector).Run(context.Background(), req, func(wire.Message) error {
+			first = time.Since(start)
+			return errFirst
+		})
+		if first == 0 {
+			return 0, fmt.Errorf("no message: %v", err)
+		}
+		return first, nil
+	}
+	d := map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := range b.N * roundsPerOp {
+		for j := range modes {
+			mode := modes[(i+j)%len(modes)]
+			t, err := launch(mode)
+			if err != nil {
+				b.Fatalf("%s: %v", mode, err)
+			}
+			d[mode] = append(d[mode], t)
+		}
+	}
+	b.StopTimer()
+	p50 := map[string]float64{}
+	for _, mode := range modes {
+		s := slices.Clone(d[mode])
+		slices.Sort(s)
+		p50[mode] = float64(s[len(s)/2].Microseconds()) / 1000
+		b.ReportMetric(p50[mode], mode+"_p50_ms")
+	}
+	b.ReportMetric(p50["AutoMTLS"]/p50["NoTLS"], "AutoMTLS/NoTLS_p50")
+	b.ReportMetric(p50["HandedOver"]/p50["NoTLS"], "HandedOver/NoTLS_p50")
 }

@@ -5,9 +5,11 @@
 // Serve uses, with an environment taken only from Options.Env: fast, and
 // easy to debug. Build compiles a connector's main package, and RunPlugin,
 // CheckPlugin and Describe drive the binary as a real go-plugin subprocess,
-// started the way the host starts it (the shared handshake, gRPC only,
-// AutoMTLS, an environment built from scratch). Acceptance runs the checks
-// every connector should pass against such a binary.
+// started much as the host starts it (the shared handshake, gRPC only,
+// mutual TLS, an environment built from scratch). The TLS is go-plugin's
+// AutoMTLS, which Serve falls back to when no host hands it an identity
+// (see wire.ServerTLSConfig). Acceptance runs the checks every connector
+// should pass against such a binary.
 //
 // A typical test file:
 //
