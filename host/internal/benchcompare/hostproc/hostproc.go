@@ -59,7 +59,13 @@ type Config struct {
 	MaxConcurrentRuns int
 	// LogPath receives the host's stdout and stderr.
 	LogPath string
+	// RunWait bounds the wait for one run's end. Default DefaultRunWait.
+	RunWait time.Duration
 }
+
+// DefaultRunWait is Config.RunWait's default: a guard against a run that
+// never ends (a store refusing connections), far above any measured run.
+const DefaultRunWait = 10 * time.Minute
 
 // Host is one running `connhost serve`.
 type Host struct {

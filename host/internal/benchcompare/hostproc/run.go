@@ -21,6 +21,10 @@ func encodeBase64(b []byte) string { return base64.StdEncoding.EncodeToString(b)
 // it was asked for.
 var ErrRunFailed = errors.New("hostproc: run did not succeed")
 
+// ErrRunTimeout is returned for a run whose end did not come within
+// Config.RunWait.
+var ErrRunTimeout = errors.New("hostproc: run timed out")
+
 // NewDemo creates a demo connection emitting records per run and stores
 // its DEMO_TOKEN. Its schedule is a day, so no scheduled run lands in a
 // measurement.
@@ -74,6 +78,12 @@ func (h *Host) Trigger(ctx context.Context, connectionID string) (string, error)
 // Wait follows the run's events to the end; start is when its trigger
 // was sent.
 func (h *Host) Wait(ctx context.Context, runID string, start time.Time, wantRecords int64) (Run, error) {
+	wait := h.cfg.RunWait
+	if wait <= 0 {
+		wait = DefaultRunWait
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, wait, fmt.Errorf("%w: run %s did not end within %v", ErrRunTimeout, runID, wait))
+	defer cancel()
 	es, err := h.Client.RunEvents(ctx, runID)
 	if err != nil {
 		return Run{}, h.Fail("run events", err)
@@ -85,6 +95,9 @@ func (h *Host) Wait(ctx context.Context, runID string, start time.Time, wantReco
 			break
 		}
 		if err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				err = cause
+			}
 			return Run{}, h.Fail("run events", err)
 		}
 		if ev.Kind == client.EventKindEnd {

@@ -162,8 +162,16 @@ func machine() map[string]string {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m["loadavg_at_start"] = strings.TrimSpace(string(b))
-	}
+	m["loadavg_at_start"] = loadavg()
 	return m
+}
+
+// loadavg is the 1, 5 and 15 minute load averages.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }

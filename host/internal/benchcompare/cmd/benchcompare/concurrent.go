@@ -32,7 +32,7 @@ func (e *bench) concurrentGroup(ctx context.Context) ([]stats.Row, error) {
 			r+1, e.s.longRounds, e.s.concurrentRuns, e.s.concurrentRecords, res.rate/1000, res.before, res.peak-res.before, res.after-res.before)
 	}
 	const g = "concurrent"
-	what := fmt.Sprintf("%d concurrent runs × %d records, SQLite", e.s.concurrentRuns, e.s.concurrentRecords)
+	what := fmt.Sprintf("%d concurrent runs × %s records, SQLite", e.s.concurrentRuns, thousands(e.s.concurrentRecords))
 	return rows(
 		row(g, what+": aggregate records/s", stats.Rate, rate, "", nil).
 			note(fmt.Sprintf("all triggered at once over HTTP on a fresh host with --max-concurrent-runs %d; from the first POST to the last run's end event", e.s.maxConcurrentRuns)),

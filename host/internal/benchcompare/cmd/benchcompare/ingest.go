@@ -65,7 +65,7 @@ func (e *bench) ingestGroup(ctx context.Context) ([]stats.Row, error) {
 	// Bytes per million records, whatever BENCH_INGEST_RECORDS is.
 	size := func(r ingestResult) float64 { return r.bytes * 1e6 / float64(e.s.ingestRecords) }
 	const g = "ingest"
-	n := fmt.Sprintf("%d", e.s.ingestRecords)
+	n := thousands(e.s.ingestRecords)
 	return rows(
 		row(g, "ingest "+n+" demo records, SQLite: POST → final row (higher is better)", stats.Rate, get("sqlite", rate), "C SQLite", get("ref", rate)).
 			note("C SQLite: host/internal/benchcompare/sqliteref/ref.c, the same rows upserted into the records schema of ada1a29 with connhost's pragmas (WAL, synchronous=FULL, foreign_keys, secure_delete), one prepared statement, 1,000 rows per transaction, one process; timed from exec to exit"),
@@ -217,4 +217,13 @@ func createDatabase(ctx context.Context, server string) (string, string, func() 
 		return nil
 	}
 	return name, u.String(), drop, nil
+}
+
+// thousands prints n with comma separators: 1,000,000.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -227,10 +227,11 @@ func run(ctx context.Context) error {
 		progress("[%s] done in %s", g, time.Since(t0).Round(time.Second))
 	}
 	rep.Finished = time.Now().UTC().Format(time.RFC3339)
+	rep.Machine["loadavg_at_end"] = loadavg()
 
 	var table strings.Builder
-	fmt.Fprintf(&table, "bench-compare: commit %s, %d rounds (ingest, concurrent, readme: %d), %s cpus %s, load at start %s\n\n",
-		rep.Commit, s.rounds, s.longRounds, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["loadavg_at_start"])
+	fmt.Fprintf(&table, "bench-compare: commit %s, %d rounds (ingest, concurrent, readme: %d), %s cpus %s\nload average at start %s, at end %s\n\n",
+		rep.Commit, s.rounds, s.longRounds, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["loadavg_at_start"], rep.Machine["loadavg_at_end"])
 	if err := stats.WriteTable(&table, rep.Rows); err != nil {
 		return err
 	}
