@@ -148,7 +148,7 @@ bench:
 ## into the same schema), interleaved round by round; prints median
 ## (min–max) and per-round ratios, writes report.json and table.md to
 ## BENCH_OUT (default: a temp dir it prints). ROUNDS (default 5) and the
-## other knobs: host/internal/benchcompare/cmd/benchcompare. Needs cc and
+## other knobs: package host/internal/benchcompare/compare. Needs cc and
 ## libsqlite3-dev, and PostgreSQL at BENCH_PG (default the local server).
 bench-compare:
 	$(GO) run ./host/internal/benchcompare/cmd/benchcompare
