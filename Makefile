@@ -45,7 +45,7 @@ define newline
 
 endef
 
-.PHONY: all build run test test-unit check generate generate-check lint fmt bench fuzz clean cluster cluster-stop chaos
+.PHONY: all build run test test-unit check generate generate-check lint fmt bench bench-compare fuzz clean cluster cluster-stop chaos
 
 all: build
 
@@ -141,6 +141,17 @@ generate-check: generate
 ## bench: Go benchmarks, benchstat-friendly (BENCHTIME=1x for a smoke run)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS)
+
+## bench-compare: connhost's launch, whole manual run, ingest and 100
+## concurrent runs side by side with references it builds (a bare go-plugin
+## host and one-RPC plugin, a fork/exec of the demo, a C SQLite bulk load
+## into the same schema), interleaved round by round; prints median
+## (min–max) and per-round ratios, writes report.json and table.md to
+## BENCH_OUT (default: a temp dir it prints). ROUNDS (default 5) and the
+## other knobs: package host/internal/benchcompare/compare. Needs cc and
+## libsqlite3-dev, and PostgreSQL at BENCH_PG (default the local server).
+bench-compare:
+	$(GO) run ./host/internal/benchcompare/cmd/benchcompare
 
 ## fuzz: a short fuzzing budget on every parser of untrusted input
 fuzz:
