@@ -84,6 +84,7 @@ func Dialect() sqlstore.Dialect {
 		TimePrecision: time.Microsecond,
 		TimeType:      "timestamptz",
 		IntType:       "bigint",
+		ArrayBinds:    true,
 		RelaxTx:       "SET LOCAL synchronous_commit = off",
 		ForUpdate:     " FOR UPDATE",
 		SkipLocked:    " FOR UPDATE SKIP LOCKED",
