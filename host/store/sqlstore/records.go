@@ -48,7 +48,7 @@ const recordConflict = ` ON CONFLICT (stream_id, key) DO UPDATE SET data = exclu
 // emit order (unnest yields them in array order, and each new row takes
 // the next id in that order).
 const recordArrayUpsert = `INSERT INTO records (stream_id, key, data, batch_id)
-	SELECT u.stream_id, u.key, u.data::jsonb, ? FROM unnest(?::bigint[], ?::text[], ?::text[]) AS u (stream_id, key, data)` +
+	SELECT u.stream_id, u.key, u.data::json, ? FROM unnest(?::bigint[], ?::text[], ?::text[]) AS u (stream_id, key, data)` +
 	recordConflict
 
 // CommitBatch implements store.Records.
