@@ -128,7 +128,7 @@ func TestChaos(t *testing.T) {
 		}
 		tally.checkpointAhead += checkCheckpoint(t, db, conn.ID)
 		var rows, keys int
-		mustQuery(t, db, `SELECT count(*), count(DISTINCT stream || '/' || key) FROM records WHERE connection_id = ?`, []any{conn.ID}, &rows, &keys)
+		mustQuery(t, db, `SELECT count(*), count(DISTINCT s.name || '/' || r.key) FROM records r JOIN streams s ON s.id = r.stream_id WHERE s.connection_id = ?`, []any{conn.ID}, &rows, &keys)
 		if rows != keys {
 			tally.dupKeys += rows - keys
 			t.Errorf("cycle %d: %d records under %d keys", cycle, rows, keys)
@@ -319,7 +319,7 @@ func checkCheckpoint(t *testing.T, db *sql.DB, connID string) int {
 		t.Fatalf("checkpoint %q: %v", state, err)
 	}
 	var below int64
-	mustQuery(t, db, `SELECT count(*) FROM records WHERE connection_id = ? AND stream = 'events' AND CAST(key AS INTEGER) < ?`,
+	mustQuery(t, db, `SELECT count(*) FROM records r JOIN streams s ON s.id = r.stream_id WHERE s.connection_id = ? AND s.name = 'events' AND CAST(r.key AS INTEGER) < ?`,
 		[]any{connID, st.Next}, &below)
 	if below != st.Next {
 		t.Errorf("checkpoint next=%d, but only %d of the records below it are stored", st.Next, below)

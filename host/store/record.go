@@ -21,7 +21,7 @@ func (r Record) Validate() error {
 	if err := checkText("key", r.Key, true); err != nil {
 		return err
 	}
-	if len(r.Data) == 0 || !json.Valid(r.Data) {
+	if !validJSON(r.Data) {
 		return invalid("data", "not valid JSON")
 	}
 	return nil

@@ -11,7 +11,8 @@
 //   - Migrations run under a session advisory lock (goose's PostgreSQL
 //     session locker): hosts that boot together migrate once, the others
 //     wait and find the schema current.
-//   - Times are timestamptz (microseconds); JSON is jsonb.
+//   - Times are timestamptz (microseconds); JSON is jsonb, except record
+//     data: json, kept as the connector wrote it, as on SQLite.
 //   - LISTEN/NOTIFY carries the cluster's control messages (package
 //     host/notify opens its own connection with Config.ConnConfig).
 //
@@ -84,6 +85,7 @@ func Dialect() sqlstore.Dialect {
 		TimePrecision: time.Microsecond,
 		TimeType:      "timestamptz",
 		IntType:       "bigint",
+		ArrayBinds:    true,
 		RelaxTx:       "SET LOCAL synchronous_commit = off",
 		ForUpdate:     " FOR UPDATE",
 		SkipLocked:    " FOR UPDATE SKIP LOCKED",

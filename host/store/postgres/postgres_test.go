@@ -13,7 +13,7 @@ import (
 	"github.com/connhost/connhost/host/store/storetest"
 )
 
-func openTest(t *testing.T, url string, now func() time.Time) *Store {
+func openTest(t testing.TB, url string, now func() time.Time) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), Config{URL: url, Now: now, MaxConns: 8})
 	if err != nil {

@@ -269,7 +269,19 @@ func (s *Store) DeleteConnection(ctx context.Context, id string) (store.Connecti
 		if _, err := del("leases"); err != nil {
 			return err
 		}
-		if out.Records, err = del("records"); err != nil {
+		// Records name their stream without a foreign key (it would cost
+		// a check per upserted row): they go first, by their streams.
+		res, err := s.exec(ctx, tx, `DELETE FROM records WHERE stream_id IN (SELECT id FROM streams WHERE connection_id = ?)`, id)
+		if err != nil {
+			return err
+		}
+		if out.Records, err = affected(res); err != nil {
+			return err
+		}
+		if _, err := del("streams"); err != nil {
+			return err
+		}
+		if _, err := del("record_batches"); err != nil {
 			return err
 		}
 		n, err := del("checkpoints")

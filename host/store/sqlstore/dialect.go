@@ -60,6 +60,10 @@ type Dialect struct {
 	// a crash (claims and completions of the dispatch queue) is relaxed.
 	RelaxConn [2]string
 	RelaxTx   string
+	// ArrayBinds says the driver binds Go slices as SQL arrays (pgx): a
+	// batch of records is upserted from unnest($1::bigint[], …) in one
+	// statement instead of multi-row VALUES chunks.
+	ArrayBinds bool
 	// MigrationLock, when set, returns the lock goose holds while it
 	// migrates, so hosts that boot together migrate once (a PostgreSQL
 	// advisory lock); nil for a database one process owns.

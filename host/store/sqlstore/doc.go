@@ -19,4 +19,12 @@
 // caller's context, its COMMIT does not: an error from a write means it did
 // not commit, even when the context was cancelled at the last moment.
 // Statements are prepared once per pool connection and reused.
+//
+// Records are kept compact (migration 6): a stream is interned once per
+// connection in streams, and a record row holds its stream's integer id,
+// key, data and the id of the record_batches row (run and time) of the
+// commit that last wrote it. The row's own id is its place in the emit
+// order: a new key takes the next id, an upsert keeps the row. SQLite
+// upserts a batch in multi-row statements of fixed sizes; PostgreSQL
+// (Dialect.ArrayBinds) in one INSERT … SELECT FROM unnest of arrays.
 package sqlstore

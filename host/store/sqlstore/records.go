@@ -11,10 +11,45 @@ import (
 	"github.com/connhost/connhost/host/store"
 )
 
-// recordChunk is how many records one INSERT carries: large enough to
-// amortize statement overhead, small enough to stay far below every
-// dialect's bind-parameter limit (7 per row).
-const recordChunk = 200
+// recordChunk is how many records one multi-row upsert carries on a
+// dialect without array binds: large enough to amortize a statement's
+// overhead, small enough to stay far below every bind-parameter limit (4
+// per row). A batch's remainder goes in chunks of the powers of two below
+// it, so the store prepares at most recordChunkBits+1 upsert texts.
+const (
+	recordChunkBits = 8
+	recordChunk     = 1 << recordChunkBits
+)
+
+// recordUpserts[k] upserts 1<<k records given as (stream_id, key, data,
+// batch_id) rows.
+var recordUpserts = func() (out [recordChunkBits + 1]string) {
+	for k := range out {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO records (stream_id, key, data, batch_id) VALUES `)
+		for i := range 1 << k {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?)")
+		}
+		b.WriteString(recordConflict)
+		out[k] = b.String()
+	}
+	return out
+}()
+
+// recordConflict makes an insert an upsert that keeps the row, so the key
+// keeps its place in the emit order (the row's id).
+const recordConflict = ` ON CONFLICT (stream_id, key) DO UPDATE SET data = excluded.data, batch_id = excluded.batch_id`
+
+// recordArrayUpsert upserts a whole batch in one statement on a dialect
+// that binds arrays: the batch, then the stream ids, keys and data, in
+// emit order (unnest yields them in array order, and each new row takes
+// the next id in that order).
+const recordArrayUpsert = `INSERT INTO records (stream_id, key, data, batch_id)
+	SELECT u.stream_id, u.key, u.data::json, ? FROM unnest(?::bigint[], ?::text[], ?::text[]) AS u (stream_id, key, data)` +
+	recordConflict
 
 // CommitBatch implements store.Records.
 func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, records []store.Record, checkpoint []byte) error {
@@ -33,25 +68,8 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 			return err
 		}
 		now := s.bindTime(s.stamp())
-		base, err := s.takeRecordSeqs(ctx, tx, connectionID, len(rows))
-		if err != nil {
-			return err
-		}
-		for start := 0; start < len(rows); start += recordChunk {
-			chunk := rows[start:min(start+recordChunk, len(rows))]
-			var b strings.Builder
-			b.WriteString(`INSERT INTO records (connection_id, stream, key, data, run_id, updated_at, seq) VALUES `)
-			args := make([]any, 0, 7*len(chunk))
-			for i, r := range chunk {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-				args = append(args, connectionID, r.Stream, r.Key, string(r.Data), runID, now, base+int64(start+i)+1)
-			}
-			b.WriteString(` ON CONFLICT (connection_id, stream, key) DO UPDATE SET
-				data = excluded.data, run_id = excluded.run_id, updated_at = excluded.updated_at`)
-			if _, err := s.exec(ctx, tx, b.String(), args...); err != nil {
+		if len(rows) > 0 {
+			if err := s.upsertRecords(ctx, tx, connectionID, runID, now, rows); err != nil {
 				return err
 			}
 		}
@@ -73,22 +91,66 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 	return s.dbErr("commit batch", err)
 }
 
-// takeRecordSeqs reserves n places in the connection's emit order and
-// returns the last one taken before them. A new key takes its place; a
-// key written again keeps its first one (the upsert leaves seq alone), so
-// records list in the order the connector first emitted them.
-func (s *Store) takeRecordSeqs(ctx context.Context, tx *txn, connID string, n int) (int64, error) {
-	if n == 0 {
-		return 0, nil
+// upsertRecords writes rows (distinct stream and key) as one new batch of
+// the run.
+func (s *Store) upsertRecords(ctx context.Context, tx *txn, connID, runID string, now any, rows []store.Record) error {
+	streams, err := s.streamIDs(ctx, tx, connID, rows)
+	if err != nil {
+		return err
 	}
-	if _, err := s.exec(ctx, tx, `UPDATE connections SET record_seq = record_seq + ? WHERE id = ?`, int64(n), connID); err != nil {
-		return 0, err
+	var batch int64
+	if err := s.queryRow(ctx, tx, `INSERT INTO record_batches (connection_id, run_id, updated_at) VALUES (?, ?, ?) RETURNING id`,
+		connID, runID, now).Scan(&batch); err != nil {
+		return err
 	}
-	var top int64
-	if err := s.queryRow(ctx, tx, `SELECT record_seq FROM connections WHERE id = ?`, connID).Scan(&top); err != nil {
-		return 0, err
+	if s.d.ArrayBinds {
+		ids := make([]int64, len(rows))
+		keys := make([]string, len(rows))
+		data := make([]string, len(rows))
+		for i, r := range rows {
+			ids[i], keys[i], data[i] = streams[r.Stream], r.Key, string(r.Data)
+		}
+		_, err := s.exec(ctx, tx, recordArrayUpsert, batch, ids, keys, data)
+		return err
 	}
-	return top - int64(n), nil
+	args := make([]any, 0, 4*recordChunk)
+	for start := 0; start < len(rows); {
+		k := recordChunkBits
+		for 1<<k > len(rows)-start {
+			k--
+		}
+		chunk := rows[start : start+1<<k]
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, streams[r.Stream], r.Key, string(r.Data), batch)
+		}
+		if _, err := s.exec(ctx, tx, recordUpserts[k], args...); err != nil {
+			return err
+		}
+		start += len(chunk)
+	}
+	return nil
+}
+
+// streamIDs returns the ids of the streams rows name, interning the ones
+// the connection has no id for yet.
+func (s *Store) streamIDs(ctx context.Context, tx *txn, connID string, rows []store.Record) (map[string]int64, error) {
+	ids := map[string]int64{}
+	for _, r := range rows {
+		if _, ok := ids[r.Stream]; ok {
+			continue
+		}
+		var id int64
+		err := s.queryRow(ctx, tx, `SELECT id FROM streams WHERE connection_id = ? AND name = ?`, connID, r.Stream).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = s.queryRow(ctx, tx, `INSERT INTO streams (connection_id, name) VALUES (?, ?) RETURNING id`, connID, r.Stream).Scan(&id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids[r.Stream] = id
+	}
+	return ids, nil
 }
 
 // fenceRun lets only the running run that holds the connection's lease
@@ -210,46 +272,45 @@ func (s *Store) ResetCheckpoint(ctx context.Context, connectionID string) (store
 	return out, had, nil
 }
 
-// ListRecords implements store.Records.
+// ListRecords implements store.Records. A page walks the connection's
+// streams in name order and each one's records in emit order, one index
+// range per stream, until it has a record more than the limit (the sign
+// of a next page).
 func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.RecordPage, error) {
-	where, args := []string{`connection_id = ?`}, []any{q.ConnectionID}
-	if q.Stream != "" {
-		where, args = append(where, `stream = ?`), append(args, q.Stream)
-	}
+	var (
+		from  string
+		after int64
+	)
 	if q.Cursor != "" {
-		parts, err := decodeCursor(q.Cursor, "records", 3)
+		parts, err := decodeCursor(q.Cursor, "records", 2)
 		if err != nil {
 			return store.RecordPage{}, err
 		}
-		seq, err := strconv.ParseInt(parts[1], 10, 64)
-		if err != nil {
+		if after, err = strconv.ParseInt(parts[1], 10, 64); err != nil {
 			return store.RecordPage{}, errCursor
 		}
-		where = append(where, `(stream, seq, key) > (?, ?, ?)`) // a row value: a records_order seek
-		args = append(args, parts[0], seq, parts[2])
+		from = parts[0]
 	}
 	limit := store.PageLimit(q.Limit)
-	rows, err := s.query(ctx, s.r, `SELECT stream, key, data, run_id, updated_at, seq FROM records WHERE `+
-		strings.Join(where, ` AND `)+` ORDER BY stream, seq, key LIMIT ?`, append(args, limit+1)...)
+	streams, err := s.listStreams(ctx, q.ConnectionID, q.Stream, from)
 	if err != nil {
 		return store.RecordPage{}, s.dbErr("list records", err)
 	}
-	defer rows.Close()
 	var (
 		page store.RecordPage
-		seqs []int64
+		ids  []int64
 	)
-	for rows.Next() {
-		r := store.StoredRecord{ConnectionID: q.ConnectionID}
-		var seq int64
-		if err := rows.Scan(&r.Stream, &r.Key, (*[]byte)(&r.Data), &r.RunID, timeCol{&r.UpdatedAt}, &seq); err != nil {
+	for _, st := range streams {
+		if len(page.Records) > limit {
+			break
+		}
+		var past int64
+		if st.name == from {
+			past = after
+		}
+		if err := s.listStream(ctx, q.ConnectionID, st, past, limit+1-len(page.Records), &page, &ids); err != nil {
 			return store.RecordPage{}, s.dbErr("list records", err)
 		}
-		page.Records = append(page.Records, r)
-		seqs = append(seqs, seq)
-	}
-	if err := rows.Err(); err != nil {
-		return store.RecordPage{}, s.dbErr("list records", err)
 	}
 	if len(page.Records) == 0 && q.Cursor == "" {
 		if err := s.requireConnection(ctx, s.r, q.ConnectionID, false); err != nil {
@@ -258,8 +319,57 @@ func (s *Store) ListRecords(ctx context.Context, q store.RecordQuery) (store.Rec
 	}
 	if len(page.Records) > limit {
 		page.Records = page.Records[:limit]
-		last := page.Records[limit-1]
-		page.Next = encodeCursor("records", last.Stream, strconv.FormatInt(seqs[limit-1], 10), last.Key)
+		page.Next = encodeCursor("records", page.Records[limit-1].Stream, strconv.FormatInt(ids[limit-1], 10))
 	}
 	return page, nil
+}
+
+type streamRef struct {
+	id   int64
+	name string
+}
+
+// listStreams returns the connection's streams named from on (all of them
+// with from ""), or the one named only, in name order.
+func (s *Store) listStreams(ctx context.Context, connID, only, from string) ([]streamRef, error) {
+	query, args := `SELECT id, name FROM streams WHERE connection_id = ? AND name >= ? ORDER BY name`, []any{connID, from}
+	if only != "" {
+		query, args = `SELECT id, name FROM streams WHERE connection_id = ? AND name = ? AND name >= ?`, []any{connID, only, from}
+	}
+	rows, err := s.query(ctx, s.r, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []streamRef
+	for rows.Next() {
+		var st streamRef
+		if err := rows.Scan(&st.id, &st.name); err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// listStream appends up to n records of stream st after id past to page,
+// and their ids to ids.
+func (s *Store) listStream(ctx context.Context, connID string, st streamRef, past int64, n int, page *store.RecordPage, ids *[]int64) error {
+	rows, err := s.query(ctx, s.r, `SELECT r.id, r.key, r.data, b.run_id, b.updated_at
+		FROM records r JOIN record_batches b ON b.id = r.batch_id
+		WHERE r.stream_id = ? AND r.id > ? ORDER BY r.id LIMIT ?`, st.id, past, n)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := store.StoredRecord{ConnectionID: connID, Stream: st.name}
+		var id int64
+		if err := rows.Scan(&id, &r.Key, (*[]byte)(&r.Data), &r.RunID, timeCol{&r.UpdatedAt}); err != nil {
+			return err
+		}
+		page.Records = append(page.Records, r)
+		*ids = append(*ids, id)
+	}
+	return rows.Err()
 }

@@ -64,8 +64,8 @@ func (s *Store) Statements() uint64 { return s.statements.Load() }
 // prepares each on a connection the first time it runs there and reuses it
 // after, in and out of transactions, which spares re-parsing every query
 // (most of the cost of a point read on SQLite). The set of query texts is
-// bounded: filters combine a handful of columns and record INSERTs have at
-// most recordChunk rows.
+// bounded: filters combine a handful of columns and record upserts come
+// in recordChunkBits+1 sizes (see recordUpserts).
 type stmtCache struct {
 	mu sync.Mutex
 	m  map[string]*sql.Stmt

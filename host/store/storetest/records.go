@@ -356,3 +356,69 @@ func testCheckpointReset(t *testing.T, f *fixture) {
 		t.Errorf("reset under an expired lease = %v, %v", ok, err)
 	}
 }
+
+// testListRecordsAcrossStreams: each stream lists in its own emit order,
+// whatever batch or run first wrote it; a stream added later still lists
+// by its name; rewrites in one stream move nothing in another; and every
+// page size, including ones that end exactly at a stream's last record,
+// reads each record once.
+func testListRecordsAcrossStreams(t *testing.T, f *fixture) {
+	c := f.connection("alpha")
+	other := f.connection("beta")
+	r := f.runningRun(c.ID)
+	ro := f.runningRun(other.ID)
+	f.commit(c.ID, r.ID, "m", 1, nil, "9", "3", "7")
+	f.commit(other.ID, ro.ID, "m", 1, nil, "1", "2") // same stream name, another connection
+	f.commit(c.ID, r.ID, "z", 1, nil, "b", "a")
+	// One batch across streams, one of them new and first by name: the
+	// rewritten keys keep their places, the new ones follow in batch order.
+	err := f.s.CommitBatch(f.ctx, c.ID, r.ID, []store.Record{
+		{Stream: "z", Key: "c", Data: json.RawMessage(`2`)},
+		{Stream: "m", Key: "3", Data: json.RawMessage(`2`)},
+		{Stream: "a", Key: "q", Data: json.RawMessage(`2`)},
+		{Stream: "m", Key: "1", Data: json.RawMessage(`2`)},
+		{Stream: "z", Key: "b", Data: json.RawMessage(`2`)},
+		{Stream: "a", Key: "p", Data: json.RawMessage(`2`)},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.commit(c.ID, r.ID, "m", 3, nil, "9", "0")
+	all := []string{"a/q", "a/p", "m/9", "m/3", "m/7", "m/1", "m/0", "z/b", "z/a", "z/c"}
+	key := func(rec store.StoredRecord) string { return rec.Stream + "/" + rec.Key }
+	for _, tc := range []struct {
+		stream string
+		want   []string
+	}{
+		{"", all},
+		{"a", all[:2]},
+		{"m", all[2:7]},
+		{"z", all[7:]},
+	} {
+		for _, limit := range []int{1, 2, 3, 5, 7, 10, 11} {
+			t.Run(fmt.Sprintf("stream %q limit %d", tc.stream, limit), func(t *testing.T) {
+				got := readAllPages(t, limit, 2*len(all), func(cursor string) ([]store.StoredRecord, string) {
+					page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: c.ID, Stream: tc.stream, Cursor: cursor, Limit: limit}))(t)
+					return page.Records, page.Next
+				}, key)
+				diff(t, "order", tc.want, got)
+			})
+		}
+	}
+	// The last write of each key wins, with the run that wrote it.
+	byKey := map[string]store.StoredRecord{}
+	for _, rec := range f.allRecords(c.ID, "") {
+		byKey[key(rec)] = rec
+	}
+	for k, want := range map[string]string{"m/9": `{"k":"9","v":3}`, "m/3": `2`, "m/7": `{"k":"7","v":1}`, "z/b": `2`} {
+		got := byKey[k]
+		diff(t, k, json.RawMessage(want), got.Data)
+		if got.RunID != r.ID || got.ConnectionID != c.ID {
+			t.Errorf("%s = %+v, want a record of run %s", k, got, r.ID)
+		}
+	}
+	diff(t, "the other connection", []string{"m/1", "m/2"}, readAllPages(t, 1, 4, func(cursor string) ([]store.StoredRecord, string) {
+		page := must(f.s.ListRecords(f.ctx, store.RecordQuery{ConnectionID: other.ID, Cursor: cursor, Limit: 1}))(t)
+		return page.Records, page.Next
+	}, key))
+}

@@ -88,6 +88,7 @@ func Run(t *testing.T, open Opener) {
 		{"CheckpointReset", testCheckpointReset},
 		{"ListRecordsPaging", testListRecordsPaging},
 		{"ListRecordsEmitOrder", testListRecordsEmitOrder},
+		{"ListRecordsAcrossStreams", testListRecordsAcrossStreams},
 		{"Audit", testAudit},
 		{"AuditAppendOnlyAPI", testAuditAppendOnlyAPI},
 		{"AuditPaging", testAuditPaging},
