@@ -125,7 +125,10 @@ func (e *bench) ingestPostgres(ctx context.Context, _ int) (_ ingestResult, err 
 	}
 	c, err := pgx.Connect(ctx, dsn)
 	if err == nil {
-		err = c.QueryRow(ctx, "SELECT pg_total_relation_size('records')").Scan(&res.bytes)
+		// The record tables of any store version: records alone before
+		// migration 6, records, streams and record_batches since.
+		err = c.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(to_regclass(n))), 0)::bigint
+			FROM unnest(ARRAY['records', 'streams', 'record_batches']) AS t(n) WHERE to_regclass(n) IS NOT NULL`).Scan(&res.bytes)
 		c.Close(context.Background())
 	}
 	if err != nil {
