@@ -8,25 +8,27 @@
 // pluginimage.Image, a sealed in-memory copy hashed as it is copied. The
 // image is started once through the Describer (the launcher, which runs it
 // with the allowlisted environment only), and its manifest validated with
-// manifest.Validate. A file that is
-// not a plugin, a manifest that breaks a rule, and a connector key declared
-// by more than one file are each reported as a *ScanError naming the file
-// and the manifest field; the rest of the directory still loads. A
-// duplicated key loads from none of its files: picking one by file name
-// would silently run a binary the operator may not have meant.
+// manifest.Validate. A file that is not a plugin, a manifest that breaks a
+// rule, and a connector key declared by more than one file are each
+// reported as a *ScanError naming the file and the manifest field; the
+// rest of the directory still loads. A duplicated key loads from none of
+// its files: picking one by file name would silently run a binary the
+// operator may not have meant.
 //
 // The catalog pins what it saw. Each Entry carries its Image, and every
 // launch of the entry execs that image: the bytes that run are the bytes
-// that were hashed, and a launch reads nothing but a stat of the file. A
-// file changed on disk after the scan (other bytes, gone, unreadable) is
-// found by the next launch, which is refused with plugin_checksum_mismatch;
-// the change is logged and given to Options.OnChange once, and the next
-// rescan pins the new file. A touched file holding the same bytes still
-// launches. Replace closes the images of the entries it replaces; a launch
-// holding one keeps it until its child is gone. Entry.Verify checks a
-// binary the same way on demand, and Catalog.Diff compares a scan with the
-// registrations of a previous boot so the host can audit
-// re-registrations. The catalog does not store anything itself.
+// that were hashed. A launch stats the file and reads it again only when
+// the stat shows it changed; a touched file holding the same bytes still
+// launches. A file changed on disk after the scan (other bytes, gone,
+// unreadable) refuses the launch with plugin_checksum_mismatch; the change
+// is logged and given to Options.OnChange once, and the next rescan pins
+// the new file. An image holds its binary in memory for as long as its
+// entry is catalogued (or a launch uses it): Replace closes the images of
+// the entries it replaces, and a launch holding one keeps it until its
+// child is gone. Entry.Verify checks a binary the same way on demand, and
+// Catalog.Diff compares a scan with the registrations of a previous boot
+// so the host can audit re-registrations. The catalog does not store
+// anything itself.
 package catalog
 
 import (
