@@ -2,22 +2,33 @@
 // serves which connector key, the manifest it declared, and the SHA-256 the
 // host pinned for it.
 //
-// Scan reads a plugin directory once, at boot. Every regular executable file
-// in it (symlinks followed; hidden files, directories and files without an
-// execute bit skipped) is hashed, started once through a Describer pinned to
-// that hash (the launcher, which runs it with the allowlisted environment
-// only), and its manifest validated with manifest.Validate. A file that is
-// not a plugin, a manifest that breaks a rule, and a connector key declared
-// by more than one file are each reported as a *ScanError naming the file
-// and the manifest field; the rest of the directory still loads. A
-// duplicated key loads from none of its files: picking one by file name
-// would silently run a binary the operator may not have meant.
+// Scan reads a plugin directory at boot and at each rescan. Every regular
+// executable file in it (symlinks followed; hidden files, directories and
+// files without an execute bit skipped) is pinned: read once into a
+// pluginimage.Image, a sealed in-memory copy hashed as it is copied. The
+// image is started once through the Describer (the launcher, which runs it
+// with the allowlisted environment only), and its manifest validated with
+// manifest.Validate. A file that is not a plugin, a manifest that breaks a
+// rule, and a connector key declared by more than one file are each
+// reported as a *ScanError naming the file and the manifest field; the
+// rest of the directory still loads. A duplicated key loads from none of
+// its files: picking one by file name would silently run a binary the
+// operator may not have meant.
 //
-// The catalog pins what it saw. Entry.Verify re-hashes a binary to detect
-// one changed under a running host (the launcher refuses such a binary on
-// its own too), and Catalog.Diff compares a scan with the registrations of
-// a previous boot so the host can audit re-registrations. The catalog does
-// not store anything itself.
+// The catalog pins what it saw. Each Entry carries its Image, and every
+// launch of the entry execs that image: the bytes that run are the bytes
+// that were hashed. A launch stats the file and reads it again only when
+// the stat shows it changed; a touched file holding the same bytes still
+// launches. A file changed on disk after the scan (other bytes, gone,
+// unreadable) refuses the launch with plugin_checksum_mismatch; the change
+// is logged and given to Options.OnChange once, and the next rescan pins
+// the new file. An image holds its binary in memory for as long as its
+// entry is catalogued (or a launch uses it): Replace closes the images of
+// the entries it replaces, and a launch holding one keeps it until its
+// child is gone. Entry.Verify checks a binary the same way on demand, and
+// Catalog.Diff compares a scan with the registrations of a previous boot
+// so the host can audit re-registrations. The catalog does not store
+// anything itself.
 package catalog
 
 import (
@@ -39,6 +50,7 @@ import (
 
 	"github.com/connhost/connhost/host/configschema"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/pluginimage"
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/hashicorp/go-hclog"
 )
@@ -51,10 +63,10 @@ var (
 	ErrInvalidOptions = errors.New("catalog: invalid options")
 )
 
-// Describer starts a plugin binary pinned to a checksum and returns the
-// manifest it declares. *launch.Launcher satisfies it.
+// Describer starts a pinned plugin binary and returns the manifest it
+// declares. *launch.Launcher satisfies it.
 type Describer interface {
-	Describe(ctx context.Context, path string, sha256 []byte) (manifest.Manifest, error)
+	Describe(ctx context.Context, im *pluginimage.Image) (manifest.Manifest, error)
 }
 
 // DefaultParallelism is how many binaries Scan describes at once.
@@ -81,6 +93,14 @@ type Options struct {
 	// DescribeTimeout bounds each binary's Describe. Default
 	// DefaultDescribeTimeout.
 	DescribeTimeout time.Duration
+	// ImageDir holds the pinned copies of the binaries where the system
+	// has no executable memfd (see pluginimage). Default os.TempDir().
+	ImageDir string
+	// OnChange, when set, is told once per change of a catalogued binary
+	// on disk that a launch (or Entry.Verify) found; the change is logged
+	// too. It is called on the launching goroutine and should return
+	// quickly.
+	OnChange func(key string, change *pluginimage.ChangedError)
 }
 
 // Validate reports a field that cannot work.
@@ -90,6 +110,9 @@ func (o Options) Validate() error {
 	}
 	if o.DescribeTimeout < 0 {
 		return fmt.Errorf("%w: DescribeTimeout is negative", ErrInvalidOptions)
+	}
+	if o.ImageDir != "" && !filepath.IsAbs(o.ImageDir) {
+		return fmt.Errorf("%w: ImageDir %q is not absolute", ErrInvalidOptions, o.ImageDir)
 	}
 	return nil
 }
@@ -102,9 +125,11 @@ type Entry struct {
 	Manifest manifest.Manifest
 	// Path is the binary, as found in the plugin directory.
 	Path string
-	// SHA256 is the checksum pinned at scan time; every launch is verified
-	// against it.
+	// SHA256 is the checksum pinned at scan time.
 	SHA256 []byte
+	// Image is the binary pinned at SHA256, the copy every launch execs
+	// (nil for an entry not made by Scan). Entries share it.
+	Image *pluginimage.Image
 	// ScannedAt is when the binary was described.
 	ScannedAt time.Time
 	// Config is the manifest's config schema, compiled (nil: none, every
@@ -115,9 +140,21 @@ type Entry struct {
 // Checksum returns SHA256 in hex.
 func (e Entry) Checksum() string { return hex.EncodeToString(e.SHA256) }
 
-// Verify re-hashes the binary and returns a plugin_checksum_mismatch
-// *failure.Error if it changed (or vanished) since it was catalogued.
+// Verify returns a plugin_checksum_mismatch *failure.Error if the binary
+// changed (or vanished) since it was catalogued. With an Image it checks
+// as a launch does (a stat; a re-hash only if the file's identity
+// changed); without one it re-hashes the file.
 func (e Entry) Verify() error {
+	if e.Image != nil {
+		if err := e.Image.Verify(); err != nil {
+			return &failure.Error{
+				Code:    failure.PluginChecksumMismatch,
+				Message: fmt.Sprintf("connector %s: %v", e.Key, err),
+				Err:     err,
+			}
+		}
+		return nil
+	}
 	sum, err := hashFile(e.Path)
 	if err != nil {
 		return &failure.Error{
@@ -134,7 +171,8 @@ func (e Entry) Verify() error {
 	return nil
 }
 
-// clone returns a deep copy, so callers cannot change the catalog.
+// clone returns a deep copy, so callers cannot change the catalog. The
+// Image is shared: it is immutable.
 func (e Entry) clone() Entry {
 	e.SHA256 = slices.Clone(e.SHA256)
 	m := &e.Manifest
@@ -207,8 +245,36 @@ func (c *Catalog) st() *state {
 }
 
 // Replace makes c hold next's content at once (a rescan of the plugin
-// directory). Entries handed out before keep what they held.
-func (c *Catalog) Replace(next *Catalog) { c.cur.Store(next.st()) }
+// directory) and closes the images of the entries it replaced (those next
+// does not hold). Entries handed out before keep what they held: a launch
+// already holding an image keeps it until its child is gone, and one
+// started from an older entry verifies a copy of its own.
+func (c *Catalog) Replace(next *Catalog) {
+	ns := next.st()
+	if old := c.cur.Swap(ns); old != nil && old != ns {
+		old.closeImages(ns)
+	}
+}
+
+// Close closes the images of c's entries; c must not be used afterwards.
+func (c *Catalog) Close() {
+	if s := c.cur.Swap(nil); s != nil {
+		s.closeImages(nil)
+	}
+}
+
+// closeImages closes the images of s's entries that keep does not hold.
+func (s *state) closeImages(keep *state) {
+	for key, e := range s.entries {
+		if e.Image == nil {
+			continue
+		}
+		if keep != nil && keep.entries[key].Image == e.Image {
+			continue
+		}
+		e.Image.Close()
+	}
+}
 
 // Scan catalogues the plugins in dir. It returns a catalog of every plugin
 // that loaded and one error per file that did not (a *ScanError), or a
@@ -269,7 +335,7 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 			defer func() { <-sem }()
 			dctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			e, err := describe(dctx, path, d, opts.CheckSchedule)
+			e, err := describe(dctx, path, d, opts, log)
 			if err != nil && dctx.Err() != nil && ctx.Err() == nil {
 				err = &ScanError{File: path, Err: &failure.Error{Code: failure.PluginDescribeTimeout, Err: err,
 					Message: fmt.Sprintf("plugin did not answer Describe within %s (the scan's deadline per plugin)", timeout)}}
@@ -291,10 +357,12 @@ func Scan(ctx context.Context, dir string, d Describer, opts Options) (*Catalog,
 	}
 	for key, idx := range byKey {
 		if len(idx) == 1 {
-			c.entries[key] = results[idx[0]].entry
+			e := results[idx[0]].entry
+			c.entries[key] = e
 			continue
 		}
 		for _, i := range idx {
+			results[i].entry.Image.Close()
 			var others []string
 			for _, j := range idx {
 				if j != i {
@@ -368,16 +436,39 @@ func skipReason(name, path string) string {
 	return ""
 }
 
-// describe hashes, describes and validates one binary.
-func describe(ctx context.Context, path string, d Describer, check manifest.ScheduleChecker) (Entry, error) {
-	sum, err := hashFile(path)
+// describe pins, describes and validates one binary. The entry it
+// returns holds the image; on error the image is closed.
+func describe(ctx context.Context, path string, d Describer, opts Options, log hclog.Logger) (_ Entry, err error) {
+	var key atomic.Pointer[string] // set once the binary is a connector
+	im, err := pluginimage.Pin(path, pluginimage.Options{TempDir: opts.ImageDir, OnChange: func(ce *pluginimage.ChangedError) {
+		k := key.Load()
+		if k == nil {
+			return // found while describing: the scan rejects the file
+		}
+		args := []any{"connector", *k, "path", ce.Path, "pinned_sha256", hex.EncodeToString(ce.Pinned)}
+		if ce.Found != nil {
+			args = append(args, "found_sha256", hex.EncodeToString(ce.Found))
+		} else {
+			args = append(args, "error", ce.Err)
+		}
+		log.Error("plugin binary changed on disk since it was catalogued; its launches are refused until a rescan", args...)
+		if opts.OnChange != nil {
+			opts.OnChange(*k, ce)
+		}
+	}})
 	if err != nil {
 		return Entry{}, &ScanError{File: path, Err: err}
 	}
-	m, err := d.Describe(ctx, path, sum)
+	defer func() {
+		if err != nil {
+			im.Close()
+		}
+	}()
+	m, err := d.Describe(ctx, im)
 	if err != nil {
 		return Entry{}, &ScanError{File: path, Err: err}
 	}
+	check := opts.CheckSchedule
 	if err := m.Validate(check); err != nil {
 		se := &ScanError{File: path, Err: err}
 		var fe *manifest.FieldError
@@ -390,7 +481,9 @@ func describe(ctx context.Context, path string, d Describer, check manifest.Sche
 	if err != nil {
 		return Entry{}, &ScanError{File: path, Field: "config_schema", Err: err}
 	}
-	return Entry{Key: m.ConnectorKey, Manifest: m, Path: path, SHA256: sum, Config: schema}, nil
+	k := m.ConnectorKey
+	key.Store(&k)
+	return Entry{Key: m.ConnectorKey, Manifest: m, Path: path, SHA256: im.SHA256(), Image: im, Config: schema}, nil
 }
 
 func hashFile(path string) ([]byte, error) {

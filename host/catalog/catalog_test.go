@@ -21,6 +21,7 @@ import (
 
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/launch"
+	"github.com/connhost/connhost/host/pluginimage"
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/go-hclog"
@@ -101,11 +102,11 @@ func fileSum(t *testing.T, path string) []byte {
 // describer is a Describer fake with a func field; the tests wrap the real
 // launcher with it to see what the catalog asks for.
 type describer struct {
-	describe func(ctx context.Context, path string, sum []byte) (manifest.Manifest, error)
+	describe func(ctx context.Context, im *pluginimage.Image) (manifest.Manifest, error)
 }
 
-func (d describer) Describe(ctx context.Context, path string, sum []byte) (manifest.Manifest, error) {
-	return d.describe(ctx, path, sum)
+func (d describer) Describe(ctx context.Context, im *pluginimage.Image) (manifest.Manifest, error) {
+	return d.describe(ctx, im)
 }
 
 var _ Describer = describer{}
@@ -121,11 +122,11 @@ func recording(t *testing.T) (Describer, func() map[string][]byte) {
 	}
 	var mu sync.Mutex
 	seen := map[string][]byte{}
-	d := describer{describe: func(ctx context.Context, path string, sum []byte) (manifest.Manifest, error) {
+	d := describer{describe: func(ctx context.Context, im *pluginimage.Image) (manifest.Manifest, error) {
 		mu.Lock()
-		seen[filepath.Base(path)] = sum
+		seen[filepath.Base(im.Path())] = im.SHA256()
 		mu.Unlock()
-		return l.Describe(ctx, path, sum)
+		return l.Describe(ctx, im)
 	}}
 	return d, func() map[string][]byte {
 		mu.Lock()
@@ -408,48 +409,197 @@ func TestScanRejectsInvalidOptions(t *testing.T) {
 	}
 }
 
-// TestChecksumChangeDetected changes a catalogued binary under the host:
-// Verify reports plugin_checksum_mismatch, and so does a launch pinned to
-// the catalogued checksum; removing the binary is reported the same way.
-func TestChecksumChangeDetected(t *testing.T) {
+// A catalogued binary changed under the host. A touch (same bytes) still
+// launches. Other bytes refuse every launch of the entry with
+// plugin_checksum_mismatch naming the path and both sums, Verify says the
+// same, and the change is logged and given to OnChange once, not once per
+// refused launch. A rescan pins the new binary, whose launches run it; the
+// old entry's image is closed and its launches still refused. A removed
+// binary is a change too.
+func TestChangedBinary(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
 	dir := t.TempDir()
 	path := plant(t, dir, "alpha", good("alpha"))
 	l, err := launch.New(launch.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, errs := Scan(context.Background(), dir, l, Options{})
+	var (
+		mu      sync.Mutex
+		changes []string
+		logs    syncBuffer
+	)
+	opts := Options{
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs}),
+		OnChange: func(key string, ce *pluginimage.ChangedError) {
+			mu.Lock()
+			defer mu.Unlock()
+			changes = append(changes, fmt.Sprintf("%s %s %x %x %v", key, ce.Path, ce.Pinned, ce.Found, ce.Err != nil))
+		},
+	}
+	c, errs := Scan(ctx, dir, l, opts)
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
 	e, ok := c.Get("alpha")
-	if !ok {
-		t.Fatal("alpha not catalogued")
+	if !ok || e.Image == nil || !bytes.Equal(e.Image.SHA256(), e.SHA256) {
+		t.Fatalf("alpha = %+v, %v: want an entry holding its image", e, ok)
 	}
-	if err := e.Verify(); err != nil {
-		t.Fatalf("Verify before the change: %v", err)
-	}
+	pinned := fileSum(t, path)
 
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, future, future); err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte("a newer build"))
-	f.Close()
+	if _, err := l.Describe(ctx, e.Image); err != nil {
+		t.Errorf("launch of a touched binary: %v", err)
+	}
+	if err := e.Verify(); err != nil {
+		t.Errorf("Verify of a touched binary: %v", err)
+	}
 
+	newer := plant(t, t.TempDir(), "alpha", with("alpha", func(m *manifest.Manifest) { m.Version = "2.0.0" }))
+	if err := os.Rename(newer, path); err != nil {
+		t.Fatal(err)
+	}
+	found := fileSum(t, path)
+	for i := range 3 {
+		_, err := l.Describe(ctx, e.Image)
+		var fe *failure.Error
+		if !errors.As(err, &fe) || fe.Code != failure.PluginChecksumMismatch ||
+			!strings.Contains(fe.Message, path) || !strings.Contains(fe.Message, fmt.Sprintf("%x", pinned)) ||
+			!strings.Contains(fe.Message, fmt.Sprintf("%x", found)) {
+			t.Fatalf("launch #%d after the change = %v, want plugin_checksum_mismatch naming %s and both sums", i+1, err, path)
+		}
+	}
 	if err := e.Verify(); !failure.Has(err, failure.PluginChecksumMismatch) {
 		t.Errorf("Verify after the change = %v, want plugin_checksum_mismatch", err)
 	}
-	if _, err := l.Describe(context.Background(), e.Path, e.SHA256); !failure.Has(err, failure.PluginChecksumMismatch) {
-		t.Errorf("launch after the change = %v, want plugin_checksum_mismatch", err)
+	want := []string{fmt.Sprintf("alpha %s %x %x false", path, pinned, found)}
+	mu.Lock()
+	if diff := cmp.Diff(want, changes); diff != "" {
+		t.Errorf("changes reported (-want +got):\n%s", diff)
 	}
+	mu.Unlock()
+	if n := strings.Count(logs.String(), "plugin binary changed on disk"); n != 1 {
+		t.Errorf("change logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	next, errs := Scan(ctx, dir, l, opts)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	c.Replace(next)
+	e2, _ := c.Get("alpha")
+	if !bytes.Equal(e2.SHA256, found) {
+		t.Errorf("rescanned sha256 %x, want %x", e2.SHA256, found)
+	}
+	if m, err := l.Describe(ctx, e2.Image); err != nil || m.Version != "2.0.0" {
+		t.Errorf("launch after the rescan = %q, %v; want the new build, 2.0.0", m.Version, err)
+	}
+	if _, err := e.Image.Acquire(); !errors.Is(err, pluginimage.ErrClosed) {
+		t.Errorf("the replaced image's Acquire = %v, want ErrClosed", err)
+	}
+	if _, err := l.Describe(ctx, e.Image); !failure.Has(err, failure.PluginChecksumMismatch) {
+		t.Errorf("launch of the replaced entry = %v, want plugin_checksum_mismatch", err)
+	}
+
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Verify(); !failure.Has(err, failure.PluginChecksumMismatch) {
+	if err := e2.Verify(); !failure.Has(err, failure.PluginChecksumMismatch) {
 		t.Errorf("Verify after removal = %v, want plugin_checksum_mismatch", err)
 	}
+	if _, err := l.Describe(ctx, e2.Image); !failure.Has(err, failure.PluginChecksumMismatch) {
+		t.Errorf("launch after removal = %v, want plugin_checksum_mismatch", err)
+	}
+	mu.Lock()
+	if len(changes) != 2 || !strings.HasSuffix(changes[1], " true") {
+		t.Errorf("changes = %q, want the removal reported as a second change", changes)
+	}
+	mu.Unlock()
+	c.Close()
+}
+
+// Every file is read once at a scan, into one image per catalogued
+// entry; the images of rejected files are closed at once, and those of
+// replaced entries when a rescan replaces them.
+func TestScanImagesLifetime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	plant(t, dir, "lifetime-alpha", good("alpha"))
+	plant(t, dir, "lifetime-dup1", good("dup"))
+	plant(t, dir, "lifetime-dup2", good("dup"))
+	plant(t, dir, "lifetime-bad", with("bad", func(m *manifest.Manifest) { m.Version = "" }))
+	l, err := launch.New(launch.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, errs := Scan(ctx, dir, l, Options{})
+	if len(errs) != 3 {
+		t.Fatalf("errs = %v, want the two duplicates and the bad manifest", errs)
+	}
+	if got := imageFDs(t, "lifetime-"); len(got) != 1 || !strings.Contains(got[0], "lifetime-alpha") {
+		t.Fatalf("memfds after the scan: %q, want alpha's only", got)
+	}
+	old, _ := c.Get("alpha")
+	next, _ := Scan(ctx, dir, l, Options{})
+	c.Replace(next)
+	if got := imageFDs(t, "lifetime-"); len(got) != 1 {
+		t.Errorf("memfds after the rescan: %q, want the new alpha's only", got)
+	}
+	if _, err := old.Image.Acquire(); !errors.Is(err, pluginimage.ErrClosed) {
+		t.Errorf("replaced image's Acquire = %v, want ErrClosed", err)
+	}
+	c.Replace(next) // the same content again closes nothing
+	if e, _ := c.Get("alpha"); e.Image == nil {
+		t.Fatal("alpha lost its image")
+	} else if lease, err := e.Image.Acquire(); err != nil {
+		t.Errorf("Acquire after replacing a catalog with itself: %v", err)
+	} else {
+		lease.Release()
+	}
+	c.Close()
+	if got := imageFDs(t, "lifetime-"); len(got) != 0 {
+		t.Errorf("memfds after Close: %q", got)
+	}
+}
+
+// imageFDs returns the memfd links of this process's descriptors whose
+// name starts with prefix.
+func imageFDs(t *testing.T, prefix string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if link, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(link, "/memfd:connhost:"+prefix) {
+			out = append(out, link)
+		}
+	}
+	return out
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // fromEntries is a catalog holding es.

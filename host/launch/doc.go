@@ -1,6 +1,6 @@
 // Package launch starts connector plugins: one child process per call, over
 // hashicorp/go-plugin's gRPC transport, with an environment built
-// explicitly, a pinned checksum, a deadline, and nothing left behind.
+// explicitly, a pinned binary, a deadline, and nothing left behind.
 //
 // # Environment
 //
@@ -18,16 +18,24 @@
 //
 // Every call (Describe, Check, Run) goes through the same steps:
 //
-//  1. The binary is copied into a private, immutable place while being
-//     hashed with a fresh SHA-256, and the copy is compared with the pinned
-//     checksum. On Linux the copy is a sealed memfd, exec'd as
-//     /proc/self/fd/3; elsewhere (or where executable memfds are forbidden)
-//     it is a 0500 file in a fresh 0700 directory, removed after the call.
-//     The launcher execs exactly the bytes it hashed. go-plugin's
-//     SecureConfig hashes a path and then execs that path, leaving a window
-//     in which the binary can be swapped; it is not used. The cost is one
-//     copy of the binary per launch (memory while the child runs); see
-//     BenchmarkLaunch.
+//  1. The launch gets the exact bytes it will exec. A Spec with an Image
+//     (every catalog entry has one: see package pluginimage) execs that
+//     image, the binary as the catalog read and hashed it once into a
+//     sealed, read-only memfd (elsewhere, or where executable memfds are
+//     forbidden, a 0500 file in a private 0700 directory). The launch
+//     only stats the binary's path: if its identity (device, inode, size,
+//     times) changed since it was pinned, it is hashed again, and a file
+//     with other bytes, gone or unreadable refuses the launch with
+//     plugin_checksum_mismatch before any child starts (the same bytes,
+//     such as a touch, launch). Concurrent launches share the image; it is
+//     passed to each child as its fd 3 and exec'd as /proc/self/fd/3, and
+//     held until the call ends. A Spec without an Image (or whose image a
+//     rescan closed meanwhile) gets a copy of its own, hashed with a fresh
+//     SHA-256 while copied and compared with Spec.SHA256: the cost of
+//     reading the whole binary on that launch. Either way the launcher
+//     execs exactly the bytes it hashed: go-plugin's SecureConfig hashes a
+//     path and then execs that path, leaving a window in which the binary
+//     can be swapped; it is not used. See BenchmarkLaunch and BenchmarkPin.
 //  2. go-plugin starts the child through a RunnerFunc: gRPC only, the
 //     connhost handshake and VersionedPlugins, SkipHostEnv, mutual TLS
 //     (below) unless Config.DisableAutoMTLS. The runner gives the child no stdin
@@ -110,7 +118,8 @@
 // Launch failures are *failure.Error values:
 //
 //	plugin_checksum_mismatch  the binary does not hash to the pinned sum,
-//	                          or is gone or unreadable
+//	                          or is gone or unreadable; the message names
+//	                          the path and the pinned and found sums
 //	plugin_handshake_failed   the child is not a connhost plugin, printed
 //	                          something else first, exited or hung before
 //	                          the handshake (retryable when it timed out)

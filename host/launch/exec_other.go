@@ -7,12 +7,6 @@ import (
 	"syscall"
 )
 
-// newPrivateExec returns the verified copy of src, written to a private
-// directory (this system has no memfd).
-func newPrivateExec(src string, want []byte, name, tempDir string) (*privateExec, error) {
-	return dirExec(src, want, name, tempDir)
-}
-
 // sysProcAttr puts the child in its own process group. Pdeathsig is
 // Linux-only: here a child outlives a host that dies without cleaning up.
 func sysProcAttr() *syscall.SysProcAttr {

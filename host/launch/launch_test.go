@@ -648,7 +648,7 @@ func TestDescribeRunsWithAllowlistOnly(t *testing.T) {
 		Streams:      []manifest.Stream{{Name: "env", KeyFields: []string{"name"}}, {Name: "events", KeyFields: []string{"id"}}},
 	}
 	for i := range 2 {
-		got, err := l.Describe(context.Background(), testconnPath, fileSum(t, testconnPath))
+		got, err := l.Describe(context.Background(), pinned(t, testconnPath))
 		if err != nil {
 			t.Fatalf("Describe #%d: %v", i+1, err)
 		}
@@ -704,7 +704,7 @@ func TestObserveStartReportsEachSuccessfulStart(t *testing.T) {
 	if _, err := l.Check(ctx, spec, wire.CheckRequest{ConnectionID: "conn-1"}); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	if _, err := l.Describe(ctx, spec.Path, spec.SHA256); err != nil {
+	if _, err := l.Describe(ctx, pinned(t, spec.Path)); err != nil {
 		t.Fatalf("Describe: %v", err)
 	}
 	bad := spec

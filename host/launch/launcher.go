@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/pluginimage"
 	"github.com/connhost/connhost/sdk/manifest"
 	"github.com/connhost/connhost/sdk/wire"
 	"github.com/hashicorp/go-hclog"
@@ -142,6 +144,11 @@ type Spec struct {
 	// SHA256 is the checksum the catalog pinned; the launch is refused if
 	// the binary no longer matches it.
 	SHA256 []byte
+	// Image, when set, is the binary pinned at SHA256 (the catalog entry's):
+	// the launch execs it, checking only that the file at Path was not
+	// changed since (a stat). Nil: the launch makes and verifies a copy of
+	// its own, reading the whole binary.
+	Image *pluginimage.Image
 	// Env is the child's whole environment, built with BuildEnv. Nothing
 	// from the host's environment is added to it.
 	Env []string
@@ -162,6 +169,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("%w: SHA256 has %d bytes, want 32", ErrInvalidSpec, len(s.SHA256))
 	case s.Timeout < 0:
 		return fmt.Errorf("%w: Timeout is negative", ErrInvalidSpec)
+	case s.Image != nil && (s.Image.Path() != s.Path || !bytes.Equal(s.Image.SHA256(), s.SHA256)):
+		return fmt.Errorf("%w: Image is not Path pinned at SHA256", ErrInvalidSpec)
 	}
 	for i, kv := range s.Env {
 		if name, _, ok := strings.Cut(kv, "="); !ok || !validName(name) {
@@ -196,12 +205,13 @@ func New(cfg Config) (*Launcher, error) {
 	return l, nil
 }
 
-// Describe starts the plugin at path, verified against sha256, with only the
-// allowlisted host environment, and returns its manifest unvalidated.
-func (l *Launcher) Describe(ctx context.Context, path string, sha256 []byte) (manifest.Manifest, error) {
+// Describe starts the pinned binary im with only the allowlisted host
+// environment and returns its manifest unvalidated.
+func (l *Launcher) Describe(ctx context.Context, im *pluginimage.Image) (manifest.Manifest, error) {
 	spec := Spec{
-		Path:   path,
-		SHA256: sha256,
+		Path:   im.Path(),
+		SHA256: im.SHA256(),
+		Image:  im,
 		Env:    BuildEnv(l.cfg.Environ(), EnvSpec{Allowlist: l.cfg.Allowlist, Source: SourceNone}),
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.CallTimeout)
@@ -335,7 +345,7 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 	rl.killedByHost = s.killedByHost
 	s.log = rl
 
-	exe, err := newPrivateExec(spec.Path, spec.SHA256, name, l.cfg.TempDir)
+	exe, err := l.privateExec(spec, name)
 	if err != nil {
 		return nil, s.verifyFailure(err)
 	}
@@ -597,7 +607,7 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 
 // verifyFailure classifies an error from preparing the verified copy.
 func (s *session) verifyFailure(err error) error {
-	var ce *checksumError
+	var ce *pluginimage.ChangedError
 	switch {
 	case errors.As(err, &ce):
 		return &failure.Error{Code: failure.PluginChecksumMismatch, Message: ce.Error(), Err: err}
@@ -763,5 +773,5 @@ func (w *syncSplitter) Flush() {
 
 // Interface guard: the catalog's Describer.
 var _ interface {
-	Describe(context.Context, string, []byte) (manifest.Manifest, error)
+	Describe(context.Context, *pluginimage.Image) (manifest.Manifest, error)
 } = (*Launcher)(nil)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/contain"
+	"github.com/connhost/connhost/host/pluginimage"
 	"github.com/connhost/connhost/sdk/wire"
 	"github.com/hashicorp/go-hclog"
 )
@@ -138,6 +139,17 @@ func fileSum(t testing.TB, path string) []byte {
 	}
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// pinned pins the binary at path for the test's duration.
+func pinned(t testing.TB, path string) *pluginimage.Image {
+	t.Helper()
+	im, err := pluginimage.Pin(path, pluginimage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(im.Close)
+	return im
 }
 
 func hexSum(s string) string {

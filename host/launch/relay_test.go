@@ -114,7 +114,7 @@ func TestDescribeLinesNameTheFile(t *testing.T) {
 	t.Parallel()
 	l, logs := testLauncher(t, Config{})
 	spec, _ := testSpec(t)
-	if _, err := l.Describe(context.Background(), spec.Path, spec.SHA256); err != nil {
+	if _, err := l.Describe(context.Background(), pinned(t, spec.Path)); err != nil {
 		t.Fatalf("Describe: %v", err)
 	}
 	out := logs.String()

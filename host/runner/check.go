@@ -40,7 +40,7 @@ func (r *Runner) Check(ctx context.Context, connectionID string) (CheckResult, e
 		return CheckResult{}, err
 	}
 	env, _ := r.childEnv(entry, res, conn.ID, "", "check")
-	cr, err := r.cfg.Launcher.Check(ctx, launch.Spec{Name: entry.Key, Path: entry.Path, SHA256: entry.SHA256,
+	cr, err := r.cfg.Launcher.Check(ctx, launch.Spec{Name: entry.Key, Path: entry.Path, SHA256: entry.SHA256, Image: entry.Image,
 		Env: env, Secrets: res.Secrets()}, wire.CheckRequest{ConnectionID: conn.ID, Config: conn.Config})
 	out := CheckResult{Valid: err == nil && cr.Valid, Identity: cr.Identity}
 	switch {

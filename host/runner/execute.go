@@ -38,6 +38,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 			Name:    entry.Key,
 			Path:    entry.Path,
 			SHA256:  entry.SHA256,
+			Image:   entry.Image,
 			Env:     env,
 			Secrets: res.Secrets(),
 			Timeout: r.cfg.RunTimeout,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/signal"
@@ -16,6 +17,8 @@ import (
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/pluginimage"
+	"github.com/connhost/connhost/host/store"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -113,6 +116,24 @@ func (r *rescanner) onHangup(ctx context.Context, ch <-chan os.Signal, wg *sync.
 			}
 		}
 	}()
+}
+
+// auditPluginChange returns the catalog's OnChange: a catalogued binary
+// found changed on disk by a launch is audited once per change
+// (plugin.changed, refused) with its path, the pinned sha256 and the one
+// found, or why the file could not be read. Its launches are refused
+// until a rescan pins the file as it is now.
+func auditPluginChange(al *audit.Log) func(string, *pluginimage.ChangedError) {
+	return func(key string, ce *pluginimage.ChangedError) {
+		d := map[string]string{"path": ce.Path, "pinned_sha256": hex.EncodeToString(ce.Pinned)}
+		if ce.Found != nil {
+			d["found_sha256"] = hex.EncodeToString(ce.Found)
+		} else {
+			d["error"] = ce.Err.Error()
+		}
+		al.Record(context.Background(), audit.Event{Actor: audit.ActorHost, Operation: "plugin.changed",
+			TargetKind: "connector", TargetID: key, Outcome: store.AuditRefused, Detail: d})
+	}
 }
 
 // hangups returns a channel of the SIGHUPs this process receives from

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -235,5 +237,66 @@ func TestRescanReenrollsAConnectorPutBack(t *testing.T) {
 	slices.Sort(removed)
 	if diff := cmp.Diff([]string{"", "", "demo"}, removed); diff != "" {
 		t.Errorf("rescan audit rows, removed (-want +got):\n%s", diff)
+	}
+}
+
+// A catalogued binary changed on disk under a running host: a touch (the
+// same bytes) still runs; a rebuilt binary fails every run with
+// plugin_checksum_mismatch, is audited once (plugin.changed, with the
+// path and both sums), and runs again once a rescan pins it.
+func TestChangedBinaryIsRefusedAuditedOnceAndRescanned(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig(t)
+	r := start(t, cfg)
+	demo := filepath.Join(cfg.PluginDir, "demo")
+	c := createDemo(r, map[string]any{"records": 1})
+	r.ok(http.StatusOK, "PUT", "/v1/connections/"+c.ID+"/credential",
+		apitypes.CredentialSetRequest{Values: map[string]string{"DEMO_TOKEN": "tok-changed"}}, nil)
+	runOnce := func() apitypes.Run {
+		t.Helper()
+		var run apitypes.Run
+		r.ok(http.StatusAccepted, "POST", "/v1/connections/"+c.ID+"/runs", nil, &run)
+		return r.waitRun(run.ID)
+	}
+	var before apitypes.Connector
+	r.ok(http.StatusOK, "GET", "/v1/connectors/demo", nil, &before)
+
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(demo, future, future); err != nil {
+		t.Fatal(err)
+	}
+	if fin := runOnce(); fin.Status != "succeeded" {
+		t.Fatalf("a run of a touched binary: %+v", fin)
+	}
+
+	rebuild(t, demo)
+	b, err := os.ReadFile(demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := fmt.Sprintf("%x", sha256.Sum256(b))
+	for range 2 {
+		if fin := runOnce(); fin.Status != "failed" || fin.FailureCode != "plugin_checksum_mismatch" ||
+			!strings.Contains(fin.FailureMessage, demo) || !strings.Contains(fin.FailureMessage, found) {
+			t.Fatalf("a run of the changed binary: %+v, want plugin_checksum_mismatch naming %s and %s", fin, demo, found)
+		}
+	}
+	var audit apitypes.List[apitypes.AuditEvent]
+	r.ok(http.StatusOK, "GET", "/v1/audit?operation=plugin.changed", nil, &audit)
+	if len(audit.Items) != 1 {
+		t.Fatalf("plugin.changed audit %+v, want one event", audit.Items)
+	}
+	want := map[string]string{"path": demo, "pinned_sha256": before.SHA256, "found_sha256": found}
+	if ev := audit.Items[0]; ev.TargetID != "demo" || ev.Outcome != "refused" || !cmp.Equal(ev.Detail, want) {
+		t.Errorf("plugin.changed audit %+v, want target demo, refused, detail %v", ev, want)
+	}
+
+	var rep apitypes.RescanReport
+	r.ok(http.StatusOK, "POST", "/v1/connectors/rescan", nil, &rep)
+	if !slices.Equal(rep.Reregistered, []string{"demo"}) {
+		t.Errorf("rescan report %+v, want demo re-registered", rep)
+	}
+	if fin := runOnce(); fin.Status != "succeeded" {
+		t.Errorf("a run after the rescan: %+v", fin)
 	}
 }

@@ -417,7 +417,11 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	}
 	// Scan logs every file it rejects (connector list --all lists them);
 	// the host serves what loaded.
-	h.scan = catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog"), DescribeTimeout: cfg.PluginDescribeTimeout}
+	// Scan pins each binary once (copies for systems without memfd go to
+	// the runtime dir); a launch that finds a catalogued binary changed
+	// on disk is refused, and the change audited once.
+	h.scan = catalog.Options{CheckSchedule: schedule.Check, Logger: log.Named("catalog"), DescribeTimeout: cfg.PluginDescribeTimeout,
+		ImageDir: runtimeDir, OnChange: auditPluginChange(al)}
 	cat, _ := catalog.Scan(ctx, pluginDir, l, h.scan)
 	if _, err := registerConnectors(ctx, st, cat, al, audit.ActorHost, log); err != nil {
 		return nil, err
@@ -736,6 +740,7 @@ func (h *host) shutdown() error {
 	if err := h.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("server: close store: %w", err))
 	}
+	h.rescan.cat.Close()
 	_ = h.contain.Close()
 	if h.runtimeLink[0] != "" {
 		removeShortLink(h.runtimeLink[0], h.runtimeLink[1])
