@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func BenchmarkIngest(b *testing.B) {
 			var total int64
 			var elapsed time.Duration
 			var growth int64
+			var hostCPU, childCPU time.Duration
 			for range b.N {
 				b.StopTimer()
 				h := hosttest.New(b, hosttest.Options{HostEnv: hostEnv(nil), AllowHostEnv: true})
@@ -45,6 +47,7 @@ func BenchmarkIngest(b *testing.B) {
 				}
 				resetPeakRSS(b)
 				before := procStatus(b, "VmRSS")
+				selfBefore, childBefore := cpuTime(syscall.RUSAGE_SELF), cpuTime(syscall.RUSAGE_CHILDREN)
 				b.StartTimer()
 				start := time.Now()
 				var wg sync.WaitGroup
@@ -65,6 +68,8 @@ func BenchmarkIngest(b *testing.B) {
 				wg.Wait()
 				elapsed += time.Since(start)
 				b.StopTimer()
+				hostCPU += cpuTime(syscall.RUSAGE_SELF) - selfBefore
+				childCPU += cpuTime(syscall.RUSAGE_CHILDREN) - childBefore
 				growth = max(growth, procStatus(b, "VmHWM")-before)
 				for i, r := range runs {
 					if errs[i] != nil || r.Records != int64(tt.records) {
@@ -77,8 +82,21 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			b.ReportMetric(float64(total)/elapsed.Seconds(), "records/s")
 			b.ReportMetric(float64(growth)/(1<<20), "rss-growth-MB")
+			// CPU per 1,000 records: the host's, and its reaped plugins'.
+			b.ReportMetric(float64(hostCPU.Microseconds())/float64(total), "host-cpu-ms/krec")
+			b.ReportMetric(float64(childCPU.Microseconds())/float64(total), "plugin-cpu-ms/krec")
 		})
 	}
+}
+
+// cpuTime returns the user and system CPU time of who (RUSAGE_SELF or
+// RUSAGE_CHILDREN).
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procStatus reads a kB field of /proc/self/status, in bytes.
