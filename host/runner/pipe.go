@@ -22,9 +22,10 @@ import (
 //
 // Every run's pipe also takes what it holds from the runner's shared
 // budget (see Config.HostBufferBytes), so many runs at once hold no more
-// than one bound together; the budget is fair (first come, first
-// served), and what a pipe holds is always being committed, so a put that
-// waits for it goes on as soon as any run's commit ends.
+// than one bound together. The budget is fair (first come, first
+// served) and always frees: what holds it is being committed, or queued
+// and pressed to commit when a put waits with no commit under way (see
+// budget.acquire).
 //
 // The queue is a list of segments, each the records received between two
 // checkpoints and, once closed, the checkpoint that ends them. The
