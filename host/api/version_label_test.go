@@ -113,7 +113,8 @@ func TestRunEventsCountReceivedAndCommitted(t *testing.T) {
 			}
 		case "records":
 			records++
-			if d.Received != d.Records || d.Records == 0 {
+			// Received goes on while a commit runs: it is never less.
+			if d.Received < d.Records || d.Records == 0 {
 				t.Errorf("records event received %d, committed %d", d.Received, d.Records)
 			}
 		}

@@ -40,7 +40,8 @@ type Event struct {
 	Records int64 `json:"records,omitempty"`
 	// Received is how many records the host has received from the
 	// connector so far, committed or still pending (KindProgress,
-	// KindRecords): Received - Records are in the next commit's batch.
+	// KindRecords): Received - Records are being committed or wait in the
+	// run's receive buffer.
 	Received int64 `json:"received,omitempty"`
 }
 

@@ -3,7 +3,9 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/connhost/connhost/host/audit"
@@ -28,7 +30,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 	r.publish(runevents.Event{RunID: run.ID, ConnectionID: conn.ID, Kind: runevents.KindStatus, Status: string(store.RunRunning)})
 
 	stopRenew := r.renewLease(ctx, h, conn.ID, run.ID)
-	s := &stream{r: r, ctx: ctx, conn: conn, run: run, connectorKey: entry.Key, perStream: map[string]int64{}}
+	s := r.newStream(ctx, h, conn, run, entry.Key)
 	err := func() error {
 		checkpoint, _, err := r.cfg.Store.GetCheckpoint(ctx, conn.ID)
 		if err != nil {
@@ -47,11 +49,14 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 			Config: conn.Config, Checkpoint: checkpoint,
 		}, s.emit)
 	}()
-	// Records received without a checkpoint are still saved: they are
-	// upserts, so the next run re-emitting them is harmless, and the
-	// checkpoint never moves past them.
-	if ferr := s.flush(nil); ferr != nil && err == nil {
-		err = ferr
+	// Whatever ended the run, the records received are still saved,
+	// those after the last checkpoint too: they are upserts, so the next
+	// run re-emitting them is harmless, and the checkpoint never moves
+	// past them. A failed commit outranks how the launch ended: it is
+	// what the operator must see (a cancel still reads as one, see
+	// classify).
+	if cerr := s.close(); cerr != nil {
+		err = cerr
 	}
 	stopRenew()
 
@@ -75,7 +80,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 		r.cfg.Logger.Error("finish run", "run_id", run.ID, "error", ferr)
 		fin = run
 		fin.Status, fin.FailureCode, fin.FailureMessage = result.Status, result.FailureCode, result.FailureMessage
-		fin.Records = s.total
+		fin.Records = s.committed.Load()
 	}
 	r.release(conn.ID, run.ID)
 
@@ -85,7 +90,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 		outcome = store.AuditFailed
 	}
 	detail := map[string]string{"run_id": run.ID, "trigger": string(req.Trigger), "status": string(result.Status),
-		"records": strconv.FormatInt(s.total, 10)}
+		"records": strconv.FormatInt(s.committed.Load(), 10)}
 	if result.FailureCode != "" {
 		detail["failure_code"] = string(result.FailureCode)
 	}
@@ -96,7 +101,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 		o.RunEnded(string(req.Trigger), result.Status, result.FailureCode, elapsed)
 	}
 	r.cfg.Logger.Info("run finished", "run_id", run.ID, "connection_id", conn.ID, "trigger", string(req.Trigger),
-		"status", string(result.Status), "failure_code", string(result.FailureCode), "records", s.total, "duration", elapsed)
+		"status", string(result.Status), "failure_code", string(result.FailureCode), "records", s.committed.Load(), "duration", elapsed)
 
 	var runErr error
 	if result.Status != store.RunSucceeded {
@@ -148,9 +153,7 @@ func (r *Runner) renewLease(ctx context.Context, h *Handle, connectionID, runID 
 				cancel()
 				switch {
 				case errors.Is(err, store.ErrLeaseNotHeld):
-					r.cfg.Logger.Error("the run's lease was taken back (this host was declared dead); stopping the run",
-						"connection_id", connectionID, "run_id", runID)
-					h.cancel(failure.New(failure.HostCrashed, "the run's lease was taken back: the other hosts declared this host dead"))
+					r.leaseLost(h, connectionID, runID)
 					return
 				case err != nil:
 					r.cfg.Logger.Error("renew lease", "connection_id", connectionID, "run_id", runID, "error", err)
@@ -161,7 +164,18 @@ func (r *Runner) renewLease(ctx context.Context, h *Handle, connectionID, runID 
 	return func() { close(stop); <-done }
 }
 
-// stream receives a run's messages and persists them.
+// leaseLost stops a run whose lease is gone: the other hosts declared
+// this one dead and took its runs back (found by a renewal or a commit).
+func (r *Runner) leaseLost(h *Handle, connectionID, runID string) {
+	r.cfg.Logger.Error("the run's lease was taken back (this host was declared dead); stopping the run",
+		"connection_id", connectionID, "run_id", runID)
+	h.cancel(failure.New(failure.HostCrashed, "the run's lease was taken back: the other hosts declared this host dead"))
+}
+
+// stream receives a run's messages and persists them: emit, on the
+// launcher's receive goroutine, checks each record and queues it in a
+// bounded pipe; the run's committer goroutine commits what is queued, in
+// batches that end at checkpoints (see pipe).
 type stream struct {
 	r            *Runner
 	ctx          context.Context
@@ -169,26 +183,55 @@ type stream struct {
 	run          store.Run
 	connectorKey string
 
-	pending   []store.Record
-	total     int64
-	perStream map[string]int64
+	// lost is called when a commit finds the run's lease gone.
+	lost      func()
+	pipe      *pipe
+	received  atomic.Int64  // records received from the connector
+	committed atomic.Int64  // records committed
+	done      chan struct{} // closed when the committer has stopped
 }
 
+func (r *Runner) newStream(ctx context.Context, h *Handle, conn store.Connection, run store.Run, connectorKey string) *stream {
+	s := &stream{r: r, ctx: ctx, conn: conn, run: run, connectorKey: connectorKey,
+		lost: func() { r.leaseLost(h, conn.ID, run.ID) },
+		pipe: newPipe(r.cfg.BufferRecords, r.cfg.BufferBytes, r.cfg.CommitEvery, r.buffers), done: make(chan struct{})}
+	go s.commitLoop()
+	return s
+}
+
+// emit handles one message. It blocks while the pipe is full, and returns
+// an error, which ends the run, for an invalid record or once a commit
+// failed.
 func (s *stream) emit(m wire.Message) error {
 	switch m.Kind {
 	case wire.KindRecords:
-		for _, rec := range m.Records {
-			s.pending = append(s.pending, store.Record{Stream: rec.Stream, Key: rec.Key, Data: rec.Data})
+		recs := make([]store.Record, 0, len(m.Records))
+		bytes := 0
+		var bad error
+		for i, rec := range m.Records {
+			r, err := store.Record{Stream: rec.Stream, Key: rec.Key, Data: rec.Data}.Check()
+			if err != nil {
+				bad = &failure.Error{Code: failure.Internal, Message: "invalid record " + strconv.Itoa(i) + " of a batch: " + err.Error(), Err: err}
+				break
+			}
+			recs = append(recs, r)
+			bytes += recordBytes(r)
 		}
-		if len(s.pending) >= s.r.cfg.CommitEvery {
-			return s.flush(nil)
+		// Counted before they are queued, so no event ever reads more
+		// committed than received.
+		s.received.Add(int64(len(recs)))
+		if err := s.pipe.put(recs, bytes); err != nil {
+			return s.commitFailure(err)
 		}
+		return bad
 	case wire.KindCheckpoint:
-		return s.flush(m.Checkpoint)
+		if err := s.pipe.putCheckpoint(m.Checkpoint); err != nil {
+			return s.commitFailure(err)
+		}
 	case wire.KindProgress:
 		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindProgress,
 			Stream: m.Progress.Stream, Done: m.Progress.Done, Total: m.Progress.Total, Message: m.Progress.Message,
-			Records: s.total, Received: s.total + int64(len(s.pending))})
+			Records: s.committed.Load(), Received: s.received.Load()})
 	case wire.KindInteraction:
 		s.r.cfg.Logger.Warn("connector asked for an interaction", "run_id", s.run.ID, "connection_id", s.conn.ID,
 			"kind", m.Interaction.Kind, "missing", m.Interaction.Missing)
@@ -198,32 +241,68 @@ func (s *stream) emit(m wire.Message) error {
 	return nil
 }
 
-// flush commits pending records, with checkpoint when non-nil, in one
-// transaction.
-func (s *stream) flush(checkpoint []byte) error {
-	if len(s.pending) == 0 && checkpoint == nil {
+// commitLoop commits the pipe's batches until it is closed and drained or
+// a commit fails.
+func (s *stream) commitLoop() {
+	defer close(s.done)
+	for {
+		b, ok := s.pipe.next()
+		if !ok {
+			return
+		}
+		s.pipe.done(b, s.commit(b))
+	}
+}
+
+// commit commits one batch in one transaction.
+func (s *stream) commit(b batch) error {
+	if len(b.recs) == 0 && b.checkpoint == nil {
 		return nil
 	}
 	// The commit must land even while the run is being cancelled: these
 	// records were already received.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
 	defer cancel()
-	if err := s.r.cfg.Store.CommitBatch(ctx, s.conn.ID, s.run.ID, s.pending, checkpoint); err != nil {
-		return &failure.Error{Code: failure.Internal, Message: "commit records: " + err.Error(), Err: err}
+	if err := s.r.cfg.Store.CommitBatch(ctx, s.conn.ID, s.run.ID, b.recs, b.checkpoint); err != nil {
+		var state *store.RunStateError
+		if errors.Is(err, store.ErrLeaseNotHeld) || errors.As(err, &state) {
+			// Taken back (or ended) elsewhere: the run stops as a lost
+			// renewal stops it.
+			s.lost()
+		}
+		return err
 	}
-	n := len(s.pending)
-	for _, rec := range s.pending {
-		s.perStream[rec.Stream]++
-	}
-	s.total += int64(n)
-	s.pending = s.pending[:0]
+	n := len(b.recs)
+	total := s.committed.Add(int64(n))
 	if n > 0 {
 		if o := s.r.cfg.Observer; o != nil {
 			o.RecordsCommitted(s.connectorKey, n)
 		}
-		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindRecords, Records: s.total, Received: s.total})
+		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindRecords,
+			Records: total, Received: s.received.Load()})
 	}
 	return nil
+}
+
+func (s *stream) commitFailure(err error) error {
+	return &failure.Error{Code: failure.Internal, Message: "commit records: " + err.Error(), Err: err}
+}
+
+// close ends the receive side and waits until everything received is
+// committed. After a failed commit it returns the run's internal failure,
+// saying how many received records were not committed.
+func (s *stream) close() error {
+	s.pipe.close()
+	<-s.done
+	err := s.pipe.failed()
+	if err == nil {
+		return nil
+	}
+	lost := s.received.Load() - s.committed.Load()
+	s.r.cfg.Logger.Error("commit records", "run_id", s.run.ID, "connection_id", s.conn.ID,
+		"not_committed", lost, "error", err)
+	return &failure.Error{Code: failure.Internal, Err: err,
+		Message: fmt.Sprintf("commit records: %v (%d received records were not committed)", err, lost)}
 }
 
 // Recover runs at boot on a store this host owns alone (SQLite), after

@@ -106,10 +106,24 @@ type Config struct {
 	// LeaseTTL is how long a lease lives without renewal (default 1m); it
 	// is renewed every LeaseTTL/3 while the run is alive.
 	LeaseTTL time.Duration
-	// CommitEvery commits buffered records once this many arrive without
-	// a checkpoint (default 5000), bounding memory.
+	// CommitEvery caps the records one commit carries (default
+	// DefaultCommitEvery). A run's committer commits whatever it has
+	// received while the previous commit ran, up to this many records,
+	// in one transaction that ends at the last checkpoint among them.
 	CommitEvery int
-	Events      *runevents.Hub
+	// BufferRecords and BufferBytes bound what each run holds received
+	// and not yet committed, the batch being committed included (default
+	// DefaultBufferRecords, DefaultBufferBytes; bytes count streams, keys,
+	// data and checkpoints). A run that reaches either bound stops
+	// receiving until a commit ends, which stops its plugin's stream.
+	BufferRecords int
+	BufferBytes   int
+	// HostBufferBytes bounds what all the runs of this runner hold
+	// together, counting each record's bytes plus a fixed overhead
+	// (default DefaultHostBufferBytes), so memory stays bounded however
+	// many runs stream at once. A run waits for its share in turn.
+	HostBufferBytes int
+	Events          *runevents.Hub
 	// Bus reaches the other hosts of a shared store: a cancel of a run
 	// this host does not run is sent there, and theirs arrive here
 	// (default notify.None).
@@ -131,6 +145,21 @@ type Config struct {
 	OnHold func(ctx context.Context, connectionID string)
 }
 
+// Ingest defaults (see Config). A run holds up to two commits' worth of
+// records — one committing, the next arriving — and 8 MiB, room for the
+// largest record the SDK sends (4 MiB) beside a full batch. All runs
+// together hold 32 MiB, about 160,000 small records: a hundred runs at
+// once still each reach a checkpoint every 1,000 records (the demo's and
+// the SDK's habit) before the budget presses them to commit early, and
+// commits of fewer than about 1,000 records cost SQLite up to twice as
+// much per record.
+const (
+	DefaultCommitEvery     = 5000
+	DefaultBufferRecords   = 2 * DefaultCommitEvery
+	DefaultBufferBytes     = 8 << 20
+	DefaultHostBufferBytes = 32 << 20
+)
+
 // Validate reports a configuration error.
 func (c *Config) Validate() error {
 	switch {
@@ -144,7 +173,7 @@ func (c *Config) Validate() error {
 		return errors.New("runner: Config.Launcher is required")
 	case c.HostID == "":
 		return errors.New("runner: Config.HostID is required")
-	case c.RunTimeout < 0, c.LeaseTTL < 0, c.CommitEvery < 0, c.BackoffCap < 0:
+	case c.RunTimeout < 0, c.LeaseTTL < 0, c.CommitEvery < 0, c.BufferRecords < 0, c.BufferBytes < 0, c.HostBufferBytes < 0, c.BackoffCap < 0:
 		return errors.New("runner: negative limits")
 	}
 	return nil
@@ -164,7 +193,16 @@ func (c *Config) defaults() {
 		c.LeaseTTL = time.Minute
 	}
 	if c.CommitEvery == 0 {
-		c.CommitEvery = 5000
+		c.CommitEvery = DefaultCommitEvery
+	}
+	if c.BufferRecords == 0 {
+		c.BufferRecords = DefaultBufferRecords
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = DefaultBufferBytes
+	}
+	if c.HostBufferBytes == 0 {
+		c.HostBufferBytes = DefaultHostBufferBytes
 	}
 	if c.Events == nil {
 		c.Events = &runevents.Hub{}
@@ -186,6 +224,8 @@ func (c *Config) defaults() {
 // Runner launches runs.
 type Runner struct {
 	cfg Config
+	// buffers is the budget every run's receive buffer takes from.
+	buffers *budget
 
 	mu       sync.Mutex
 	active   map[string]*Handle // by run id
@@ -202,7 +242,7 @@ func New(cfg Config) (*Runner, error) {
 	}
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Runner{cfg: cfg, active: map[string]*Handle{}, baseCtx: ctx, stopBase: cancel}
+	r := &Runner{cfg: cfg, buffers: newBudget(int64(cfg.HostBufferBytes)), active: map[string]*Handle{}, baseCtx: ctx, stopBase: cancel}
 	cfg.Bus.Subscribe(notify.Cancel, func(runID string) { go r.cancelForAnotherHost(runID) })
 	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/connhost/connhost/host/store"
 )
@@ -163,7 +164,7 @@ func TestDedupeRecords(t *testing.T) {
 		rec("s", "a", "1"), rec("s", "b", "1"), rec("t", "a", "1"), rec("s", "a", "2"), rec("s", "b", "3"),
 	})
 	want := []store.Record{rec("s", "a", "2"), rec("s", "b", "3"), rec("t", "a", "1")}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(store.Record{})); d != "" {
 		t.Errorf("dedupe (-want +got):\n%s", d)
 	}
 }
