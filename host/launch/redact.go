@@ -316,7 +316,7 @@ type lineReader struct {
 }
 
 func newLineReader(src io.ReadCloser, r *redactor, redact bool) *lineReader {
-	lr := &lineReader{src: src, rbuf: make([]byte, 32<<10)}
+	lr := &lineReader{src: src, rbuf: make([]byte, 4<<10)}
 	lr.sp = newLineSplitter(r, redact, func(line string) {
 		lr.out.WriteString(line)
 		lr.out.WriteByte('\n')
