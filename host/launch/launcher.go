@@ -394,9 +394,9 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 		SyncStdout:       s.stdio[0],
 		SyncStderr:       s.stdio[1],
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: l.cfg.TempDir},
-		// Lines reach go-plugin already cut to maxLineLen (and redacted,
-		// which can lengthen them); a larger buffer keeps them whole.
-		PluginLogBufferSize: 4 * maxLineLen,
+		// Lines reach go-plugin redacted and cut to maxEmittedLen: a
+		// buffer of one line keeps each whole.
+		PluginLogBufferSize: pluginLogBufferSize,
 		GRPCDialOptions:     grpcDialOptions,
 	})
 
