@@ -414,3 +414,17 @@ func TestRelayDropsPairsTheHostAlreadyNames(t *testing.T) {
 		})
 	}
 }
+
+// TestMessageBufferPoolTiers checks that a received message from 16 KiB up
+// to the SDK's largest takes a buffer of at most twice its size (gRPC's
+// default pool handed a 1 MiB buffer to every message over 32 KiB).
+func TestMessageBufferPoolTiers(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{17 << 10, 33 << 10, 50 << 10, 300 << 10, 1 << 20, 4 << 20} {
+		buf := messageBufferPool.Get(n)
+		if len(*buf) != n || cap(*buf) > 2*n {
+			t.Errorf("Get(%d): len %d, cap %d; want len %d, cap at most %d", n, len(*buf), cap(*buf), n, 2*n)
+		}
+		messageBufferPool.Put(buf)
+	}
+}
