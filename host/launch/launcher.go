@@ -25,6 +25,8 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 )
 
@@ -313,6 +315,25 @@ var grpcDialOptions = []grpc.DialOption{
 	grpc.WithInitialConnWindowSize(connWindow),
 	grpc.WithReadBufferSize(connIOBuffer),
 	grpc.WithWriteBufferSize(connIOBuffer),
+	experimental.WithBufferPool(messageBufferPool),
+}
+
+// messageBufferPool holds the buffers gRPC reads frames into and joins a
+// message's frames in before decoding it. gRPC's default pool has no tier
+// between 32 KiB and 1 MiB, so every batch of records larger than 32 KiB
+// (the SDK sends up to 500 records or 1 MiB at once; 500 demo records are
+// about 50 KiB) took, and zeroed, a 1 MiB buffer, and the pool kept one
+// for each receive that ran at once. With a tier at every power of two
+// from 16 KiB a message takes at most twice its size. Buffers are zeroed
+// on reuse, as gRPC's default pool does.
+var messageBufferPool = mustTieredPool(8, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22)
+
+func mustTieredPool(exponents ...uint8) mem.BufferPool {
+	p, err := mem.NewBinaryTieredBufferPool(exponents...)
+	if err != nil {
+		panic("launch: gRPC buffer pool: " + err.Error())
+	}
+	return p
 }
 
 // session is one child process for one call.
@@ -394,9 +415,9 @@ func (l *Launcher) open(ctx context.Context, spec Spec, logArgs ...any) (*sessio
 		SyncStdout:       s.stdio[0],
 		SyncStderr:       s.stdio[1],
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: l.cfg.TempDir},
-		// Lines reach go-plugin already cut to maxLineLen (and redacted,
-		// which can lengthen them); a larger buffer keeps them whole.
-		PluginLogBufferSize: 4 * maxLineLen,
+		// Lines reach go-plugin redacted and cut to maxEmittedLen: a
+		// buffer of one line keeps each whole.
+		PluginLogBufferSize: pluginLogBufferSize,
 		GRPCDialOptions:     grpcDialOptions,
 	})
 

@@ -225,7 +225,17 @@ const maxLineLen = 32 << 10
 // truncatedMark ends a line that was cut at maxLineLen.
 const truncatedMark = " [truncated]"
 
-// lineSplitter turns a byte stream into lines, each bounded by maxLen and,
+// maxEmittedLen bounds a line a lineSplitter emits, redacted and cut:
+// maxLineLen bytes of text and, when cut, truncatedMark.
+const maxEmittedLen = maxLineLen + len(truncatedMark)
+
+// pluginLogBufferSize is go-plugin's stderr buffer (allocated whole for
+// every child): one line of maxEmittedLen and its newline, so every line
+// a lineReader yields reaches go-plugin's parser whole.
+const pluginLogBufferSize = maxEmittedLen + 1
+
+// lineSplitter turns a byte stream into lines, each bounded by maxLen
+// (and truncatedMark when cut, after redaction too) and,
 // when redact is set, with secrets replaced. It hands each finished line,
 // without its newline, to emit.
 type lineSplitter struct {
@@ -286,14 +296,24 @@ func (s *lineSplitter) emitLine(line string) {
 		s.emitLong(line)
 		return
 	}
-	s.emit(s.apply(strings.TrimSuffix(line, "\r")))
+	out := s.apply(strings.TrimSuffix(line, "\r"))
+	if len(out) > s.maxLen {
+		// Redaction lengthened it: cut the redacted text, which holds no
+		// secret, so the line stays within maxEmitted.
+		out = out[:s.maxLen] + truncatedMark
+	}
+	s.emit(out)
 }
 
 // emitLong emits the head of an over-long line, cut where no secret spans
 // the cut, so no fragment of a secret survives in the head.
 func (s *lineSplitter) emitLong(line string) {
 	cut := s.r.safeCut(line, s.maxLen)
-	s.emit(s.apply(line[:cut]) + truncatedMark)
+	out := s.apply(line[:cut])
+	if len(out) > s.maxLen {
+		out = out[:s.maxLen]
+	}
+	s.emit(out + truncatedMark)
 }
 
 func (s *lineSplitter) apply(line string) string {

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
@@ -123,6 +124,43 @@ func TestLineReader(t *testing.T) {
 	}
 	if want := "one [REDACTED]\ntwo\npartial [REDACTED]\n"; string(got) != want {
 		t.Errorf("read %q, want %q", got, want)
+	}
+}
+
+// TestLineReaderFitsPluginLogBuffer checks that every line a lineReader
+// yields, however redaction lengthens it, reaches go-plugin's stderr
+// reader (a bufio.Reader of pluginLogBufferSize) whole: go-plugin parses
+// a line only when ReadLine returns it in one piece.
+func TestLineReaderFitsPluginLogBuffer(t *testing.T) {
+	t.Parallel()
+	const secret = "ab" // each occurrence grows to Redacted
+	short := strings.Repeat(secret, maxLineLen/len(secret))
+	lines := []string{
+		strings.Repeat("x", maxLineLen),   // at the bound
+		short,                             // at the bound, grown by redaction
+		strings.Repeat("y", 3*maxLineLen), // cut
+		strings.Repeat(secret, 2*maxLineLen/len(secret)),     // cut, then grown by redaction
+		`{"@level":"info","@message":"after the long ones"}`, // still parsed
+	}
+	src := io.NopCloser(strings.NewReader(strings.Join(lines, "\n") + "\n"))
+	br := bufio.NewReaderSize(newLineReader(src, newRedactor([]string{secret}), true), pluginLogBufferSize)
+	for i := range lines {
+		line, isPrefix, err := br.ReadLine()
+		if err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if isPrefix {
+			t.Fatalf("line %d (%d bytes in) reached go-plugin in pieces", i, len(lines[i]))
+		}
+		if len(line) > maxEmittedLen {
+			t.Errorf("line %d: %d bytes, over %d", i, len(line), maxEmittedLen)
+		}
+		if strings.Contains(string(line), secret) {
+			t.Errorf("line %d holds the secret", i)
+		}
+	}
+	if line, _, err := br.ReadLine(); err != io.EOF {
+		t.Errorf("after the lines: %q, %v; want EOF", line, err)
 	}
 }
 
@@ -374,5 +412,19 @@ func TestRelayDropsPairsTheHostAlreadyNames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMessageBufferPoolTiers checks that a received message from 16 KiB up
+// to the SDK's largest takes a buffer of at most twice its size (gRPC's
+// default pool handed a 1 MiB buffer to every message over 32 KiB).
+func TestMessageBufferPoolTiers(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{17 << 10, 33 << 10, 50 << 10, 300 << 10, 1 << 20, 4 << 20} {
+		buf := messageBufferPool.Get(n)
+		if len(*buf) != n || cap(*buf) > 2*n {
+			t.Errorf("Get(%d): len %d, cap %d; want len %d, cap at most %d", n, len(*buf), cap(*buf), n, 2*n)
+		}
+		messageBufferPool.Put(buf)
 	}
 }
