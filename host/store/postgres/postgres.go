@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -96,27 +95,6 @@ func Dialect() sqlstore.Dialect {
 		MigrationLock: func() (lock.SessionLocker, error) { return lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300)) },
 	}
 }
-
-// copyRows is sqlstore's Dialect.CopyRows: COPY … FROM STDIN (binary) on
-// the pgx connection under database/sql's, a unique violation reported as
-// sqlstore.ErrCopyConflict.
-func copyRows(ctx context.Context, conn any, table string, columns []string, rows [][]any) error {
-	c, ok := conn.(*stdlib.Conn)
-	if !ok {
-		return fmt.Errorf("postgres: copy: unexpected driver connection %T", conn)
-	}
-	n, err := c.Conn().CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromRows(rows))
-	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == uniqueViolation {
-		return fmt.Errorf("%w: %s", sqlstore.ErrCopyConflict, pe.ConstraintName)
-	}
-	if err == nil && n != int64(len(rows)) {
-		err = fmt.Errorf("postgres: copy into %s: %d of %d rows", table, n, len(rows))
-	}
-	return err
-}
-
-// uniqueViolation is PostgreSQL's SQLSTATE unique_violation.
-const uniqueViolation = "23505"
 
 // ErrBadURL reports a connection URL pgx cannot parse. Its message never
 // repeats the URL, which may hold a password.
