@@ -13,6 +13,11 @@
 //     wait and find the schema current.
 //   - Times are timestamptz (microseconds); JSON is jsonb, except record
 //     data: json, kept as the connector wrote it, as on SQLite.
+//   - Records go in by COPY (binary, see copyRows): a stream's new keys
+//     are copied in until a copy meets a key the stream holds, which the
+//     server writes at nearly twice the rate of INSERT … ON CONFLICT; that
+//     batch is then committed again, and the stream's later batches go,
+//     as an upsert (sqlstore's CommitBatch).
 //   - LISTEN/NOTIFY carries the cluster's control messages (package
 //     host/notify opens its own connection with Config.ConnConfig).
 //
@@ -86,6 +91,7 @@ func Dialect() sqlstore.Dialect {
 		TimeType:      "timestamptz",
 		IntType:       "bigint",
 		ArrayBinds:    true,
+		CopyRows:      copyRows,
 		RelaxTx:       "SET LOCAL synchronous_commit = off",
 		ForUpdate:     " FOR UPDATE",
 		SkipLocked:    " FOR UPDATE SKIP LOCKED",

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"strconv"
@@ -64,6 +65,14 @@ type Dialect struct {
 	// batch of records is upserted from unnest($1::bigint[], …) in one
 	// statement instead of multi-row VALUES chunks.
 	ArrayBinds bool
+	// CopyRows, when set, bulk-loads rows (in order) into the named
+	// columns of table through conn, the driver connection of the open
+	// write transaction (from sql.Conn.Raw), inside that transaction:
+	// PostgreSQL's COPY. A row whose unique key the table holds fails it
+	// with an error wrapping ErrCopyConflict. CommitBatch copies the
+	// records of a stream in until a copy meets a key the stream holds,
+	// and upserts them from then on.
+	CopyRows func(ctx context.Context, conn any, table string, columns []string, rows [][]any) error
 	// MigrationLock, when set, returns the lock goose holds while it
 	// migrates, so hosts that boot together migrate once (a PostgreSQL
 	// advisory lock); nil for a database one process owns.

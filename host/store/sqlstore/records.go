@@ -63,13 +63,26 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 		}
 	}
 	rows := dedupeRecords(records)
-	err := s.tx(ctx, func(tx *txn) error {
+	err := s.commitBatch(ctx, connectionID, runID, records, rows, checkpoint, s.d.CopyRows != nil)
+	if errors.Is(err, ErrCopyConflict) {
+		// The copy met a key the stream holds and aborted the
+		// transaction: commit the batch again, upserting.
+		err = s.commitBatch(ctx, connectionID, runID, records, rows, checkpoint, false)
+	}
+	return s.dbErr("commit batch", err)
+}
+
+// commitBatch is one transaction of CommitBatch: records are the batch as
+// given, rows the same deduplicated. With bulk, the rows of a stream that
+// no copy has found a taken key in yet are copied (see copyRecords).
+func (s *Store) commitBatch(ctx context.Context, connectionID, runID string, records, rows []store.Record, checkpoint []byte, bulk bool) error {
+	return s.tx(ctx, func(tx *txn) error {
 		if err := s.fenceRun(ctx, tx, connectionID, runID); err != nil {
 			return err
 		}
 		now := s.bindTime(s.stamp())
 		if len(rows) > 0 {
-			if err := s.upsertRecords(ctx, tx, connectionID, runID, now, rows); err != nil {
+			if err := s.upsertRecords(ctx, tx, connectionID, runID, now, rows, bulk); err != nil {
 				return err
 			}
 		}
@@ -88,12 +101,11 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 		}
 		return nil
 	})
-	return s.dbErr("commit batch", err)
 }
 
 // upsertRecords writes rows (distinct stream and key) as one new batch of
-// the run.
-func (s *Store) upsertRecords(ctx context.Context, tx *txn, connID, runID string, now any, rows []store.Record) error {
+// the run; with bulk, by copyRecords where it may.
+func (s *Store) upsertRecords(ctx context.Context, tx *txn, connID, runID string, now any, rows []store.Record, bulk bool) error {
 	streams, err := s.streamIDs(ctx, tx, connID, rows)
 	if err != nil {
 		return err
@@ -102,6 +114,9 @@ func (s *Store) upsertRecords(ctx context.Context, tx *txn, connID, runID string
 	if err := s.queryRow(ctx, tx, `INSERT INTO record_batches (connection_id, run_id, updated_at) VALUES (?, ?, ?) RETURNING id`,
 		connID, runID, now).Scan(&batch); err != nil {
 		return err
+	}
+	if bulk && s.copyable(streams) {
+		return s.copyRecords(ctx, tx, batch, streams, rows)
 	}
 	if s.d.ArrayBinds {
 		ids := make([]int64, len(rows))
@@ -130,6 +145,52 @@ func (s *Store) upsertRecords(ctx context.Context, tx *txn, connID, runID string
 		start += len(chunk)
 	}
 	return nil
+}
+
+// ErrCopyConflict is what Dialect.CopyRows wraps when a copied row's
+// unique key is taken (PostgreSQL's unique_violation): the transaction is
+// aborted and CommitBatch writes the batch again with an upsert.
+var ErrCopyConflict = errors.New("sqlstore: a copied row's key exists")
+
+// recordColumns are the columns copyRecords loads, in the order of its rows.
+var recordColumns = []string{"stream_id", "key", "data", "batch_id"}
+
+// copyable reports whether every stream of a batch is still copied into:
+// none has had a copy meet a key it holds.
+func (s *Store) copyable(streams map[string]int64) bool {
+	for _, id := range streams {
+		if _, upsert := s.upserted.Load(id); upsert {
+			return false
+		}
+	}
+	return true
+}
+
+// copyRecords writes rows (distinct stream and key) as batch with the
+// dialect's bulk load, which the server writes much faster than an upsert
+// (it skips the speculative insertion each row of INSERT … ON CONFLICT
+// costs). Rows are copied in order, so each takes the next id (its place
+// in the emit order), as the upsert gives a new key. The copy only
+// inserts: if a key exists it fails with ErrCopyConflict, aborting the
+// transaction, and the batch's streams are upserted from then on (a
+// stream written again is likely to be written again).
+func (s *Store) copyRecords(ctx context.Context, tx *txn, batch int64, streams map[string]int64, rows []store.Record) error {
+	load := make([][]any, len(rows))
+	vals := make([]any, 0, 4*len(rows))
+	for i, r := range rows {
+		vals = append(vals, streams[r.Stream], r.Key, []byte(r.Data), batch)
+		load[i] = vals[len(vals)-4 : len(vals) : len(vals)]
+	}
+	s.statements.Add(1)
+	err := tx.conn.Raw(func(dc any) error {
+		return s.d.CopyRows(ctx, dc, "records", recordColumns, load)
+	})
+	if errors.Is(err, ErrCopyConflict) {
+		for _, id := range streams {
+			s.upserted.Store(id, struct{}{})
+		}
+	}
+	return err
 }
 
 // streamIDs returns the ids of the streams rows name, interning the ones

@@ -52,6 +52,10 @@ type Store struct {
 
 	stmts map[*sql.DB]*stmtCache // prepared statements per pool
 
+	// upserted holds the ids (int64) of the streams whose batches are
+	// upserted rather than copied (see copyRecords).
+	upserted sync.Map
+
 	statements atomic.Uint64 // statements run, for benchmarks
 	corrupt    atomic.Bool   // a statement hit a damaged page
 }
@@ -183,6 +187,7 @@ type querier interface {
 // transaction is over.
 type txn struct {
 	*sql.Tx
+	conn       *sql.Conn // the connection Tx is open on
 	unprepared []string
 }
 
@@ -265,7 +270,7 @@ func (s *Store) txWith(ctx context.Context, relaxed bool, fn func(tx *txn) error
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)
 	}
-	tx := &txn{}
+	tx := &txn{conn: conn}
 	if relaxed && s.d.RelaxConn[0] != "" {
 		if _, err := conn.ExecContext(ctx, s.d.RelaxConn[0]); err != nil {
 			_ = conn.Close()
