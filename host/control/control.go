@@ -393,8 +393,14 @@ func (s *Service) Reevaluate(ctx context.Context, id string) enroll.Entry {
 //     the connection but for its hold (the host env provides the names
 //     since a restart).
 //
-// Each release is audited connection.release_hold. The rescan and boot
-// call it; it returns the ids released.
+// It also lifts the backoff of a connection whose runs failed
+// plugin_checksum_mismatch once its connector's binary was pinned again
+// after the failures began (a rescan pins what is on disk now), so a
+// fixed plugin runs at its next occurrence instead of after hours of
+// backoff.
+//
+// Each release is audited connection.release_hold (release_backoff for a
+// backoff). The rescan and boot call it; it returns the ids released.
 func (s *Service) ReleaseAddressedHolds(ctx context.Context, actor string) ([]string, error) {
 	conns, err := s.cfg.Store.ListConnections(ctx, store.ConnectionFilter{})
 	if err != nil {
@@ -402,6 +408,20 @@ func (s *Service) ReleaseAddressedHolds(ctx context.Context, actor string) ([]st
 	}
 	var out []string
 	for _, c := range conns {
+		if s.repinned(c) {
+			_, changed, err := s.cfg.Store.ClearHold(ctx, c.ID, failure.PluginChecksumMismatch)
+			if err != nil {
+				s.cfg.Logger.Error("lift a backoff", "connection_id", c.ID, "error", err)
+				continue
+			}
+			if changed {
+				s.record(ctx, actor, "connection.release_backoff", c.ID, nil, map[string]string{
+					"fail_code": string(c.Streak.FailCode), "connector_key": c.ConnectorKey})
+				s.Reevaluate(ctx, c.ID)
+				out = append(out, c.ID)
+			}
+			continue
+		}
 		detail := map[string]string{"hold_code": string(c.Hold.Code), "connector_key": c.ConnectorKey}
 		switch c.Hold.Code {
 		case failure.ConnectorNotFound:
@@ -432,6 +452,17 @@ func (s *Service) ReleaseAddressedHolds(ctx context.Context, actor string) ([]st
 		out = append(out, c.ID)
 	}
 	return out, nil
+}
+
+// repinned reports whether c is backed off (not held) after runs that
+// failed plugin_checksum_mismatch, and its connector's binary was pinned
+// since the first of them: the cause is gone.
+func (s *Service) repinned(c store.Connection) bool {
+	if c.Hold.Held() || c.BackoffUntil.IsZero() || c.Streak.FailCode != failure.PluginChecksumMismatch {
+		return false
+	}
+	e, ok := s.cfg.Catalog.Get(c.ConnectorKey)
+	return ok && e.ScannedAt.After(c.Streak.FailSince)
 }
 
 // Apply makes this host's scheduler agree with the connection as stored:

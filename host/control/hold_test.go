@@ -204,3 +204,64 @@ func TestHostEnvReleasesACredentialsRequiredHold(t *testing.T) {
 		t.Fatalf("release of an invalid_config hold = %v, %v", ids, err)
 	}
 }
+
+// Runs that failed plugin_checksum_mismatch back the connection off, and
+// the fix is a rescan that pins the binary on disk again: the rescan (and
+// the boot) lift the backoff of a connection whose connector was pinned
+// after its failures began, audited connection.release_backoff; a
+// catalog pinned before them, and any other failure code, keep it.
+func TestRepinLiftsAChecksumBackoff(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	fail := func(id string, code failure.Code) store.Connection {
+		t.Helper()
+		for range 3 {
+			run, err := h.Store.CreateRun(ctx, store.NewRun{ConnectionID: id, Trigger: store.TriggerManual, HostID: "host_test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.Store.FinishRun(ctx, run.ID, store.RunResult{Status: store.RunFailed, FailureCode: code,
+				FailureMessage: "failed for the test", BackoffUntil: time.Now().Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := h.Store.GetConnection(ctx, id)
+		if err != nil || c.BackoffUntil.IsZero() || c.Streak.FailCode != code {
+			t.Fatalf("after 3 failures: %+v, %v", c, err)
+		}
+		return c
+	}
+	mismatch := fail(h.CreateDemo(map[string]any{"records": 1}, "@every 10m").ID, failure.PluginChecksumMismatch)
+	other := fail(h.CreateDemo(map[string]any{"records": 1}, "@every 10m").ID, failure.ConnectorFailed)
+
+	for _, tt := range []struct {
+		name     string
+		pinnedAt time.Time
+		want     []string
+	}{
+		{"pinned before the failures", mismatch.Streak.FailSince.Add(-time.Hour), nil},
+		{"pinned again after them", mismatch.Streak.FailSince.Add(time.Hour), []string{mismatch.ID}},
+	} {
+		cat, errs := catalog.Scan(ctx, h.PluginDir, h.Launcher.L, catalog.Options{CheckSchedule: schedule.Check,
+			Now: func() time.Time { return tt.pinnedAt }})
+		if len(errs) > 0 {
+			t.Fatalf("%s: catalog: %v", tt.name, errs)
+		}
+		h.Catalog.Replace(cat)
+		ids, err := h.Control.ReleaseAddressedHolds(ctx, "host")
+		if err != nil || !slices.Equal(ids, tt.want) {
+			t.Fatalf("%s: released %v, %v; want %v", tt.name, ids, err, tt.want)
+		}
+	}
+	if got, _ := h.Store.GetConnection(ctx, mismatch.ID); !got.BackoffUntil.IsZero() {
+		t.Fatalf("backoff kept after the repin: %v", got.BackoffUntil)
+	}
+	if got, _ := h.Store.GetConnection(ctx, other.ID); got.BackoffUntil.IsZero() {
+		t.Fatal("a connector_failed backoff was lifted by a repin")
+	}
+	page, err := h.Store.ListAudit(ctx, store.AuditFilter{TargetID: mismatch.ID, Limit: 100})
+	if err != nil || !slices.ContainsFunc(page.Events, func(e store.AuditEvent) bool { return e.Operation == "connection.release_backoff" }) {
+		t.Fatalf("audit lacks connection.release_backoff (%v)", err)
+	}
+}
