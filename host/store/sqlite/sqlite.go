@@ -184,6 +184,13 @@ func Open(ctx context.Context, cfg Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// A migration that rewrote a table leaves a WAL as large as the
+	// table: fold it into the database and truncate it now, before any
+	// reader holds it open. On a store already current the WAL is what a
+	// clean shutdown left: little or nothing.
+	if _, err := w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return nil, openErr(path, err)
+	}
 	if err := privateCompanions(path); err != nil {
 		return nil, err
 	}

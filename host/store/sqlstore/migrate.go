@@ -34,6 +34,17 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, logger *slog.Logger) (i
 		return 0, fmt.Errorf("sqlstore: migrate %s: %w", d.Name, err)
 	}
 	// p.Close would close db, which the caller owns: it is not called.
+	if logger != nil {
+		// goose logs a migration once it is done; one that rewrites a
+		// large table (version 6 moves every record: ≈13 s per million
+		// on SQLite) would leave the start silent until then.
+		if from, err := p.GetDBVersion(ctx); err == nil {
+			if pending, err := p.HasPending(ctx); err == nil && pending {
+				logger.Info("store migration: applying the pending versions; a version that rewrites the records takes a while on a large store",
+					"dialect", d.Name, "from_version", from)
+			}
+		}
+	}
 	if _, err := p.Up(ctx); err != nil {
 		return 0, fmt.Errorf("sqlstore: migrate %s: %w", d.Name, err)
 	}
