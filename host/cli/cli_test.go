@@ -435,6 +435,15 @@ func TestJSONOutput(t *testing.T) {
 			calls:  []call{{Method: "GET", Path: "/v1/connections/c1/records", Query: "limit=2&stream=events"}},
 		},
 		{
+			// Not read as "the default": the server refuses it (400
+			// invalid_request, field limit).
+			name:   "records list sends a negative limit as it is",
+			args:   []string{"records", "list", "c1", "--limit", "-1"},
+			routes: map[string][]reply{"GET /v1/connections/c1/records": {{body: `{"items":[],"next":""}`}}},
+			want:   `[]`,
+			calls:  []call{{Method: "GET", Path: "/v1/connections/c1/records", Query: "limit=-1"}},
+		},
+		{
 			name:   "enrollment is the report object",
 			args:   []string{"enrollment"},
 			routes: map[string][]reply{"GET /v1/enrollment": {{body: `{"connections":[{"connection_id":"c1","connector_key":"demo","outcome":"enrolled","evaluated_at":"2025-01-02T03:04:05Z"}]}`}}},

@@ -40,8 +40,11 @@ type AuditFilter struct {
 	Limit     int
 }
 
+// limit is the limit query value: none for 0 (the server's default); a
+// negative n is sent as it is, for the server to refuse (400
+// invalid_request, field limit) rather than be read as the default.
 func limit(n int) string {
-	if n <= 0 {
+	if n == 0 {
 		return ""
 	}
 	return strconv.Itoa(n)
