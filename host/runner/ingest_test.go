@@ -140,25 +140,7 @@ func TestIngestCommitsCheckpointsWithTheirRecords(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st, err := sqlite.Open(ctx, sqlite.Config{DataDir: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			m := manifest.Manifest{ConnectorKey: "bench", Version: "1", Auth: manifest.Auth{Kind: manifest.AuthNone},
-				Streams: []manifest.Stream{{Name: "s", KeyFields: []string{"id"}}}}
-			mj, _ := json.Marshal(m)
-			if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: "bench", Version: "1", Manifest: mj,
-				Path: "/bench", SHA256: strings.Repeat("00", 32)}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st.RegisterHost(ctx, store.NewHost{ID: "host_ingest"}); err != nil {
-				t.Fatal(err)
-			}
-			conn, err := st.CreateConnection(ctx, store.NewConnection{ConnectorKey: "bench"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, conn := openIngestStore(t)
 			is := &ingestStore{Store: st, failAt: tt.failAt}
 			al := &audit.Log{Store: st}
 			br, err := broker.New(broker.Config{Store: st, Audit: al})
@@ -229,7 +211,7 @@ func TestIngestCommitsCheckpointsWithTheirRecords(t *testing.T) {
 				return nil
 			}
 			obs := &countingObserver{}
-			r, err := runner.New(runner.Config{Store: is, Catalog: oneConnector{catalog.Entry{Key: "bench", Manifest: m, Path: "/bench"}},
+			r, err := runner.New(runner.Config{Store: is, Catalog: oneConnector{catalog.Entry{Key: "bench", Manifest: benchManifest, Path: "/bench"}},
 				Broker: br, Launcher: scriptLauncher{script}, HostID: "host_ingest", Audit: al, Observer: obs,
 				CommitEvery: 7, BufferRecords: bufRecords})
 			if err != nil {
@@ -348,22 +330,7 @@ func TestIngestCommitsCheckpointsWithTheirRecords(t *testing.T) {
 func TestIngestRefusesAnInvalidRecord(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	m := manifest.Manifest{ConnectorKey: "bench", Version: "1", Auth: manifest.Auth{Kind: manifest.AuthNone},
-		Streams: []manifest.Stream{{Name: "s", KeyFields: []string{"id"}}}}
-	mj, _ := json.Marshal(m)
-	if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: "bench", Version: "1", Manifest: mj,
-		Path: "/bench", SHA256: strings.Repeat("00", 32)}); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := st.CreateConnection(ctx, store.NewConnection{ConnectorKey: "bench"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, conn := openIngestStore(t)
 	al := &audit.Log{Store: st}
 	br, err := broker.New(broker.Config{Store: st, Audit: al})
 	if err != nil {
@@ -380,7 +347,7 @@ func TestIngestRefusesAnInvalidRecord(t *testing.T) {
 		after.Store(true)
 		return nil
 	}
-	r, err := runner.New(runner.Config{Store: st, Catalog: oneConnector{catalog.Entry{Key: "bench", Manifest: m, Path: "/bench"}},
+	r, err := runner.New(runner.Config{Store: st, Catalog: oneConnector{catalog.Entry{Key: "bench", Manifest: benchManifest, Path: "/bench"}},
 		Broker: br, Launcher: scriptLauncher{script}, HostID: "host_ingest", Audit: al})
 	if err != nil {
 		t.Fatal(err)
@@ -401,4 +368,34 @@ func TestIngestRefusesAnInvalidRecord(t *testing.T) {
 	if err != nil || len(page.Records) != 1 || page.Records[0].Key != "a" || run.Records != 1 {
 		t.Fatalf("records %+v (%v), run records %d", page.Records, err, run.Records)
 	}
+}
+
+// benchManifest is the connector of the ingest tests: one stream "s", no
+// auth.
+var benchManifest = manifest.Manifest{ConnectorKey: "bench", Version: "1", Auth: manifest.Auth{Kind: manifest.AuthNone},
+	Streams: []manifest.Stream{{Name: "s", KeyFields: []string{"id"}}}}
+
+// openIngestStore opens a fresh SQLite store holding the connector
+// benchManifest declares, a registered host and one connection of it.
+func openIngestStore(t *testing.T) (*sqlite.Store, store.Connection) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	mj, _ := json.Marshal(benchManifest)
+	if _, err := st.UpsertConnector(ctx, store.ConnectorRegistration{Key: "bench", Version: "1", Manifest: mj,
+		Path: "/bench", SHA256: strings.Repeat("00", 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RegisterHost(ctx, store.NewHost{ID: "host_ingest"}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := st.CreateConnection(ctx, store.NewConnection{ConnectorKey: "bench"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, conn
 }
