@@ -69,6 +69,12 @@ func (s *Store) CommitBatch(ctx context.Context, connectionID, runID string, rec
 		// transaction: commit the batch again, upserting.
 		err = s.commitBatch(ctx, connectionID, runID, records, rows, checkpoint, false)
 	}
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+		// A copy cancelled mid-stream closes its connection (pgconn has
+		// no other way to stop one), and what fails then is a read on a
+		// closed socket: the cause is the cancel.
+		err = fmt.Errorf("%w (%v)", cerr, err)
+	}
 	return s.dbErr("commit batch", err)
 }
 
