@@ -159,6 +159,12 @@ type KeyChange struct {
 	QuarantinedCredentials int
 }
 
+// ConsoleSignIn issues one-time sign-in codes for the web console
+// (package console).
+type ConsoleSignIn interface {
+	IssueSignIn() (code string, expires time.Time)
+}
+
 // Observer receives one call per request (Prometheus metrics).
 type Observer interface {
 	ObserveHTTP(route string, code int, d time.Duration, stream bool)
@@ -184,6 +190,9 @@ type Config struct {
 	// Explainer serves GET /v1/connections/{id}/explain; nil answers it
 	// 503 unavailable.
 	Explainer Explainer
+	// Console issues the web console's one-time sign-in codes (POST
+	// /v1/console/signin); nil answers that route 503 unavailable.
+	Console ConsoleSignIn
 	// Metrics serves /metrics behind the token; nil leaves /metrics
 	// unregistered.
 	Metrics  http.Handler
@@ -316,6 +325,7 @@ func (a *API) register() {
 	a.handle("GET /v1/enrollment", a.enrollment)
 	a.handle("GET /v1/attention", a.attention)
 	a.handle("GET /v1/hosts", a.listHosts)
+	a.handle("POST /v1/console/signin", a.consoleSignIn)
 
 	a.handle("GET /v1/keyset", a.keysetInfo)
 	a.handle("POST /v1/keyset/rotate", a.rotateKeyset)

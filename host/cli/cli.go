@@ -249,7 +249,7 @@ Shell completion: see "connhost completion --help".`,
 		}
 	}
 	add("host", a.serveCommand(), a.hostsCommand(), a.keysetCommand(), a.enrollmentCommand(), a.attentionCommand(), a.auditCommand(), a.versionCommand(),
-		a.completionCommand())
+		a.uiCommand(), a.completionCommand())
 	add("resources", a.connectorCommand(), a.connectionCommand(), a.credentialCommand())
 	add("runs", a.runCommand(), a.runsCommand(), a.recordsCommand())
 	root.SetHelpCommandGroupID("host")

@@ -18,6 +18,7 @@
 //	connhost attention                  connections that need a person
 //	connhost audit list
 //	connhost version                    client and server build
+//	connhost ui                         a one-time sign-in link for the web console
 //	connhost completion bash|zsh|fish|powershell
 //
 // Settings: --addr / CONNHOST_ADDR (default http://127.0.0.1:7480),

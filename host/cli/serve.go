@@ -68,6 +68,9 @@ keep their binary.`,
 		if cmd.Flags().Changed("max-concurrent-runs") && cfg.MaxConcurrentRuns == 0 {
 			return usageErrorf("--max-concurrent-runs must be at least 1")
 		}
+		if cfg.UISessionLifetime <= 0 {
+			return usageErrorf("--ui-session-lifetime must be positive")
+		}
 		if cfg.BackoffCap <= 0 {
 			// Zero would read as "no backoff" and mean the default.
 			return usageErrorf("--backoff-cap must be positive (it bounds how long a connection that keeps failing waits; there is no off switch)")
@@ -123,6 +126,8 @@ keep their binary.`,
 	f.DurationVar(&cfg.RunTimeout, "run-timeout", server.DefaultRunTimeout, "deadline of each run")
 	f.DurationVar(&cfg.BackoffCap, "backoff-cap", server.DefaultBackoffCap,
 		"the longest a connection failing again and again with one code is backed off (from its 3rd failure in a row; positive)")
+	f.DurationVar(&cfg.UISessionLifetime, "ui-session-lifetime", server.DefaultUISessionLifetime,
+		"how long a web console sign-in lasts (positive; sign-out ends it sooner)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "bound of the graceful shutdown")
 	f.DurationVar(&cfg.PluginDescribeTimeout, "plugin-describe-timeout", catalog.DefaultDescribeTimeout,
 		"deadline of each plugin's Describe when the plugin dir is scanned; a plugin that misses it is rejected")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/cluster"
+	"github.com/connhost/connhost/host/console"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/store/sqlite"
 	"github.com/connhost/connhost/keysets"
@@ -30,6 +31,7 @@ const (
 	DefaultMaxConcurrentRuns = 16
 	DefaultRunTimeout        = time.Hour
 	DefaultBackoffCap        = runner.DefaultBackoffCap
+	DefaultUISessionLifetime = console.DefaultSessionLifetime
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultHostTTL           = cluster.DefaultTTL
 	DefaultMaxClockSkew      = cluster.DefaultMaxClockSkew
@@ -122,6 +124,9 @@ type Config struct {
 	// again and again with one code is backed off. Default
 	// DefaultBackoffCap.
 	BackoffCap time.Duration
+	// UISessionLifetime is how long a web console sign-in lasts. Default
+	// DefaultUISessionLifetime.
+	UISessionLifetime time.Duration
 	// ShutdownTimeout bounds graceful shutdown. Default
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -175,6 +180,9 @@ func (c *Config) Defaults() {
 	if c.BackoffCap == 0 {
 		c.BackoffCap = DefaultBackoffCap
 	}
+	if c.UISessionLifetime == 0 {
+		c.UISessionLifetime = DefaultUISessionLifetime
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -224,6 +232,8 @@ func (c *Config) Validate() error {
 		return bad("run timeout must be positive")
 	case c.BackoffCap < 0:
 		return bad("backoff cap must not be negative")
+	case c.UISessionLifetime < 0:
+		return bad("console session lifetime must not be negative")
 	case c.ShutdownTimeout <= 0:
 		return bad("shutdown timeout must be positive")
 	case c.MaxConcurrentRuns == 0:

@@ -81,6 +81,7 @@ import (
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/cluster"
 	"github.com/connhost/connhost/host/contain"
+	"github.com/connhost/connhost/host/console"
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
@@ -597,11 +598,21 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	if err != nil {
 		return nil, err
 	}
-	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
-		Keyset: ring, Rescanner: h.rescan, Health: assessor, Explainer: explainer, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
+	// The console calls the API's handler in process (set just below),
+	// poking the health monitor on writes as a remote call does.
+	var apiHandler http.Handler
+	con, err := console.New(console.Config{
+		API:    pokeOnWrite(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), h.health.Poke),
+		Token:  token, Secure: h.tls, SessionLifetime: cfg.UISessionLifetime, Now: clock.Now, Logger: log.Named("console")})
 	if err != nil {
 		return nil, err
 	}
+	h.api, err = api.New(api.Config{Token: token, Store: st, Control: ctl, Catalog: cat, Runs: r, Schedule: sched,
+		Keyset: ring, Rescanner: h.rescan, Health: assessor, Explainer: explainer, Console: con, Metrics: m.Handler(), Observer: m, Logger: log.Named("http")})
+	if err != nil {
+		return nil, err
+	}
+	apiHandler = h.api.Handler()
 	h.admin, err = adminrpc.New(adminrpc.Config{Token: token, Control: ctl, Store: st, Runs: r, Observer: m, Logger: log.Named("grpc")})
 	if err != nil {
 		return nil, err
@@ -609,7 +620,7 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	h.grpc = h.admin.Server()
 	h.healthLoop = startHealth(h.health)
 	undo = append(undo, h.healthLoop.stop)
-	h.gate.open(pokeOnWrite(route(h.grpc, h.api.Handler()), h.health.Poke))
+	h.gate.open(pokeOnWrite(route(h.grpc, h.api.Handler(), con.Handler()), h.health.Poke))
 	return h, nil
 }
 
@@ -648,15 +659,18 @@ func keysetMissingErr(path string, ids []uint32) error {
 		ErrKeysetMissing, path, ids)
 }
 
-// route sends gRPC requests to the gRPC server and everything else to the
-// HTTP API.
-func route(g http.Handler, rest http.Handler) http.Handler {
+// route sends gRPC requests to the gRPC server, /ui/ to the web console
+// and everything else to the HTTP API.
+func route(g, rest, ui http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		switch {
+		case r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc"):
 			g.ServeHTTP(w, r)
-			return
+		case console.Owns(r.URL.Path):
+			ui.ServeHTTP(w, r)
+		default:
+			rest.ServeHTTP(w, r)
 		}
-		rest.ServeHTTP(w, r)
 	})
 }
 
@@ -667,7 +681,7 @@ func (h *host) serve(ctx context.Context, hup <-chan os.Signal) error {
 	if host, _, _ := net.SplitHostPort(addr); !isLoopback(host) && !h.tls {
 		h.log.Warn("the API listens beyond loopback in cleartext; serve with --tls-cert and --tls-key", "addr", addr)
 	}
-	h.log.Info("ready", "addr", addr, "tls", h.tls, "http", "/v1", "grpc", "connhost.admin.v1.AdminService")
+	h.log.Info("ready", "addr", addr, "tls", h.tls, "http", "/v1", "grpc", "connhost.admin.v1.AdminService", "console", "/ui/")
 	errc := h.serveErr
 	hupCtx, stopHup := context.WithCancel(ctx)
 	var hupWG sync.WaitGroup

@@ -511,3 +511,12 @@ type RewrapFailure struct {
 //	POST   /v1/keyset/rewrap                       → RewrapReport
 //	POST   /v1/keyset/keys/{id}/disable|enable     → KeyChange
 const RoutesDoc = "see package doc"
+
+// ConsoleSignIn is a one-time sign-in link for the web console (POST
+// /v1/console/signin).
+type ConsoleSignIn struct {
+	// Path is the link's path and query on the host:
+	// /ui/signin?code=….
+	Path      string `json:"path"`
+	ExpiresAt string `json:"expires_at"`
+}

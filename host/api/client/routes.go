@@ -292,3 +292,11 @@ func (c *Client) RewrapKeyset(ctx context.Context) (apitypes.RewrapReport, error
 	err := c.do(ctx, http.MethodPost, "/v1/keyset/rewrap", nil, nil, &v)
 	return v, err
 }
+
+// ConsoleSignIn asks the host for a one-time sign-in link for its web
+// console; the link is Addr() joined with the returned path.
+func (c *Client) ConsoleSignIn(ctx context.Context) (apitypes.ConsoleSignIn, error) {
+	var out apitypes.ConsoleSignIn
+	err := c.do(ctx, http.MethodPost, "/v1/console/signin", nil, nil, &out)
+	return out, err
+}

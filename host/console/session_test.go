@@ -1,0 +1,191 @@
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connhost/connhost/host/console"
+	"github.com/connhost/connhost/host/internal/hosttest"
+)
+
+func TestSignInLink(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	code, exp := e.con.IssueSignIn()
+	if want := e.clock.Now().Add(console.DefaultSignInTTL); !exp.Equal(want) {
+		t.Errorf("expires %v, want %v", exp, want)
+	}
+	p := e.get("/ui/signin?code=" + url.QueryEscape(code) + "&next=" + url.QueryEscape("/ui/runs"))
+	if p.Status != http.StatusSeeOther || p.Location() != "/ui/runs" {
+		t.Fatalf("first use: %s %q", p, p.Location())
+	}
+	ck := p.Header.Get("Set-Cookie")
+	for _, want := range []string{"connhost_session=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(ck, want) {
+			t.Errorf("Set-Cookie %q lacks %q", ck, want)
+		}
+	}
+	if strings.Contains(ck, "Secure") {
+		t.Errorf("Set-Cookie %q is Secure without TLS", ck)
+	}
+	mustContain(t, e.get("/ui/connectors"), http.StatusOK, "Sign out")
+
+	// A second use, in another browser, is refused.
+	other := e.newBrowser()
+	p = e.do(other, http.MethodGet, "/ui/signin?code="+url.QueryEscape(code), nil)
+	mustContain(t, p, http.StatusUnauthorized, "expired or was already used")
+	if p.Header.Get("Set-Cookie") != "" {
+		t.Errorf("a refused link set a cookie")
+	}
+}
+
+func TestSignInLinkExpires(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	code, _ := e.con.IssueSignIn()
+	e.clock.Advance(console.DefaultSignInTTL)
+	p := e.get("/ui/signin?code=" + url.QueryEscape(code))
+	mustContain(t, p, http.StatusUnauthorized, "expired or was already used")
+}
+
+func TestSignInWithToken(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	tests := []struct {
+		name   string
+		token  string
+		status int
+		where  string
+	}{
+		{"wrong token", "not-the-token", http.StatusUnauthorized, ""},
+		{"empty token", "", http.StatusUnauthorized, ""},
+		{"operator token", testToken, http.StatusSeeOther, "/ui/audit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := e.do(e.browser, http.MethodPost, "/ui/signin", url.Values{"token": {tt.token}, "next": {"/ui/audit"}})
+			if p.Status != tt.status || p.Location() != tt.where {
+				t.Fatalf("got %s %q, want %d %q", p, p.Location(), tt.status, tt.where)
+			}
+			if strings.Contains(p.Body, testToken) {
+				t.Errorf("the page repeats the token")
+			}
+		})
+	}
+}
+
+func TestSignInNextStaysOnConsole(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	for _, next := range []string{"https://evil.example/ui/", "//evil.example/ui/", "/v1/connections", "/ui/signin?code=x", `/ui\evil`} {
+		t.Run(next, func(t *testing.T) {
+			code, _ := e.con.IssueSignIn()
+			p := e.do(e.newBrowser(), http.MethodGet, "/ui/signin?code="+url.QueryEscape(code)+"&next="+url.QueryEscape(next), nil)
+			if p.Status != http.StatusSeeOther || p.Location() != "/ui/" {
+				t.Fatalf("next %q: %s %q", next, p, p.Location())
+			}
+		})
+	}
+}
+
+func TestSessionRequired(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	p := e.get("/ui/connections?connector=demo")
+	if p.Status != http.StatusSeeOther || p.Location() != "/ui/signin?next="+url.QueryEscape("/ui/connections?connector=demo") {
+		t.Fatalf("page without a session: %s %q", p, p.Location())
+	}
+	p = e.do(e.browser, http.MethodPost, "/ui/signout", url.Values{"csrf": {"x"}})
+	mustContain(t, p, http.StatusUnauthorized, "Your session has ended")
+}
+
+func TestSessionExpires(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	e.signIn()
+	csrf := e.csrf()
+	e.clock.Advance(console.DefaultSessionLifetime)
+	p := e.get("/ui/connectors")
+	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location(), "/ui/signin?next=") {
+		t.Fatalf("page after the lifetime: %s %q", p, p.Location())
+	}
+	p = e.do(e.browser, http.MethodPost, "/ui/signout", url.Values{"csrf": {csrf}})
+	mustContain(t, p, http.StatusUnauthorized, "Your session has ended")
+}
+
+func TestSignOut(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	e.signIn()
+	p := e.post("/ui/signout", nil)
+	if p.Status != http.StatusSeeOther || p.Location() != "/ui/signin?signed_out=1" {
+		t.Fatalf("sign-out: %s %q", p, p.Location())
+	}
+	if p := e.get("/ui/connectors"); p.Status != http.StatusSeeOther {
+		t.Fatalf("page after sign-out: %s", p)
+	}
+}
+
+func TestCSRFRefused(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	e.signIn()
+	csrf := e.csrf()
+	other := e.newBrowser()
+	e.signInWith(other)
+	tests := []struct {
+		name   string
+		form   url.Values
+		header map[string]string
+	}{
+		{"no token", url.Values{}, nil},
+		{"wrong token", url.Values{"csrf": {"wrong"}}, nil},
+		{"another session's token", url.Values{"csrf": {csrfOf(t, e, other)}}, nil},
+		{"cross-site", url.Values{"csrf": {csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		{"other origin", url.Values{"csrf": {csrf}}, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/signout", strings.NewReader(tt.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := e.browser.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", resp.StatusCode)
+			}
+		})
+	}
+	// Still signed in: a refused form changes nothing.
+	mustContain(t, e.get("/ui/connectors"), http.StatusOK, "Sign out")
+}
+
+func csrfOf(t *testing.T, e *env, c *http.Client) string {
+	t.Helper()
+	p := e.do(c, http.MethodGet, "/ui/connectors", nil)
+	m := csrfRE.FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("no CSRF token: %s", p)
+	}
+	return m[1]
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	for _, path := range []string{"/ui/signin", "/ui/static/console.js", "/ui/nope"} {
+		p := e.get(path)
+		csp := p.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP allows inline code: %q", path, csp)
+		}
+		if got := p.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", path, got)
+		}
+	}
+	_ = time.Second
+}
