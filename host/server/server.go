@@ -80,8 +80,8 @@ import (
 	"github.com/connhost/connhost/host/broker"
 	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/cluster"
-	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/host/console"
+	"github.com/connhost/connhost/host/contain"
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/dispatch"
 	"github.com/connhost/connhost/host/enroll"
@@ -602,8 +602,8 @@ func assemble(ctx context.Context, cfg *Config, log hclog.Logger) (_ *host, err 
 	// poking the health monitor on writes as a remote call does.
 	var apiHandler http.Handler
 	con, err := console.New(console.Config{
-		API:    pokeOnWrite(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), h.health.Poke),
-		Token:  token, Secure: h.tls, SessionLifetime: cfg.UISessionLifetime, Now: clock.Now, Logger: log.Named("console")})
+		API:   pokeOnWrite(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }), h.health.Poke),
+		Token: token, Secure: h.tls, SessionLifetime: cfg.UISessionLifetime, Now: clock.Now, Logger: log.Named("console")})
 	if err != nil {
 		return nil, err
 	}
