@@ -1,12 +1,16 @@
 package console_test
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/console"
 	"github.com/connhost/connhost/host/internal/hosttest"
 )
@@ -187,5 +191,83 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("%s: X-Content-Type-Options %q", path, got)
 		}
 	}
-	_ = time.Second
+}
+
+// POST /v1/console/signin (what `connhost ui` calls) needs the operator
+// token and returns a link path that signs one browser in, once.
+func TestSignInLinkFromAPI(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	call := func(auth string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/console/signin", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := call(""); resp.StatusCode != http.StatusUnauthorized {
+		resp.Body.Close()
+		t.Fatalf("without the token: %d", resp.StatusCode)
+	}
+	resp := call("Bearer " + testToken)
+	defer resp.Body.Close()
+	var si apitypes.ConsoleSignIn
+	if err := json.NewDecoder(resp.Body).Decode(&si); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in link: %d %v", resp.StatusCode, err)
+	}
+	exp, err := time.Parse(time.RFC3339, si.ExpiresAt)
+	if err != nil || !exp.Equal(e.clock.Now().Add(console.DefaultSignInTTL)) {
+		t.Errorf("expires_at %q", si.ExpiresAt)
+	}
+	if !strings.HasPrefix(si.Path, "/ui/signin?code=") {
+		t.Fatalf("path %q", si.Path)
+	}
+	if p := e.get(si.Path); p.Status != http.StatusSeeOther || p.Location() != "/ui/" {
+		t.Fatalf("first use: %s", p)
+	}
+	if p := e.do(e.newBrowser(), http.MethodGet, si.Path, nil); p.Status != http.StatusUnauthorized {
+		t.Fatalf("second use: %s", p)
+	}
+	if strings.Contains(e.h.Logs.String(), strings.TrimPrefix(si.Path, "/ui/signin?code=")) {
+		t.Errorf("the code is in the log")
+	}
+}
+
+// Behind TLS the cookie is Secure and __Host- prefixed.
+func TestSecureCookie(t *testing.T) {
+	con, err := console.New(console.Config{API: http.NotFoundHandler(), Token: testToken, Secure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := con.IssueSignIn()
+	req := httptest.NewRequest(http.MethodGet, "https://connhost.example/ui/signin?code="+url.QueryEscape(code), nil)
+	rec := httptest.NewRecorder()
+	con.Handler().ServeHTTP(rec, req)
+	ck := rec.Result().Header.Get("Set-Cookie")
+	for _, want := range []string{"__Host-connhost_session=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(ck, want) {
+			t.Errorf("Set-Cookie %q lacks %q", ck, want)
+		}
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  console.Config
+	}{
+		{"no API", console.Config{Token: "t"}},
+		{"no token", console.Config{API: http.NotFoundHandler()}},
+		{"negative lifetime", console.Config{API: http.NotFoundHandler(), Token: "t", SessionLifetime: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := console.New(tt.cfg); !errors.Is(err, console.ErrInvalidConfig) {
+				t.Fatalf("err %v", err)
+			}
+		})
+	}
 }

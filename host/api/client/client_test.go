@@ -246,6 +246,12 @@ func TestRoutes(t *testing.T) {
 				Quarantined: []string{}, Failed: []apitypes.RewrapFailure{}},
 		},
 		{
+			name: "console sign-in", status: 200, body: `{"path":"/ui/signin?code=abc","expires_at":"2026-12-06T02:10:00Z"}`,
+			call:   func(c *client.Client) (any, error) { return c.ConsoleSignIn(ctx) },
+			want:   seen{Method: "POST", Path: "/v1/console/signin"},
+			result: apitypes.ConsoleSignIn{Path: "/ui/signin?code=abc", ExpiresAt: "2026-12-06T02:10:00Z"},
+		},
+		{
 			name: "ready", status: 200, body: `ok`,
 			call: func(c *client.Client) (any, error) { return nil, c.Ready(ctx) },
 			want: seen{Method: "GET", Path: "/readyz"},
