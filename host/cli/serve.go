@@ -83,6 +83,7 @@ keep their binary.`,
 				scheme = "https"
 			}
 			fmt.Fprintf(a.rt.Stdout, "connhost %s serving on %s://%s (data dir %s)\n", versionString(), scheme, addr, cfg.DataDir)
+			fmt.Fprintf(a.rt.Stdout, "web console at %s://%s/ui/: `connhost ui` prints a one-time sign-in link\n", scheme, addr)
 		}
 		cfg.Defaults()
 		if err := cfg.Validate(); err != nil {
