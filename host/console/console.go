@@ -48,7 +48,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"strings"
 	"sync"
@@ -152,13 +151,13 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub, err := fs.Sub(staticFS, "static")
+	static, err := staticHandler()
 	if err != nil {
 		return nil, err
 	}
 	c := &Console{cfg: cfg, api: api, mux: http.NewServeMux(), pages: pages, cop: http.NewCrossOriginProtection(),
 		log: cfg.Logger, token: sha256.Sum256([]byte(cfg.Token)),
-		static:  http.StripPrefix(Prefix+"static/", http.FileServerFS(sub)),
+		static:  static,
 		session: map[[sha256.Size]byte]*session{}, codes: map[[sha256.Size]byte]time.Time{}}
 	// A refused cross-origin request is the same typed 403 as a missing
 	// CSRF token.

@@ -271,3 +271,30 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// The assets are served with a content ETag and revalidate to 304.
+func TestStaticAssets(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	for _, tt := range []struct{ path, ctype string }{
+		{"/ui/static/console.js", "text/javascript"},
+		{"/ui/static/console.css", "text/css"},
+	} {
+		p := e.get(tt.path)
+		if p.Status != http.StatusOK || !strings.HasPrefix(p.Header.Get("Content-Type"), tt.ctype) || p.Header.Get("ETag") == "" {
+			t.Fatalf("%s: %d %q etag %q", tt.path, p.Status, p.Header.Get("Content-Type"), p.Header.Get("ETag"))
+		}
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+tt.path, nil)
+		req.Header.Set("If-None-Match", p.Header.Get("ETag"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s revalidated: %d", tt.path, resp.StatusCode)
+		}
+	}
+	if p := e.get("/ui/static/nope.js"); p.Status != http.StatusNotFound {
+		t.Errorf("missing asset: %d", p.Status)
+	}
+}
