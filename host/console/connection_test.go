@@ -162,3 +162,189 @@ func TestCreateConnectionForm(t *testing.T) {
 		})
 	}
 }
+
+// TestEditConnectionForm: the edit form changes what differs, clears
+// the schedule back to the connector's default when emptied, and places
+// each typed refusal beside its field with nothing stored.
+func TestEditConnectionForm(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	conn := e.demo("before", map[string]any{"records": 2})
+	path := "/ui/connections/" + conn.ID
+
+	p := e.post(path, form("label", "after", "config", `{"records": 7}`, "schedule", "@every 2h", "jitter", "1m0s"))
+	redirect(t, p, path)
+	got := e.conn(conn.ID)
+	if got.Label != "after" || string(got.Config) != `{"records":7}` || got.Schedule != "@every 2h" || got.Jitter != "1m0s" {
+		t.Errorf("stored %+v", got)
+	}
+	mustContain(t, e.get(path), http.StatusOK, "Connection saved.", `value="after"`)
+
+	// The form as rendered, sent back unchanged, changes nothing.
+	before := e.conn(conn.ID)
+	redirect(t, e.post(path, form("label", "after", "config", "{\n  \"records\": 7\n}", "schedule", "@every 2h", "jitter", "1m0s")), path)
+	if got := e.conn(conn.ID); got.UpdatedAt != before.UpdatedAt {
+		t.Errorf("an unchanged form updated the connection: %s → %s", before.UpdatedAt, got.UpdatedAt)
+	}
+	mustContain(t, e.get(path), http.StatusOK, "Nothing changed.")
+
+	// An empty schedule clears the connection's own: the connector's
+	// default is in force again.
+	redirect(t, e.post(path, form("label", "after", "config", `{"records": 7}`, "schedule", "", "jitter", "")), path)
+	got = e.conn(conn.ID)
+	if got.Schedule != "" || got.Jitter != "" || got.ScheduleSource == "own" {
+		t.Errorf("cleared schedule: %+v", got)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		form  url.Values
+		field string
+		code  string
+	}{
+		{"config not JSON", form("label", "after", "config", "records=3"), "config", "invalid_request"},
+		{"config against the schema", form("label", "after", "config", `{"records": "many"}`), "config", "invalid_config"},
+		{"bad schedule", form("label", "after", "config", `{"records": 7}`, "schedule", "* * *"), "schedule", "invalid_request"},
+		{"bad jitter", form("label", "after", "config", `{"records": 7}`, "schedule", "@every 1h", "jitter", "-5s"), "jitter", "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.conn(conn.ID)
+			p := e.post(path, tc.form)
+			mustContain(t, p, http.StatusBadRequest, ids("edit-connection", "connection-id")...)
+			if msg := fieldError(p, tc.field); !strings.HasPrefix(msg, tc.code+":") {
+				t.Errorf("error beside %s: %q, want code %s", tc.field, msg, tc.code)
+			}
+			if v := tc.form.Get("schedule"); v != "" && !strings.Contains(p.Body, `id="edit-schedule" name="schedule" value="`+v+`"`) {
+				t.Errorf("re-rendered form lost schedule %q", v)
+			}
+			if got := e.conn(conn.ID); got.UpdatedAt != before.UpdatedAt || string(got.Config) != string(before.Config) {
+				t.Errorf("a refused edit changed the connection: %+v", got)
+			}
+		})
+	}
+}
+
+// TestConnectionLifecycleForms: pause, resume, revoke and delete through
+// the console; resuming a revoked connection is the typed conflict.
+func TestConnectionLifecycleForms(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	conn := e.demo("lifecycle", nil)
+	path := "/ui/connections/" + conn.ID
+	state := func() string { return e.conn(conn.ID).State }
+
+	redirect(t, e.post(path+"/pause", nil), path)
+	if s := state(); s != "paused" {
+		t.Fatalf("after pause: %s", s)
+	}
+	mustContain(t, e.get(path), http.StatusOK, "Connection paused", `id="connection-state">paused<`, `id="health-verdict">paused<`)
+	redirect(t, e.post(path+"/resume", nil), path)
+	if s := state(); s != "active" {
+		t.Fatalf("after resume: %s", s)
+	}
+
+	mustContain(t, e.get(path+"/revoke"), http.StatusOK, "lifecycle", `action="`+path+`/revoke"`)
+	redirect(t, e.post(path+"/revoke", nil), path)
+	if s := state(); s != "revoked" {
+		t.Fatalf("after revoke: %s", s)
+	}
+	p := e.get(path)
+	mustContain(t, p, http.StatusOK, "Connection revoked", `id="connection-state">revoked<`)
+	if strings.Contains(p.Body, `id="revoke-link"`) || strings.Contains(p.Body, `id="resume-form"`) {
+		t.Errorf("a revoked connection offers revoke or resume")
+	}
+	mustContain(t, e.post(path+"/resume", nil), http.StatusConflict, `id="error-code">conflict<`)
+	if s := state(); s != "revoked" {
+		t.Fatalf("after a refused resume: %s", s)
+	}
+
+	redirect(t, e.post(path+"/delete", nil), "/ui/connections")
+	mustContain(t, e.get("/ui/connections"), http.StatusOK, "Connection "+conn.ID+" deleted")
+	if _, err := e.api.GetConnection(e.ctx(), conn.ID); apiCode(err) != "connection_not_found" {
+		t.Errorf("after delete: %v", err)
+	}
+}
+
+// TestConnectionNotFound: every page and form of a connection that does
+// not exist is the typed 404 page.
+func TestConnectionNotFound(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	base := "/ui/connections/conn_nosuch"
+	for _, tc := range []struct{ method, path string }{
+		{"GET", base}, {"GET", base + "/credential"}, {"GET", base + "/revoke"}, {"GET", base + "/delete"},
+		{"GET", base + "/checkpoint/reset"}, {"GET", base + "/credential/revoke"}, {"GET", base + "/credential/delete"},
+		{"POST", base}, {"POST", base + "/pause"}, {"POST", base + "/resume"}, {"POST", base + "/runs"},
+		{"POST", base + "/credential"}, {"POST", base + "/revoke"}, {"POST", base + "/delete"},
+		{"POST", base + "/checkpoint/reset"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			var p page
+			if tc.method == "GET" {
+				p = e.get(tc.path)
+			} else {
+				p = e.post(tc.path, form("label", "x", "value.DEMO_TOKEN", "not-found-0123456789"))
+			}
+			mustContain(t, p, http.StatusNotFound, `id="error-code">connection_not_found<`)
+		})
+	}
+}
+
+// TestRunButton: a run that starts goes to its page; a refused run goes
+// to the refused run's page with the typed refusal as a flash.
+func TestRunButton(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	ready := e.demo("ready", map[string]any{"records": 1})
+	e.setToken(ready.ID, "run-button-0123456789")
+	loc := redirect(t, e.post("/ui/connections/"+ready.ID+"/runs", nil), `/ui/runs/run_[0-9A-Z]+`)
+	run := e.waitRun(strings.TrimPrefix(loc, "/ui/runs/"))
+	if run.ConnectionID != ready.ID || run.Trigger != "manual" || run.Status != "succeeded" {
+		t.Errorf("run %+v", run)
+	}
+
+	// A revoked connection's launch is refused, recorded as a run: the
+	// browser goes to it, with the typed refusal as a flash.
+	if _, err := e.api.RevokeConnection(e.ctx(), ready.ID); err != nil {
+		t.Fatal(err)
+	}
+	loc = redirect(t, e.post("/ui/connections/"+ready.ID+"/runs", nil), `/ui/runs/run_[0-9A-Z]+`)
+	refused, err := e.api.GetRun(e.ctx(), strings.TrimPrefix(loc, "/ui/runs/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refused.Status != "refused" || refused.FailureCode != "connection_revoked" || refused.ConnectionID != ready.ID {
+		t.Errorf("refused run %+v", refused)
+	}
+	// The flash rides on the next page the browser gets.
+	mustContain(t, e.get("/ui/connections"), http.StatusOK, "Run refused: connection_revoked: ", refused.ID)
+}
+
+// TestCheckpointReset: the confirmed reset clears the checkpoint.
+func TestCheckpointReset(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	conn := e.demo("checkpointed", map[string]any{"records": 2})
+	e.setToken(conn.ID, "checkpoint-0123456789")
+	run, err := e.api.TriggerRun(e.ctx(), conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitRun(run.ID)
+	path := "/ui/connections/" + conn.ID
+	mustContain(t, e.get(path), http.StatusOK, ids("checkpoint-state", "checkpoint-reset-link")...)
+	mustContain(t, e.get(path+"/checkpoint/reset"), http.StatusOK, ids("confirm-form", "confirm-button")...)
+	redirect(t, e.post(path+"/checkpoint/reset", nil), path)
+	cp, err := e.api.GetCheckpoint(e.ctx(), conn.ID)
+	if err != nil || cp.Present {
+		t.Fatalf("after reset: %+v %v", cp, err)
+	}
+	p := e.get(path)
+	mustContain(t, p, http.StatusOK, "Checkpoint reset", "the next run starts from scratch")
+	if strings.Contains(p.Body, `id="checkpoint-reset-link"`) {
+		t.Errorf("no checkpoint, but a reset link")
+	}
+	// Resetting nothing says so.
+	redirect(t, e.post(path+"/checkpoint/reset", nil), path)
+	mustContain(t, e.get(path), http.StatusOK, "There was no checkpoint to reset.")
+}
