@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +180,56 @@ func labelled(t *testing.T, p page) {
 		if !strings.Contains(p.Body, `<label for="`+id[1]+`"`) {
 			t.Errorf("<%s id=%q> has no <label for>", m[1], id[1])
 		}
+	}
+}
+
+// TestSetupFormsRefuseCSRF: every connection and credential form sent
+// without the session's CSRF token is refused 403 and changes nothing.
+func TestSetupFormsRefuseCSRF(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	conn := e.demo("guarded", map[string]any{"records": 1})
+	e.setToken(conn.ID, "csrf-guarded-0123456789")
+	run, err := e.api.TriggerRun(e.ctx(), conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitRun(run.ID)
+
+	// snapshot is what any of the forms would change.
+	snapshot := func() string {
+		c := e.conn(conn.ID)
+		cred := e.credential(conn.ID)
+		cp, err := e.api.GetCheckpoint(e.ctx(), conn.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, err := e.api.ListRuns(e.ctx(), client.RunFilter{Connection: conn.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := e.api.ListConnections(e.ctx(), client.ConnectionFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join([]string{c.Label, c.State, c.UpdatedAt, string(c.Config), c.Schedule, cred.State, cred.RotatedAt,
+			cp.UpdatedAt, strconv.Itoa(len(runs.Items)), strconv.Itoa(len(all.Items))}, "|")
+	}
+	before := snapshot()
+	base := "/ui/connections/" + conn.ID
+	for _, path := range []string{
+		"/ui/connections", base, base + "/pause", base + "/resume", base + "/runs", base + "/credential",
+		base + "/revoke", base + "/delete", base + "/checkpoint/reset", base + "/credential/revoke", base + "/credential/delete",
+	} {
+		for _, token := range []string{"", "not-the-session-token"} {
+			t.Run(path+" token="+token, func(t *testing.T) {
+				f := form("csrf", token, "connector_key", "demo", "label", "forged", "config", `{"records": 9}`,
+					"schedule", "@every 1h", "value.DEMO_TOKEN", "forged-value-0123456789")
+				mustContain(t, e.post(path, f), http.StatusForbidden, `id="error-code">csrf_refused<`)
+			})
+		}
+	}
+	if after := snapshot(); after != before {
+		t.Errorf("refused forms changed state:\n before %s\n after  %s", before, after)
 	}
 }
