@@ -49,6 +49,7 @@ func TestSetupPagesRender(t *testing.T) {
 			mustContain(t, p, http.StatusOK, tc.want...)
 			noInlineCode(t, p)
 			labelled(t, p)
+			uniqueIDs(t, p)
 		})
 	}
 

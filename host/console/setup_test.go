@@ -233,3 +233,15 @@ func TestSetupFormsRefuseCSRF(t *testing.T) {
 		t.Errorf("refused forms changed state:\n before %s\n after  %s", before, after)
 	}
 }
+
+// uniqueIDs fails when two elements of a page share an id.
+func uniqueIDs(t *testing.T, p page) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\sid="([^"]+)"`).FindAllStringSubmatch(p.Body, -1) {
+		if seen[m[1]] {
+			t.Errorf("id %q appears twice", m[1])
+		}
+		seen[m[1]] = true
+	}
+}
