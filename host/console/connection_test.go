@@ -78,7 +78,7 @@ func TestConnectionsFilter(t *testing.T) {
 		has, not []string
 	}{
 		{"", http.StatusOK, []string{needs.ID, ready.ID}, nil},
-		{"health=needs_credential", http.StatusOK, []string{needs.ID}, []string{ready.ID}},
+		{"health=needs_credential", http.StatusOK, []string{needs.ID, `href="/ui/connections/` + needs.ID + `/credential"`}, []string{ready.ID}},
 		{"health=never_run", http.StatusOK, []string{ready.ID}, []string{needs.ID}},
 		{"health=healthy", http.StatusOK, []string{`id="connections-empty"`}, []string{needs.ID, ready.ID}},
 		{"connector=demo&health=never_run", http.StatusOK, []string{ready.ID}, []string{needs.ID}},

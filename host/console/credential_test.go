@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/connhost/connhost/host/console"
 )
 
 // TestCredentialForm: the write-only form captures and rotates the
@@ -145,5 +147,25 @@ func TestCredentialCanary(t *testing.T) {
 	}
 	if strings.Contains(e.h.Logs.String(), canary) {
 		t.Errorf("the canary is in the host log")
+	}
+}
+
+// TestCredentialFormAfterSessionEnds: a credential sent after the
+// session expired is not stored, and the sign-in page it gets does not
+// carry the value.
+func TestCredentialFormAfterSessionEnds(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	conn := e.demo("expired", nil)
+	csrf := e.csrf()
+	e.clock.Advance(console.DefaultSessionLifetime)
+	const value = "expired-session-value-0123456789"
+	p := e.post("/ui/connections/"+conn.ID+"/credential", form("csrf", csrf, "value.DEMO_TOKEN", value))
+	mustContain(t, p, http.StatusUnauthorized, "Sign in again")
+	if strings.Contains(p.Body, value) {
+		t.Errorf("the value is on the sign-in page")
+	}
+	if c := e.credential(conn.ID); c.State != "none" {
+		t.Errorf("stored after the session ended: %+v", c)
 	}
 }
