@@ -1,12 +1,15 @@
 package console_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/host/api/client"
+	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/schedule"
 )
 
 // TestSetupPagesRender: every connection and credential page renders
@@ -348,4 +351,29 @@ func TestCheckpointReset(t *testing.T) {
 	// Resetting nothing says so.
 	redirect(t, e.post(path+"/checkpoint/reset", nil), path)
 	mustContain(t, e.get(path), http.StatusOK, "There was no checkpoint to reset.")
+}
+
+// TestConnectorMissing: a connection whose connector left the catalog
+// still has its pages, with the missing connector said where its schema
+// and credential names would be; the credential form is not offered.
+func TestConnectorMissing(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	conn := e.demo("orphan", nil)
+	empty, _ := catalog.Scan(context.Background(), t.TempDir(), e.h.Launcher.L, catalog.Options{CheckSchedule: schedule.Check})
+	e.h.Catalog.Replace(empty)
+
+	path := "/ui/connections/" + conn.ID
+	mustContain(t, e.get("/ui/connections"), http.StatusOK, `id="connection-`+conn.ID+`"`, "connector_missing", `id="no-connectors"`)
+	mustContain(t, e.get(path), http.StatusOK, `id="health-verdict">connector_missing<`, `id="config-schema"`, "connector_not_found: ")
+	p := e.get(path + "/credential")
+	mustContain(t, p, http.StatusOK, `id="connector-error"`)
+	if strings.Contains(p.Body, `id="credential-form"`) {
+		t.Errorf("a credential form without the connector's names")
+	}
+	mustContain(t, e.post(path+"/credential", form("value.DEMO_TOKEN", "orphan-value-0123456789")), http.StatusConflict,
+		`id="error-code">connector_not_found<`)
+	if c := e.credential(conn.ID); c.State != "none" {
+		t.Errorf("stored %+v", c)
+	}
 }
