@@ -85,8 +85,8 @@ func TestConnectionsFilter(t *testing.T) {
 		{"health=never_run", http.StatusOK, []string{ready.ID}, []string{needs.ID}},
 		{"health=healthy", http.StatusOK, []string{`id="connections-empty"`}, []string{needs.ID, ready.ID}},
 		{"connector=demo&health=never_run", http.StatusOK, []string{ready.ID}, []string{needs.ID}},
-		{"health=sick", http.StatusOK, []string{`id="form-error"`, "invalid_request"}, []string{needs.ID}},
-		{"connector=nosuch", http.StatusOK, []string{`id="form-error"`, "connector_not_found"}, []string{needs.ID}},
+		{"health=sick", http.StatusBadRequest, []string{`id="form-error"`, "invalid_request"}, []string{needs.ID}},
+		{"connector=nosuch", http.StatusNotFound, []string{`id="form-error"`, "connector_not_found"}, []string{needs.ID}},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			p := e.get("/ui/connections?" + tc.query)

@@ -90,8 +90,12 @@ func (c *Console) renderConnections(w http.ResponseWriter, r *http.Request, s *s
 	switch {
 	case errors.As(err, &ae) && ae.Status < 500:
 		// A filter naming nothing, an unknown verdict, a stale cursor:
-		// said in the filter form, the list left empty.
+		// said in the filter form with the API's status, the list left
+		// empty.
 		d.FilterError.General = ae.Code + ": " + ae.Message
+		if status == http.StatusOK {
+			status = ae.Status
+		}
 	case err != nil:
 		return err
 	}
