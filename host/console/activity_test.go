@@ -223,7 +223,7 @@ func TestRecordsPage(t *testing.T) {
 	}
 
 	// The env stream holds one record, keyed by name.
-	mustContain(t, e.get(base+"?stream=env"), http.StatusOK, `<code>DEMO_TOKEN</code>`)
+	mustContain(t, e.get(base+"?stream=env"), http.StatusOK, `<code class="id">DEMO_TOKEN</code>`)
 	// A stream the connector does not declare: the API's 404 beside the
 	// chooser.
 	mustContain(t, e.get(base+"?stream=nope"), http.StatusNotFound, `id="error-stream"`, "not_found", "streams: events, env")
