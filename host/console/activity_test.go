@@ -137,6 +137,10 @@ func TestRunsFilters(t *testing.T) {
 		})
 	}
 
+	// The filter suggests the connections and hosts there are.
+	mustContain(t, e.get("/ui/runs"), http.StatusOK, `<datalist id="connections-list">`, `<option value="`+a.ID+`">demo (demo)</option>`,
+		`<datalist id="hosts-list"><option value="host_test">`)
+
 	// A filter the API refuses shows its typed error beside the input,
 	// with the API's status.
 	bad := []struct {

@@ -13,18 +13,25 @@ var (
 	runTriggers = []string{"manual", "scheduled", "retry"}
 )
 
-// runsPageSize is the runs history's page size.
-const runsPageSize = 50
+// runsPageSize is the runs history's page size; suggestLimit bounds the
+// connections suggested for the connection filter.
+const (
+	runsPageSize = 50
+	suggestLimit = 200
+)
 
 // runsData is the runs history page's data.
 type runsData struct {
-	Filter   client.RunFilter
-	Runs     []apitypes.Run
-	Next     string
-	Hosts    []apitypes.Host
-	Statuses []string
-	Triggers []string
-	Errors   *formErrors
+	Filter client.RunFilter
+	Runs   []apitypes.Run
+	Next   string
+	Hosts  []apitypes.Host
+	// Connections is the first page of connections, for the connection
+	// filter's suggestions.
+	Connections []apitypes.Connection
+	Statuses    []string
+	Triggers    []string
+	Errors      *formErrors
 }
 
 // NextURL is the next page's address, the filters kept.
@@ -49,10 +56,13 @@ func (c *Console) runsPage(w http.ResponseWriter, r *http.Request, s *session) e
 	d := runsData{Statuses: runStatuses, Triggers: runTriggers, Filter: client.RunFilter{
 		Connection: q.Get("connection"), Trigger: q.Get("trigger"), Status: q.Get("status"), Host: q.Get("host"),
 		Cursor: q.Get("cursor"), Limit: runsPageSize}}
-	// The host chooser is a convenience: without the list, the filter
-	// still takes the id the query names.
+	// The host and connection suggestions are a convenience: without
+	// them, the filters still take the ids typed.
 	if hl, err := c.api.ListHosts(ctx); err == nil {
 		d.Hosts = hl.Hosts
+	}
+	if cl, err := c.api.ListConnections(ctx, client.ConnectionFilter{Limit: suggestLimit}); err == nil {
+		d.Connections = cl.Items
 	}
 	status := http.StatusOK
 	l, err := c.api.ListRuns(ctx, d.Filter)
