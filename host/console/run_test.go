@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/host/api/apitypes"
+	"github.com/connhost/connhost/host/console"
 	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/store"
 )
@@ -303,5 +306,74 @@ func TestCanaryCredentialNeverShown(t *testing.T) {
 	}
 	if strings.Contains(e.h.Logs.String(), testToken) {
 		t.Errorf("the host log holds the operator token")
+	}
+}
+
+// TestRunEventsRelayRequest checks what the relay asks of the API: the
+// run's event stream with the operator token, and none of the
+// browser's headers (its session cookie stays in the console).
+func TestRunEventsRelayRequest(t *testing.T) {
+	const token = "relay-test-operator-token-0123456789"
+	got := make(chan http.Header, 1)
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/runs/run_1":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id":"run_1","connection_id":"conn_1","trigger":"manual","attempt":1,"status":"running",`+
+				`"failure_code":"","created_at":"2026-12-06T12:00:00Z","records":0,"host_id":"host_a"}`)
+		case "/v1/runs/run_1/events":
+			got <- r.Header.Clone()
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "event: end\ndata: {\"run_id\":\"run_1\",\"kind\":\"end\",\"status\":\"succeeded\"}\n\n")
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	con, err := console.New(console.Config{API: api, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(con.Handler())
+	defer srv.Close()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar}
+	code, _ := con.IssueSignIn()
+	resp, err := browser.Get(srv.URL + "/ui/signin?code=" + url.QueryEscape(code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/ui/runs/run_1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-From-Browser", "yes")
+	resp, err = browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "event: end") {
+		t.Fatalf("relay: %d %q", resp.StatusCode, body)
+	}
+	h := <-got
+	if h.Get("Authorization") != "Bearer "+token {
+		t.Errorf("the API was not asked with the operator token")
+	}
+	for _, name := range []string{"Cookie", "X-From-Browser"} {
+		if h.Get(name) != "" {
+			t.Errorf("the browser's %s header reached the API", name)
+		}
+	}
+	if strings.Contains(string(body), token) {
+		t.Errorf("the relayed body holds the token")
 	}
 }
