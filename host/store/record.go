@@ -91,3 +91,15 @@ type RecordPage struct {
 	Records []StoredRecord
 	Next    string
 }
+
+// CountStreams adds each of recs to its stream's count in counts, making
+// counts when it is nil and recs are not empty, and returns it.
+func CountStreams(counts map[string]int64, recs []Record) map[string]int64 {
+	for _, r := range recs {
+		if counts == nil {
+			counts = make(map[string]int64)
+		}
+		counts[r.Stream]++
+	}
+	return counts
+}

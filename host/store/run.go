@@ -86,7 +86,11 @@ type Run struct {
 	StartedAt      time.Time // zero until running
 	EndedAt        time.Time // zero until terminal
 	Records        int64     // records committed by this run
-	HostID         string    // host instance that ran it (or refused it)
+	// StreamRecords is Records by stream name: the counts sum to Records.
+	// It is nil while the run has committed no record, and for a run from
+	// before the store kept the counts (then Records may be above zero).
+	StreamRecords map[string]int64
+	HostID        string // host instance that ran it (or refused it)
 	// ScheduledFor is the schedule instant of a scheduled run, and the
 	// backoff instant of a retry; zero for a manual run.
 	ScheduledFor time.Time

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,10 +32,19 @@ func TestMigrateRecords(t *testing.T) {
 	storetest.MigrateRecords(t, stdlib.OpenDB(*cc), Dialect())
 }
 
+func TestMigrateStreamRecords(t *testing.T) {
+	t.Parallel()
+	cc, err := pgx.ParseConfig(pgtest.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.MigrateStreamRecords(t, stdlib.OpenDB(*cc), Dialect())
+}
+
 // TestCommitBatchCopyConflict: a stream's records are copied in until a
 // copy meets a key the stream holds; that batch is committed again as an
 // upsert, with the same result as one: the key keeps its place, new keys
-// follow in emit order, and the checkpoint and the run's count commit once.
+// follow in emit order, and the checkpoint and the run's counts commit once.
 func TestCommitBatchCopyConflict(t *testing.T) {
 	t.Parallel()
 	s := openTest(t, pgtest.Schema(t), nil)
@@ -87,8 +97,8 @@ func TestCommitBatchCopyConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Records != 11 {
-		t.Errorf("run records = %d, want 11", run.Records)
+	if run.Records != 11 || !maps.Equal(run.StreamRecords, map[string]int64{"events": 8, "other": 3}) {
+		t.Errorf("run records = %d %v, want 11 {events:8 other:3}", run.Records, run.StreamRecords)
 	}
 	cp, ok, err := s.GetCheckpoint(ctx, c.ID)
 	if err != nil || !ok || string(cp) != "3" {

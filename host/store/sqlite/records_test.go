@@ -23,3 +23,13 @@ func TestMigrateRecords(t *testing.T) {
 	db.SetMaxOpenConns(1)
 	storetest.MigrateRecords(t, db, Dialect())
 }
+
+func TestMigrateStreamRecords(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), FileName), map[string][]string{"_pragma": {"foreign_keys(1)"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	storetest.MigrateStreamRecords(t, db, Dialect())
+}

@@ -102,11 +102,38 @@ func (s *Store) commitBatch(ctx context.Context, connectionID, runID string, rec
 			}
 		}
 		if len(records) > 0 {
-			_, err := s.exec(ctx, tx, `UPDATE runs SET records = records + ? WHERE id = ?`, int64(len(records)), runID)
-			return err
+			return s.countRecords(ctx, tx, runID, records)
 		}
 		return nil
 	})
+}
+
+// countRecords adds records (the batch as given, duplicates too) to the
+// run's count and to its counts by stream, in one statement, so the
+// counts by stream always sum to the count. A run that committed records
+// before the store kept counts (it was running across the upgrade to
+// schema version 7) keeps none: counts of its later commits alone would
+// not sum to its count. The caller holds the run's lease row (fenceRun),
+// so no other commit of the run writes between this read and this write.
+func (s *Store) countRecords(ctx context.Context, tx *txn, runID string, records []store.Record) error {
+	var (
+		before int64
+		counts map[string]int64
+	)
+	if err := s.queryRow(ctx, tx, `SELECT records, stream_records FROM runs WHERE id = ?`+s.d.ForUpdate, runID).
+		Scan(&before, streamRecordsCol{&counts}); err != nil {
+		return err
+	}
+	var col any
+	if before == 0 || counts != nil {
+		var err error
+		if col, err = encodeStreamRecords(store.CountStreams(counts, records)); err != nil {
+			return err
+		}
+	}
+	_, err := s.exec(ctx, tx, `UPDATE runs SET records = records + ?, stream_records = ? WHERE id = ?`,
+		int64(len(records)), col, runID)
+	return err
 }
 
 // upsertRecords writes rows (distinct stream and key) as one new batch of

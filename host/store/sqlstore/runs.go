@@ -12,13 +12,13 @@ import (
 )
 
 const runCols = `id, connection_id, trigger, attempt, retry_of, status, failure_code, failure_message,
-	created_at, started_at, ended_at, records, host_id, scheduled_for, provenance`
+	created_at, started_at, ended_at, records, host_id, scheduled_for, provenance, stream_records`
 
 func scanRun(row interface{ Scan(...any) error }) (store.Run, error) {
 	var r store.Run
 	err := row.Scan(&r.ID, &r.ConnectionID, &r.Trigger, &r.Attempt, &r.RetryOf, &r.Status, &r.FailureCode,
 		&r.FailureMessage, timeCol{&r.CreatedAt}, timeCol{&r.StartedAt}, timeCol{&r.EndedAt}, &r.Records, &r.HostID,
-		timeCol{&r.ScheduledFor}, provenanceCol{&r.Provenance})
+		timeCol{&r.ScheduledFor}, provenanceCol{&r.Provenance}, streamRecordsCol{&r.StreamRecords})
 	return r, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -111,8 +112,8 @@ func testCommitBatchInvalidRecordMovesNothing(t *testing.T, f *fixture) {
 			}
 		})
 	}
-	if got := must(f.s.GetRun(f.ctx, r.ID))(t).Records; got != 2 {
-		t.Errorf("run records = %d, want 2", got)
+	if got := must(f.s.GetRun(f.ctx, r.ID))(t); got.Records != 2 || !maps.Equal(got.StreamRecords, map[string]int64{"items": 2}) {
+		t.Errorf("run records = %d %v, want 2 {items:2}", got.Records, got.StreamRecords)
 	}
 }
 
@@ -160,8 +161,8 @@ func testCommitBatchInterruptedIsAllOrNothing(t *testing.T, f *fixture) {
 			}
 		}
 	})
-	if got := must(f.s.GetRun(f.ctx, r.ID))(t).Records; got != int64(2*n) {
-		t.Errorf("run records = %d, want %d (failed attempts must not count)", got, 2*n)
+	if got := must(f.s.GetRun(f.ctx, r.ID))(t); got.Records != int64(2*n) || !maps.Equal(got.StreamRecords, map[string]int64{"items": int64(2 * n)}) {
+		t.Errorf("run records = %d %v, want %d (failed attempts must not count)", got.Records, got.StreamRecords, 2*n)
 	}
 }
 

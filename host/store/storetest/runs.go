@@ -38,6 +38,7 @@ func testRuns(t *testing.T, f *fixture) {
 	f.commit(c.ID, r.ID, "items", 1, nil, "a", "b", "c")
 	f.commit(c.ID, r.ID, "items", 2, nil, "a", "a") // counted as emitted, even when a key repeats
 	want.Records = 5
+	want.StreamRecords = map[string]int64{"items": 5}
 
 	t2 := f.advance(time.Second)
 	res := store.RunResult{Status: store.RunFailed, FailureCode: failure.ConnectorFailed, FailureMessage: "upstream 503"}

@@ -231,3 +231,89 @@ func MigrateRecords(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	diff(t, "the other connection", []store.StoredRecord{{ConnectionID: "conn_b", Stream: "alpha", Key: "a",
 		Data: json.RawMessage(`{"v":"other"}`), RunID: "run_b", UpdatedAt: at(1)}}, page.Records)
 }
+
+// MigrateStreamRecords checks migration 7 on db, an empty database of
+// dialect d: a run from version 6 reads with its count and no counts by
+// stream, and keeps none when it commits again (they would not sum to
+// its count); a new run counts by stream; and migrating down to 6 and up
+// again keeps every run's count. It closes db.
+func MigrateStreamRecords(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
+	ctx := context.Background()
+	p, err := goose.NewProvider(d.Goose, db, d.Migrations, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var bindAt any = at
+	if d.TimeAsText {
+		bindAt = sqlstore.FormatTime(at)
+	}
+	for _, q := range []string{
+		`INSERT INTO connectors (key, version, manifest, path, sha256, registered_at, updated_at) VALUES ('k', '1', '{}', '/k', '` + fmt.Sprintf("%064d", 0) + `', ?, ?)`,
+		`INSERT INTO connections (id, connector_key, state, created_at, updated_at) VALUES ('conn_a', 'k', 'active', ?, ?)`,
+		`INSERT INTO runs (id, connection_id, trigger, attempt, retry_of, status, created_at, started_at, records) VALUES ('run_old', 'conn_a', 'manual', 1, '', 'running', ?, ?, 3)`,
+	} {
+		if _, err := db.ExecContext(ctx, d.Rebind(q), bindAt, bindAt); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := sqlstore.Migrate(ctx, db, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlstore.New(sqlstore.Config{DB: db, Dialect: d, Now: func() time.Time { return at.Add(time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	get := func(what, id string, records int64, want map[string]int64) {
+		t.Helper()
+		r, err := s.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Records != records {
+			t.Errorf("%s: %s records = %d, want %d", what, id, r.Records, records)
+		}
+		diff(t, what+": "+id+" stream records", want, r.StreamRecords)
+	}
+	get("migrated", "run_old", 3, nil)
+
+	if _, err := s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: "conn_a", RunID: "run_old", Holder: "h", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	rec := []store.Record{{Stream: "events", Key: "a", Data: json.RawMessage(`1`)}}
+	if err := s.CommitBatch(ctx, "conn_a", "run_old", rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	get("committed across the upgrade", "run_old", 4, nil)
+	if _, err := s.FinishRun(ctx, "run_old", store.RunResult{Status: store.RunSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := s.CreateRun(ctx, store.NewRun{ConnectionID: "conn_a", Trigger: store.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: "conn_a", RunID: r.ID, Holder: "h", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkRunRunning(ctx, r.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitBatch(ctx, "conn_a", r.ID, append(rec, rec...), nil); err != nil {
+		t.Fatal(err)
+	}
+	get("new", r.ID, 2, map[string]int64{"events": 2})
+
+	if _, err := p.DownTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	get("after down and up", "run_old", 4, nil)
+	get("after down and up", r.ID, 2, nil)
+}

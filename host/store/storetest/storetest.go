@@ -76,6 +76,7 @@ func Run(t *testing.T, open Opener) {
 		{"RunListOrderAndPaging", testRunListOrderAndPaging},
 		{"RunValidation", testRunValidation},
 		{"RunProvenance", testRunProvenance},
+		{"RunStreamRecords", testRunStreamRecords},
 		{"Leases", testLeases},
 		{"LeaseContention", testLeaseContention},
 		{"LeaseExpiryTakeover", testLeaseExpiryTakeover},
