@@ -80,7 +80,7 @@ func (r *Runner) execute(ctx context.Context, h *Handle, req Request, conn store
 		r.cfg.Logger.Error("finish run", "run_id", run.ID, "error", ferr)
 		fin = run
 		fin.Status, fin.FailureCode, fin.FailureMessage = result.Status, result.FailureCode, result.FailureMessage
-		fin.Records = s.committed.Load()
+		fin.Records, fin.StreamRecords = s.committed.Load(), s.streams
 	}
 	r.release(conn.ID, run.ID)
 
@@ -186,9 +186,12 @@ type stream struct {
 	// lost is called when a commit finds the run's lease gone.
 	lost      func()
 	pipe      *pipe
-	received  atomic.Int64  // records received from the connector
-	committed atomic.Int64  // records committed
-	done      chan struct{} // closed when the committer has stopped
+	received  atomic.Int64 // records received from the connector
+	committed atomic.Int64 // records committed
+	// streams is committed by stream name: written by the committer
+	// alone, read once it has stopped (after close).
+	streams map[string]int64
+	done    chan struct{} // closed when the committer has stopped
 }
 
 func (r *Runner) newStream(ctx context.Context, h *Handle, conn store.Connection, run store.Run, connectorKey string) *stream {
@@ -273,6 +276,7 @@ func (s *stream) commit(b batch) error {
 		return err
 	}
 	n := len(b.recs)
+	s.streams = store.CountStreams(s.streams, b.recs)
 	total := s.committed.Add(int64(n))
 	if n > 0 {
 		if o := s.r.cfg.Observer; o != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,6 +300,9 @@ func TestIngestCommitsCheckpointsWithTheirRecords(t *testing.T) {
 			// Counters and events agree with the store.
 			if run.Records != int64(len(committed)) || obs.committed.Load() != run.Records {
 				t.Fatalf("run records %d, observer %d, store %d", run.Records, obs.committed.Load(), len(committed))
+			}
+			if want := map[string]int64{"s": int64(len(committed))}; !maps.Equal(run.StreamRecords, want) {
+				t.Fatalf("run records by stream %v, want %v", run.StreamRecords, want)
 			}
 			var lastRecords, lastReceived int64
 			var end runevents.Event

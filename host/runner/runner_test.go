@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,6 +171,14 @@ func TestCrashBetweenRecordsAndCheckpoint(t *testing.T) {
 	}
 	// Every record the checkpoint covers is saved.
 	saved := eventKeys(t, h, c.ID)
+	// The crashed run's counts by stream are what it committed: every
+	// key once, on events alone (echo_env is not configured).
+	if want := map[string]int64{"events": int64(len(saved))}; !maps.Equal(crashed.StreamRecords, want) || crashed.Records != int64(len(saved)) {
+		t.Fatalf("crashed run counts %d %v, want %v", crashed.Records, crashed.StreamRecords, want)
+	}
+	if got, err := h.Store.GetRun(ctx, crashed.ID); err != nil || !maps.Equal(got.StreamRecords, crashed.StreamRecords) {
+		t.Fatalf("stored crashed run counts %v (%v), want %v", got.StreamRecords, err, crashed.StreamRecords)
+	}
 	for i := 0; i < cp.Next; i++ {
 		if !saved[strconv.Itoa(i)] {
 			t.Fatalf("checkpoint %d covers record %d, which is not saved", cp.Next, i)
@@ -495,5 +504,48 @@ func TestConfigRefusedByTheConnectorIsInvalidConfig(t *testing.T) {
 	after, _ := h.Store.GetCredentialMeta(ctx, c.ID)
 	if after.Validity == nil || !after.Validity.Valid || !after.Validity.CheckedAt.Equal(before.Validity.CheckedAt) {
 		t.Fatalf("a config error touched the credential's validity: %+v (before %+v)", after.Validity, before.Validity)
+	}
+}
+
+// A run's counts by stream are the records it stored on each of the
+// demo's streams ("events" and "env"), and sum to its count.
+func TestRunCountsRecordsByStream(t *testing.T) {
+	t.Parallel()
+	h := newHost(t)
+	ctx := context.Background()
+	c := h.CreateDemo(demoConfig(map[string]any{"records": 20}), "")
+	h.SetToken(c.ID, canary)
+	run, err := h.RunNow(c.ID)
+	if err != nil || run.Status != store.RunSucceeded {
+		t.Fatalf("run = %+v, %v", run, err)
+	}
+	stored := map[string]int64{}
+	q := store.RecordQuery{ConnectionID: c.ID}
+	for {
+		page, err := h.Store.ListRecords(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			stored[r.Stream]++
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	if stored["events"] != 20 || stored["env"] != int64(len(echoNames)) {
+		t.Fatalf("stored records by stream %v, want events 20 and env %d", stored, len(echoNames))
+	}
+	got, err := h.Store.GetRun(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, n := range got.StreamRecords {
+		sum += n
+	}
+	if !maps.Equal(got.StreamRecords, stored) || !maps.Equal(run.StreamRecords, stored) || sum != got.Records {
+		t.Fatalf("run counts %v (returned %v, records %d), want %v", got.StreamRecords, run.StreamRecords, got.Records, stored)
 	}
 }
