@@ -180,6 +180,7 @@ func toRun(r store.Run) apitypes.Run {
 		StartedAt:      stamp(r.StartedAt),
 		EndedAt:        stamp(r.EndedAt),
 		Records:        r.Records,
+		StreamRecords:  r.StreamRecords,
 		HostID:         r.HostID,
 		ScheduledFor:   stampNano(r.ScheduledFor),
 		Provenance:     toProvenance(r.Provenance),

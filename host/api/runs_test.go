@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -149,10 +150,25 @@ func TestRunsAndRecordsPaging(t *testing.T) {
 		t.Fatalf("no credential: %+v", got)
 	}
 
+	// A run's records by stream; a run that committed none omits them.
+	var got apitypes.Run
+	e.ok(http.StatusOK, "GET", "/v1/runs/"+first.ID, nil, &got)
+	if len(got.StreamRecords) != 1 || got.StreamRecords["events"] != 25 || got.Records != 25 {
+		t.Fatalf("run records %d by stream %v, want 25 on events", got.Records, got.StreamRecords)
+	}
+	var raw map[string]json.RawMessage
+	e.ok(http.StatusOK, "GET", "/v1/runs/"+refused.ID, nil, &raw)
+	if _, ok := raw["stream_records"]; ok {
+		t.Fatalf("a refused run writes stream_records: %s", raw["stream_records"])
+	}
+
 	var runs apitypes.List[apitypes.Run]
 	e.ok(http.StatusOK, "GET", "/v1/runs?connection="+c.ID, nil, &runs)
 	if len(runs.Items) != 2 || runs.Items[0].ID != second.ID || runs.Items[1].ID != first.ID {
 		t.Fatalf("runs newest first: %+v", runs.Items)
+	}
+	if runs.Items[1].StreamRecords["events"] != 25 {
+		t.Fatalf("listed run records by stream %v, want 25 on events", runs.Items[1].StreamRecords)
 	}
 	e.ok(http.StatusOK, "GET", "/v1/runs?status=refused", nil, &runs)
 	if len(runs.Items) != 1 || runs.Items[0].ID != refused.ID || runs.Items[0].FailureCode != "credentials_required" {

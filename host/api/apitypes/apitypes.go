@@ -319,6 +319,11 @@ type Run struct {
 	StartedAt      string `json:"started_at,omitempty"`
 	EndedAt        string `json:"ended_at,omitempty"`
 	Records        int64  `json:"records"`
+	// StreamRecords is Records by stream name ({"events": 20}): the
+	// counts sum to Records. Omitted while the run has committed no
+	// record, and for a run from before the host kept counts by stream
+	// (its Records may then be above 0).
+	StreamRecords map[string]int64 `json:"stream_records,omitempty"`
 	// HostID is the host that ran (or refused) the run; "" while a
 	// queued manual run waits for a host.
 	HostID string `json:"host_id"`
