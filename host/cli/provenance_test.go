@@ -9,6 +9,7 @@ import (
 const (
 	provenanceRunJSON = `{"id":"r1","connection_id":"c1","trigger":"scheduled","attempt":1,"status":"succeeded","failure_code":"",` +
 		`"created_at":"2025-01-02T03:04:05Z","started_at":"2025-01-02T03:04:05Z","ended_at":"2025-01-02T03:04:06Z","host_id":"host_a","records":5,` +
+		`"stream_records":{"events":3,"env":2},` +
 		`"provenance":{"credential_source":"stored","credential":{"state":"active","key_id":7,"captured_at":"2025-01-01T00:00:00Z","rotated_at":"2025-01-02T00:00:00.5Z"},` +
 		`"env":[{"name":"CONNHOST_RUN_ID","layer":"run_metadata"},{"name":"DEMO_LABEL","layer":"passthrough"},{"name":"DEMO_TOKEN","layer":"stored_credential"},{"name":"PATH","layer":"allowlist"}]}}`
 	provenanceRefusedJSON = `{"id":"r9","connection_id":"c1","trigger":"scheduled","attempt":1,"status":"refused","failure_code":"static_secret_credential_unavailable",` +
@@ -58,6 +59,7 @@ func TestProvenanceAndExplainOutput(t *testing.T) {
 				"failure:    -\n" +
 				"host:       host_a\n" +
 				"records:    5\n" +
+				"by stream:  env 2, events 3\n" +
 				"created at: 2025-01-02T03:04:05Z\n" +
 				"started at: 2025-01-02T03:04:05Z\n" +
 				"ended at:   2025-01-02T03:04:06Z\n" +

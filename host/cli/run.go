@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
@@ -292,11 +296,26 @@ func (a *app) printRunStart(r apitypes.Run, startUnknown bool) error {
 	kv = append(kv,
 		[2]string{"host", r.HostID},
 		[2]string{"records", itoa(r.Records)},
+	)
+	if len(r.StreamRecords) > 0 {
+		kv = append(kv, [2]string{"by stream", streamRecords(r.StreamRecords)})
+	}
+	kv = append(kv,
 		[2]string{"created at", ts(r.CreatedAt)},
 		[2]string{"started at", started},
 		[2]string{"ended at", ts(r.EndedAt)},
 	)
 	return fields(a.rt.Stdout, kv)
+}
+
+// streamRecords renders a run's records by stream in name order:
+// "env 2, events 3".
+func streamRecords(counts map[string]int64) string {
+	parts := make([]string, 0, len(counts))
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, name+" "+strconv.FormatInt(counts[name], 10))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (a *app) runsCommand() *cobra.Command {
@@ -353,14 +372,15 @@ runs exist, the cursor of the next page is printed on stderr.`,
 
 	cmd.AddCommand(list,
 		idCommand(a, "runs show", "RUN_ID", "Show a run", `Show a run: trigger, attempt, status, failure code and message, the instant
-it was scheduled for, the host that ran it, record count and times, and its
-launch provenance: where the credential came from (the stored credential's
-state, key id and capture/rotation times, or the host env), every variable
-NAME of the child's environment with the layer that supplied it (allowlist,
-passthrough, host_env, run_metadata, stored_credential; a later layer wins),
-and for a launch refused over its credential the resolution that refused
-(credential state, undecryptable, missing names, required names absent or
-empty in the host env). Never a value. -o json includes it as "provenance".`,
+it was scheduled for, the host that ran it, record count (in all and by
+stream) and times, and its launch provenance: where the credential came from
+(the stored credential's state, key id and capture/rotation times, or the host
+env), every variable NAME of the child's environment with the layer that
+supplied it (allowlist, passthrough, host_env, run_metadata,
+stored_credential; a later layer wins), and for a launch refused over its
+credential the resolution that refused (credential state, undecryptable,
+missing names, required names absent or empty in the host env). Never a value.
+-o json includes it as "provenance".`,
 			(*client.Client).GetRun, a.printRunShow),
 		idCommand(a, "runs cancel", "RUN_ID", "Cancel a queued or running run",
 			`Cancel a run, whichever host of the cluster runs it: a queued run leaves the
