@@ -3,19 +3,13 @@ package console
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/api/client"
-)
-
-// Bounds of the per-stream count on a run page: the records the run
-// last wrote are counted by reading the stream's records a page at a
-// time, up to streamScanPages pages.
-const (
-	streamScanPage  = 100
-	streamScanPages = 10
 )
 
 // runData is the run page's data.
@@ -28,21 +22,25 @@ type runData struct {
 	// (ConnectionGone).
 	Connection     *apitypes.Connection
 	ConnectionGone bool
-	// Streams are the connector's streams with the records of each that
-	// this run last wrote; StreamsNote says why there are none to show.
+	// Streams are the connector's streams, then any other stream the run
+	// committed to, each with the records the run committed to it;
+	// StreamsNote says what the table cannot show.
 	Streams     []runStream
 	StreamsNote string
+	// Uncounted is true for a run that committed records before the host
+	// kept counts by stream: only its total is known.
+	Uncounted bool
 }
 
-// runStream is one stream of a run's connector.
+// runStream is one row of a run's streams table.
 type runStream struct {
 	Name string
-	// Held counts the stream's records whose latest write is this run's;
-	// Capped says the count stopped at the scan bound (so it is a floor).
-	Held   int64
-	Capped bool
-	// Scanned is how many records were read when Capped.
-	Scanned int
+	// Committed is the records the run committed to the stream (a key
+	// written twice counts twice, as in the run's total).
+	Committed int64
+	// Undeclared is true for a stream the run committed to that the
+	// connector (as catalogued now) does not declare.
+	Undeclared bool
 }
 
 // Cancellable reports whether the run can still be cancelled.
@@ -71,18 +69,21 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request, s *session) er
 	if err != nil {
 		return err
 	}
-	d := runData{Run: run, Ended: terminal(run.Status)}
+	d := runData{Run: run, Ended: terminal(run.Status), Uncounted: run.Records > 0 && len(run.StreamRecords) == 0}
 	conn, err := c.api.GetConnection(ctx, run.ConnectionID)
 	switch {
 	case err == nil:
 		d.Connection = &conn
-		d.Streams, d.StreamsNote, err = c.runStreams(ctx, conn, run.ID)
+		var declared []string
+		declared, d.StreamsNote, err = c.connectorStreams(ctx, conn.ConnectorKey)
 		if err != nil {
 			return err
 		}
+		d.Streams = runStreams(declared, run.StreamRecords)
 	case isNotFound(err):
 		d.ConnectionGone = true
-		d.StreamsNote = "The connection was deleted, and its records with it."
+		d.StreamsNote = "The connection was deleted, and its records with it; the counts are what this run committed."
+		d.Streams = runStreams(nil, run.StreamRecords)
 	default:
 		return err
 	}
@@ -90,43 +91,37 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request, s *session) er
 	return nil
 }
 
-// runStreams counts, per stream of the connection's connector, the
-// records whose latest write is run's.
-func (c *Console) runStreams(ctx context.Context, conn apitypes.Connection, runID string) ([]runStream, string, error) {
-	ctr, err := c.api.GetConnector(ctx, conn.ConnectorKey)
+// connectorStreams returns the names of the streams connector key
+// declares, or a note when it is no longer catalogued.
+func (c *Console) connectorStreams(ctx context.Context, key string) ([]string, string, error) {
+	ctr, err := c.api.GetConnector(ctx, key)
 	if isNotFound(err) {
-		return nil, "Connector " + conn.ConnectorKey + " is no longer catalogued: its streams are unknown.", nil
+		return nil, "Connector " + key + " is no longer catalogued: only the streams this run committed to are listed.", nil
 	}
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]runStream, 0, len(ctr.Streams))
-	for _, st := range ctr.Streams {
-		rs := runStream{Name: st.Name}
-		cursor := ""
-		for page := 0; ; page++ {
-			if page == streamScanPages {
-				rs.Capped = true
-				break
-			}
-			l, err := c.api.ListRecords(ctx, conn.ID, client.RecordFilter{Stream: st.Name, Cursor: cursor, Limit: streamScanPage})
-			if err != nil {
-				return nil, "", err
-			}
-			for _, rec := range l.Items {
-				rs.Scanned++
-				if rec.RunID == runID {
-					rs.Held++
-				}
-			}
-			if l.Next == "" {
-				break
-			}
-			cursor = l.Next
-		}
-		out = append(out, rs)
+	names := make([]string, len(ctr.Streams))
+	for i, st := range ctr.Streams {
+		names[i] = st.Name
 	}
-	return out, "", nil
+	return names, "", nil
+}
+
+// runStreams lists the declared streams in their order, each with the
+// run's committed count (0 for a stream it did not touch), then the
+// streams in counts that are not declared, by name.
+func runStreams(declared []string, counts map[string]int64) []runStream {
+	out := make([]runStream, 0, len(declared)+len(counts))
+	for _, name := range declared {
+		out = append(out, runStream{Name: name, Committed: counts[name]})
+	}
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		if !slices.Contains(declared, name) {
+			out = append(out, runStream{Name: name, Committed: counts[name], Undeclared: true})
+		}
+	}
+	return out
 }
 
 // isNotFound reports whether err is an API 404.

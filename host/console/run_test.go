@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/console"
@@ -86,8 +87,15 @@ func TestRunPage(t *testing.T) {
 		`id="run-connection" href="/ui/connections/`+c.ID+`"`, `<section class="panel" id="provenance"`,
 		`id="credential-source">stored<`, "<code>DEMO_TOKEN</code>", "stored_credential",
 		`id="run-trigger">manual<`, `id="run-attempt">1`, `<code>host_test</code>`, "<time datetime=")
-	if !strings.Contains(p.Body, `<td class="stream-held">4</td>`) {
-		t.Errorf("stream events does not count the run's 4 records:\n%s", p.Body)
+	// Each declared stream with the run's committed count: 0 on env,
+	// which this run did not touch.
+	for name, n := range map[string]string{"events": "4", "env": "0"} {
+		if row := streamRow(t, p.Body, name); !strings.Contains(row, `<td class="stream-held">`+n+`</td>`) {
+			t.Errorf("stream %s does not count %s records committed by the run:\n%s", name, n, row)
+		}
+	}
+	if strings.Contains(p.Body, `id="streams-uncounted"`) {
+		t.Errorf("a run with counts by stream says they are unknown")
 	}
 	if strings.Contains(p.Body, `id="cancel-form"`) || strings.Contains(p.Body, `id="failure-code"`) {
 		t.Errorf("an ended, successful run offers a cancel or shows a failure")
@@ -119,7 +127,77 @@ func TestRunPageOfADeletedConnection(t *testing.T) {
 	if _, err := e.h.Control.DeleteConnection(context.Background(), "operator", c.ID); err != nil {
 		t.Fatal(err)
 	}
-	mustContain(t, e.get("/ui/runs/"+run.ID), http.StatusOK, `<span id="run-connection">`, "(deleted)", `id="streams-note"`)
+	p := e.get("/ui/runs/" + run.ID)
+	mustContain(t, p, http.StatusOK, `<span id="run-connection">`, "(deleted)", `id="streams-note"`)
+	// The run's counts outlive the records: listed, with nothing to browse.
+	if row := streamRow(t, p.Body, "events"); !strings.Contains(row, `<td class="stream-held">1</td>`) || strings.Contains(row, "browse") {
+		t.Errorf("the deleted connection's run lists events as:\n%s", row)
+	}
+}
+
+// TestRunPageListsUndeclaredStreams: a stream the run committed to that
+// the connector does not declare is listed after the declared ones, with
+// its count and a mark; a declared stream the run did not touch reads 0.
+func TestRunPageListsUndeclaredStreams(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	e.signIn()
+	ctx := context.Background()
+	c := e.h.CreateDemo(map[string]any{"records": 1}, "")
+	run, err := e.h.Store.CreateRun(ctx, store.NewRun{ConnectionID: c.ID, Trigger: store.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h.Store.AcquireLease(ctx, store.LeaseRequest{ConnectionID: c.ID, RunID: run.ID, Holder: "test", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h.Store.MarkRunRunning(ctx, run.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.h.Store.CommitBatch(ctx, c.ID, run.ID, []store.Record{
+		{Stream: "legacy", Key: "a", Data: json.RawMessage(`1`)},
+		{Stream: "legacy", Key: "b", Data: json.RawMessage(`2`)},
+		{Stream: "events", Key: "0", Data: json.RawMessage(`{"id":0}`)},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h.Store.FinishRun(ctx, run.ID, store.RunResult{Status: store.RunSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	p := e.get("/ui/runs/" + run.ID)
+	mustContain(t, p, http.StatusOK, `<span id="run-records">3</span>`)
+	for _, tc := range []struct {
+		stream, count string
+		undeclared    bool
+	}{
+		{"events", "1", false},
+		{"env", "0", false},
+		{"legacy", "2", true},
+	} {
+		row := streamRow(t, p.Body, tc.stream)
+		if !strings.Contains(row, `<td class="stream-held">`+tc.count+`</td>`) {
+			t.Errorf("stream %s does not read %s:\n%s", tc.stream, tc.count, row)
+		}
+		if got := strings.Contains(row, "no longer declared"); got != tc.undeclared {
+			t.Errorf("stream %s marked undeclared = %v, want %v:\n%s", tc.stream, got, tc.undeclared, row)
+		}
+	}
+	if i, j := strings.Index(p.Body, `id="stream-env"`), strings.Index(p.Body, `id="stream-legacy"`); i < 0 || j < i {
+		t.Errorf("the undeclared stream is not listed after the declared ones")
+	}
+}
+
+// streamRow returns the row id="stream-{name}" of #run-streams.
+func streamRow(t *testing.T, body, name string) string {
+	t.Helper()
+	start := strings.Index(body, `<tr id="stream-`+name+`"`)
+	if start < 0 {
+		t.Fatalf("no row for stream %s", name)
+	}
+	end := strings.Index(body[start:], "</tr>")
+	if end < 0 {
+		t.Fatalf("row for stream %s does not end", name)
+	}
+	return body[start : start+end]
 }
 
 // TestRunEventsRelay follows a slow run through the console: the relay
