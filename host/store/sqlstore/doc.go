@@ -27,4 +27,9 @@
 // order: a new key takes the next id, an upsert keeps the row. SQLite
 // upserts a batch in multi-row statements of fixed sizes; PostgreSQL
 // (Dialect.ArrayBinds) in one INSERT … SELECT FROM unnest of arrays.
+//
+// A run's committed records are counted in all (runs.records) and by
+// stream (runs.stream_records, migration 7: a JSON object, NULL until the
+// run's first record) in the transaction of each commit, so the counts by
+// stream always sum to the total.
 package sqlstore
