@@ -212,6 +212,28 @@ function reloadOnce(live) {
   window.location.reload();
 }
 
+// clearSecrets empties every password input. A page the browser keeps
+// in its back/forward cache would otherwise come back, on Back, with the
+// secret still typed into the credential form; a submitted form's
+// values left with the request before pagehide runs.
+function clearSecrets() {
+  document.querySelectorAll("input[type=password]").forEach(function (el) {
+    el.value = "";
+  });
+}
+
+window.addEventListener("pagehide", clearSecrets);
+window.addEventListener("pageshow", function (e) {
+  if (e.persisted) {
+    clearSecrets();
+    // The rest of a restored page is as old as when it was left: reload
+    // a credential page so its panel is current.
+    if (document.getElementById("credential-form")) {
+      window.location.reload();
+    }
+  }
+});
+
 document.addEventListener("DOMContentLoaded", function () {
   localizeTimes(document);
   followRun();
