@@ -425,6 +425,8 @@ func (a *API) logRequest(r *http.Request, rec *recorder, route string, d time.Du
 	// Path only: ids are not secrets, and bodies are never logged.
 	args := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "bytes", rec.bytes, "duration", d}
 	switch {
+	case rec.status >= 500 && r.Context().Err() != nil:
+		a.log.Debug("http request", args...) // the caller went away
 	case rec.status >= 500:
 		a.log.Error("http request", args...)
 	case rec.status >= 400:

@@ -153,7 +153,11 @@ func trimPkg(msg string) string {
 // fault.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := Classify(err)
-	if status >= 500 {
+	switch {
+	case status >= 500 && r.Context().Err() != nil:
+		// The caller went away (a browser left the page): not a fault.
+		a.log.Debug("request abandoned by the caller", "method", r.Method, "path", r.URL.Path, "error", err)
+	case status >= 500:
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err)
 	}
 	writeError(w, status, body)

@@ -17,11 +17,11 @@
 // /v1/console/signin issues the code; it is good for one use within
 // SignInTTL), or by pasting the operator token into the sign-in form. The
 // console then sets a random session cookie (HttpOnly, SameSite=Strict,
-// Secure and __Host- prefixed when the host serves TLS) that lasts
-// SessionLifetime; sign-out ends it at once. Sessions live in this
-// process's memory: a restart, or another host of a cluster, asks for a
-// new sign-in. Neither the token nor a code is ever logged: requests are
-// logged by path only.
+// Secure and __Host- prefixed when the host serves TLS; named for the
+// port, as cookies ignore ports) that lasts SessionLifetime; sign-out
+// ends it at once. Sessions live in this process's memory: a restart,
+// or another host of a cluster, asks for a new sign-in. Neither the token
+// nor a code is ever logged: requests are logged by path only.
 //
 // # Forms
 //
@@ -38,7 +38,9 @@
 // Every response carries a Content-Security-Policy that allows scripts,
 // styles and connections from the host only (no inline script or style),
 // frame-ancestors 'none', X-Content-Type-Options nosniff, Referrer-Policy
-// no-referrer, and (but for the static assets) Cache-Control no-store.
+// same-origin (so a form sent after the session ended can come back to
+// its page after sign-in), and (but for the static assets) Cache-Control
+// no-store.
 package console
 
 import (
@@ -181,7 +183,7 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		// Path only: the query of a sign-in link holds a code.
 		args := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start)}
-		if rec.status >= 500 {
+		if rec.status >= 500 && r.Context().Err() == nil {
 			c.log.Error("console request", args...)
 		} else {
 			c.log.Debug("console request", args...)
@@ -191,7 +193,7 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	if !strings.HasPrefix(r.URL.Path, Prefix+"static/") {
 		h.Set("Cache-Control", "no-store")

@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -29,11 +31,29 @@ func newSecret() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (c *Console) cookieName() string {
-	if c.cfg.Secure {
-		return "__Host-connhost_session"
+// cookieName is the session cookie's name for the address the browser
+// used. Cookies ignore ports, so the port is part of the name: two hosts
+// on one machine (a local cluster, 127.0.0.1:7481 and :7482) keep a
+// session each, and another local service on another port is never sent
+// one under the name it might read.
+func (c *Console) cookieName(r *http.Request) string {
+	name := "connhost_session"
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" && isDigits(port) {
+		name += "_" + port
 	}
-	return "connhost_session"
+	if c.cfg.Secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // IssueSignIn returns a one-time sign-in code, good for one use until
@@ -67,7 +87,7 @@ func (c *Console) redeem(code string) bool {
 }
 
 // startSession creates a session and sets its cookie.
-func (c *Console) startSession(w http.ResponseWriter) {
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request) {
 	value := newSecret()
 	now := c.cfg.Now()
 	s := &session{csrf: newSecret(), created: now, expires: now.Add(c.cfg.SessionLifetime)}
@@ -78,14 +98,14 @@ func (c *Console) startSession(w http.ResponseWriter) {
 	}
 	c.session[sha256.Sum256([]byte(value))] = s
 	c.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: c.cookieName(), Value: value, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: c.cookieName(r), Value: value, Path: "/", HttpOnly: true,
 		Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode, Expires: s.expires,
 		MaxAge: int(c.cfg.SessionLifetime / time.Second)})
 }
 
 // lookup returns the request's live session, or nil.
 func (c *Console) lookup(r *http.Request) (*session, [sha256.Size]byte) {
-	ck, err := r.Cookie(c.cookieName())
+	ck, err := r.Cookie(c.cookieName(r))
 	if err != nil || ck.Value == "" {
 		return nil, [sha256.Size]byte{}
 	}
@@ -104,11 +124,11 @@ func (c *Console) lookup(r *http.Request) (*session, [sha256.Size]byte) {
 }
 
 // endSession forgets a session and clears its cookie.
-func (c *Console) endSession(w http.ResponseWriter, key [sha256.Size]byte) {
+func (c *Console) endSession(w http.ResponseWriter, r *http.Request, key [sha256.Size]byte) {
 	c.mu.Lock()
 	delete(c.session, key)
 	c.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: c.cookieName(), Value: "", Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: c.cookieName(r), Value: "", Path: "/", HttpOnly: true,
 		Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
 
@@ -198,27 +218,51 @@ func (c *Console) action(h pageHandler) http.Handler {
 
 // toSignIn answers a request without a live session: a page goes to the
 // sign-in form (and back after), anything else is 401.
+// A form sent after the session ended comes back, after sign-in, to the
+// page it was sent from (its Referer: the console's Referrer-Policy is
+// same-origin); the form itself is not replayed.
 func (c *Console) toSignIn(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet || strings.HasSuffix(r.URL.Path, "/events") {
 		c.render(w, r, nil, http.StatusUnauthorized, "signin.html", signInData{
-			Error: "Your session has ended. Sign in again.", Next: safeNext(r.Referer())})
+			Error: sessionEnded, Next: safeNext(r.Referer())})
 		return
 	}
-	http.Redirect(w, r, Prefix+"signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+	to := Prefix + "signin?next=" + url.QueryEscape(r.URL.RequestURI())
+	if _, err := r.Cookie(c.cookieName(r)); err == nil {
+		// The browser holds a session this host does not know.
+		to += "&ended=1"
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
+// sessionEnded says why a browser that had a session is asked to sign in.
+const sessionEnded = "Your session has ended (it expired, was signed out, or the host restarted). Sign in again."
+
 // safeNext keeps a post-sign-in destination only when it is a console
-// path on this host.
+// page of this host: a path under Prefix without dot segments,
+// backslashes or a second slash up front (an absolute URL, as a Referer
+// is, keeps its path and query only). Anything else is Prefix.
 func safeNext(next string) string {
-	if u, err := url.Parse(next); err == nil && u.Host == "" && u.Scheme == "" && strings.HasPrefix(u.Path, Prefix) &&
-		!strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") && !strings.HasPrefix(u.Path, Prefix+"signin") {
-		return u.RequestURI()
+	u, err := url.Parse(next)
+	if err != nil {
+		return Prefix
 	}
-	if u, err := url.Parse(next); err == nil && u.Host != "" {
-		// A Referer is absolute: keep its path when it is ours.
-		return safeNext(u.RequestURI())
+	if u.Scheme != "" || u.Host != "" {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return Prefix
+		}
+		u = &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	} else if strings.HasPrefix(next, "//") {
+		return Prefix
 	}
-	return Prefix
+	p := u.Path
+	switch {
+	case strings.Contains(p, "\\"), strings.HasPrefix(p, "//"),
+		p != path.Clean(p) && p != path.Clean(p)+"/",
+		!strings.HasPrefix(p, Prefix), strings.HasPrefix(p, Prefix+"signin"):
+		return Prefix
+	}
+	return u.RequestURI()
 }
 
 type signInData struct {
@@ -238,7 +282,7 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 				Error: "This sign-in link has expired or was already used. Run `connhost ui` for a new one, or sign in with the operator token."})
 			return
 		}
-		c.startSession(w)
+		c.startSession(w, r)
 		// Redirect, so the code leaves the address bar and the history.
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
@@ -248,8 +292,11 @@ func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := signInData{Next: next}
-	if r.URL.Query().Get("signed_out") == "1" {
+	switch {
+	case r.URL.Query().Get("signed_out") == "1":
 		data.Notice = "Signed out."
+	case r.URL.Query().Get("ended") == "1":
+		data.Error = sessionEnded
 	}
 	c.render(w, r, nil, http.StatusOK, "signin.html", data)
 }
@@ -267,14 +314,14 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 			Error: "That is not the operator token."})
 		return
 	}
-	c.startSession(w)
+	c.startSession(w, r)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // signOut ends the session.
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ *session) error {
 	_, key := c.lookup(r)
-	c.endSession(w, key)
+	c.endSession(w, r, key)
 	http.Redirect(w, r, Prefix+"signin?signed_out=1", http.StatusSeeOther)
 	return nil
 }

@@ -3,6 +3,8 @@ package console_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,7 +28,8 @@ func TestSignInLink(t *testing.T) {
 		t.Fatalf("first use: %s %q", p, p.Location())
 	}
 	ck := p.Header.Get("Set-Cookie")
-	for _, want := range []string{"connhost_session=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(e.srv.URL, "http://"))
+	for _, want := range []string{"connhost_session_" + port + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
 		if !strings.Contains(ck, want) {
 			t.Errorf("Set-Cookie %q lacks %q", ck, want)
 		}
@@ -80,12 +83,25 @@ func TestSignInWithToken(t *testing.T) {
 
 func TestSignInNextStaysOnConsole(t *testing.T) {
 	e := newEnv(t, hosttest.Options{})
-	for _, next := range []string{"https://evil.example/ui/", "//evil.example/ui/", "/v1/connections", "/ui/signin?code=x", `/ui\evil`} {
-		t.Run(next, func(t *testing.T) {
+	tests := []struct{ next, want string }{
+		{"/ui/runs?status=failed", "/ui/runs?status=failed"},
+		{"http://127.0.0.1:7480/ui/audit?cursor=x", "/ui/audit?cursor=x"}, // a Referer
+		{"https://evil.example/ui/", "/ui/"},
+		{"//evil.example/ui/", "/ui/"},
+		{"/v1/connections", "/ui/"},
+		{"/ui/signin?code=x", "/ui/"},
+		{`/ui\evil`, "/ui/"},
+		{"/ui/../../evil", "/ui/"},
+		{"/ui/./runs", "/ui/"},
+		{"javascript:alert(1)", "/ui/"},
+		{"", "/ui/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.next, func(t *testing.T) {
 			code, _ := e.con.IssueSignIn()
-			p := e.do(e.newBrowser(), http.MethodGet, "/ui/signin?code="+url.QueryEscape(code)+"&next="+url.QueryEscape(next), nil)
-			if p.Status != http.StatusSeeOther || p.Location() != "/ui/" {
-				t.Fatalf("next %q: %s %q", next, p, p.Location())
+			p := e.do(e.newBrowser(), http.MethodGet, "/ui/signin?code="+url.QueryEscape(code)+"&next="+url.QueryEscape(tt.next), nil)
+			if p.Status != http.StatusSeeOther || p.Location() != tt.want {
+				t.Fatalf("next %q: %s %q, want %q", tt.next, p, p.Location(), tt.want)
 			}
 		})
 	}
@@ -107,11 +123,25 @@ func TestSessionExpires(t *testing.T) {
 	csrf := e.csrf()
 	e.clock.Advance(console.DefaultSessionLifetime)
 	p := e.get("/ui/connectors")
-	if p.Status != http.StatusSeeOther || !strings.HasPrefix(p.Location(), "/ui/signin?next=") {
-		t.Fatalf("page after the lifetime: %s %q", p, p.Location())
+	if want := "/ui/signin?next=" + url.QueryEscape("/ui/connectors") + "&ended=1"; p.Status != http.StatusSeeOther || p.Location() != want {
+		t.Fatalf("page after the lifetime: %s %q, want %q", p, p.Location(), want)
 	}
-	p = e.do(e.browser, http.MethodPost, "/ui/signout", url.Values{"csrf": {csrf}})
-	mustContain(t, p, http.StatusUnauthorized, "Your session has ended")
+	mustContain(t, e.get(p.Location()), http.StatusOK, "Your session has ended", `name="next" value="/ui/connectors"`)
+
+	// A form sent after the end comes back to its page after sign-in
+	// (the Referer, which the console's Referrer-Policy keeps
+	// same-origin).
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/ui/signout", strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Referer", e.srv.URL+"/ui/runs?status=failed")
+	resp, err := e.browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mustContain(t, page{Status: resp.StatusCode, Body: string(body)}, http.StatusUnauthorized,
+		"Your session has ended", `name="next" value="/ui/runs?status=failed"`)
 }
 
 func TestSignOut(t *testing.T) {
@@ -247,7 +277,7 @@ func TestSecureCookie(t *testing.T) {
 	rec := httptest.NewRecorder()
 	con.Handler().ServeHTTP(rec, req)
 	ck := rec.Result().Header.Get("Set-Cookie")
-	for _, want := range []string{"__Host-connhost_session=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"} {
+	for _, want := range []string{"__Host-connhost_session=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"} { // no port in the Host
 		if !strings.Contains(ck, want) {
 			t.Errorf("Set-Cookie %q lacks %q", ck, want)
 		}
@@ -294,7 +324,9 @@ func TestStaticAssets(t *testing.T) {
 			t.Errorf("%s revalidated: %d", tt.path, resp.StatusCode)
 		}
 	}
-	if p := e.get("/ui/static/nope.js"); p.Status != http.StatusNotFound {
-		t.Errorf("missing asset: %d", p.Status)
+	for _, path := range []string{"/ui/static/nope.js", "/ui/static/", "/ui/static/x/"} {
+		if p := e.get(path); p.Status != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404 (no listing)", path, p.Status)
+		}
 	}
 }

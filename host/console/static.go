@@ -35,11 +35,14 @@ func staticHandler() (http.Handler, error) {
 	}
 	files := http.FileServerFS(sub)
 	return http.StripPrefix(Prefix+"static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := strings.TrimPrefix(r.URL.Path, "/")
-		if tag, ok := etags[name]; ok {
-			w.Header().Set("ETag", tag)
-			w.Header().Set("Cache-Control", "no-cache")
+		tag, ok := etags[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			// Only the files: no directory listing, no index.
+			http.NotFound(w, r)
+			return
 		}
+		w.Header().Set("ETag", tag)
+		w.Header().Set("Cache-Control", "no-cache")
 		files.ServeHTTP(w, r)
 	})), nil
 }
