@@ -424,6 +424,8 @@ func TestCaptureValidation(t *testing.T) {
 		"no values":            {auth: demoAuth, values: map[string]string{}},
 		"missing required":     {auth: demoAuth, values: map[string]string{"OTHER": canary}},
 		"empty value":          {auth: demoAuth, values: map[string]string{"DEMO_TOKEN": ""}},
+		"blank value":          {auth: demoAuth, values: map[string]string{"DEMO_TOKEN": strings.Repeat(" ", MinValueBytes+4)}},
+		"short blank value":    {auth: demoAuth, values: map[string]string{"DEMO_TOKEN": " \t \n"}},
 		"bad name":             {auth: demoAuth, values: map[string]string{"DEMO TOKEN": canary}},
 		"NUL in value":         {auth: demoAuth, values: map[string]string{"DEMO_TOKEN": canary + "\x00"}},
 		"oversize value":       {auth: demoAuth, values: map[string]string{"DEMO_TOKEN": strings.Repeat(canary, MaxValueBytes/len(canary)+1)}},

@@ -87,6 +87,9 @@ func (c Capture) validate() error {
 				strings.Join(c.Auth.Required, ", "))}
 		case v == "":
 			return &ValueError{Name: n, Reason: "is empty"}
+		case strings.TrimSpace(v) == "":
+			// Spaces alone are never a secret: a paste that lost its value.
+			return &ValueError{Name: n, Reason: "is blank (white space only)"}
 		case len(v) < MinValueBytes:
 			return &ValueError{Name: n, Reason: fmt.Sprintf("is shorter than %d bytes (a value this short cannot be redacted from a connector's output without revealing it)", MinValueBytes),
 				err: ErrValueTooShort}
