@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connhost/connhost/host/catalog"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/internal/hosttest"
+	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
 )
 
@@ -72,6 +74,33 @@ func TestAttentionPage(t *testing.T) {
 		`href="/ui/connections/`+c.ID+`"`, "<time datetime=")
 	if strings.Contains(p.Body, `id="attention-empty"`) {
 		t.Errorf("a list with an entry says it is empty")
+	}
+
+	// Each row's action links to where it is done, beside the CLI's
+	// words for it.
+	for _, tc := range []struct {
+		name    string
+		arrange func()
+		verdict string
+		link    string
+	}{
+		{"credential verdict: the credential form", func() {}, "needs_credential",
+			`<a href="/ui/connections/` + c.ID + `/credential" class="health-fix">Capture the credential</a>`},
+		{"connector missing: the connectors page", func() {
+			empty, _ := catalog.Scan(context.Background(), t.TempDir(), e.h.Launcher.L, catalog.Options{CheckSchedule: schedule.Check})
+			e.h.Catalog.Replace(empty)
+		}, "connector_missing", `<a href="/ui/connectors" class="health-fix">Install the connector, then rescan</a>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.arrange()
+			p := e.get("/ui/attention")
+			r := row(t, p, "attention-"+c.ID)
+			for _, w := range []string{`badge-` + tc.verdict, `<td data-label="Action">` + tc.link, `class="health-action muted">`} {
+				if !strings.Contains(r, w) {
+					t.Errorf("row lacks %q:\n%s", w, r)
+				}
+			}
+		})
 	}
 }
 

@@ -85,8 +85,14 @@ func TestConnectionsFilter(t *testing.T) {
 		{"health=never_run", http.StatusOK, []string{ready.ID}, []string{needs.ID}},
 		{"health=healthy", http.StatusOK, []string{`id="connections-empty"`}, []string{needs.ID, ready.ID}},
 		{"connector=demo&health=never_run", http.StatusOK, []string{ready.ID}, []string{needs.ID}},
-		{"health=sick", http.StatusBadRequest, []string{`id="form-error"`, "invalid_request"}, []string{needs.ID}},
-		{"connector=nosuch", http.StatusNotFound, []string{`id="form-error"`, "connector_not_found"}, []string{needs.ID}},
+		// A refused filter: the API's error beside its field, the bad
+		// value still chosen, and no "nothing matches" (nothing was
+		// matched).
+		{"health=sick", http.StatusBadRequest, []string{`id="error-health"`, "invalid_request", "health must be one of",
+			`aria-describedby="error-health"`, `<option value="sick" selected>`}, []string{needs.ID, `id="connections-empty"`, `id="form-error"`}},
+		{"connector=nosuch", http.StatusNotFound, []string{`id="error-connector"`, "connector_not_found",
+			`<option value="nosuch" selected>`}, []string{needs.ID, `id="connections-empty"`, `id="form-error"`}},
+		{"cursor=stale", http.StatusBadRequest, []string{`id="form-error"`, "invalid_cursor"}, []string{needs.ID, `id="connections-empty"`}},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			p := e.get("/ui/connections?" + tc.query)
@@ -94,6 +100,9 @@ func TestConnectionsFilter(t *testing.T) {
 			for _, n := range tc.not {
 				if strings.Contains(p.Body, `id="connection-`+n+`"`) {
 					t.Errorf("%s lists %s", tc.query, n)
+				}
+				if strings.HasPrefix(n, "id=") && strings.Contains(p.Body, n) {
+					t.Errorf("%s shows %s", tc.query, n)
 				}
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/api/client"
 )
 
@@ -22,8 +23,16 @@ func (c *Console) registerActivity() {
 	c.mux.HandleFunc("GET "+Prefix+"audit", c.page(c.auditPage))
 }
 
+// attentionRow is one row of the attention list: the connection's
+// verdict and the link to where it is fixed.
+type attentionRow struct {
+	apitypes.AttentionItem
+	Fix fixLink
+}
+
 // attentionPage lists the connections whose health needs a person (GET
-// /v1/attention), with what to do about each.
+// /v1/attention), with what to do about each and a link to where it is
+// done.
 func (c *Console) attentionPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, cancel := pageContext(r)
 	defer cancel()
@@ -31,12 +40,24 @@ func (c *Console) attentionPage(w http.ResponseWriter, r *http.Request, s *sessi
 	if err != nil {
 		return err
 	}
-	c.render(w, r, s, http.StatusOK, "attention.html", l)
+	rows := make([]attentionRow, len(l.Items))
+	for i, it := range l.Items {
+		rows[i] = attentionRow{AttentionItem: it}
+		rows[i].Fix, _ = healthFix(it.ConnectionID, it.Verdict)
+	}
+	c.render(w, r, s, http.StatusOK, "attention.html", rows)
 	return nil
 }
 
+// enrollmentRow is one row of the enrollment page: the entry and its
+// connection.
+type enrollmentRow struct {
+	apitypes.EnrollmentEntry
+	Conn connRef
+}
+
 // enrollmentPage shows every connection's enrollment outcome (GET
-// /v1/enrollment).
+// /v1/enrollment), each with its connection's label.
 func (c *Console) enrollmentPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, cancel := pageContext(r)
 	defer cancel()
@@ -44,7 +65,19 @@ func (c *Console) enrollmentPage(w http.ResponseWriter, r *http.Request, s *sess
 	if err != nil {
 		return err
 	}
-	c.render(w, r, s, http.StatusOK, "enrollment.html", en)
+	ids := make([]string, len(en.Connections))
+	for i, e := range en.Connections {
+		ids[i] = e.ConnectionID
+	}
+	refs, err := c.connLabels(ctx, ids)
+	if err != nil {
+		return err
+	}
+	rows := make([]enrollmentRow, len(en.Connections))
+	for i, e := range en.Connections {
+		rows[i] = enrollmentRow{EnrollmentEntry: e, Conn: refs[e.ConnectionID]}
+	}
+	c.render(w, r, s, http.StatusOK, "enrollment.html", rows)
 	return nil
 }
 

@@ -24,7 +24,14 @@ type auditData struct {
 type auditRow struct {
 	apitypes.AuditEvent
 	Details []detail
+	// Conn is the connection a connection or credential event targets;
+	// nil for other targets.
+	Conn *connRef
 }
+
+// targetsConnection reports whether an audit target kind's id is a
+// connection id.
+func targetsConnection(kind string) bool { return kind == "connection" || kind == "credential" }
 
 // detail is one key of an audit event's detail.
 type detail struct{ Key, Value string }
@@ -40,7 +47,8 @@ func (d auditData) url(cursor string) string {
 }
 
 // auditPage is the audit log (GET /v1/audit), filtered by target id and
-// operation, paged with the API's cursor.
+// operation, paged with the API's cursor; a connection's (or its
+// credential's) event shows the connection's label.
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, cancel := pageContext(r)
 	defer cancel()
@@ -56,8 +64,21 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session) 
 		}
 		d.Errors, status = fe, st
 	}
+	var ids []string
+	for _, ev := range l.Items {
+		if targetsConnection(ev.TargetKind) {
+			ids = append(ids, ev.TargetID)
+		}
+	}
+	refs, err := c.connLabels(ctx, ids)
+	if err != nil {
+		return err
+	}
 	for _, ev := range l.Items {
 		row := auditRow{AuditEvent: ev}
+		if ref, ok := refs[ev.TargetID]; ok && targetsConnection(ev.TargetKind) {
+			row.Conn = &ref
+		}
 		for k, v := range ev.Detail {
 			row.Details = append(row.Details, detail{Key: k, Value: v})
 		}

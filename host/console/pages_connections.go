@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/connhost/connhost/host/api/apitypes"
@@ -27,6 +28,9 @@ type connectionRow struct {
 	apitypes.Connection
 	// LastRun is the connection's newest run, nil before the first.
 	LastRun *apitypes.Run
+	// Fix is where the connection's health verdict is fixed; nil when
+	// the verdict names no place beyond the connection's own page.
+	Fix *fixLink
 }
 
 // connectionFilter is the list's GET filter form.
@@ -59,6 +63,12 @@ type connectionsData struct {
 	Errors      *formErrors
 }
 
+// ConnectorListed reports whether the connector filter names a
+// catalogued connector, one of the chooser's options.
+func (d connectionsData) ConnectorListed() bool {
+	return slices.ContainsFunc(d.Connectors, func(c apitypes.Connector) bool { return c.ConnectorKey == d.Filter.Connector })
+}
+
 // createFields are the create form's fields, by their API names.
 var createFields = []string{"connector_key", "label", "config", "schedule", "jitter"}
 
@@ -86,21 +96,23 @@ func (c *Console) renderConnections(w http.ResponseWriter, r *http.Request, s *s
 	}
 	page, err := c.api.ListConnections(ctx, client.ConnectionFilter{Connector: d.Filter.Connector, Health: d.Filter.Health,
 		Cursor: d.Filter.Cursor, Limit: listLimit})
-	var ae *client.APIError
-	switch {
-	case errors.As(err, &ae) && ae.Status < 500:
-		// A filter naming nothing, an unknown verdict, a stale cursor:
-		// said in the filter form with the API's status, the list left
-		// empty.
-		d.FilterError.General = ae.Code + ": " + ae.Message
-		if status == http.StatusOK {
-			status = ae.Status
+	if err != nil {
+		fe, st, err := listFilterError(err)
+		if err != nil {
+			return err
 		}
-	case err != nil:
-		return err
+		d.FilterError = fe
+		if status == http.StatusOK {
+			status = st
+		}
 	}
 	for _, conn := range page.Items {
 		row := connectionRow{Connection: conn}
+		if conn.Health != nil {
+			if fix, ok := healthFix(conn.ID, conn.Health.Verdict); ok {
+				row.Fix = &fix
+			}
+		}
 		if row.LastRun, err = c.lastRun(ctx, conn.ID); err != nil {
 			return err
 		}
@@ -111,6 +123,27 @@ func (c *Console) renderConnections(w http.ResponseWriter, r *http.Request, s *s
 	}
 	c.render(w, r, s, status, "connections.html", d)
 	return nil
+}
+
+// connectionFilterFields are the filter form's fields, by their API
+// names.
+var connectionFilterFields = []string{"connector", "health"}
+
+// listFilterError places the API's refusal of the list's filters: an
+// unknown verdict or a connector naming nothing beside its field, a
+// stale cursor (or any other refusal short of a server error) above the
+// form, the list left empty. It returns the refusal's status; a server
+// error is returned for the error page.
+func listFilterError(err error) (*formErrors, int, error) {
+	fe, status, ferr := filterError(err, connectionFilterFields...)
+	if ferr == nil {
+		return fe, status, nil
+	}
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Status < 500 {
+		return &formErrors{General: ae.Code + ": " + ae.Message, Code: ae.Code}, ae.Status, nil
+	}
+	return nil, 0, err
 }
 
 // lastRun returns a connection's newest run, nil when it has none.

@@ -30,6 +30,10 @@ type runData struct {
 	// Uncounted is true for a run that committed records before the host
 	// kept counts by stream: only its total is known.
 	Uncounted bool
+	// Retries are the runs that retry this one (an ended run that did
+	// not succeed: a failure the dispatcher retries, a host crash or
+	// shutdown), newest first.
+	Retries []apitypes.Run
 }
 
 // runStream is one row of a run's streams table.
@@ -80,6 +84,9 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request, s *session) er
 			return err
 		}
 		d.Streams = runStreams(declared, run.StreamRecords)
+		if d.Retries, err = c.retriesOf(ctx, run); err != nil {
+			return err
+		}
 	case isNotFound(err):
 		d.ConnectionGone = true
 		d.StreamsNote = "The connection was deleted, and its records with it; the counts are what this run committed."
@@ -89,6 +96,35 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request, s *session) er
 	}
 	c.render(w, r, s, http.StatusOK, "run.html", d)
 	return nil
+}
+
+// retryPageSize bounds the look-up of a run's retries: they are the
+// connection's newest retry runs, and a retry follows its run closely.
+const retryPageSize = 50
+
+// retriesOf returns the runs that retry run: among the first page of
+// its connection's retry runs (newest first), those whose retry_of is
+// run. A run that has not ended, or that succeeded, has none.
+func (c *Console) retriesOf(ctx context.Context, run apitypes.Run) ([]apitypes.Run, error) {
+	if !terminal(run.Status) || run.Status == "succeeded" {
+		return nil, nil
+	}
+	l, err := c.api.ListRuns(ctx, client.RunFilter{Connection: run.ConnectionID, Trigger: "retry", Limit: retryPageSize})
+	if err != nil {
+		return nil, err
+	}
+	return retriesIn(run.ID, l.Items), nil
+}
+
+// retriesIn returns the runs of runs that retry the run id, in order.
+func retriesIn(id string, runs []apitypes.Run) []apitypes.Run {
+	var out []apitypes.Run
+	for _, r := range runs {
+		if r.RetryOf == id {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // connectorStreams returns the names of the streams connector key

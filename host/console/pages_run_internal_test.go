@@ -3,6 +3,7 @@ package console
 import (
 	"testing"
 
+	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -28,6 +29,35 @@ func TestRunStreams(t *testing.T) {
 			t.Parallel()
 			if d := cmp.Diff(tc.want, runStreams(tc.declared, tc.counts)); d != "" {
 				t.Errorf("runStreams (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestRetriesIn(t *testing.T) {
+	t.Parallel()
+	runs := []apitypes.Run{
+		{ID: "run_4", RetryOf: "run_1"},
+		{ID: "run_3", RetryOf: "run_2"},
+		{ID: "run_2", RetryOf: "run_1"},
+	}
+	for _, tc := range []struct {
+		name string
+		id   string
+		want []string
+	}{
+		{"retried twice, newest first", "run_1", []string{"run_4", "run_2"}},
+		{"retried once", "run_2", []string{"run_3"}},
+		{"not retried", "run_3", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			for _, r := range retriesIn(tc.id, runs) {
+				got = append(got, r.ID)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("retriesIn(%s) (-want +got):\n%s", tc.id, d)
 			}
 		})
 	}

@@ -23,7 +23,7 @@ const (
 // runsData is the runs history page's data.
 type runsData struct {
 	Filter client.RunFilter
-	Runs   []apitypes.Run
+	Runs   []runRow
 	Next   string
 	Hosts  []apitypes.Host
 	// Connections is the first page of connections, for the connection
@@ -32,6 +32,12 @@ type runsData struct {
 	Statuses    []string
 	Triggers    []string
 	Errors      *formErrors
+}
+
+// runRow is one row of the runs history: the run and its connection.
+type runRow struct {
+	apitypes.Run
+	Conn connRef
 }
 
 // NextURL is the next page's address, the filters kept.
@@ -45,8 +51,9 @@ func (d runsData) url(cursor string) string {
 	return query(Prefix+"runs", "connection", f.Connection, "trigger", f.Trigger, "status", f.Status, "host", f.Host, "cursor", cursor)
 }
 
-// runsPage is the runs history, newest first: a GET filter form
-// (connection, trigger, status, host), paged with the API's cursor. A
+// runsPage is the runs history, newest first, each run with its
+// connection's label: a GET filter form (connection, trigger, status,
+// host), paged with the API's cursor. A
 // filter the API refuses is shown beside its input, with the API's
 // status.
 func (c *Console) runsPage(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -73,7 +80,18 @@ func (c *Console) runsPage(w http.ResponseWriter, r *http.Request, s *session) e
 		}
 		d.Errors, status = fe, st
 	}
-	d.Runs, d.Next = l.Items, l.Next
+	ids := make([]string, len(l.Items))
+	for i, run := range l.Items {
+		ids[i] = run.ConnectionID
+	}
+	refs, err := c.connLabels(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, run := range l.Items {
+		d.Runs = append(d.Runs, runRow{Run: run, Conn: refs[run.ConnectionID]})
+	}
+	d.Next = l.Next
 	c.render(w, r, s, status, "runs.html", d)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/console"
+	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/internal/hosttest"
 	"github.com/connhost/connhost/host/store"
 )
@@ -113,6 +114,76 @@ func TestRunPage(t *testing.T) {
 
 	mustContain(t, e.get("/ui/runs/run_nope"), http.StatusNotFound, `id="error-code">run_not_found<`)
 	mustContain(t, e.get("/ui/runs/run_nope/events"), http.StatusNotFound, `id="error-code">run_not_found<`)
+}
+
+// TestRunPageLinksRetries: the page of an ended run that was retried
+// links the retry ("Retried as"); a run with no retry, or one that has
+// not ended, says nothing of retries, and another run's retry is not
+// listed.
+func TestRunPageLinksRetries(t *testing.T) {
+	e := newEnv(t, hosttest.Options{})
+	e.signIn()
+	ctx := context.Background()
+	c := e.h.CreateDemo(map[string]any{}, "")
+	ended := func(status store.RunStatus, code failure.Code) store.Run {
+		t.Helper()
+		r, err := e.h.Store.CreateRun(ctx, store.NewRun{ConnectionID: c.ID, Trigger: store.TriggerScheduled, HostID: "host_test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status == "" {
+			return r
+		}
+		r, err = e.h.Store.FinishRun(ctx, r.ID, store.RunResult{Status: status, FailureCode: code, FailureMessage: "injected"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	retry := func(of store.Run) store.Run {
+		t.Helper()
+		r, err := e.h.Store.CreateRun(ctx, store.NewRun{ConnectionID: c.ID, Trigger: store.TriggerRetry, RetryOf: of.ID,
+			Attempt: of.Attempt + 1, HostID: "host_test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name    string
+		status  store.RunStatus
+		code    failure.Code
+		retried bool
+	}{
+		{"host crashed, retried", store.RunFailed, failure.HostCrashed, true},
+		{"host shut down, retried", store.RunCancelled, failure.HostShutdown, true},
+		{"cancelled, retried", store.RunCancelled, failure.Cancelled, true},
+		{"failed, not retried", store.RunFailed, failure.ConnectorFailed, false},
+		{"not ended", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := ended(tc.status, tc.code)
+			other := retry(ended(store.RunFailed, failure.HostCrashed))
+			var want store.Run
+			if tc.retried {
+				want = retry(run)
+			}
+			p := e.get("/ui/runs/" + run.ID)
+			mustContain(t, p, http.StatusOK, `id="run-status"`)
+			if strings.Contains(p.Body, "/ui/runs/"+other.ID+`"`) {
+				t.Errorf("another run's retry %s is listed", other.ID)
+			}
+			if !tc.retried {
+				if strings.Contains(p.Body, `id="run-retried"`) {
+					t.Errorf("a run without a retry says it was retried")
+				}
+				return
+			}
+			mustContain(t, p, http.StatusOK, `<p id="run-retried">Retried as <a href="/ui/runs/`+want.ID+`" class="run-retry"><code>`+want.ID+`</code></a>`)
+			// The retry's page names the run it retries.
+			mustContain(t, e.get("/ui/runs/"+want.ID), http.StatusOK, `retries <a href="/ui/runs/`+run.ID+`">`)
+		})
+	}
 }
 
 func TestRunPageOfADeletedConnection(t *testing.T) {

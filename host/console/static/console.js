@@ -19,6 +19,15 @@ function localizeTimes(root) {
 // progress and the stream rows; "end" marks the section ended and
 // reloads the page once, so the final facts render from the host. Event
 // data is only ever set as text.
+//
+// A connector may report hundreds of progress events a second: each is
+// kept as the latest for its target (the status, the counts, the run's
+// progress line, each stream's row) and the page is drawn at most once
+// per animation frame, updating the nodes in place.
+//
+// When the stream errors (the host is down, the session ended) the
+// section is marked stale: the status reads "unknown (connection lost)"
+// and the progress is greyed, until the stream opens again.
 function followRun() {
   var live = document.getElementById("run-live");
   if (!live || live.getAttribute("data-ended") !== "false" || !live.getAttribute("data-events")) {
@@ -30,6 +39,19 @@ function followRun() {
   }
   var source = new window.EventSource(live.getAttribute("data-events"));
   var ended = false;
+  var statusEl = document.getElementById("run-status");
+  // lastStatus is the run's status as last heard, restored when a lost
+  // stream opens again.
+  var lastStatus = statusEl ? statusEl.textContent : "";
+  var pending = newPending();
+  // frame is the scheduled draw (an animation frame, or a timer where
+  // there are none); 0 when none is.
+  var frame = 0;
+  var useFrames = typeof window.requestAnimationFrame === "function";
+
+  function newPending() {
+    return { status: "", records: null, received: null, progress: null, streams: {}, any: false };
+  }
 
   function parse(e) {
     try {
@@ -40,13 +62,83 @@ function followRun() {
     }
   }
 
+  // keep records what ev says for each target it updates.
+  function keep(ev) {
+    if (ev.status) {
+      pending.status = ev.status;
+    }
+    if (typeof ev.records === "number") {
+      pending.records = ev.records;
+    }
+    if (typeof ev.received === "number") {
+      pending.received = ev.received;
+    }
+    pending.any = true;
+  }
+
+  function schedule() {
+    if (frame) {
+      return;
+    }
+    frame = useFrames ? window.requestAnimationFrame(draw) : window.setTimeout(draw, 16);
+  }
+
+  // draw writes what is pending into the page.
+  function draw() {
+    frame = 0;
+    var p = pending;
+    pending = newPending();
+    if (!p.any) {
+      return;
+    }
+    if (p.status) {
+      lastStatus = p.status;
+      setStatus(p.status);
+    }
+    setRecords({ records: p.records, received: p.received });
+    if (p.progress) {
+      setProgress(document.getElementById("run-progress"), p.progress, true);
+    }
+    Object.keys(p.streams).forEach(function (name) {
+      setProgress(streamCell(name), p.streams[name], false);
+    });
+  }
+
+  // drawNow draws what is pending at once (before the end, or before
+  // the section is marked stale).
+  function drawNow() {
+    if (frame) {
+      if (useFrames) {
+        window.cancelAnimationFrame(frame);
+      } else {
+        window.clearTimeout(frame);
+      }
+    }
+    draw();
+  }
+
+  function stale(lost) {
+    if (lost) {
+      live.classList.add("stale");
+      if (statusEl) {
+        statusEl.textContent = "unknown (connection lost)";
+        statusEl.className = "badge badge-unknown";
+      }
+    } else if (live.classList.contains("stale")) {
+      live.classList.remove("stale");
+      setStatus(lastStatus);
+    }
+  }
+
   source.addEventListener("open", function () {
     notice(live, "");
+    stale(false);
   });
   source.addEventListener("status", function (e) {
     var ev = parse(e);
     if (ev) {
-      setStatus(ev.status);
+      keep({ status: ev.status });
+      schedule();
     }
   });
   source.addEventListener("progress", function (e) {
@@ -54,21 +146,25 @@ function followRun() {
     if (!ev) {
       return;
     }
-    setRecords(ev);
-    setProgress(document.getElementById("run-progress"), ev, true);
+    keep({ records: ev.records, received: ev.received });
+    pending.progress = ev;
     if (ev.stream) {
-      setProgress(streamCell(ev.stream), ev, false);
+      pending.streams[ev.stream] = ev;
     }
+    schedule();
   });
   source.addEventListener("records", function (e) {
     var ev = parse(e);
     if (ev) {
-      setRecords(ev);
+      keep({ records: ev.records, received: ev.received });
+      schedule();
     }
   });
   source.addEventListener("end", function (e) {
     ended = true;
     source.close();
+    drawNow();
+    stale(false);
     var ev = parse(e);
     if (ev) {
       setStatus(ev.status);
@@ -81,6 +177,8 @@ function followRun() {
     if (ended) {
       return;
     }
+    drawNow();
+    stale(true);
     if (source.readyState === window.EventSource.CLOSED) {
       notice(live, "Live progress stopped: the console refused the event stream (has the session ended?). Reload the page.");
     } else {
@@ -133,13 +231,20 @@ function setRecords(ev) {
 }
 
 // setProgress writes a progress event into el: its message, done of
-// total, and a <progress> when the total is known.
+// total, and a <progress> when the total is known. The text and the bar
+// are made once and then updated in place.
 function setProgress(el, ev, withStream) {
   if (!el) {
     return;
   }
-  while (el.firstChild) {
-    el.removeChild(el.firstChild);
+  var text = el.querySelector(".progress-text");
+  if (!text) {
+    while (el.firstChild) {
+      el.removeChild(el.firstChild);
+    }
+    text = document.createElement("span");
+    text.className = "progress-text";
+    el.appendChild(text);
   }
   var parts = [];
   if (withStream && ev.stream) {
@@ -152,16 +257,19 @@ function setProgress(el, ev, withStream) {
   if (ev.message) {
     parts.push(ev.message);
   }
-  var text = document.createElement("span");
   text.textContent = parts.length ? parts.join(" ") : "working…";
-  el.appendChild(text);
+  var bar = el.querySelector("progress");
   if (ev.total > 0) {
-    var bar = document.createElement("progress");
+    if (!bar) {
+      bar = document.createElement("progress");
+      el.appendChild(bar);
+    }
     bar.max = ev.total;
     bar.value = Math.min(ev.done || 0, ev.total);
     bar.textContent = Math.round(100 * bar.value / ev.total) + "%";
-    el.appendChild(document.createElement("br"));
-    el.appendChild(bar);
+    bar.hidden = false;
+  } else if (bar) {
+    bar.hidden = true;
   }
 }
 
