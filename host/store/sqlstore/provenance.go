@@ -86,17 +86,10 @@ func encodeProvenance(p *store.Provenance) (any, error) {
 type provenanceCol struct{ p **store.Provenance }
 
 func (c provenanceCol) Scan(src any) error {
-	var raw []byte
-	switch v := src.(type) {
-	case nil:
+	raw, err := jsonColumn(src, "provenance")
+	if err != nil || raw == nil {
 		*c.p = nil
-		return nil
-	case string:
-		raw = []byte(v)
-	case []byte:
-		raw = v
-	default:
-		return fmt.Errorf("provenance: unexpected column type %T", src)
+		return err
 	}
 	var j provenanceJSON
 	if err := json.Unmarshal(raw, &j); err != nil {

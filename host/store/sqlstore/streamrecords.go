@@ -23,17 +23,10 @@ func encodeStreamRecords(counts map[string]int64) (any, error) {
 type streamRecordsCol struct{ m *map[string]int64 }
 
 func (c streamRecordsCol) Scan(src any) error {
-	var raw []byte
-	switch v := src.(type) {
-	case nil:
+	raw, err := jsonColumn(src, "stream records")
+	if err != nil || raw == nil {
 		*c.m = nil
-		return nil
-	case string:
-		raw = []byte(v)
-	case []byte:
-		raw = v
-	default:
-		return fmt.Errorf("stream records: unexpected column type %T", src)
+		return err
 	}
 	var m map[string]int64
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -44,4 +37,19 @@ func (c streamRecordsCol) Scan(src any) error {
 	}
 	*c.m = m
 	return nil
+}
+
+// jsonColumn returns the bytes of a JSON text column as the driver gave
+// them (string or []byte); nil for NULL. what names the column in errors.
+func jsonColumn(src any, what string) ([]byte, error) {
+	switch v := src.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []byte(v), nil
+	case []byte:
+		return v, nil
+	default:
+		return nil, fmt.Errorf("%s: unexpected column type %T", what, src)
+	}
 }
