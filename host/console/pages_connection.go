@@ -222,9 +222,10 @@ func (c *Console) connectionAction(w http.ResponseWriter, r *http.Request, s *se
 	return nil
 }
 
-// triggerRun starts a manual run and goes to its page. A refusal that
-// the host recorded as a run goes to that refused run with the typed
-// reason as a flash; any other refusal is the error page.
+// triggerRun queues a manual run and goes to its page, which follows it
+// live (a worker launches it, or refuses it there, typed). A refusal the
+// API gave at once with a recorded run goes to that refused run with the
+// typed reason as a flash; any other refusal is the error page.
 func (c *Console) triggerRun(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx, cancel := pageContext(r)
 	defer cancel()
@@ -238,7 +239,7 @@ func (c *Console) triggerRun(w http.ResponseWriter, r *http.Request, s *session)
 	case err != nil:
 		return err
 	}
-	c.setFlash(s, "Run started.")
+	c.setFlash(s, "Run queued: a worker launches it now; this page follows it.")
 	http.Redirect(w, r, runPath(run.ID), http.StatusSeeOther)
 	return nil
 }
