@@ -208,6 +208,8 @@ func toRunEvent(ev runevents.Event) apitypes.RunEvent {
 		Message:      ev.Message,
 		Records:      ev.Records,
 		Received:     ev.Received,
+		// The hub's copy is the event's own: no other writer.
+		StreamRecords: ev.StreamRecords,
 	}
 }
 

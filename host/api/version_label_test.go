@@ -117,6 +117,14 @@ func TestRunEventsCountReceivedAndCommitted(t *testing.T) {
 			if d.Received < d.Records || d.Records == 0 {
 				t.Errorf("records event received %d, committed %d", d.Received, d.Records)
 			}
+			// By stream, summing to the total: the run page's live rows.
+			var sum int64
+			for _, n := range d.StreamRecords {
+				sum += n
+			}
+			if sum != d.Records || d.StreamRecords["events"] == 0 {
+				t.Errorf("records event by stream %v, committed %d", d.StreamRecords, d.Records)
+			}
 		}
 	}
 	if progress == 0 || records == 0 {

@@ -43,6 +43,9 @@ type Event struct {
 	// KindRecords): Received - Records are being committed or wait in the
 	// run's receive buffer.
 	Received int64 `json:"received,omitempty"`
+	// StreamRecords is Records by stream name (KindRecords); a copy the
+	// publisher no longer writes.
+	StreamRecords map[string]int64 `json:"stream_records,omitempty"`
 }
 
 // subscriberBuffer bounds each follower's queue.

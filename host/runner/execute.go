@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -283,7 +284,7 @@ func (s *stream) commit(b batch) error {
 			o.RecordsCommitted(s.connectorKey, n)
 		}
 		s.r.publish(runevents.Event{RunID: s.run.ID, ConnectionID: s.conn.ID, Kind: runevents.KindRecords,
-			Records: total, Received: s.received.Load()})
+			Records: total, Received: s.received.Load(), StreamRecords: maps.Clone(s.streams)})
 	}
 	return nil
 }

@@ -371,6 +371,8 @@ type RunEvent struct {
 	// Received counts the records the host received from the connector
 	// so far, committed or not; Records counts the committed ones.
 	Received int64 `json:"received,omitempty"`
+	// StreamRecords is Records by stream name (records events).
+	StreamRecords map[string]int64 `json:"stream_records,omitempty"`
 }
 
 // Record is one collected record. Data is the record as the connector

@@ -50,7 +50,7 @@ function followRun() {
   var useFrames = typeof window.requestAnimationFrame === "function";
 
   function newPending() {
-    return { status: "", records: null, received: null, progress: null, streams: {}, any: false };
+    return { status: "", records: null, received: null, progress: null, streams: {}, committed: null, any: false };
   }
 
   function parse(e) {
@@ -72,6 +72,9 @@ function followRun() {
     }
     if (typeof ev.received === "number") {
       pending.received = ev.received;
+    }
+    if (ev.stream_records && typeof ev.stream_records === "object") {
+      pending.committed = ev.stream_records;
     }
     pending.any = true;
   }
@@ -102,6 +105,11 @@ function followRun() {
     Object.keys(p.streams).forEach(function (name) {
       setProgress(streamCell(name), p.streams[name], false);
     });
+    if (p.committed) {
+      Object.keys(p.committed).forEach(function (name) {
+        setCommitted(name, p.committed[name]);
+      });
+    }
   }
 
   // drawNow draws what is pending at once (before the end, or before
@@ -156,7 +164,7 @@ function followRun() {
   source.addEventListener("records", function (e) {
     var ev = parse(e);
     if (ev) {
-      keep({ records: ev.records, received: ev.received });
+      keep({ records: ev.records, received: ev.received, stream_records: ev.stream_records });
       schedule();
     }
   });
@@ -270,6 +278,19 @@ function setProgress(el, ev, withStream) {
     bar.hidden = false;
   } else if (bar) {
     bar.hidden = true;
+  }
+}
+
+// setCommitted writes a stream's committed count into its row of
+// #run-streams.
+function setCommitted(name, n) {
+  if (typeof n !== "number") {
+    return;
+  }
+  var cell = streamCell(name);
+  var held = cell && cell.parentNode.querySelector(".stream-held");
+  if (held) {
+    held.textContent = String(n);
   }
 }
 
