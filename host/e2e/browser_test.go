@@ -110,7 +110,7 @@ func newBrowser(t *testing.T, chromium, base string) *browser {
 		chromedp.WindowSize(1280, 900),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	// Closing the tab and then the browser (which waits for the process
 	// to end) runs before the temp dirs are removed: Cleanup is LIFO.
 	t.Cleanup(func() {

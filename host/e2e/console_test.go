@@ -88,6 +88,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Create a connection through the form.
 	b.open("/ui/connections")
+	b.screenshot("connections-empty")
 	b.do("fill the create form",
 		chromedp.WaitVisible(chromedp.ID("create-connection")),
 		chromedp.SetValue(chromedp.ID("connector_key"), "demo"),
@@ -95,7 +96,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("config"), config),
 		chromedp.SendKeys(chromedp.ID("schedule"), "@every 24h"),
 	)
-	b.screenshot("connections-empty")
 	connPath := b.submit("create-button", "/ui/connections/")
 	m := connectionPathRE.FindStringSubmatch(connPath)
 	if m == nil {
