@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -86,6 +87,10 @@ type browser struct {
 	mu       sync.Mutex
 	pages    []captured // outerHTML of each page visited
 	problems []string   // JavaScript exceptions and CSP violations
+	// navPending: the page asked for a navigation (Page.frameRequestedNavigation)
+	// whose document has not loaded yet (Page.loadEventFired).
+	navPending bool
+	navCond    *sync.Cond
 }
 
 // newBrowser starts headless Chromium with a fresh profile in the test's
@@ -118,15 +123,19 @@ func newBrowser(t *testing.T, chromium, base string) *browser {
 		cancelAlloc()
 	})
 	b := &browser{t: t, ctx: ctx, base: strings.TrimSuffix(base, "/"), shots: shots}
+	b.navCond = sync.NewCond(&b.mu)
 	b.net = newNetLog(ctx)
 	// Listen starts the browser and the tab; it sees every event after it
 	// returns, in the browser's order, so it is set before any page loads.
 	if err := chromedp.Listen(ctx, b.onEvent); err != nil {
 		t.Fatalf("start Chromium %s: %v", chromium, err)
 	}
-	// Keep response bodies for the secret check: up to 64 MiB in all.
+	// Keep response bodies for the secret check, up to 64 MiB in all, in
+	// the browser process (durable), so that a body survives the page
+	// that loaded it: a run page reloads itself as soon as its run ends.
 	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{
-		MaxTotalBufferSize: new(int64(64 << 20)), MaxResourceBufferSize: new(int64(8 << 20))}); err != nil {
+		MaxTotalBufferSize: new(int64(64 << 20)), MaxResourceBufferSize: new(int64(8 << 20)),
+		EnableDurableMessages: new(true)}); err != nil {
 		t.Fatalf("Network.enable: %v", err)
 	}
 	go b.net.fetchBodies()
@@ -150,6 +159,15 @@ func (b *browser) onEvent(ev any) {
 		b.net.failed(ev)
 	case *network.EventEventSourceMessageReceived:
 		b.net.message(ev)
+	case *page.EventFrameRequestedNavigation:
+		b.mu.Lock()
+		b.navPending = true
+		b.mu.Unlock()
+	case *page.EventLoadEventFired:
+		b.mu.Lock()
+		b.navPending = false
+		b.navCond.Broadcast()
+		b.mu.Unlock()
 	case *runtime.EventExceptionThrown:
 		b.problem("JavaScript exception: " + exceptionText(ev.ExceptionDetails))
 	case *log.EventEntryAdded:
@@ -278,27 +296,70 @@ func (b *browser) count(sel string) int {
 
 // waitFor waits until the JavaScript condition holds in the page,
 // checking it again on every change of the DOM (a MutationObserver), not
-// on a timer. It fails the test after timeout.
+// on a timer. A page that navigates meanwhile (a page may reload itself)
+// is watched again once the next document is there. It fails the test
+// after timeout.
 func (b *browser) waitFor(what, cond string, timeout time.Duration) {
 	b.t.Helper()
-	js := fmt.Sprintf(`new Promise((resolve) => {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			b.t.Fatalf("wait for %s: not after %v (at %s)\n%s", what, timeout, b.location(), b.text("main"))
+		}
+		js := fmt.Sprintf(`new Promise((resolve) => {
+  if (!document.documentElement) { resolve("again"); return; }
   const ok = () => { try { return !!(%s); } catch (e) { return false; } };
-  if (ok()) { resolve(true); return; }
+  if (ok()) { resolve("ok"); return; }
   let timer;
   const obs = new MutationObserver(() => {
-    if (ok()) { obs.disconnect(); clearTimeout(timer); resolve(true); }
+    if (ok()) { obs.disconnect(); clearTimeout(timer); resolve("ok"); }
   });
   obs.observe(document.documentElement, {subtree: true, childList: true, characterData: true, attributes: true});
-  timer = setTimeout(() => { obs.disconnect(); resolve(ok()); }, %d);
-})`, cond, timeout.Milliseconds())
-	ctx, cancel := b.step(timeout + browserStepTimeout)
-	defer cancel()
-	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		b.t.Fatalf("wait for %s: %v (at %s)", what, err, b.location())
+  timer = setTimeout(() => { obs.disconnect(); resolve(ok() ? "ok" : "timeout"); }, %d);
+})`, cond, left.Milliseconds())
+		ctx, cancel := b.step(left + browserStepTimeout)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		cancel()
+		switch {
+		case err != nil && !navigatedAway(err):
+			b.t.Fatalf("wait for %s: %v (at %s)", what, err, b.location())
+		case got == "ok":
+			return
+		case got == "timeout":
+			b.t.Fatalf("wait for %s: not after %v (at %s)\n%s", what, timeout, b.location(), b.text("main"))
+		}
+		// The document went away under the wait: wait for the next one.
+		b.settle()
 	}
-	if !ok {
-		b.t.Fatalf("wait for %s: not after %v (at %s)\n%s", what, timeout, b.location(), b.text("main"))
+}
+
+// navigatedAway reports whether an evaluation failed because its document
+// was replaced.
+func navigatedAway(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Execution context was destroyed") || strings.Contains(s, "Cannot find context") ||
+		strings.Contains(s, "Inspected target navigated or closed")
+}
+
+// settle waits until every navigation the page itself asked for (a
+// reload, a link, a form) has loaded its document.
+func (b *browser) settle() {
+	b.t.Helper()
+	deadline := time.Now().Add(browserStepTimeout)
+	timer := time.AfterFunc(browserStepTimeout, func() {
+		b.mu.Lock()
+		b.navCond.Broadcast()
+		b.mu.Unlock()
+	})
+	defer timer.Stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.navPending {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("a navigation the page asked for has not loaded after %v", browserStepTimeout)
+		}
+		b.navCond.Wait()
 	}
 }
 
