@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -25,8 +28,11 @@ const (
 	minEventsChecked    = 2
 )
 
-// phoneWidth is the CSS width of a small phone.
-const phoneWidth = 390
+// The CSS widths of a small phone and of the browser's window.
+const (
+	phoneWidth  = 390
+	laptopWidth = 1280
+)
 
 var connectionPathRE = regexp.MustCompile(`^/ui/connections/([^/?#]+)$`)
 var runPathRE = regexp.MustCompile(`^/ui/runs/([^/?#]+)$`)
@@ -135,7 +141,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("connection page at %dpx: the page is %dpx wide (scrolls sideways)", phoneWidth, w)
 	}
 	b.screenshot("connection-phone")
-	b.do("laptop width", chromedp.EmulateReset())
+	b.do("laptop width", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
+		return err
+	}))
+	b.waitFor("the laptop layout", fmt.Sprintf("window.innerWidth === %d", laptopWidth), browserStepTimeout)
 
 	// The credential page again: the field is empty, the value is not
 	// rendered back.
