@@ -216,6 +216,8 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 // HTTP status of its document (after redirects).
 func (b *browser) load(what string, actions ...chromedp.Action[chromedp.Void]) (path string, status int64) {
 	b.t.Helper()
+	// A navigation the page started itself would race this one.
+	b.settle()
 	ctx, cancel := b.step(browserStepTimeout)
 	defer cancel()
 	resp, err := chromedp.RunResponse(ctx, actions...)
