@@ -136,16 +136,18 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// The same page at a phone's width: nothing wider than the screen.
 	b.do("phone width", chromedp.EmulateViewport(phoneWidth, 844, chromedp.EmulateMobile))
-	b.waitFor("the phone layout", fmt.Sprintf("window.innerWidth === %d", phoneWidth), browserStepTimeout)
-	if w := eval[int](b, `document.documentElement.scrollWidth`); w > phoneWidth {
-		t.Errorf("connection page at %dpx: the page is %dpx wide (scrolls sideways)", phoneWidth, w)
+	b.waitFor("the phone's screen", fmt.Sprintf("screen.width === %d", phoneWidth), browserStepTimeout)
+	// A page wider than the phone makes the browser widen the layout
+	// viewport (or scroll sideways).
+	if w := eval[[]int](b, `[window.innerWidth, document.documentElement.scrollWidth]`); w[0] != phoneWidth || w[1] > phoneWidth {
+		t.Errorf("connection page on a %dpx phone: laid out %dpx wide, content %dpx wide (the page overflows sideways)", phoneWidth, w[0], w[1])
 	}
 	b.screenshot("connection-phone")
 	b.do("laptop width", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
 		return err
 	}))
-	b.waitFor("the laptop layout", fmt.Sprintf("window.innerWidth === %d", laptopWidth), browserStepTimeout)
+	b.waitFor("the laptop's screen", fmt.Sprintf("window.innerWidth === %d", laptopWidth), browserStepTimeout)
 
 	// The credential page again: the field is empty, the value is not
 	// rendered back.
