@@ -353,7 +353,7 @@ func checkBrowserSaw(t *testing.T, h *harness, b *browser, canary, token string)
 		t.Errorf("checked only %d pages, %d response bodies (%d documents) and %d live events; want at least %d, %d (%d) and %d",
 			len(pages), len(seen.bodies), docs, len(seen.messages), minPagesChecked, minBodiesChecked, minDocumentsChecked, minEventsChecked)
 	}
-	t.Logf("the browser received no secret: %d pages, %d response bodies (%d documents), %d live events, %d responses' headers (%d redirects)",
+	t.Logf("checked what the browser received: %d pages, %d response bodies (%d documents), %d live events, %d responses' headers (%d redirects)",
 		len(pages), len(seen.bodies), docs, len(seen.messages), len(seen.headers), seen.redirects)
 }
 
