@@ -185,7 +185,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := b.text("#run-status"); got != "succeeded" {
 		t.Errorf("finished run page: #run-status = %q", got)
 	}
-	if got := b.text("#run-records"); !strings.Contains(got, "6") {
+	if got := b.text("#run-records"); !regexp.MustCompile(`\b6\b`).MatchString(got) {
 		t.Errorf("finished run page: #run-records = %q, want 6", got)
 	}
 	if b.count("#stream-events") != 1 {
@@ -242,7 +242,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	if refusedPath == runPath {
 		t.Fatalf("the second run landed on the first run's page")
 	}
+	flash := b.text(".flash")
 	b.waitFor("the refusal", `document.getElementById("run-status")?.textContent.trim() === "refused"`, browserRunTimeout)
+	b.settle()
+	t.Logf("the second run was refused; the page said %q", flash)
 	if b.count("#failure-code") == 0 {
 		// The refusal came through the live stream after the page was
 		// rendered: the reloaded page shows its code.
