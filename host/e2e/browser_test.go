@@ -94,8 +94,8 @@ type browser struct {
 }
 
 // newBrowser starts headless Chromium with a fresh profile in the test's
-// temp dir. It runs as whatever user the test runs as: --no-sandbox,
-// since Chromium's sandbox refuses to run as root.
+// temp dir, with --no-sandbox: CI runs the tests as root, and Chromium's
+// sandbox refuses to start as root.
 func newBrowser(t *testing.T, chromium, base string) *browser {
 	t.Helper()
 	profile := t.TempDir()
