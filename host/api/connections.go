@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/connhost/connhost/host/api/apitypes"
 	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/schedule"
 	"github.com/connhost/connhost/host/store"
 )
@@ -173,7 +176,11 @@ func (a *API) connectionView(r *http.Request, c store.Connection) (apitypes.Conn
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := knownParams(q, "connector", "state", "cursor", "limit"); err != nil {
+	if err := knownParams(q, "connector", "state", "health", "cursor", "limit"); err != nil {
+		return err
+	}
+	verdict, err := a.healthFilter(q.Get("health"))
+	if err != nil {
 		return err
 	}
 	limit, err := queryLimit(q)
@@ -219,6 +226,14 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.withHealth(r.Context(), items, conns); err != nil {
 		return err
+	}
+	if verdict != "" {
+		// Health is derived, not stored: the page is filtered after it
+		// is read, so it may be shorter than the limit (even empty) and
+		// its Next still continues the scan.
+		items = slices.DeleteFunc(items, func(c apitypes.Connection) bool {
+			return c.Health == nil || c.Health.Verdict != verdict
+		})
 	}
 	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items, Next: page.Next})
 	return nil
@@ -345,4 +360,24 @@ func emptyBody(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	return err
+}
+
+// healthFilter checks a ?health= value: "" (no filter) or one of the
+// verdicts health derives. A host that derives no health cannot filter
+// by it.
+func (a *API) healthFilter(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if !slices.Contains(health.Verdicts, health.Verdict(v)) {
+		names := make([]string, len(health.Verdicts))
+		for i, h := range health.Verdicts {
+			names[i] = string(h)
+		}
+		return "", invalid("health", "health must be one of %s", strings.Join(names, ", "))
+	}
+	if a.cfg.Health == nil {
+		return "", &Error{Status: http.StatusServiceUnavailable, Body: errBody(apitypes.CodeUnavailable, "this host derives no health", "health")}
+	}
+	return v, nil
 }

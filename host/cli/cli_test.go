@@ -227,6 +227,13 @@ func TestJSONOutput(t *testing.T) {
 			calls:  []call{{Method: "GET", Path: "/v1/connections", Query: "connector=demo&state=paused"}},
 		},
 		{
+			name:   "connection list by health",
+			args:   []string{"connection", "list", "--health", "needs_credential", "--state", "active"},
+			routes: map[string][]reply{"GET /v1/connections": {{body: list(connectionJSON)}}},
+			want:   `[` + connectionJSON + `]`,
+			calls:  []call{{Method: "GET", Path: "/v1/connections", Query: "health=needs_credential&state=active"}},
+		},
+		{
 			name:   "connection list pages",
 			args:   []string{"connection", "list", "--limit", "1", "--cursor", "cur1"},
 			routes: map[string][]reply{"GET /v1/connections": {{body: `{"items":[` + connectionJSON + `],"next":"cur2"}`}}},

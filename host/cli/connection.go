@@ -159,9 +159,15 @@ func (a *app) connectionListCommand() *cobra.Command {
 		Short: "List connections",
 		Long: `List connections, oldest first, with their state, health verdict
 (see connhost attention), schedule, enrollment outcome and next run, one page at a time (--limit, --cursor). When more
-connections exist, the cursor of the next page is printed on stderr.`,
+connections exist, the cursor of the next page is printed on stderr.
+
+--health keeps the connections with one health verdict. Health is derived
+as each page is read, so a filtered page may be shorter than --limit, or
+empty, while a cursor for the next page is still printed: follow it to
+the end to see them all.`,
 		Example: `  connhost connection list
-  connhost connection list --connector demo --state active -o json`,
+  connhost connection list --connector demo --state active -o json
+  connhost connection list --health needs_credential`,
 		Args: args(),
 		RunE: a.wrap(func(ctx context.Context, _ []string) error {
 			c, err := a.api()
@@ -182,10 +188,16 @@ connections exist, the cursor of the next page is printed on stderr.`,
 	f := cmd.Flags()
 	f.StringVar(&filter.Connector, "connector", "", "only connections of this connector")
 	f.StringVar(&filter.State, "state", "", "only connections in this state: active, paused or revoked")
+	f.StringVar(&filter.Health, "health", "", "only connections with this health verdict: healthy, never_run, failing, invalid_config, needs_credential, credential_rejected, credential_unavailable, connector_missing, paused or revoked (a filtered page may be short; follow the cursor)")
 	f.IntVar(&filter.Limit, "limit", 0, "page size (default: the server's)")
 	f.StringVar(&filter.Cursor, "cursor", "", "the cursor of the page to read, from a previous list")
+	_ = cmd.RegisterFlagCompletionFunc("health", cobra.FixedCompletions(healthVerdicts, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
+
+// healthVerdicts are the values of connection list --health.
+var healthVerdicts = []cobra.Completion{"healthy", "never_run", "failing", "invalid_config", "needs_credential",
+	"credential_rejected", "credential_unavailable", "connector_missing", "paused", "revoked"}
 
 func (a *app) connectionShowCommand() *cobra.Command {
 	return &cobra.Command{

@@ -486,7 +486,7 @@ type RewrapFailure struct {
 //	GET    /v1/connectors                          → List[Connector]
 //	GET    /v1/connectors/{key}                    → Connector
 //	POST   /v1/connections                         → 201 Connection
-//	GET    /v1/connections?connector=&state=       → List[Connection]
+//	GET    /v1/connections?connector=&state=&health= → List[Connection]
 //	GET    /v1/connections/{id}                    → Connection
 //	PATCH  /v1/connections/{id}                    → Connection
 //	DELETE /v1/connections/{id}                    → ConnectionDeleted

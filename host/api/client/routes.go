@@ -12,8 +12,12 @@ import (
 type ConnectionFilter struct {
 	Connector string // connector key
 	State     string // active | paused | revoked
-	Cursor    string // the Next of the previous page
-	Limit     int    // page size; 0 is the server's default
+	// Health is a health verdict (healthy, needs_credential, …). The
+	// server filters each page after deriving health, so a page may
+	// hold fewer items than Limit while its Next continues.
+	Health string
+	Cursor string // the Next of the previous page
+	Limit  int    // page size; 0 is the server's default
 }
 
 // RunFilter narrows ListRuns; empty fields match all.
@@ -87,7 +91,7 @@ func (c *Client) CreateConnection(ctx context.Context, req apitypes.ConnectionCr
 // ListConnections is GET /v1/connections: one page, oldest first.
 func (c *Client) ListConnections(ctx context.Context, f ConnectionFilter) (apitypes.List[apitypes.Connection], error) {
 	var l apitypes.List[apitypes.Connection]
-	q := values("connector", f.Connector, "state", f.State, "cursor", f.Cursor, "limit", limit(f.Limit))
+	q := values("connector", f.Connector, "state", f.State, "health", f.Health, "cursor", f.Cursor, "limit", limit(f.Limit))
 	err := c.do(ctx, http.MethodGet, "/v1/connections", q, nil, &l)
 	return l, err
 }
