@@ -168,6 +168,8 @@ func TestBadInputIsTypedAndChangesNothing(t *testing.T) {
 			status: 400, code: "invalid_request", field: "now"},
 
 		{name: "runs with bad status", method: "GET", path: "/v1/runs?status=done", status: 400, code: "invalid_request", field: "status"},
+		{name: "runs with bad trigger", method: "GET", path: "/v1/runs?trigger=cron", status: 400, code: "invalid_request", field: "trigger",
+			says: "manual, scheduled, retry"},
 		{name: "runs with bad limit", method: "GET", path: "/v1/runs?limit=-3", status: 400, code: "invalid_request", field: "limit"},
 		{name: "runs with unknown parameter", method: "GET", path: "/v1/runs?conection=x", status: 400, code: "invalid_request", field: "conection"},
 		{name: "connections with bad state", method: "GET", path: "/v1/connections?state=gone", status: 400, code: "invalid_request", field: "state"},

@@ -30,17 +30,20 @@ func (a *API) triggerRun(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listRuns(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := knownParams(q, "connection", "status", "host", "cursor", "limit"); err != nil {
+	if err := knownParams(q, "connection", "status", "trigger", "host", "cursor", "limit"); err != nil {
 		return err
 	}
 	limit, err := queryLimit(q)
 	if err != nil {
 		return err
 	}
-	f := store.RunFilter{ConnectionID: q.Get("connection"), Status: store.RunStatus(q.Get("status")), HostID: q.Get("host"),
-		Cursor: q.Get("cursor"), Limit: limit}
+	f := store.RunFilter{ConnectionID: q.Get("connection"), Status: store.RunStatus(q.Get("status")),
+		Trigger: store.RunTrigger(q.Get("trigger")), HostID: q.Get("host"), Cursor: q.Get("cursor"), Limit: limit}
 	if f.Status != "" && !f.Status.Valid() {
 		return invalid("status", "status must be one of queued, running, succeeded, failed, refused, cancelled")
+	}
+	if f.Trigger != "" && !f.Trigger.Valid() {
+		return invalid("trigger", "trigger must be one of manual, scheduled, retry")
 	}
 	page, err := a.cfg.Store.ListRuns(r.Context(), f)
 	if err != nil {

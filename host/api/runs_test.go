@@ -158,6 +158,14 @@ func TestRunsAndRecordsPaging(t *testing.T) {
 	if len(runs.Items) != 1 || runs.Items[0].ID != refused.ID || runs.Items[0].FailureCode != "credentials_required" {
 		t.Fatalf("refused runs: %+v", runs.Items)
 	}
+	e.ok(http.StatusOK, "GET", "/v1/runs?trigger=manual&connection="+c.ID, nil, &runs)
+	if len(runs.Items) != 2 || runs.Items[0].ID != second.ID || runs.Items[0].Trigger != "manual" {
+		t.Fatalf("manual runs: %+v", runs.Items)
+	}
+	e.ok(http.StatusOK, "GET", "/v1/runs?trigger=scheduled", nil, &runs)
+	if len(runs.Items) != 0 {
+		t.Fatalf("scheduled runs of a host that scheduled none: %+v", runs.Items)
+	}
 	e.ok(http.StatusOK, "GET", "/v1/runs?limit=2", nil, &runs)
 	if len(runs.Items) != 2 || runs.Next == "" {
 		t.Fatalf("page 1: %+v", runs)

@@ -405,6 +405,13 @@ func TestJSONOutput(t *testing.T) {
 			calls:  []call{{Method: "GET", Path: "/v1/runs", Query: "connection=c1&limit=5&status=succeeded"}},
 		},
 		{
+			name:   "runs list by trigger",
+			args:   []string{"runs", "list", "--trigger", "scheduled", "--status", "failed"},
+			routes: map[string][]reply{"GET /v1/runs": {{body: list(doneRunJSON)}}},
+			want:   `[` + doneRunJSON + `]`,
+			calls:  []call{{Method: "GET", Path: "/v1/runs", Query: "status=failed&trigger=scheduled"}},
+		},
+		{
 			name:   "runs list of a host",
 			args:   []string{"runs", "list", "--host", "host_a"},
 			routes: map[string][]reply{"GET /v1/runs": {{body: list(doneRunJSON)}}},

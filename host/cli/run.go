@@ -313,13 +313,14 @@ refused, with the failure code saying why).`,
 	var (
 		filter client.RunFilter
 		list   = &cobra.Command{
-			Use:   "list [--connection ID] [--status S] [--host H]",
+			Use:   "list [--connection ID] [--status S] [--trigger T] [--host H]",
 			Short: "List runs, newest first",
 			Long: `List runs, newest first, one page at a time (--limit, --cursor). When more
 runs exist, the cursor of the next page is printed on stderr.`,
 			Example: `  connhost runs list
   connhost runs list --connection CONNECTION_ID --status refused -o json
-  connhost runs list --host HOST_ID --status running`,
+  connhost runs list --host HOST_ID --status running
+  connhost runs list --trigger scheduled --status failed`,
 			Args: args(),
 		}
 	)
@@ -341,9 +342,14 @@ runs exist, the cursor of the next page is printed on stderr.`,
 	f := list.Flags()
 	f.StringVar(&filter.Connection, "connection", "", "only runs of this connection")
 	f.StringVar(&filter.Status, "status", "", "only runs with this status: queued, running, succeeded, failed, refused, cancelled")
+	f.StringVar(&filter.Trigger, "trigger", "", "only runs started so: manual, scheduled or retry")
 	f.StringVar(&filter.Host, "host", "", "only runs of this host id (see hosts list)")
 	f.IntVar(&filter.Limit, "limit", 0, "page size (default: the server's)")
 	f.StringVar(&filter.Cursor, "cursor", "", "the cursor of the page to read, from a previous list")
+	_ = list.RegisterFlagCompletionFunc("trigger", cobra.FixedCompletions(
+		[]cobra.Completion{"manual", "scheduled", "retry"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = list.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(
+		[]cobra.Completion{"queued", "running", "succeeded", "failed", "refused", "cancelled"}, cobra.ShellCompDirectiveNoFileComp))
 
 	cmd.AddCommand(list,
 		idCommand(a, "runs show", "RUN_ID", "Show a run", `Show a run: trigger, attempt, status, failure code and message, the instant

@@ -183,6 +183,7 @@ func (r RunResult) Validate() error {
 type RunFilter struct {
 	ConnectionID string
 	Status       RunStatus
+	Trigger      RunTrigger // manual, scheduled or retry
 	HostID       string
 	Cursor       string // RunPage.Next of the previous page
 	Limit        int    // see PageLimit

@@ -500,7 +500,7 @@ type RewrapFailure struct {
 //	GET    /v1/connections/{id}/checkpoint         → Checkpoint
 //	GET    /v1/connections/{id}/explain            → Explain (what the next launch would do; starts nothing, decrypts nothing)
 //	DELETE /v1/connections/{id}/checkpoint         → CheckpointReset (409 run_active while a run holds the connection)
-//	GET    /v1/runs?connection=&status=&cursor=&limit= → List[Run] newest first
+//	GET    /v1/runs?connection=&status=&trigger=&host=&cursor=&limit= → List[Run] newest first
 //	GET    /v1/runs/{id}                           → Run
 //	POST   /v1/runs/{id}/cancel                    → Run
 //	GET    /v1/runs/{id}/events                    → text/event-stream of RunEvent

@@ -24,6 +24,7 @@ type ConnectionFilter struct {
 type RunFilter struct {
 	Connection string // connection id
 	Status     string // queued | running | succeeded | failed | refused | cancelled
+	Trigger    string // manual | scheduled | retry
 	Host       string // host id
 	Cursor     string // the Next of the previous page
 	Limit      int    // page size; 0 is the server's default
@@ -205,7 +206,7 @@ func (c *Client) ListRecords(ctx context.Context, connectionID string, f RecordF
 // ListRuns is GET /v1/runs: one page, newest first.
 func (c *Client) ListRuns(ctx context.Context, f RunFilter) (apitypes.List[apitypes.Run], error) {
 	var l apitypes.List[apitypes.Run]
-	q := values("connection", f.Connection, "status", f.Status, "host", f.Host, "cursor", f.Cursor, "limit", limit(f.Limit))
+	q := values("connection", f.Connection, "status", f.Status, "trigger", f.Trigger, "host", f.Host, "cursor", f.Cursor, "limit", limit(f.Limit))
 	err := c.do(ctx, http.MethodGet, "/v1/runs", q, nil, &l)
 	return l, err
 }

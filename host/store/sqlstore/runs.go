@@ -107,6 +107,9 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) (store.RunPage,
 	if f.Status != "" {
 		where, args = append(where, `status = ?`), append(args, string(f.Status))
 	}
+	if f.Trigger != "" {
+		where, args = append(where, `trigger = ?`), append(args, string(f.Trigger))
+	}
 	if f.HostID != "" {
 		where, args = append(where, `host_id = ?`), append(args, f.HostID)
 	}

@@ -138,7 +138,16 @@ func testRunListOrderAndPaging(t *testing.T, f *fixture) {
 		if i%2 == 1 {
 			conn = b.ID
 		}
-		r := f.run(conn)
+		var r store.Run
+		switch i % 5 {
+		case 2: // a scheduled run, then its retry
+			r = must(f.s.CreateRun(f.ctx, store.NewRun{ConnectionID: conn, Trigger: store.TriggerScheduled, HostID: "host-a"}))(t)
+		case 3:
+			r = must(f.s.CreateRun(f.ctx, store.NewRun{ConnectionID: conn, Trigger: store.TriggerRetry, Attempt: 2,
+				RetryOf: created[i-1].ID, HostID: "host-a"}))(t)
+		default:
+			r = f.run(conn)
+		}
 		if i%4 == 0 {
 			r = must(f.s.FinishRun(f.ctx, r.ID, store.RunResult{Status: store.RunRefused, FailureCode: failure.CredentialsRequired}))(t)
 		}
@@ -162,6 +171,15 @@ func testRunListOrderAndPaging(t *testing.T, f *fixture) {
 		"by status":     {store.RunFilter{Status: store.RunRefused}, newestFirst(func(r store.Run) bool { return r.Status == store.RunRefused })},
 		"by both": {store.RunFilter{ConnectionID: a.ID, Status: store.RunQueued}, newestFirst(func(r store.Run) bool {
 			return r.ConnectionID == a.ID && r.Status == store.RunQueued
+		})},
+		"by trigger": {store.RunFilter{Trigger: store.TriggerScheduled}, newestFirst(func(r store.Run) bool {
+			return r.Trigger == store.TriggerScheduled
+		})},
+		"by trigger retry": {store.RunFilter{Trigger: store.TriggerRetry}, newestFirst(func(r store.Run) bool {
+			return r.Trigger == store.TriggerRetry
+		})},
+		"by trigger and connection": {store.RunFilter{Trigger: store.TriggerManual, ConnectionID: b.ID}, newestFirst(func(r store.Run) bool {
+			return r.Trigger == store.TriggerManual && r.ConnectionID == b.ID
 		})},
 		"unknown connection": {store.RunFilter{ConnectionID: "conn_missing"}, []string{}},
 	} {
