@@ -14,5 +14,16 @@
 // runtime dir; then damaged data dirs, each of which serve must refuse
 // with no byte changed. It prints one summary line.
 //
+// TestConsoleInBrowser drives the web console at /ui/ in headless
+// Chromium (Debian's chromium package, through chromedp; CONNHOST_CHROMIUM
+// names another binary): sign-in through `connhost ui`'s one-time link, a
+// demo connection created, its credential typed into the credential form,
+// a run watched live to succeeded, its records, the credential revoked, the
+// attention entry and the refused run. It checks every page's HTML, every
+// response body and live event the browser received, the host's log and
+// the data dir for the typed secret, and writes a screenshot of each main
+// page to $CONNHOST_SCREENSHOTS (or under the test's temp dir). Without
+// Chromium it skips, but under CI=true it fails.
+//
 // The package has no non-test code.
 package e2e
