@@ -290,7 +290,7 @@ func checkSessionCookie(t *testing.T, b *browser) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(res.Cookies, func(c *network.Cookie) bool { return c.Name == "connhost_session" })
+	i := slices.IndexFunc(res.Cookies, func(c *network.Cookie) bool { return strings.HasPrefix(c.Name, "connhost_session_") })
 	if i < 0 {
 		t.Fatalf("no session cookie after sign-in")
 	}
