@@ -172,11 +172,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("#run-live data-events = %q", ev)
 	}
 	b.screenshot("run-live")
-	statuses := watchedStatuses(t, b)
+	w := watchedStatuses(t, b)
+	statuses := w.Statuses
 	if len(statuses) < 2 || terminal(statuses[0]) || statuses[len(statuses)-1] != "succeeded" {
 		t.Fatalf("the live run page showed statuses %q, want a live change to succeeded", statuses)
 	}
-	t.Logf("run %s: the live page showed %s", runID, strings.Join(statuses, " → "))
+	// The stream's row counts its committed records live, from the
+	// records events, up to the run's 6.
+	if n := len(w.EventsCommitted); n < 2 || w.EventsCommitted[n-1] != "6" {
+		t.Errorf("the live run page's events row counted %q, want a live count up to 6", w.EventsCommitted)
+	}
+	t.Logf("run %s: the live page showed %s; stream events committed %s", runID, strings.Join(statuses, " → "),
+		strings.Join(w.EventsCommitted, " → "))
 	// The page may reload itself for the final facts: let it.
 	b.settle()
 	b.waitFor("the run page to end", `document.getElementById("run-live")?.dataset.ended === "true"`, browserStepTimeout)
@@ -365,32 +372,42 @@ func checkBrowserSaw(t *testing.T, h *harness, b *browser, canary, token string)
 func statusWatcher(timeout time.Duration) string {
 	return fmt.Sprintf(`new Promise((resolve) => {
   const status = () => (document.getElementById("run-status")?.textContent ?? "").trim();
+  const held = () => (document.querySelector("#stream-events .stream-held")?.textContent ?? "").trim();
   const done = (s) => ["succeeded", "failed", "refused", "cancelled"].includes(s);
-  const seen = [status()];
-  if (done(seen[0])) { resolve(seen); return; }
+  const seen = [status()], counts = [held()];
+  const result = () => ({statuses: seen, events_committed: counts});
+  if (done(seen[0])) { resolve(result()); return; }
   let timer;
   const obs = new MutationObserver(() => {
-    const s = status();
+    const s = status(), h = held();
     if (s !== seen[seen.length - 1]) seen.push(s);
-    if (done(s)) { obs.disconnect(); clearTimeout(timer); resolve(seen); }
+    if (h !== counts[counts.length - 1]) counts.push(h);
+    if (done(s)) { obs.disconnect(); clearTimeout(timer); resolve(result()); }
   });
   obs.observe(document.documentElement, {subtree: true, childList: true, characterData: true, attributes: true});
-  timer = setTimeout(() => { obs.disconnect(); resolve(seen); }, %d);
+  timer = setTimeout(() => { obs.disconnect(); resolve(result()); }, %d);
 })`, timeout.Milliseconds())
+}
+
+// watched is what statusWatcher saw change in place: #run-status's
+// texts, and the committed count of the events stream's row.
+type watched struct {
+	Statuses        []string `json:"statuses"`
+	EventsCommitted []string `json:"events_committed"`
 }
 
 // watchedStatuses awaits the page's statusWatcher. A page that has
 // reloaded since has none: the run ended before the test could watch it.
-func watchedStatuses(t *testing.T, b *browser) []string {
+func watchedStatuses(t *testing.T, b *browser) watched {
 	t.Helper()
 	ctx, cancel := b.step(browserRunTimeout + browserStepTimeout)
 	defer cancel()
-	seen, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.e2eWatch ?? null`, chromedp.EvalAwaitPromise))
+	seen, err := chromedp.Run(ctx, chromedp.Evaluate[*watched](`window.e2eWatch ?? null`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("watch the run's status: %v", err)
 	}
 	if seen == nil {
 		t.Fatalf("the run page reloaded before the test could watch it (the run ended too soon)")
 	}
-	return seen
+	return *seen
 }
