@@ -72,21 +72,12 @@ func (c *Console) renderConnection(w http.ResponseWriter, r *http.Request, s *se
 // panel instead.
 func (c *Console) loadConnection(ctx context.Context, id string) (connectionData, error) {
 	var d connectionData
-	conn, err := c.api.GetConnection(ctx, id)
-	if err != nil {
+	var err error
+	if d.Conn, d.Connector, d.ConnectorError, err = c.connectionAndConnector(ctx, id); err != nil {
 		return d, err
 	}
-	d.Conn = conn
+	conn := d.Conn
 	d.Form = editForm{Label: conn.Label, Config: prettyJSON(conn.Config), Schedule: conn.Schedule, Jitter: conn.Jitter}
-	connector, err := c.api.GetConnector(ctx, conn.ConnectorKey)
-	switch msg, ok := refusal(err); {
-	case ok:
-		d.ConnectorError = msg
-	case err != nil:
-		return d, err
-	default:
-		d.Connector = &connector
-	}
 	if d.Credential, err = c.api.GetCredential(ctx, id); err != nil {
 		return d, err
 	}
@@ -106,6 +97,24 @@ func (c *Console) loadConnection(ctx context.Context, id string) (connectionData
 		return d, err
 	}
 	return d, nil
+}
+
+// connectionAndConnector reads a connection (which must exist:
+// connection_not_found is the 404 page) and its connector; a connector
+// the API refuses (gone from the catalog) is nil, with the refusal as
+// connectorErr for the page to show.
+func (c *Console) connectionAndConnector(ctx context.Context, id string) (conn apitypes.Connection, connector *apitypes.Connector, connectorErr string, err error) {
+	if conn, err = c.api.GetConnection(ctx, id); err != nil {
+		return conn, nil, "", err
+	}
+	ctr, err := c.api.GetConnector(ctx, conn.ConnectorKey)
+	if msg, ok := refusal(err); ok {
+		return conn, nil, msg, nil
+	}
+	if err != nil {
+		return conn, nil, "", err
+	}
+	return conn, &ctr, "", nil
 }
 
 // refusal returns "code: message" for an API refusal short of a server

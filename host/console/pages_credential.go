@@ -51,18 +51,12 @@ func (c *Console) renderCredential(w http.ResponseWriter, r *http.Request, s *se
 
 func (c *Console) loadCredential(ctx context.Context, id string) (credentialData, error) {
 	var d credentialData
-	conn, err := c.api.GetConnection(ctx, id)
+	conn, connector, connectorErr, err := c.connectionAndConnector(ctx, id)
 	if err != nil {
 		return d, err
 	}
-	d.Conn = conn
-	connector, err := c.api.GetConnector(ctx, conn.ConnectorKey)
-	switch msg, ok := refusal(err); {
-	case ok:
-		d.ConnectorError = msg
-	case err != nil:
-		return d, err
-	default:
+	d.Conn, d.ConnectorError = conn, connectorErr
+	if connector != nil {
 		d.Auth = &connector.Auth
 		for _, n := range connector.Auth.Required {
 			d.Fields = append(d.Fields, credentialField{Name: n, Field: "values." + n})
