@@ -170,10 +170,16 @@ func TestRelayCarriesRunEvents(t *testing.T) {
 	ch, stop := hubB.Subscribe("run_1")
 	defer stop()
 	ra.Send(runevents.Event{RunID: "run_1", Kind: runevents.KindStatus, Status: "running"})
+	// A progress event per record and a records event per commit, as a
+	// run sends them: the records events must not lose to the progress.
 	for i := range 50 {
 		ra.Send(runevents.Event{RunID: "run_1", Kind: runevents.KindProgress, Done: int64(i)})
+		if i%10 == 9 {
+			ra.Send(runevents.Event{RunID: "run_1", Kind: runevents.KindRecords, Records: int64(i + 1),
+				StreamRecords: map[string]int64{"events": int64(i + 1)}})
+		}
 	}
-	ra.Send(runevents.Event{RunID: "run_1", Kind: runevents.KindEnd, Status: "succeeded"})
+	ra.Send(runevents.Event{RunID: "run_1", Kind: runevents.KindEnd, Status: "succeeded", Records: 50})
 	var got []runevents.Event
 	timeout := time.After(10 * time.Second)
 	for done := false; !done; {
@@ -191,7 +197,58 @@ func TestRelayCarriesRunEvents(t *testing.T) {
 	if len(got) < 2 || got[0].Kind != runevents.KindStatus || got[len(got)-1].Kind != runevents.KindEnd {
 		t.Fatalf("events = %+v", got)
 	}
-	if len(got) > 4 {
-		t.Fatalf("%d events relayed for 50 progress events sent within %s: progress is not throttled", len(got), notify.ProgressEvery)
+	if len(got) > 6 {
+		t.Fatalf("%d events relayed for 55 progress and records events sent within %s: not throttled", len(got), notify.ProgressEvery)
+	}
+	// The latest of each kind held back went out before the end.
+	var lastProgress, lastRecords *runevents.Event
+	for i := range got {
+		switch got[i].Kind {
+		case runevents.KindProgress:
+			lastProgress = &got[i]
+		case runevents.KindRecords:
+			lastRecords = &got[i]
+		}
+	}
+	if lastProgress == nil || lastProgress.Done != 49 {
+		t.Errorf("last progress relayed %+v, want done 49", lastProgress)
+	}
+	if lastRecords == nil || lastRecords.Records != 50 || lastRecords.StreamRecords["events"] != 50 {
+		t.Errorf("last records event relayed %+v, want 50 (events 50)", lastRecords)
+	}
+}
+
+// An event held back by the throttle goes out when its interval is over,
+// without waiting for another event or the end: a follower on another
+// host sees a run's counts while it is quiet.
+func TestRelaySendsHeldEventAfterInterval(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Schema(t)
+	a, _ := openBus(t, url, "host_a")
+	b, _ := openBus(t, url, "host_b")
+	hubA, hubB := &runevents.Hub{}, &runevents.Hub{}
+	ra := notify.NewRelay(a, hubA, nil)
+	rb := notify.NewRelay(b, hubB, nil)
+	for _, bus := range []*notify.Postgres{a, b} {
+		if err := bus.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { ra.Close(); rb.Close(); _ = a.Close(); _ = b.Close() })
+	ch, stop := hubB.Subscribe("run_2")
+	defer stop()
+	for i := range 3 {
+		ra.Send(runevents.Event{RunID: "run_2", Kind: runevents.KindRecords, Records: int64(i + 1)})
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Kind == runevents.KindRecords && ev.Records == 3 {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the held-back records event (3) never went out")
+		}
 	}
 }

@@ -15,21 +15,39 @@ import (
 // run: this host's events go out on the bus, the others' go into this
 // host's hub.
 //
-// Sending never blocks a run. Status and end events always go out;
-// progress and record counts of one run go out at most every
-// ProgressEvery (the latest wins), and when the outgoing queue is full
-// an intermediate event is dropped — a follower always gets the end,
-// which it reads back from the store anyway.
+// Sending never blocks a run. Status and end events always go out.
+// Progress events and record counts are throttled each on its own, per
+// run: at most one of a kind every ProgressEvery, the latest wins — one
+// held back goes out when its interval is over (so a run's last count is
+// never lost to a burst of progress), and before the run's end event.
+// When the outgoing queue is full an intermediate event is dropped: a
+// follower always gets the end, which it reads back from the store
+// anyway.
 type Relay struct {
-	bus    Bus
-	hub    *runevents.Hub
-	log    hclog.Logger
-	every  time.Duration
-	queue  chan runevents.Event
-	mu     sync.Mutex
-	sentAt map[string]time.Time
-	wg     sync.WaitGroup
-	stop   chan struct{}
+	bus      Bus
+	hub      *runevents.Hub
+	log      hclog.Logger
+	every    time.Duration
+	queue    chan runevents.Event
+	mu       sync.Mutex
+	throttle map[throttleKey]*throttled
+	wg       sync.WaitGroup
+	stop     chan struct{}
+}
+
+// throttleKey is a run and a throttled kind of its events.
+type throttleKey struct {
+	run  string
+	kind runevents.Kind
+}
+
+// throttled is what the relay holds for one throttleKey.
+type throttled struct {
+	sentAt time.Time
+	// pending is the latest event held back; timer sends it when the
+	// interval since sentAt is over.
+	pending *runevents.Event
+	timer   *time.Timer
 }
 
 // ProgressEvery is the least time between two progress events of one run
@@ -43,7 +61,7 @@ func NewRelay(bus Bus, hub *runevents.Hub, log hclog.Logger) *Relay {
 		log = hclog.NewNullLogger()
 	}
 	r := &Relay{bus: bus, hub: hub, log: log, every: ProgressEvery, queue: make(chan runevents.Event, 4096),
-		sentAt: map[string]time.Time{}, stop: make(chan struct{})}
+		throttle: map[throttleKey]*throttled{}, stop: make(chan struct{})}
 	bus.Subscribe(RunEvent, r.receive)
 	r.wg.Add(1)
 	go r.send()
@@ -52,21 +70,73 @@ func NewRelay(bus Bus, hub *runevents.Hub, log hclog.Logger) *Relay {
 
 // Send queues ev for the other hosts.
 func (r *Relay) Send(ev runevents.Event) {
-	if ev.Kind == runevents.KindProgress || ev.Kind == runevents.KindRecords {
-		r.mu.Lock()
-		last, ok := r.sentAt[ev.RunID]
-		if ok && time.Since(last) < r.every {
-			r.mu.Unlock()
+	switch ev.Kind {
+	case runevents.KindProgress, runevents.KindRecords:
+		if r.hold(ev) {
 			return
 		}
-		r.sentAt[ev.RunID] = time.Now()
-		r.mu.Unlock()
-	}
-	if ev.Kind == runevents.KindEnd {
+	case runevents.KindEnd:
+		// What was held back goes first: the follower's last counts.
 		r.mu.Lock()
-		delete(r.sentAt, ev.RunID)
+		for _, kind := range []runevents.Kind{runevents.KindProgress, runevents.KindRecords} {
+			k := throttleKey{ev.RunID, kind}
+			if t := r.throttle[k]; t != nil {
+				if t.timer != nil {
+					t.timer.Stop()
+				}
+				if t.pending != nil {
+					r.enqueue(*t.pending)
+				}
+				delete(r.throttle, k)
+			}
+		}
 		r.mu.Unlock()
 	}
+	r.enqueue(ev)
+}
+
+// hold reports whether ev is held back by its kind's throttle (it is
+// then the one sent when the interval is over); false means send it now.
+func (r *Relay) hold(ev runevents.Event) bool {
+	k := throttleKey{ev.RunID, ev.Kind}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.throttle[k]
+	if t == nil {
+		t = &throttled{}
+		r.throttle[k] = t
+	}
+	wait := r.every - now.Sub(t.sentAt)
+	if t.sentAt.IsZero() || wait <= 0 {
+		t.sentAt, t.pending = now, nil
+		return false
+	}
+	t.pending = &ev
+	if t.timer == nil {
+		t.timer = time.AfterFunc(wait, func() { r.release(k) })
+	}
+	return true
+}
+
+// release sends the event held back for k, if any.
+func (r *Relay) release(k throttleKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.throttle[k]
+	if t == nil {
+		return
+	}
+	t.timer = nil
+	if t.pending != nil {
+		r.enqueue(*t.pending)
+		t.sentAt, t.pending = time.Now(), nil
+	}
+}
+
+// enqueue queues ev without blocking: a full queue drops an intermediate
+// event, and makes room for a status or end event.
+func (r *Relay) enqueue(ev runevents.Event) {
 	select {
 	case r.queue <- ev:
 	default:
@@ -114,6 +184,14 @@ func (r *Relay) receive(payload string) {
 
 // Close stops sending.
 func (r *Relay) Close() {
+	r.mu.Lock()
+	for k, t := range r.throttle {
+		if t.timer != nil {
+			t.timer.Stop()
+		}
+		delete(r.throttle, k)
+	}
+	r.mu.Unlock()
 	select {
 	case <-r.stop:
 	default:
