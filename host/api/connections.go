@@ -194,12 +194,51 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	if f.State != "" && !f.State.Valid() {
 		return invalid("state", "state must be active, paused or revoked")
 	}
-	page, err := a.cfg.Store.ListConnectionPage(r.Context(), f)
+	items, next, err := a.connectionPage(r, f)
 	if err != nil {
 		return err
 	}
-	if key := f.ConnectorKey; key != "" && len(page.Connections) == 0 && f.Cursor == "" && !a.catalogued(key) {
+	if key := f.ConnectorKey; key != "" && len(items) == 0 && next == "" && f.Cursor == "" && !a.catalogued(key) {
 		return unknownFilter(string(failure.ConnectorNotFound), "connector", key, "is not in the catalog and no connection uses it")
+	}
+	if verdict != "" {
+		// Health is derived, not stored: each page read is filtered, and
+		// the scan goes on, a page of what is still missing at a time (so
+		// the matches never pass the limit and Next resumes right after
+		// the last connection read), until the page is full, the list
+		// ends, or healthScanRows connections were read for this request.
+		items = keepVerdict(items, verdict)
+		limit := store.PageLimit(limit)
+		for scanned := limit; len(items) < limit && next != "" && scanned < healthScanRows; {
+			f.Cursor, f.Limit = next, limit-len(items)
+			var more []apitypes.Connection
+			if more, next, err = a.connectionPage(r, f); err != nil {
+				return err
+			}
+			scanned += f.Limit
+			items = append(items, keepVerdict(more, verdict)...)
+		}
+	}
+	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items, Next: next})
+	return nil
+}
+
+// healthScanRows bounds how many connections one health-filtered list
+// request reads: past it the page is returned short, its Next going on.
+const healthScanRows = 5000
+
+func keepVerdict(items []apitypes.Connection, verdict string) []apitypes.Connection {
+	return slices.DeleteFunc(items, func(c apitypes.Connection) bool {
+		return c.Health == nil || c.Health.Verdict != verdict
+	})
+}
+
+// connectionPage reads one page of connections with their enrollment,
+// next run and health.
+func (a *API) connectionPage(r *http.Request, f store.ConnectionPageFilter) ([]apitypes.Connection, string, error) {
+	page, err := a.cfg.Store.ListConnectionPage(r.Context(), f)
+	if err != nil {
+		return nil, "", err
 	}
 	conns := page.Connections
 	ids := make([]string, len(conns))
@@ -208,7 +247,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 	}
 	byID, err := a.enrollmentOf(r, ids...)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	next := map[string]time.Time{}
 	if a.cfg.Schedule != nil {
@@ -225,18 +264,9 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) error {
 		items = append(items, a.toConnection(c, entry, a.backedOff(c, next[c.ID])))
 	}
 	if err := a.withHealth(r.Context(), items, conns); err != nil {
-		return err
+		return nil, "", err
 	}
-	if verdict != "" {
-		// Health is derived, not stored: the page is filtered after it
-		// is read, so it may be shorter than the limit (even empty) and
-		// its Next still continues the scan.
-		items = slices.DeleteFunc(items, func(c apitypes.Connection) bool {
-			return c.Health == nil || c.Health.Verdict != verdict
-		})
-	}
-	writeJSON(w, http.StatusOK, apitypes.List[apitypes.Connection]{Items: items, Next: page.Next})
-	return nil
+	return items, page.Next, nil
 }
 
 func (a *API) getConnection(w http.ResponseWriter, r *http.Request) error {

@@ -59,9 +59,11 @@ func TestListConnectionsHealthFilter(t *testing.T) {
 		{"a verdict no connection has", url.Values{"health": {"healthy"}}, nil, 1},
 		{"with connector", url.Values{"health": {"paused"}, "connector": {"demo"}}, []string{paused.ID}, 1},
 		{"with state", url.Values{"health": {"needs_credential"}, "state": {"paused"}}, nil, 1},
-		// One connection a page: pages without a match come back empty
-		// and their next still reaches the matches behind them.
-		{"paged", url.Values{"health": {"needs_credential"}, "limit": {"1"}}, []string{needs.ID, needs2.ID}, 4},
+		// One connection a page: the scan reads on past connections of
+		// other verdicts, so each page holds a match, and the last
+		// page's next (after needs2, the last connection) ends the list.
+		{"paged", url.Values{"health": {"needs_credential"}, "limit": {"1"}}, []string{needs.ID, needs2.ID}, 2},
+		{"paged, two a page", url.Values{"health": {"needs_credential"}, "limit": {"2"}}, []string{needs.ID, needs2.ID}, 1},
 		{"no filter", url.Values{}, []string{needs.ID, neverRun.ID, paused.ID, needs2.ID}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -162,9 +162,10 @@ func (a *app) connectionListCommand() *cobra.Command {
 connections exist, the cursor of the next page is printed on stderr.
 
 --health keeps the connections with one health verdict. Health is derived
-as each page is read, so a filtered page may be shorter than --limit, or
-empty, while a cursor for the next page is still printed: follow it to
-the end to see them all.`,
+as connections are read: the host reads on until the page is full or the
+list ends, but reads at most 5000 connections a request, so among many
+connections a filtered page may be shorter than --limit, or empty, while
+a cursor for the next page is still printed: follow it to the end.`,
 		Example: `  connhost connection list
   connhost connection list --connector demo --state active -o json
   connhost connection list --health needs_credential`,
