@@ -179,7 +179,16 @@ function followRun() {
       setRecords(ev);
     }
     live.setAttribute("data-ended", "true");
-    reloadOnce(live);
+    if (!leaving) {
+      reloadOnce(live);
+    }
+  });
+  // A form sent from this page (cancel, sign out) navigates away: a
+  // reload at the run's end would abort that navigation and lose its
+  // answer, so the page stops following.
+  var leaving = false;
+  document.addEventListener("submit", function () {
+    leaving = true;
   });
   source.addEventListener("error", function () {
     if (ended) {
