@@ -64,9 +64,11 @@ func TestBoundedUnderLoad(t *testing.T) {
 	// holds a run (its goroutine, the runner's, the lease renewer's), and
 	// gocron runs each firing job's task on two short-lived goroutines of
 	// its own, so a second in which every connection fires has up to two
-	// per connection. (The in-memory dispatcher grew without bound: 14 →
-	// 4,317 in 75 s.)
-	if bound := baseGoroutines + 4*workers + 2*conns + 20; peakGoroutines > bound {
+	// per connection — three when, on a loaded machine (CI runs this under
+	// -race beside other packages), a second's firings are still parked
+	// as the next second's start (seen: 348 against 301). (The in-memory
+	// dispatcher grew without bound: 14 → 4,317 in 75 s.)
+	if bound := baseGoroutines + 4*workers + 3*conns + 20; peakGoroutines > bound {
 		t.Errorf("goroutines peaked at %d (base %d, bound %d)", peakGoroutines, baseGoroutines, bound)
 	}
 	if peakPending > conns {
