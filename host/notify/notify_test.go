@@ -151,10 +151,10 @@ func TestPostgresBusReconnects(t *testing.T) {
 	in.waitFor(t, "a message after the reconnect", func() bool { return len(in.of(notify.Dispatch)) >= 1 })
 }
 
-// The relay carries run events to the other hosts' hubs, the end always,
-// and progress at most every ProgressEvery per run.
-func TestRelayCarriesRunEvents(t *testing.T) {
-	t.Parallel()
+// relayPair starts two hosts' relays on one bus schema: host a's relay
+// (to send on) and host b's hub (to follow).
+func relayPair(t *testing.T) (*notify.Relay, *runevents.Hub) {
+	t.Helper()
 	url := pgtest.Schema(t)
 	a, _ := openBus(t, url, "host_a")
 	b, _ := openBus(t, url, "host_b")
@@ -167,6 +167,14 @@ func TestRelayCarriesRunEvents(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { ra.Close(); rb.Close(); _ = a.Close(); _ = b.Close() })
+	return ra, hubB
+}
+
+// The relay carries run events to the other hosts' hubs, the end always,
+// and progress at most every ProgressEvery per run.
+func TestRelayCarriesRunEvents(t *testing.T) {
+	t.Parallel()
+	ra, hubB := relayPair(t)
 	ch, stop := hubB.Subscribe("run_1")
 	defer stop()
 	ra.Send(runevents.Event{RunID: "run_1", Kind: runevents.KindStatus, Status: "running"})
@@ -223,18 +231,7 @@ func TestRelayCarriesRunEvents(t *testing.T) {
 // host sees a run's counts while it is quiet.
 func TestRelaySendsHeldEventAfterInterval(t *testing.T) {
 	t.Parallel()
-	url := pgtest.Schema(t)
-	a, _ := openBus(t, url, "host_a")
-	b, _ := openBus(t, url, "host_b")
-	hubA, hubB := &runevents.Hub{}, &runevents.Hub{}
-	ra := notify.NewRelay(a, hubA, nil)
-	rb := notify.NewRelay(b, hubB, nil)
-	for _, bus := range []*notify.Postgres{a, b} {
-		if err := bus.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() { ra.Close(); rb.Close(); _ = a.Close(); _ = b.Close() })
+	ra, hubB := relayPair(t)
 	ch, stop := hubB.Subscribe("run_2")
 	defer stop()
 	for i := range 3 {
