@@ -41,16 +41,7 @@ func RecordTables(t *testing.T, s store.Store, db *sql.DB, d sqlstore.Dialect) {
 			t.Fatal(err)
 		}
 		conns[i] = c.ID
-		r, err := s.CreateRun(ctx, store.NewRun{ConnectionID: c.ID, Trigger: store.TriggerManual})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: c.ID, RunID: r.ID, Holder: "h", TTL: time.Hour}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.MarkRunRunning(ctx, r.ID, nil); err != nil {
-			t.Fatal(err)
-		}
+		r := startRun(t, s, c.ID)
 		for _, batch := range [][]store.Record{
 			{{Stream: "s", Key: "1", Data: json.RawMessage(`1`)}, {Stream: "t", Key: "1", Data: json.RawMessage(`1`)}},
 			{{Stream: "s", Key: "1", Data: json.RawMessage(`2`)}, {Stream: "s", Key: "2", Data: json.RawMessage(`2`)}},
@@ -192,16 +183,7 @@ func MigrateRecords(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	list("migrated records", want)
 
 	// New keys follow the migrated ones; a migrated key keeps its place.
-	r, err := s.CreateRun(ctx, store.NewRun{ConnectionID: "conn_a", Trigger: store.TriggerManual})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: "conn_a", RunID: r.ID, Holder: "h", TTL: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.MarkRunRunning(ctx, r.ID, nil); err != nil {
-		t.Fatal(err)
-	}
+	r := startRun(t, s, "conn_a")
 	if err := s.CommitBatch(ctx, "conn_a", r.ID, []store.Record{
 		{Stream: "zeta", Key: "new", Data: json.RawMessage(`1`)},
 		{Stream: "alpha", Key: "a", Data: json.RawMessage(`2`)},
@@ -293,16 +275,7 @@ func MigrateStreamRecords(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 		t.Fatal(err)
 	}
 
-	r, err := s.CreateRun(ctx, store.NewRun{ConnectionID: "conn_a", Trigger: store.TriggerManual})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: "conn_a", RunID: r.ID, Holder: "h", TTL: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.MarkRunRunning(ctx, r.ID, nil); err != nil {
-		t.Fatal(err)
-	}
+	r := startRun(t, s, "conn_a")
 	if err := s.CommitBatch(ctx, "conn_a", r.ID, append(rec, rec...), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -316,4 +289,22 @@ func MigrateStreamRecords(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
 	}
 	get("after down and up", "run_old", 4, nil)
 	get("after down and up", r.ID, 2, nil)
+}
+
+// startRun creates a manual run of connID, takes its lease and marks it
+// running: a run that may commit records.
+func startRun(t testing.TB, s store.Store, connID string) store.Run {
+	t.Helper()
+	ctx := context.Background()
+	r, err := s.CreateRun(ctx, store.NewRun{ConnectionID: connID, Trigger: store.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLease(ctx, store.LeaseRequest{ConnectionID: connID, RunID: r.ID, Holder: "h", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkRunRunning(ctx, r.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
