@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/connhost/connhost/host/failure"
+	"github.com/connhost/connhost/host/internal/syncbuf"
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/pluginimage"
 	"github.com/connhost/connhost/sdk/manifest"
@@ -584,23 +585,8 @@ func imageFDs(t *testing.T, prefix string) []string {
 	return out
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer = syncbuf.Buffer
 
 // fromEntries is a catalog holding es.
 func fromEntries(es ...Entry) *Catalog {

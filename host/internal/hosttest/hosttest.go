@@ -6,7 +6,6 @@
 package hosttest
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/hex"
@@ -27,6 +26,7 @@ import (
 	"github.com/connhost/connhost/host/explain"
 	"github.com/connhost/connhost/host/failure"
 	"github.com/connhost/connhost/host/health"
+	"github.com/connhost/connhost/host/internal/syncbuf"
 	"github.com/connhost/connhost/host/launch"
 	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/schedule"
@@ -489,23 +489,7 @@ func (c *CountingLauncher) Launches() int64 { return c.count.Load() }
 var _ runner.Launcher = (*CountingLauncher)(nil)
 
 // SyncBuffer is a goroutine-safe bytes.Buffer for captured logs.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written.
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type SyncBuffer = syncbuf.Buffer
 
 // FakeClockStore is a real SQLite store in a temp dir keeping time by a
 // fake clock set to 2026-01-01 UTC, closed when the test ends.
