@@ -69,6 +69,9 @@ require (
 	github.com/docker/go-connections v0.8.2 // indirect
 	github.com/docker/go-units v0.5.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
+	github.com/emersion/go-imap/v2 v2.0.0-beta.8 // indirect
+	github.com/emersion/go-message v0.18.2 // indirect
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	github.com/fatih/color v1.18.0 // indirect
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.4 // indirect
@@ -164,11 +167,13 @@ tool (
 require (
 	github.com/connhost/connhost/plugins/demo v0.0.0
 	github.com/connhost/connhost/plugins/github v0.0.0
+	github.com/connhost/connhost/plugins/imap v0.0.0
 	github.com/connhost/connhost/sdk v0.0.0
 )
 
 replace (
 	github.com/connhost/connhost/plugins/demo => ./plugins/demo
 	github.com/connhost/connhost/plugins/github => ./plugins/github
+	github.com/connhost/connhost/plugins/imap => ./plugins/imap
 	github.com/connhost/connhost/sdk => ./sdk
 )
