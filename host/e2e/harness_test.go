@@ -41,8 +41,11 @@ type binaries struct {
 }
 
 // build compiles the connhost binary and the demo plugin (named "demo" in
-// a plugin dir of its own) with the go command that runs the test.
-func build(t *testing.T) binaries {
+// a plugin dir of its own) with the go command that runs the test. plugins
+// names more first-party connectors (directories of plugins/, e.g. "imap")
+// to build into the same plugin dir: opt-in, so other tests' catalogs and
+// builds stay as they are.
+func build(t *testing.T, plugins ...string) binaries {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -55,10 +58,14 @@ func build(t *testing.T) binaries {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	for _, target := range []struct{ out, pkg string }{
+	targets := []struct{ out, pkg string }{
 		{b.connhost, "github.com/connhost/connhost/host/cmd/connhost"},
 		{filepath.Join(b.pluginDir, "demo"), "github.com/connhost/connhost/plugins/demo"},
-	} {
+	}
+	for _, p := range plugins {
+		targets = append(targets, struct{ out, pkg string }{filepath.Join(b.pluginDir, p), "github.com/connhost/connhost/plugins/" + p})
+	}
+	for _, target := range targets {
 		cmd := exec.CommandContext(ctx, goTool, "build", "-o", target.out, target.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -103,12 +110,14 @@ type harness struct {
 	srv     *serverProc
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness builds the binaries (with the extra plugins, see build) and
+// prepares a data dir; start runs the server.
+func newHarness(t *testing.T, plugins ...string) *harness {
 	t.Helper()
 	root := t.TempDir()
 	h := &harness{
 		t:       t,
-		bin:     build(t),
+		bin:     build(t, plugins...),
 		dataDir: filepath.Join(root, "var"),
 		kekFile: filepath.Join(root, "secrets", "kek"),
 		marker:  filepath.Join(root, "tmp"),
