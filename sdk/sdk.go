@@ -33,7 +33,10 @@ type ConnectorWithCheck interface {
 	Connector
 	// Check returns who the credential belongs to (a login, an account
 	// name; "" if the provider does not say), or a failure such as
-	// CredentialRejected.
+	// CredentialRejected. The host redacts every declared credential
+	// value from the identity, as from all a plugin sends: when the login
+	// is itself a declared value (IMAP_USERNAME), return a masked form of
+	// it, as the imap connector does ("a…e@example.org on HOST").
 	Check(ctx context.Context, c *Check) (identity string, err error)
 }
 
@@ -206,8 +209,8 @@ func (a *adapter) Check(ctx context.Context, req wire.CheckRequest) (wire.CheckR
 		f.Message = red.Message(f.Message)
 		return wire.CheckResult{Failure: f}, nil
 	}
-	// Identity is not redacted: it is often a declared credential value
-	// itself (a login), shown to operators on purpose.
+	// The SDK does not redact the identity (it only bounds it); the host
+	// does, like everything a plugin sends (see ConnectorWithCheck).
 	return wire.CheckResult{Valid: true, Identity: redactor{}.Message(identity)}, nil
 }
 
