@@ -38,6 +38,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,38 @@ func (r *Result) LastCheckpoint() []byte {
 		return nil
 	}
 	return r.Checkpoints[len(r.Checkpoints)-1]
+}
+
+// Sent returns, as one text, everything the run sent the host that an
+// operator or a store could see: record keys and data, checkpoints,
+// progress and interaction messages, and the failure. A test checks a
+// secret against it (strings.Contains) to prove the connector leaked it
+// nowhere in its output.
+func (r *Result) Sent() string {
+	var b strings.Builder
+	for _, rec := range r.Records {
+		b.WriteString(rec.Stream)
+		b.WriteString(rec.Key)
+		b.Write(rec.Data)
+		b.WriteByte('\n')
+	}
+	for _, c := range r.Checkpoints {
+		b.Write(c)
+		b.WriteByte('\n')
+	}
+	for _, p := range r.Progress {
+		b.WriteString(p.Message)
+		b.WriteByte('\n')
+	}
+	for _, i := range r.Interactions {
+		b.WriteString(i.Kind)
+		b.WriteString(strings.Join(i.Missing, ","))
+		b.WriteByte('\n')
+	}
+	if r.Err != nil {
+		b.WriteString(r.Err.Error())
+	}
+	return b.String()
 }
 
 // Failure returns Err as a *wire.Failure, or nil when Err is not one.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,6 +113,48 @@ func TestResultHelpers(t *testing.T) {
 	res.Err = &wire.Failure{Code: "c"}
 	if string(res.LastCheckpoint()) != "2" || res.Failure().Code != "c" {
 		t.Errorf("LastCheckpoint, Failure = %q, %v; want 2, c", res.LastCheckpoint(), res.Failure())
+	}
+}
+
+// TestResultSent: Sent holds every part of what a run sent, so a canary
+// check over it covers records, checkpoints, progress, interactions and
+// the failure.
+func TestResultSent(t *testing.T) {
+	t.Parallel()
+	res := &sdktest.Result{
+		Records:      []wire.Record{{Stream: "s", Key: "key-part", Data: []byte(`{"d":"data-part"}`)}},
+		Checkpoints:  [][]byte{[]byte(`{"c":"checkpoint-part"}`)},
+		Progress:     []wire.Progress{{Stream: "s", Message: "progress-part"}},
+		Interactions: []wire.Interaction{{Kind: "credentials_required", Missing: []string{"MISSING_PART"}}},
+		Err:          &wire.Failure{Code: "connector_failed", Message: "failure-part"},
+	}
+	sent := res.Sent()
+	for _, part := range []string{"key-part", "data-part", "checkpoint-part", "progress-part", "MISSING_PART", "failure-part"} {
+		if !strings.Contains(sent, part) {
+			t.Errorf("Sent() = %q lacks %q", sent, part)
+		}
+	}
+	if got := (&sdktest.Result{}).Sent(); got != "" {
+		t.Errorf("Sent() of an empty result = %q", got)
+	}
+}
+
+// TestLogBufferConcurrentWrites: the buffer takes writes from several
+// goroutines (run with -race) and keeps every one.
+func TestLogBufferConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	var b sdktest.LogBuffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				_, _ = b.Write([]byte("x"))
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(b.String()); n != 800 {
+		t.Errorf("%d bytes written, want 800", n)
 	}
 }
 
