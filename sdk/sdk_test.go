@@ -1,7 +1,6 @@
 package sdk_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/connhost/connhost/sdk"
 	"github.com/connhost/connhost/sdk/manifest"
+	"github.com/connhost/connhost/sdk/sdktest"
 	"github.com/connhost/connhost/sdk/wire"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -61,24 +61,6 @@ func newFake(run func(ctx context.Context, r *sdk.Run) error) *fake {
 
 var goodEnv = map[string]string{"TOKEN": secret, "USER": "ada"}
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // outcome is everything one adapter run produced.
 type outcome struct {
 	msgs []wire.Message
@@ -115,7 +97,7 @@ func mapEnv(env map[string]string) func(string) (string, bool) {
 
 // runAdapter runs c through sdk.AdaptWith with env and req.
 func runAdapter(ctx context.Context, c sdk.Connector, env map[string]string, req wire.RunRequest) outcome {
-	logs := &syncBuffer{}
+	logs := &sdktest.LogBuffer{}
 	a := sdk.AdaptWith(c, sdk.AdaptOptions{LookupEnv: mapEnv(env), LogOutput: logs})
 	var o outcome
 	o.err = a.Run(ctx, req, func(m wire.Message) error {

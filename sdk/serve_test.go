@@ -73,7 +73,7 @@ func TestServeRefusesAnInvalidManifest(t *testing.T) {
 // real stderr, not go-plugin's stdio pipe), with the secret redacted.
 func TestServeAsPlugin(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &sdktest.LogBuffer{}
 	res := sdktest.RunPlugin(t, os.Args[0], sdktest.Options{
 		Config: testconn.Config{Records: 3, Checkpoint: true, Log: "hello from the plugin"},
 		Env: map[string]string{

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,30 +33,13 @@ func fake(t *testing.T) (*githubtest.Fake, map[string]string) {
 	return f, map[string]string{github.TokenEnv: token, github.APIURLEnv: srv.URL}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestPluginAcceptance runs the built binary through the SDK's acceptance
 // checks against the fake API: manifest, check, a run, a resumed run
 // (conditional requests), credentials_required.
 func TestPluginAcceptance(t *testing.T) {
 	t.Parallel()
 	f, env := fake(t)
-	var logs syncBuffer
+	var logs sdktest.LogBuffer
 	res := sdktest.Acceptance(t, sdktest.Build(t, "."), sdktest.Options{Env: env, LogOutput: &logs})
 	if res == nil || res.Err != nil {
 		t.Fatalf("acceptance run: %+v", res)
@@ -95,7 +76,7 @@ func TestPluginFailures(t *testing.T) {
 		t.Parallel()
 		_, env := fake(t)
 		env[github.TokenEnv] = "ghp_wrongCANARY"
-		var logs syncBuffer
+		var logs sdktest.LogBuffer
 		o := sdktest.Options{Env: env, LogOutput: &logs}
 		res := sdktest.RunPlugin(t, bin, o)
 		want := &wire.Failure{Code: wire.CodeCredentialRejected, Message: "GitHub refused the token: GET /user/repos: 401 Bad credentials"}

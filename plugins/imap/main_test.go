@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,46 +53,16 @@ func env(pw string) map[string]string {
 	return map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: pw}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // noCanary fails t if a password appears in the plugin's log output or
 // in anything a run sent.
 func noCanary(t *testing.T, logs string, res *sdktest.Result) {
 	t.Helper()
-	var sent strings.Builder
-	sent.WriteString(logs)
+	sent := logs
 	if res != nil {
-		for _, r := range res.Records {
-			sent.WriteString(r.Key)
-			sent.Write(r.Data)
-		}
-		for _, c := range res.Checkpoints {
-			sent.Write(c)
-		}
-		for _, p := range res.Progress {
-			sent.WriteString(p.Message)
-		}
-		if res.Err != nil {
-			sent.WriteString(res.Err.Error())
-		}
+		sent += res.Sent()
 	}
 	for _, pw := range []string{password, wrongPassword} {
-		if strings.Contains(sent.String(), pw) {
+		if strings.Contains(sent, pw) {
 			t.Errorf("a password appears in the plugin's log output, records, checkpoints, progress or failure")
 		}
 	}
@@ -112,7 +80,7 @@ func TestPlugin(t *testing.T) {
 	t.Run("Acceptance", func(t *testing.T) {
 		t.Parallel()
 		srv, cfg := seeded(t)
-		var logs syncBuffer
+		var logs sdktest.LogBuffer
 		res := sdktest.Acceptance(t, bin, sdktest.Options{Config: cfg, Env: env(password), LogOutput: &logs})
 		if res == nil || res.Err != nil {
 			t.Fatalf("acceptance run: %+v", res)
@@ -191,7 +159,7 @@ func TestPlugin(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
-				var logs syncBuffer
+				var logs sdktest.LogBuffer
 				o := sdktest.Options{Config: tt.cfg, Env: env(tt.pw), LogOutput: &logs}
 				res := sdktest.RunPlugin(t, bin, o)
 				chk, err := sdktest.CheckPlugin(t, bin, o)

@@ -70,7 +70,7 @@ type harness struct {
 	fake *githubtest.Fake
 	url  string
 	c    *github.Connector
-	logs syncBuffer
+	logs sdktest.LogBuffer
 
 	mu     sync.Mutex
 	sleeps []time.Duration
@@ -171,22 +171,9 @@ func (h *harness) checkRequests() {
 func checkCanary(t *testing.T, res *sdktest.Result, logs string) {
 	t.Helper()
 	forms := []string{token, base64.StdEncoding.EncodeToString([]byte(token)), base64.StdEncoding.EncodeToString([]byte("Bearer " + token))}
-	var sent strings.Builder
-	for _, r := range res.Records {
-		sent.WriteString(r.Key)
-		sent.Write(r.Data)
-	}
-	for _, c := range res.Checkpoints {
-		sent.Write(c)
-	}
-	for _, p := range res.Progress {
-		sent.WriteString(p.Message)
-	}
-	if res.Err != nil {
-		sent.WriteString(res.Err.Error())
-	}
+	sent := res.Sent()
 	for _, f := range forms {
-		if strings.Contains(sent.String(), f) {
+		if strings.Contains(sent, f) {
 			t.Errorf("a record, checkpoint, progress message or error holds the token")
 		}
 		if strings.Contains(logs, f) {
@@ -196,23 +183,6 @@ func checkCanary(t *testing.T, res *sdktest.Result, logs string) {
 	if strings.Contains(logs, "Bearer") {
 		t.Errorf("the log output mentions the Authorization header value")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func failureText(f *wire.Failure) string {

@@ -2,7 +2,6 @@ package imapconn_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -49,12 +48,12 @@ type harness struct {
 	t    *testing.T
 	srv  *dovecottest.Server
 	c    *imapconn.Connector
-	logs *syncBuffer
+	logs *sdktest.LogBuffer
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, srv: dovecottest.Start(t, user, password), c: imapconn.New(), logs: &syncBuffer{}}
+	h := &harness{t: t, srv: dovecottest.Start(t, user, password), c: imapconn.New(), logs: &sdktest.LogBuffer{}}
 	t.Cleanup(func() {
 		for _, c := range canaries {
 			if strings.Contains(h.logs.String(), c) {
@@ -141,22 +140,9 @@ func (h *harness) account(port int) string {
 // checkpoint, a progress message or the failure.
 func checkResult(t *testing.T, res *sdktest.Result) {
 	t.Helper()
-	var sent strings.Builder
-	for _, r := range res.Records {
-		sent.WriteString(r.Key)
-		sent.Write(r.Data)
-	}
-	for _, c := range res.Checkpoints {
-		sent.Write(c)
-	}
-	for _, p := range res.Progress {
-		sent.WriteString(p.Message)
-	}
-	if res.Err != nil {
-		sent.WriteString(res.Err.Error())
-	}
+	sent := res.Sent()
 	for _, c := range canaries {
-		if strings.Contains(sent.String(), c) {
+		if strings.Contains(sent, c) {
 			t.Errorf("a record, checkpoint, progress message or failure holds a password")
 		}
 	}
@@ -283,23 +269,6 @@ func wantFailure(t *testing.T, f *wire.Failure, code string, retryable bool, par
 			t.Errorf("failure message %q does not say %q", f.Message, p)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // seedMessages are three messages with every envelope field, the flags
@@ -1362,7 +1331,7 @@ func TestCancelledRunReturns(t *testing.T) {
 			c := &imapconn.Connector{DialTimeout: time.Hour, IdleTimeout: time.Hour}
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan *sdktest.Result, 1)
-			var logs syncBuffer
+			var logs sdktest.LogBuffer
 			go func() {
 				res, err := sdktest.RunContext(ctx, c, sdktest.Options{Config: tt.cfg(port), Timeout: time.Hour,
 					Env: map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}, LogOutput: &logs})
@@ -1422,7 +1391,7 @@ func TestServerGoesAway(t *testing.T) {
 				}
 			})
 			c := &imapconn.Connector{IdleTimeout: 300 * time.Millisecond}
-			var logs syncBuffer
+			var logs sdktest.LogBuffer
 			res := sdktest.Run(t, c, sdktest.Options{
 				Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
 				Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}, LogOutput: &logs})
@@ -1466,7 +1435,7 @@ func TestLoginAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			port, _ := fakeServer(t, imapScript(tt.greeting, tt.login))
-			var logs syncBuffer
+			var logs sdktest.LogBuffer
 			res := sdktest.Run(t, imapconn.New(), sdktest.Options{
 				Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
 				Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}, LogOutput: &logs})
