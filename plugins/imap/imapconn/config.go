@@ -320,7 +320,7 @@ const ConfigSchema = `{
       "type": "string",
       "minLength": 1,
       "maxLength": 253,
-      "pattern": "^([A-Za-z0-9_.-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$"
+      "pattern": "^([A-Za-z0-9_.-]+|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$"
     },
     "port": {
       "description": "The server's port: 993 by default with implicit TLS, 143 with starttls or insecure_plaintext.",
@@ -352,7 +352,7 @@ const ConfigSchema = `{
         "minItems": 1,
         "maxItems": 1000,
         "uniqueItems": true,
-        "items": {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^*%]+$"}
+        "items": {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^*%\u0000-\u001f\u007f]+$"}
       },
       "default": ["INBOX"]
     },
@@ -384,8 +384,11 @@ const ConfigSchema = `{
   "allOf": [
     {"if": {"required": ["insecure_plaintext"], "properties": {"insecure_plaintext": {"const": true}}},
      "then": {
-       "not": {"anyOf": [{"required": ["tls"]}, {"required": ["ca_file"]}]},
-       "properties": {"host": {"pattern": "^([Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]\\.?|127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|::1)$"}}
+       "properties": {
+         "host": {"pattern": "^([Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]\\.?|127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|::1)$"},
+         "tls": {"description": "insecure_plaintext has no TLS", "not": {}},
+         "ca_file": {"description": "insecure_plaintext has no TLS", "not": {}}
+       }
      }}
   ]
 }`

@@ -2,6 +2,7 @@ package imapconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -35,8 +36,11 @@ const (
 
 // Defaults of the Connector's tunables.
 const (
-	// DefaultDialTimeout bounds connecting and the TLS handshake.
-	DefaultDialTimeout = 30 * time.Second
+	// DefaultDialTimeout bounds each step of connecting: the TCP
+	// connection, the TLS handshake, and each answer until the login is
+	// done. It is well under the 30 seconds a host gives a credential
+	// check, so a silent server fails the check typed.
+	DefaultDialTimeout = 15 * time.Second
 	// DefaultIdleTimeout bounds the server's silence while a command
 	// waits for its answer.
 	DefaultIdleTimeout = 2 * time.Minute
@@ -56,8 +60,8 @@ const (
 // defaults; the fields exist for tests and for embedding the connector in
 // another program.
 type Connector struct {
-	// DialTimeout bounds connecting and the TLS handshake. Zero means
-	// DefaultDialTimeout.
+	// DialTimeout bounds each step of connecting and logging in. Zero
+	// means DefaultDialTimeout.
 	DialTimeout time.Duration
 	// IdleTimeout bounds the server's silence during a command. Zero
 	// means DefaultIdleTimeout.
@@ -172,12 +176,21 @@ func (c *Connector) Run(ctx context.Context, r *sdk.Run) error {
 		return err
 	}
 	user := r.Credential(UsernameEnv)
-	account := accountID(cfg.Addr(), user)
+	account := AccountID(cfg.Host, user)
 	st := newState(account, cfg)
 	if b := r.State(); b != nil {
-		if old, err := decodeState(b, account, cfg); err != nil {
+		old, err := decodeState(b, account, cfg)
+		switch {
+		case errors.Is(err, ErrOtherAccount):
+			// Message keys hold no account: going on would overwrite the
+			// other account's records with this one's messages.
+			return &sdk.Error{Code: codeInvalidConfig, Err: err, Message: "the connection's checkpoint and records were " +
+				"collected from another server or login than its config and credential name now, and this account's " +
+				"messages would overwrite them under the same keys: create a new connection for this account, or clear " +
+				"the checkpoint (connhost connection reset-state ID) to collect it here from the start"}
+		case err != nil:
 			r.Logger().Warn("checkpoint not usable; reading every mailbox from the start", "reason", err.Error())
-		} else {
+		default:
 			st = old
 		}
 	}

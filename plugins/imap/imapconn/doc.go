@@ -33,6 +33,11 @@
 // void: the mailbox is read again under the new UIDVALIDITY (new keys; the
 // old records stay) and the run's progress says so.
 //
+// One connection is one account: keys do not name it, so a checkpoint
+// collected from another host or login refuses the run (invalid_config,
+// ErrOtherAccount) instead of letting the other account's messages
+// overwrite the records under the same keys.
+//
 // On a server that offers CONDSTORE (RFC 7162: Dovecot, Cyrus, Gmail,
 // Fastmail) the checkpoint also holds each mailbox's HIGHESTMODSEQ, and a
 // run re-emits the collected messages whose flags changed since (UID FETCH

@@ -43,6 +43,9 @@ var (
 	// command refused for another reason, a SELECT without UIDVALIDITY, a
 	// server without STARTTLS when the config asks for it.
 	ErrProtocol = errors.New("imap: unexpected server response")
+	// ErrOtherAccount is wrapped by the invalid_config failure of a run
+	// whose checkpoint was collected from another server or login.
+	ErrOtherAccount = errors.New("imap: the checkpoint belongs to another account")
 	// ErrStateTooLarge is returned when the checkpoint of every mailbox
 	// does not fit the SDK's limit.
 	ErrStateTooLarge = errors.New("imap: checkpoint too large")

@@ -68,7 +68,7 @@ func jsonNumber(n int) string {
 func FuzzState(f *testing.F) {
 	cfg := &Config{Host: "imap.example.com", Bodies: BodiesText}
 	cfg.Normalize()
-	account := accountID(cfg.Addr(), "me@example.com")
+	account := AccountID(cfg.Host, "me@example.com")
 	s := newState(account, cfg)
 	s.Mailboxes["INBOX"] = &MailboxState{UIDValidity: 3, UID: 9, ModSeq: 12}
 	s.Mailboxes["[Gmail]/All Mail"] = &MailboxState{UIDValidity: 1, UID: 4294967295}

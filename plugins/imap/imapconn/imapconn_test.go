@@ -3,9 +3,7 @@ package imapconn_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,13 +125,6 @@ func (h *harness) check(cfg imapconn.Config, env map[string]string) wire.CheckRe
 func (h *harness) append(mailbox string, msg dovecottest.Message, flags ...imap.Flag) uint32 {
 	h.t.Helper()
 	return uint32(h.srv.Append(h.t, mailbox, msg.Bytes(), flags...))
-}
-
-// account is State.Account for the harness's server at port: the first
-// 16 hex digits of SHA-256 over "host:port", NUL, username.
-func (h *harness) account(port int) string {
-	sum := sha256.Sum256([]byte(net.JoinHostPort(h.srv.Host, strconv.Itoa(port)) + "\x00" + h.srv.User))
-	return hex.EncodeToString(sum[:8])
 }
 
 // checkResult fails the test if a password appears in a record, a
@@ -447,7 +438,7 @@ func TestFirstRunCollectsEverything(t *testing.T) {
 		}
 	}
 
-	wantState := imapconn.State{V: imapconn.StateVersion, Account: h.account(h.srv.TLSPort), Bodies: imapconn.BodiesText,
+	wantState := imapconn.State{V: imapconn.StateVersion, Account: imapconn.AccountID(h.srv.Host, h.srv.User), Bodies: imapconn.BodiesText,
 		Mailboxes: map[string]*imapconn.MailboxState{"INBOX": {UIDValidity: uidValidity, UID: uids[2], ModSeq: box.HighestModSeq}}}
 	if diff := cmp.Diff(wantState, lastState(t, res)); diff != "" {
 		t.Errorf("checkpoint (-want +got):\n%s", diff)
@@ -1111,7 +1102,6 @@ func TestCheckpointNotUsable(t *testing.T) {
 	}{
 		{"unreadable", []byte(`{"v":1,"mailboxes":`)},
 		{"another version", with(func(s *imapconn.State) { s.V = imapconn.StateVersion + 1 })},
-		{"another account", with(func(s *imapconn.State) { s.Account = h.account(h.srv.Port) })},
 		{"another since", with(func(s *imapconn.State) { s.Since = "2000-01-01" })},
 		{"another bodies", with(func(s *imapconn.State) { s.Bodies = imapconn.BodiesText })},
 		{"UIDVALIDITY zero", with(func(s *imapconn.State) { s.Mailboxes["INBOX"].UIDValidity = 0 })},
@@ -1134,6 +1124,48 @@ func TestCheckpointNotUsable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckpointOfAnotherAccount: a checkpoint collected from another
+// login (or server) refuses the run, typed invalid_config, before any
+// record: message keys hold no account, so going on would overwrite the
+// other account's records. Clearing the checkpoint (no checkpoint) lets
+// it collect this account from the start.
+func TestCheckpointOfAnotherAccount(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seed()
+	good := lastState(t, h.runOK(h.config(), nil))
+	other := good
+	other.Account = imapconn.AccountID(h.srv.Host, "someone-else@example.org")
+	b, err := json.Marshal(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := h.run(h.config(), b)
+	f := res.Failure()
+	if f == nil || f.Code != wire.CodeInvalidConfig || f.Retryable || !strings.Contains(f.Message, "reset-state") {
+		t.Fatalf("run from another account's checkpoint: %v, want invalid_config naming reset-state", res.Err)
+	}
+	if len(res.Records) != 0 || len(res.Checkpoints) != 0 {
+		t.Errorf("the refused run sent %d records and %d checkpoints", len(res.Records), len(res.Checkpoints))
+	}
+	// Another port of the same host is the same account.
+	cfg := h.config()
+	cfg.Port = h.srv.Port
+	cfg.TLS = imapconn.TLSStartTLS
+	if res := h.runOK(cfg, mustJSON(t, good)); len(messages(t, res)) != 0 {
+		t.Errorf("the same account on another port read %d messages again", len(messages(t, res)))
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestBodiesText: bodies text keeps the first text/plain part, decoded
@@ -1257,6 +1289,20 @@ func TestUnusualMessages(t *testing.T) {
 				t.Errorf("cc (-want +got):\n%s", diff)
 			}
 		}},
+		{"empty addresses", raw([]string{"From: bob@example.org", "To: <>", "Cc: <>, carol@example.org", "Subject: empty"}, "x\n"), func(t *testing.T, m imapconn.Message) {
+			if diff := cmp.Diff([]imapconn.Address{}, m.To); diff != "" {
+				t.Errorf("to (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]imapconn.Address{{Address: "carol@example.org"}}, m.Cc); diff != "" {
+				t.Errorf("cc (-want +got):\n%s", diff)
+			}
+		}},
+		// The first text/plain part is an attachment: the text is the
+		// inline part after it (BODYSTRUCTURE carries the disposition).
+		{"text attachment before the inline text", raw([]string{"From: bob@example.org", "Subject: att", "MIME-Version: 1.0",
+			"Content-Type: multipart/mixed; boundary=b"},
+			"--b\nContent-Type: text/plain; name=a.txt\nContent-Disposition: attachment; filename=a.txt\n\nATTACHMENT TEXT\n"+
+				"--b\nContent-Type: text/plain; charset=utf-8\n\nINLINE TEXT\n--b--\n"), wantText("INLINE TEXT", false)},
 		{"no Content-Type", raw([]string{"From: bob@example.org", "Subject: plain"}, "plain body\n"), wantText("plain body\n", false)},
 		{"base64 UTF-8", raw(textHeaders("text/plain; charset=utf-8", "base64"), b64("Grüße\nzweite Zeile\n")), wantText("Grüße\nzweite Zeile\n", false)},
 		{"8bit windows-1252", raw(textHeaders("text/plain; charset=windows-1252", "8bit"), "price: 5\x80\n"), wantText("price: 5€\n", false)},

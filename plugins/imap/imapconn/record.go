@@ -138,11 +138,17 @@ func addresses(list []imap.Address) (out []Address, truncated bool) {
 		if a.IsGroupStart() || a.IsGroupEnd() {
 			continue
 		}
+		// An empty address ("<>") comes back with the server's
+		// placeholders: Dovecot's MISSING_MAILBOX and MISSING_DOMAIN,
+		// RFC 3501's ".MISSING-HOST-NAME.".
+		if a.Mailbox == "MISSING_MAILBOX" || a.Mailbox == "" && a.Name == "" {
+			continue
+		}
 		if len(out) == MaxAddresses {
 			return out, true
 		}
 		addr := a.Addr()
-		if addr == "" {
+		if addr == "" || a.Host == "MISSING_DOMAIN" || a.Host == ".MISSING-HOST-NAME." {
 			addr = a.Mailbox
 		}
 		out = append(out, Address{Name: validUTF8(a.Name), Address: validUTF8(addr)})

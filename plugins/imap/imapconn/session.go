@@ -51,7 +51,9 @@ func (c *Connector) dial(ctx context.Context, cfg *Config, username, password st
 	if err != nil {
 		return nil, netFailure(ctx, addr, "connect", err)
 	}
-	ic := &idleConn{Conn: raw, idle: c.idleTimeout()}
+	// Until the login is done, the server answers within the dial
+	// timeout; then within the idle timeout.
+	ic := newIdleConn(raw, c.dialTimeout())
 	ic.arm()
 	conn := net.Conn(ic)
 	// Subjects and names in RFC 2047 words of any charset (windows-1252,
@@ -97,6 +99,7 @@ func (c *Connector) dial(ctx context.Context, cfg *Config, username, password st
 		return nil, loginFailure(ctx, addr, ic.explain(err))
 	}
 	ic.disarm()
+	ic.setIdle(c.idleTimeout())
 	return s, nil
 }
 
@@ -288,19 +291,35 @@ func unwrapPath(err error) string {
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // idleConn is a net.Conn whose reads fail when the server stays silent
-// for idle while a command waits for its answer: a server that stops
-// answering fails the run with a timeout instead of holding it until its
-// deadline. Between commands (while records wait for the host) the
+// for the idle limit while a command waits for its answer: a server that
+// stops answering fails the run with a timeout instead of holding it
+// until its deadline. The limit runs from the last byte received, not
+// from each Read, so the retries of a reader after a timeout do not start
+// it over. Between commands (while records wait for the host) the
 // client's reader may wait forever; arm and disarm bracket each command.
 type idleConn struct {
 	net.Conn
-	idle time.Duration
+	// idle is the limit in nanoseconds: the dial timeout until the login
+	// is done, then the idle timeout.
+	idle atomic.Int64
 	busy atomic.Bool
+	// last is when the last byte arrived or the last command started,
+	// in UnixNano.
+	last atomic.Int64
 	// readErr is the first error a Read returned. go-imap reports a
 	// failed read with the error's text only (not wrapped), so a timeout
 	// or a hang-up is recognized from here.
 	readErr atomic.Pointer[error]
 }
+
+func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
+	ic := &idleConn{Conn: c}
+	ic.idle.Store(int64(idle))
+	return ic
+}
+
+// setIdle changes the limit for the commands that follow.
+func (c *idleConn) setIdle(d time.Duration) { c.idle.Store(int64(d)) }
 
 // explain adds the transport's own error to err, a failure of the client
 // that is not the server's answer, so errors.Is sees a timeout or an EOF.
@@ -314,10 +333,16 @@ func (c *idleConn) explain(err error) error {
 	return err
 }
 
+// deadline is when the server's silence ends the wait.
+func (c *idleConn) deadline() time.Time {
+	return time.Unix(0, c.last.Load()).Add(time.Duration(c.idle.Load()))
+}
+
 // arm starts the idle clock, for a Read already waiting too.
 func (c *idleConn) arm() {
+	c.last.Store(time.Now().UnixNano())
 	c.busy.Store(true)
-	_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	_ = c.Conn.SetReadDeadline(c.deadline())
 }
 
 // disarm stops it.
@@ -328,9 +353,12 @@ func (c *idleConn) disarm() {
 
 func (c *idleConn) Read(p []byte) (int, error) {
 	if c.busy.Load() {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+		_ = c.Conn.SetReadDeadline(c.deadline())
 	}
 	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
 	if err != nil {
 		c.readErr.CompareAndSwap(nil, &err)
 	}
@@ -338,6 +366,6 @@ func (c *idleConn) Read(p []byte) (int, error) {
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Duration(c.idle.Load())))
 	return c.Conn.Write(p)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -26,9 +27,10 @@ type State struct {
 	// V is StateVersion.
 	V int `json:"v"`
 	// Account identifies the server and login the state was collected
-	// from: the first 16 hex digits of SHA-256 over "host:port", a NUL and
-	// the username. It is a digest so the checkpoint, which operators
-	// can read, does not spell the login out.
+	// from (AccountID). It is a digest so the checkpoint, which operators
+	// can read, does not spell the login out. A run whose account differs
+	// refuses to go on (ErrOtherAccount): the other account's messages
+	// would overwrite this one's records under the same keys.
 	Account string `json:"account"`
 	// Since and Bodies are the config values the state was collected
 	// under.
@@ -53,9 +55,12 @@ type MailboxState struct {
 	ModSeq uint64 `json:"modseq,omitempty"`
 }
 
-// accountID returns State.Account for a server address and username.
-func accountID(addr, username string) string {
-	h := sha256.Sum256([]byte(addr + "\x00" + username))
+// AccountID returns State.Account: the first 16 hex digits of SHA-256
+// over the host (lower case, no trailing dot), a NUL and the username.
+// The port is left out: the same server on another port holds the same
+// mail.
+func AccountID(host, username string) string {
+	h := sha256.Sum256([]byte(strings.ToLower(strings.TrimSuffix(host, ".")) + "\x00" + username))
 	return hex.EncodeToString(h[:8])
 }
 
@@ -76,7 +81,7 @@ func decodeState(b []byte, account string, cfg *Config) (*State, error) {
 	case s.V != StateVersion:
 		return nil, fmt.Errorf("version %d, not %d", s.V, StateVersion)
 	case s.Account != account:
-		return nil, fmt.Errorf("collected from another server or login")
+		return nil, ErrOtherAccount
 	case s.Since != cfg.Since:
 		return nil, fmt.Errorf("collected with since %q, now %q", s.Since, cfg.Since)
 	case s.Bodies != cfg.Bodies:

@@ -19,7 +19,7 @@ func stateConfig() *Config {
 func TestStateRoundTrip(t *testing.T) {
 	t.Parallel()
 	cfg := stateConfig()
-	account := accountID(cfg.Addr(), "me@example.com")
+	account := AccountID(cfg.Host, "me@example.com")
 	tests := []struct {
 		name  string
 		state *State
@@ -60,31 +60,34 @@ func TestStateRoundTrip(t *testing.T) {
 
 func TestAccountID(t *testing.T) {
 	t.Parallel()
-	a := accountID("imap.example.com:993", "me@example.com")
+	a := AccountID("imap.example.com", "me@example.com")
 	if len(a) != 16 || strings.Trim(a, "0123456789abcdef") != "" {
-		t.Errorf("accountID = %q, want 16 hex digits", a)
+		t.Errorf("AccountID = %q, want 16 hex digits", a)
 	}
 	if strings.Contains(a, "me@") {
-		t.Errorf("accountID %q spells the login out", a)
+		t.Errorf("AccountID %q spells the login out", a)
 	}
 	for _, other := range []string{
-		accountID("imap.example.com:993", "you@example.com"),
-		accountID("imap.example.com:143", "me@example.com"),
-		accountID("imap.example.com:993me", "@example.com"),
+		AccountID("imap.example.com", "you@example.com"),
+		AccountID("imap.example.org", "me@example.com"),
+		AccountID("imap.example.comme", "@example.com"),
 	} {
 		if other == a {
-			t.Errorf("accountID collides: %q", a)
+			t.Errorf("AccountID collides: %q", a)
 		}
 	}
-	if b := accountID("imap.example.com:993", "me@example.com"); b != a {
-		t.Errorf("accountID is not stable: %q then %q", a, b)
+	// The same server, however the host is written.
+	for _, same := range []string{AccountID("IMAP.Example.com", "me@example.com"), AccountID("imap.example.com.", "me@example.com")} {
+		if same != a {
+			t.Errorf("AccountID differs for the same host: %q, %q", a, same)
+		}
 	}
 }
 
 func TestDecodeStateRefuses(t *testing.T) {
 	t.Parallel()
 	cfg := stateConfig()
-	account := accountID(cfg.Addr(), "me@example.com")
+	account := AccountID(cfg.Host, "me@example.com")
 	// valid is a state decodeState accepts; each case breaks one thing.
 	valid := func(mailboxes string) string {
 		return fmt.Sprintf(`{"v":1,"account":%q,"since":"2025-01-01","bodies":"text","mailboxes":{%s}}`, account, mailboxes)
@@ -105,7 +108,7 @@ func TestDecodeStateRefuses(t *testing.T) {
 		{"uidvalidity too big", valid(`"INBOX":{"uidvalidity":4294967296}`), "unreadable"},
 		{"no version", fmt.Sprintf(`{"account":%q,"since":"2025-01-01","bodies":"text"}`, account), "version 0"},
 		{"next version", strings.Replace(valid(``), `"v":1`, `"v":2`, 1), "version 2"},
-		{"other account", strings.Replace(valid(``), account, accountID(cfg.Addr(), "you@example.com"), 1), "another server or login"},
+		{"other account", strings.Replace(valid(``), account, AccountID(cfg.Host, "you@example.com"), 1), "another account"},
 		{"other since", strings.Replace(valid(``), `"since":"2025-01-01"`, `"since":"2024-01-01"`, 1), "since"},
 		{"since left out", strings.Replace(valid(``), `"since":"2025-01-01",`, ``, 1), "since"},
 		{"other bodies", strings.Replace(valid(``), `"bodies":"text"`, `"bodies":"none"`, 1), "bodies"},
@@ -136,7 +139,7 @@ func TestDecodeStateRefuses(t *testing.T) {
 func TestDecodeStateNullMailboxes(t *testing.T) {
 	t.Parallel()
 	cfg := stateConfig()
-	account := accountID(cfg.Addr(), "me@example.com")
+	account := AccountID(cfg.Host, "me@example.com")
 	for _, in := range []string{
 		fmt.Sprintf(`{"v":1,"account":%q,"since":"2025-01-01","bodies":"text"}`, account),
 		fmt.Sprintf(`{"v":1,"account":%q,"since":"2025-01-01","bodies":"text","mailboxes":null}`, account),
@@ -154,7 +157,7 @@ func TestDecodeStateNullMailboxes(t *testing.T) {
 func TestStateEncodeTooLarge(t *testing.T) {
 	t.Parallel()
 	cfg := stateConfig()
-	s := newState(accountID(cfg.Addr(), "me"), cfg)
+	s := newState(AccountID(cfg.Host, "me"), cfg)
 	for i := range 100 {
 		s.Mailboxes[fmt.Sprintf("Lists/list-%03d", i)] = &MailboxState{UIDValidity: 1, UID: uint32(i)}
 	}

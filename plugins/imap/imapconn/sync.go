@@ -277,7 +277,9 @@ func (y *syncer) fetchAndEmit(ctx context.Context, mailbox string, uidValidity u
 	opts := &imap.FetchOptions{UID: true, Flags: true, Envelope: true, InternalDate: true, RFC822Size: true, ModSeq: y.condstore}
 	text := y.cfg.Bodies == BodiesText
 	if text {
-		opts.BodyStructure = &imap.FetchItemBodyStructure{}
+		// Extended: BODYSTRUCTURE, not BODY, so parts carry their
+		// Content-Disposition and an attachment is known as one.
+		opts.BodyStructure = &imap.FetchItemBodyStructure{Extended: true}
 	}
 	var msgs []*imapclient.FetchMessageBuffer
 	err := y.s.do(func() error {
