@@ -53,6 +53,7 @@ import (
 	"github.com/connhost/connhost/host/api/internal/bearer"
 	"github.com/connhost/connhost/host/broker"
 	"github.com/connhost/connhost/host/catalog"
+	"github.com/connhost/connhost/host/control"
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/runevents"
 	"github.com/connhost/connhost/host/schedule"
@@ -78,7 +79,7 @@ type Control interface {
 	UpdateConnection(ctx context.Context, actor, id string, p store.ConnectionPatch) (store.Connection, enroll.Entry, error)
 	SetState(ctx context.Context, actor, id string, state store.ConnectionState) (store.Connection, error)
 	DeleteConnection(ctx context.Context, actor, id string) (store.ConnectionDeletion, error)
-	SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (store.CredentialMeta, enroll.Entry, error)
+	SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (control.Capture, error)
 	RevokeCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
 	DeleteCredential(ctx context.Context, actor, id string) (store.CredentialMeta, error)
 	TriggerRun(ctx context.Context, actor, id string) (store.Run, error)

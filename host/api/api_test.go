@@ -105,7 +105,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Connector": apitypes.Connector{}, "Connection": apitypes.Connection{},
 		"ConnectionCreateRequest": apitypes.ConnectionCreateRequest{}, "ConnectionUpdateRequest": apitypes.ConnectionUpdateRequest{},
 		"ConnectionDeleted": apitypes.ConnectionDeleted{}, "CredentialSetRequest": apitypes.CredentialSetRequest{},
-		"Credential": apitypes.Credential{}, "Validity": apitypes.Validity{}, "Run": apitypes.Run{}, "RunEvent": apitypes.RunEvent{},
+		"Credential": apitypes.Credential{}, "CredentialCheck": apitypes.CredentialCheck{}, "Validity": apitypes.Validity{}, "Run": apitypes.Run{}, "RunEvent": apitypes.RunEvent{},
 		"Record": apitypes.Record{}, "AuditEvent": apitypes.AuditEvent{}, "EnrollmentEntry": apitypes.EnrollmentEntry{},
 		"Enrollment": apitypes.Enrollment{}, "KeysetInfo": apitypes.KeysetInfo{}, "KeyInfo": apitypes.KeyInfo{},
 		"RewrapReport": apitypes.RewrapReport{}, "RewrapFailure": apitypes.RewrapFailure{},

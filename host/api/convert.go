@@ -10,6 +10,7 @@ import (
 	"github.com/connhost/connhost/host/enroll"
 	"github.com/connhost/connhost/host/health"
 	"github.com/connhost/connhost/host/runevents"
+	"github.com/connhost/connhost/host/runner"
 	"github.com/connhost/connhost/host/store"
 )
 
@@ -163,6 +164,11 @@ func toCredential(m store.CredentialMeta) apitypes.Credential {
 		out.Validity = &apitypes.Validity{CheckedAt: stamp(m.Validity.CheckedAt), Valid: m.Validity.Valid, Message: m.Validity.Message}
 	}
 	return out
+}
+
+// toCredentialCheck converts the check that followed a capture.
+func toCredentialCheck(c runner.CheckResult) *apitypes.CredentialCheck {
+	return &apitypes.CredentialCheck{Verdict: c.Verdict, Valid: c.Valid, Identity: c.Identity, Message: c.Message}
 }
 
 // toRun converts a run row.

@@ -11,7 +11,8 @@ import (
 
 // setCredential captures or rotates the connection's credential. The body
 // is the only secret-bearing input of the API: it is decoded under its own
-// size limit, never logged, and the response carries metadata only.
+// size limit, never logged, and the response carries metadata only, with
+// the outcome of the check that followed the capture.
 func (a *API) setCredential(w http.ResponseWriter, r *http.Request) error {
 	var req apitypes.CredentialSetRequest
 	if err := decode(w, r, a.cfg.MaxCredentialBody, &req); err != nil {
@@ -22,13 +23,15 @@ func (a *API) setCredential(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Shared with rewrap, exclusive with rotation (see API.keysetMu).
 	a.keysetMu.RLock()
-	meta, _, err := a.cfg.Control.SetCredential(r.Context(), Actor, r.PathValue("id"), req.Values, req.Order)
+	got, err := a.cfg.Control.SetCredential(r.Context(), Actor, r.PathValue("id"), req.Values, req.Order)
 	a.keysetMu.RUnlock()
 	clear(req.Values)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.credential(meta))
+	out := a.credential(got.Credential)
+	out.Check = toCredentialCheck(got.Check)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

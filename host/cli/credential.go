@@ -69,7 +69,12 @@ answers secret_too_short, naming the NAME). On a terminal the lines are read
 without echo, until an empty line.
 
 Values given as arguments are refused and never echoed. Only metadata is
-printed: names, state and timestamps. A revoked connection's credential
+printed: names, state and timestamps, and the outcome of the connector's
+check that follows the capture. Only a verdict (valid, or the credential
+rejected) is recorded as the credential's validity; a check that could not
+tell (a network or TLS failure, a config the connector refuses, a crash or
+timeout) prints "check: inconclusive: …" and records no validity: the new
+credential stays unchecked until a check or run can tell. A revoked connection's credential
 cannot be set: the host refuses it (connection_revoked) before any plugin
 starts.`,
 		Example: `  printf 'DEMO_TOKEN=%s\n' "$DEMO_TOKEN" | connhost credential set CONNECTION_ID   # the service's token, not the operator token
@@ -214,7 +219,30 @@ func (a *app) printCredential(connectionID string, k apitypes.Credential) error 
 		}
 		kv = append(kv, [2]string{"validity", valid + " (checked " + ts(v.CheckedAt) + ")"})
 	}
+	if c := k.Check; c != nil {
+		kv = append(kv, [2]string{"check", checkLine(c)})
+	}
 	return fields(a.rt.Stdout, kv)
+}
+
+// checkLine describes the check that followed a capture: a verdict is
+// the credential's validity now; an inconclusive check is not recorded.
+func checkLine(c *apitypes.CredentialCheck) string {
+	switch {
+	case !c.Verdict:
+		return "inconclusive: " + orText(c.Message, "no verdict") + " (validity not recorded)"
+	case c.Valid:
+		return orText(c.Message, "valid")
+	}
+	return "invalid: " + orText(c.Message, "the connector rejected the credential")
+}
+
+// orText is s, or def when s is empty.
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func keyID(id uint32) string {

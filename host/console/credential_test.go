@@ -1,12 +1,14 @@
 package console_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/connhost/connhost/host/console"
+	"github.com/connhost/connhost/host/store"
 )
 
 // TestCredentialForm: the write-only form captures and rotates the
@@ -167,5 +169,28 @@ func TestCredentialFormAfterSessionEnds(t *testing.T) {
 	}
 	if c := e.credential(conn.ID); c.State != "none" {
 		t.Errorf("stored after the session ended: %+v", c)
+	}
+}
+
+// TestCredentialFormShowsTheCheck: the flash after a capture says how the
+// connector's check ended, an inconclusive one (here a config the
+// connector refuses) included, since it is recorded nowhere else.
+func TestCredentialFormShowsTheCheck(t *testing.T) {
+	t.Parallel()
+	e := newSetupEnv(t)
+	valid := e.demo("valid", nil)
+	path := "/ui/connections/" + valid.ID
+	redirect(t, e.post(path+"/credential", form("value.DEMO_TOKEN", "captured-0123456789")), path)
+	mustContain(t, e.get(path), http.StatusOK, "Credential saved; check: valid for demo")
+
+	refused := e.demo("refused", nil)
+	if _, err := e.h.Store.UpdateConnection(e.ctx(), refused.ID, store.ConnectionPatch{Config: json.RawMessage(`{"recrods": 5}`)}); err != nil {
+		t.Fatal(err)
+	}
+	path = "/ui/connections/" + refused.ID
+	redirect(t, e.post(path+"/credential", form("value.DEMO_TOKEN", "captured-0123456789")), path)
+	mustContain(t, e.get(path), http.StatusOK, "Credential saved; its check was inconclusive (validity not recorded): invalid_config: ")
+	if c := e.credential(refused.ID); c.State != "active" || c.Validity != nil {
+		t.Errorf("after an inconclusive check: %+v", c)
 	}
 }

@@ -68,6 +68,25 @@ func (c *Console) loadCredential(ctx context.Context, id string) (credentialData
 	return d, nil
 }
 
+// captureFlash says the credential is saved and how the check that
+// followed the capture ended: an inconclusive check (a network failure, a
+// config the connector refuses, a crash) is not recorded as the
+// credential's validity, so the flash is the only place the operator
+// sees it.
+func captureFlash(chk *apitypes.CredentialCheck) string {
+	switch {
+	case chk == nil:
+		return "Credential saved"
+	case !chk.Verdict:
+		return "Credential saved; its check was inconclusive (validity not recorded): " + chk.Message
+	case chk.Valid && chk.Message != "":
+		return "Credential saved; check: " + chk.Message
+	case chk.Valid:
+		return "Credential saved; check: valid"
+	}
+	return "Credential saved; check: invalid: " + chk.Message
+}
+
 // setCredential captures or rotates the credential from the form. Every
 // required name is sent (an empty one for the API to refuse, typed, on
 // its field). A refusal re-renders the form with the error beside the
@@ -95,12 +114,12 @@ func (c *Console) setCredential(w http.ResponseWriter, r *http.Request, s *sessi
 		req.Order = append(req.Order, f.Name)
 		fields = append(fields, f.Field)
 	}
-	_, err = c.api.SetCredential(ctx, id, req)
+	cred, err := c.api.SetCredential(ctx, id, req)
 	clear(req.Values)
 	clear(r.PostForm)
 	clear(r.Form)
 	if err == nil {
-		c.setFlash(s, "Credential saved")
+		c.setFlash(s, captureFlash(cred.Check))
 		http.Redirect(w, r, connPath(id), http.StatusSeeOther)
 		return nil
 	}

@@ -300,31 +300,45 @@ func (s *Service) ResetCheckpoint(ctx context.Context, actor, id string) (store.
 	return cp, had, err
 }
 
+// Capture is the outcome of SetCredential.
+type Capture struct {
+	// Credential is the stored credential's metadata, validity included.
+	Credential store.CredentialMeta
+	// Check is the connector's check run right after the capture. Only a
+	// verdict (Check.Verdict) is stored as the credential's validity; after
+	// an inconclusive check (a network failure, a config the connector
+	// refuses, a crash) the new credential stays unchecked, and
+	// Check.Message tells the operator why.
+	Check runner.CheckResult
+	// Enrollment is the connection's enrollment, re-evaluated.
+	Enrollment enroll.Entry
+}
+
 // SetCredential captures the connection's credential, or rotates it when
-// an active one exists, then re-evaluates enrollment at once. A revoked
-// connection is refused connection_revoked (audited) before anything is
-// stored or any plugin starts: it never runs again, so a credential for
-// it could only be a secret kept for nothing.
+// an active one exists, then checks it and re-evaluates enrollment at
+// once. A revoked connection is refused connection_revoked (audited)
+// before anything is stored or any plugin starts: it never runs again, so
+// a credential for it could only be a secret kept for nothing.
 // order is the names of values as the operator gave them (may be nil),
 // so an invalid name is reported by its position, never its text.
-func (s *Service) SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (store.CredentialMeta, enroll.Entry, error) {
+func (s *Service) SetCredential(ctx context.Context, actor, id string, values map[string]string, order []string) (Capture, error) {
 	c, err := s.cfg.Store.GetConnection(ctx, id)
 	if err != nil {
-		return store.CredentialMeta{}, enroll.Entry{}, err
+		return Capture{}, err
 	}
 	if c.State == store.ConnectionRevoked {
 		err := failure.New(failure.ConnectionRevoked, "connection %s is revoked: its credential cannot be set", id)
 		s.recordCredential(ctx, actor, id, err)
-		return store.CredentialMeta{}, enroll.Entry{}, err
+		return Capture{}, err
 	}
 	entry, ok := s.cfg.Catalog.Get(c.ConnectorKey)
 	if !ok {
-		return store.CredentialMeta{}, enroll.Entry{}, failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", c.ConnectorKey)
+		return Capture{}, failure.New(failure.ConnectorNotFound, "connector %q is not in the catalog", c.ConnectorKey)
 	}
 	req := broker.Capture{ConnectionID: id, Auth: entry.Manifest.Auth, Values: values, Order: order, Actor: actor}
 	active, err := s.cfg.Store.HasActiveCredential(ctx, id)
 	if err != nil {
-		return store.CredentialMeta{}, enroll.Entry{}, err
+		return Capture{}, err
 	}
 	var meta store.CredentialMeta
 	if active {
@@ -333,20 +347,32 @@ func (s *Service) SetCredential(ctx context.Context, actor, id string, values ma
 		meta, err = s.cfg.Broker.Capture(ctx, req)
 	}
 	if err != nil {
-		return store.CredentialMeta{}, enroll.Entry{}, err
+		return Capture{}, err
 	}
-	// Validate right away; the result is stored as the credential's
+	// Validate right away; a verdict is stored as the credential's
 	// validity. A connector that cannot be checked does not undo the
-	// capture.
+	// capture: the result says so instead.
 	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
-	if _, cerr := s.cfg.Runner.Check(cctx, id); cerr != nil {
-		s.cfg.Logger.Warn("credential check after capture failed", "connection_id", id, "failure_code", string(failure.CodeOf(cerr)))
-	}
+	check, cerr := s.cfg.Runner.Check(cctx, id)
 	cancel()
+	if cerr != nil {
+		s.cfg.Logger.Warn("credential check after capture failed", "connection_id", id, "failure_code", string(failure.CodeOf(cerr)))
+		check = runner.CheckResult{Message: uncheckedMessage(cerr)}
+	}
 	if m, merr := s.cfg.Store.GetCredentialMeta(ctx, id); merr == nil {
 		meta = m
 	}
-	return meta, s.Reevaluate(ctx, id), nil
+	return Capture{Credential: meta, Check: check, Enrollment: s.Reevaluate(ctx, id)}, nil
+}
+
+// uncheckedMessage says why the check could not start, from typed
+// failures only: any other error's text stays in the log.
+func uncheckedMessage(err error) string {
+	var fe *failure.Error
+	if errors.As(err, &fe) {
+		return fe.Error()
+	}
+	return string(failure.Internal) + ": the check could not start"
 }
 
 // RevokeCredential revokes the connection's credential.

@@ -37,10 +37,11 @@ func TestGitHubConnectorThroughTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, _, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"GITHUB_TOKEN": token}, nil)
+	capture, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"GITHUB_TOKEN": token}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	meta := capture.Credential
 	if meta.Validity == nil || !meta.Validity.Valid || !strings.Contains(meta.Validity.Message, "octocat") {
 		t.Fatalf("validity after capture = %+v", meta.Validity)
 	}

@@ -84,12 +84,12 @@ func createIMAP(t *testing.T, h *hosttest.Host, srv *dovecottest.Server, spec st
 // returns the credential's metadata after the capture's Check.
 func setIMAPCredential(t *testing.T, h *hosttest.Host, connID, user, password string) store.CredentialMeta {
 	t.Helper()
-	meta, _, err := h.Control.SetCredential(context.Background(), "operator", connID,
+	capture, err := h.Control.SetCredential(context.Background(), "operator", connID,
 		map[string]string{"IMAP_USERNAME": user, "IMAP_PASSWORD": password}, []string{"IMAP_USERNAME", "IMAP_PASSWORD"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return meta
+	return capture.Credential
 }
 
 // wantValid fails unless meta says the credential was checked valid for

@@ -428,10 +428,11 @@ func TestCaptureRecordsValidity(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			c := h.CreateDemo(demoConfig(nil), "")
-			meta, _, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"DEMO_TOKEN": tc.token}, nil)
+			capture, err := h.Control.SetCredential(ctx, "operator", c.ID, map[string]string{"DEMO_TOKEN": tc.token}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			meta := capture.Credential
 			if meta.Validity == nil || meta.Validity.Valid != tc.valid || !strings.Contains(meta.Validity.Message, tc.msg) {
 				t.Fatalf("validity = %+v, want valid=%v containing %q", meta.Validity, tc.valid, tc.msg)
 			}

@@ -295,6 +295,24 @@ type Credential struct {
 	RevokedAt  string    `json:"revoked_at,omitempty"`
 	DeletedAt  string    `json:"deleted_at,omitempty"`
 	Validity   *Validity `json:"validity,omitempty"`
+	// Check is the connector's check run right after a capture; only the
+	// response of PUT /v1/connections/{id}/credential carries it.
+	Check *CredentialCheck `json:"check,omitempty"`
+}
+
+// CredentialCheck is the outcome of the check that follows a capture.
+// Verdict is true when the check judged the credential (valid, or
+// refused: credential_rejected, credentials_required), and only then is it
+// stored as the credential's validity. Otherwise (a network or TLS
+// failure, a config the connector refuses, a crash, a timeout) no validity
+// is recorded (the captured credential stays unchecked) and Message says
+// why the check was inconclusive.
+type CredentialCheck struct {
+	Verdict  bool   `json:"verdict"`
+	Valid    bool   `json:"valid"`
+	Identity string `json:"identity,omitempty"`
+	// Message is "code: message" for a failed check, redacted.
+	Message string `json:"message,omitempty"`
 }
 
 // Validity is a credential's last check result.

@@ -147,7 +147,8 @@ func (c *Client) DeleteConnection(ctx context.Context, id string) (apitypes.Conn
 
 // SetCredential is PUT /v1/connections/{id}/credential: it captures the
 // connection's credential, or rotates an active one. The values are sent
-// in the request body only; the result is metadata.
+// in the request body only; the result is metadata, with Check, the
+// outcome of the connector's check that followed the capture.
 func (c *Client) SetCredential(ctx context.Context, id string, req apitypes.CredentialSetRequest) (apitypes.Credential, error) {
 	return c.credential(ctx, http.MethodPut, id, "", req)
 }

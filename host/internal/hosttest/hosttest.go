@@ -380,7 +380,7 @@ func (h *Host) CreateDemo(config any, spec string) store.Connection {
 // SetToken captures DEMO_TOKEN for the connection.
 func (h *Host) SetToken(connID, token string) {
 	h.T.Helper()
-	if _, _, err := h.Control.SetCredential(context.Background(), "operator", connID, map[string]string{"DEMO_TOKEN": token}, nil); err != nil {
+	if _, err := h.Control.SetCredential(context.Background(), "operator", connID, map[string]string{"DEMO_TOKEN": token}, nil); err != nil {
 		h.T.Fatal(err)
 	}
 }
