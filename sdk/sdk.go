@@ -27,8 +27,11 @@ type Connector interface {
 
 // ConnectorWithCheck is a Connector that can validate its credential and
 // config without collecting data. The host calls Check right after an
-// operator captures or rotates a credential and stores the result as the
-// credential's validity.
+// operator captures or rotates a credential and shows the operator the
+// result. It stores it as the credential's validity only when it judges
+// the credential: a success, or CredentialRejected (or
+// credentials_required). Any other failure — a network or TLS failure,
+// invalid_config — says nothing of the credential and is not stored.
 type ConnectorWithCheck interface {
 	Connector
 	// Check returns who the credential belongs to (a login, an account
