@@ -79,9 +79,9 @@ type Config struct {
 	// Since, a date as SinceLayout, skips messages the server received
 	// (INTERNALDATE) before it.
 	Since string `json:"since,omitempty"`
-	// MaxMessagesPerRun bounds the new messages one run collects, across
-	// mailboxes; the next run goes on where it stopped. Zero means
-	// DefaultMaxMessages.
+	// MaxMessagesPerRun bounds the messages one run writes, new or with
+	// changed flags, across mailboxes; the next run goes on where it
+	// stopped. Zero means DefaultMaxMessages.
 	MaxMessagesPerRun int `json:"max_messages_per_run,omitempty"`
 	// Bodies is BodiesNone (the default) or BodiesText.
 	Bodies string `json:"bodies,omitempty"`
@@ -362,7 +362,7 @@ const ConfigSchema = `{
       "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
     },
     "max_messages_per_run": {
-      "description": "The most new messages one run collects, across mailboxes; the next run goes on where it stopped.",
+      "description": "The most messages one run writes, new or with changed flags, across mailboxes; the next run goes on where it stopped.",
       "type": "integer",
       "minimum": 1,
       "maximum": 1000000,

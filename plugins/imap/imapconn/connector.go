@@ -200,7 +200,7 @@ func (c *Connector) Run(ctx context.Context, r *sdk.Run) error {
 	}
 	defer s.close()
 	y := &syncer{c: c, r: r, s: s, cfg: cfg, st: st, log: r.Logger(), budget: cfg.MaxMessagesPerRun,
-		condstore: s.c.Caps().Has(imap.CapCondStore)}
+		condstore: s.capabilities().Has(imap.CapCondStore)}
 	return y.run(ctx)
 }
 

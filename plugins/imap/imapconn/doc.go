@@ -41,7 +41,8 @@
 // On a server that offers CONDSTORE (RFC 7162: Dovecot, Cyrus, Gmail,
 // Fastmail) the checkpoint also holds each mailbox's HIGHESTMODSEQ, and a
 // run re-emits the collected messages whose flags changed since (UID FETCH
-// … CHANGEDSINCE). Without CONDSTORE, flag changes of collected messages
+// … CHANGEDSINCE), within max_messages_per_run: a pass cut short goes on
+// in the next run (MailboxState.FlagsTo, FlagsUID). Without CONDSTORE, flag changes of collected messages
 // are not tracked. Expunged messages are not tracked either: their records
 // stay.
 //

@@ -732,6 +732,79 @@ func TestFlagChangesReemitted(t *testing.T) {
 	}
 }
 
+// TestFlagChangesWithinTheBudget: a flag pass larger than
+// max_messages_per_run is spread over runs, a checkpoint after each
+// batch, each run going on above the last; new mail waits for the pass,
+// then comes; no change is lost and the pass's end moves the position.
+func TestFlagChangesWithinTheBudget(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	uidValidity := h.srv.UIDValidity(t, "INBOX")
+	var uids []uint32
+	for i := range 5 {
+		uids = append(uids, h.note("INBOX", fmt.Sprintf("m%d", i)))
+	}
+	cfg := h.config()
+	cfg.MaxMessagesPerRun = 2
+	var cp []byte
+	for range 3 {
+		cp = h.runOK(cfg, cp).LastCheckpoint()
+	}
+	before := lastStateOf(t, cp).Mailboxes["INBOX"]
+	if before.UID != uids[4] || before.FlagsTo != 0 {
+		t.Fatalf("after collecting: %+v", before)
+	}
+	for _, u := range uids {
+		h.srv.SetFlags(t, "INBOX", imap.UID(u), imap.FlagFlagged)
+	}
+	late := h.note("INBOX", "late")
+	var seen []string
+	wantRuns := [][]uint32{{uids[0], uids[1]}, {uids[2], uids[3]}, {uids[4], late}}
+	for i, want := range wantRuns {
+		res := h.runOK(cfg, cp)
+		cp = res.LastCheckpoint()
+		var keys []string
+		for _, u := range want {
+			keys = append(keys, imapconn.MessageKey("INBOX", uidValidity, u))
+		}
+		slices.Sort(keys)
+		got := messages(t, res)
+		if diff := cmp.Diff(keys, sortedKeys(got)); diff != "" {
+			t.Fatalf("run %d: messages (-want +got):\n%s", i+1, diff)
+		}
+		for k, m := range got {
+			seen = append(seen, k)
+			if k != imapconn.MessageKey("INBOX", uidValidity, late) && !slices.Contains(m.Flags, `\Flagged`) {
+				t.Errorf("run %d: %s flags %v, want \\Flagged", i+1, k, m.Flags)
+			}
+		}
+		ms := lastStateOf(t, cp).Mailboxes["INBOX"]
+		switch i {
+		case 0, 1:
+			if ms.FlagsTo == 0 || ms.FlagsUID != want[1] || ms.ModSeq != before.ModSeq || ms.UID != uids[4] {
+				t.Errorf("run %d: checkpoint %+v, want an unfinished pass at UID %d from modseq %d", i+1, ms, want[1], before.ModSeq)
+			}
+		case 2:
+			if ms.FlagsTo != 0 || ms.FlagsUID != 0 || ms.ModSeq <= before.ModSeq || ms.UID != late {
+				t.Errorf("run 3: checkpoint %+v, want the pass done (modseq past %d) and UID %d", ms, before.ModSeq, late)
+			}
+		}
+	}
+	if len(seen) != 6 {
+		t.Errorf("%d records over the three runs, want 6: %v", len(seen), seen)
+	}
+}
+
+// lastStateOf decodes a checkpoint.
+func lastStateOf(t *testing.T, cp []byte) imapconn.State {
+	t.Helper()
+	var st imapconn.State
+	if err := json.Unmarshal(cp, &st); err != nil {
+		t.Fatalf("checkpoint %s: %v", cp, err)
+	}
+	return st
+}
+
 // TestMaxMessagesPerRun: five messages at two per run are collected as
 // 2, 2, 1 with no key sent twice; a run that stops says the limit was
 // reached.

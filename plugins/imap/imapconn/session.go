@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -109,6 +110,14 @@ func (s *session) do(fn func() error) error {
 	s.conn.arm()
 	defer s.conn.disarm()
 	return s.conn.explain(fn())
+}
+
+// capabilities returns the server's capabilities, asking for them (with
+// the idle clock running) when the login's answer did not carry them.
+func (s *session) capabilities() imap.CapSet {
+	var caps imap.CapSet
+	_ = s.do(func() error { caps = s.c.Caps(); return nil })
+	return caps
 }
 
 // close logs out, bounded, and closes the connection.
@@ -302,7 +311,6 @@ type idleConn struct {
 	// idle is the limit in nanoseconds: the dial timeout until the login
 	// is done, then the idle timeout.
 	idle atomic.Int64
-	busy atomic.Bool
 	// last is when the last byte arrived or the last command started,
 	// in UnixNano.
 	last atomic.Int64
@@ -310,6 +318,11 @@ type idleConn struct {
 	// failed read with the error's text only (not wrapped), so a timeout
 	// or a hang-up is recognized from here.
 	readErr atomic.Pointer[error]
+
+	// mu orders arm, disarm and a Read's deadline, so a Read that starts
+	// as a command ends cannot leave a deadline set between commands.
+	mu   sync.Mutex
+	busy bool
 }
 
 func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
@@ -340,21 +353,30 @@ func (c *idleConn) deadline() time.Time {
 
 // arm starts the idle clock, for a Read already waiting too.
 func (c *idleConn) arm() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.last.Store(time.Now().UnixNano())
-	c.busy.Store(true)
+	c.busy = true
 	_ = c.Conn.SetReadDeadline(c.deadline())
 }
 
-// disarm stops it.
+// disarm stops it, for a Read already waiting too.
 func (c *idleConn) disarm() {
-	c.busy.Store(false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = false
 	_ = c.Conn.SetReadDeadline(time.Time{})
 }
 
+// Read reads with the idle deadline while a command waits. Otherwise the
+// deadline is go-imap's own: none while it waits for a response to start,
+// 30 s for the rest of a response, 5 minutes for a literal.
 func (c *idleConn) Read(p []byte) (int, error) {
-	if c.busy.Load() {
+	c.mu.Lock()
+	if c.busy {
 		_ = c.Conn.SetReadDeadline(c.deadline())
 	}
+	c.mu.Unlock()
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.last.Store(time.Now().UnixNano())
@@ -363,9 +385,4 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		c.readErr.CompareAndSwap(nil, &err)
 	}
 	return n, err
-}
-
-func (c *idleConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Duration(c.idle.Load())))
-	return c.Conn.Write(p)
 }

@@ -53,6 +53,12 @@ type MailboxState struct {
 	// brought up to date (CONDSTORE servers only; zero otherwise): the
 	// next run asks for the messages up to UID changed since.
 	ModSeq uint64 `json:"modseq,omitempty"`
+	// FlagsTo and FlagsUID are a flag pass not finished (the run's
+	// max_messages_per_run ran out, or the run failed): the HIGHESTMODSEQ
+	// it brings the flags up to once done, and the highest UID whose
+	// change it has written. The next run goes on above FlagsUID.
+	FlagsTo  uint64 `json:"flags_to,omitempty"`
+	FlagsUID uint32 `json:"flags_uid,omitempty"`
 }
 
 // AccountID returns State.Account: the first 16 hex digits of SHA-256
@@ -97,6 +103,8 @@ func decodeState(b []byte, account string, cfg *Config) (*State, error) {
 			return nil, fmt.Errorf("invalid mailbox name %q", name)
 		case m.UIDValidity == 0:
 			return nil, fmt.Errorf("mailbox %q: UIDVALIDITY 0", name)
+		case m.FlagsUID > m.UID || m.FlagsTo != 0 && m.FlagsTo <= m.ModSeq:
+			return nil, fmt.Errorf("mailbox %q: an unfinished flag pass past its position", name)
 		}
 	}
 	if s.Mailboxes == nil {

@@ -142,16 +142,33 @@ func (y *syncer) mailbox(ctx context.Context, l *imap.ListData, i, n int) error 
 }
 
 // flagChanges re-emits the collected messages whose flags changed since
-// the last run (CONDSTORE): UID FETCH 1:<last UID> (UID) (CHANGEDSINCE
-// <last HIGHESTMODSEQ>), then their records in batches.
+// the last run (CONDSTORE): UID FETCH <from>:<last UID> (UID)
+// (CHANGEDSINCE <last HIGHESTMODSEQ>), then their records in batches,
+// within the run's budget, a checkpoint after each batch. A pass the
+// budget or a failure cuts short goes on in the next run (FlagsTo,
+// FlagsUID); when it is done the position becomes the HIGHESTMODSEQ the
+// pass started from, so a change made since is seen by the next pass.
 func (y *syncer) flagChanges(ctx context.Context, name string, ms *MailboxState, sel *imap.SelectData) error {
-	if !y.condstore || sel.HighestModSeq == 0 {
-		ms.ModSeq = 0
+	switch {
+	case !y.condstore || sel.HighestModSeq == 0:
+		ms.ModSeq, ms.FlagsTo, ms.FlagsUID = 0, 0, 0
 		return nil
+	case ms.UID == 0 || ms.ModSeq == 0:
+		// Nothing collected under a mod-sequence yet: what is collected
+		// from now on is current as of this SELECT or later.
+		ms.ModSeq, ms.FlagsTo, ms.FlagsUID = sel.HighestModSeq, 0, 0
+		return y.checkpoint()
+	case ms.FlagsTo == 0 && sel.HighestModSeq <= ms.ModSeq:
+		return nil
+	case ms.FlagsTo == 0:
+		ms.FlagsTo, ms.FlagsUID = sel.HighestModSeq, 0
 	}
-	if ms.UID > 0 && ms.ModSeq > 0 && sel.HighestModSeq > ms.ModSeq {
+	if ms.FlagsUID < ms.UID {
+		if y.budget == 0 {
+			return y.r.Progress(StreamMessages, 0, 0, fmt.Sprintf("%s: flag changes skipped: max_messages_per_run (%d) reached; the next run goes on", name, y.cfg.MaxMessagesPerRun))
+		}
 		var changed []*imapclient.FetchMessageBuffer
-		set := imap.UIDSet{imap.UIDRange{Start: 1, Stop: imap.UID(ms.UID)}}
+		set := imap.UIDSet{imap.UIDRange{Start: imap.UID(ms.FlagsUID + 1), Stop: imap.UID(ms.UID)}}
 		err := y.s.do(func() error {
 			var err error
 			changed, err = y.s.c.Fetch(set, &imap.FetchOptions{UID: true, ChangedSince: ms.ModSeq}).Collect()
@@ -162,30 +179,37 @@ func (y *syncer) flagChanges(ctx context.Context, name string, ms *MailboxState,
 		}
 		uids := make([]imap.UID, 0, len(changed))
 		for _, m := range changed {
-			if m.UID != 0 && uint32(m.UID) <= ms.UID {
+			if uint32(m.UID) > ms.FlagsUID && uint32(m.UID) <= ms.UID {
 				uids = append(uids, m.UID)
 			}
 		}
 		slices.Sort(uids)
-		if len(uids) > 0 {
-			done := 0
-			for batch := range slices.Chunk(uids, y.batchSize()) {
-				k, err := y.fetchAndEmit(ctx, name, ms.UIDValidity, batch)
-				if err != nil {
-					return err
-				}
-				done += len(batch)
-				y.updated += k
-				if err := y.r.Progress(StreamMessages, int64(done), int64(len(uids)),
-					fmt.Sprintf("%s: flags changed on %d of %d messages", name, done, len(uids))); err != nil {
-					return err
-				}
+		uids = slices.Compact(uids)
+		todo := uids[:min(len(uids), y.budget)]
+		done := 0
+		for batch := range slices.Chunk(todo, y.batchSize()) {
+			k, err := y.fetchAndEmit(ctx, name, ms.UIDValidity, batch)
+			if err != nil {
+				return err
+			}
+			y.updated += k
+			y.budget -= len(batch)
+			done += len(batch)
+			ms.FlagsUID = uint32(batch[len(batch)-1])
+			if err := y.checkpoint(); err != nil {
+				return err
+			}
+			if err := y.r.Progress(StreamMessages, int64(done), int64(len(uids)),
+				fmt.Sprintf("%s: flags changed on %d of %d messages", name, done, len(uids))); err != nil {
+				return err
 			}
 		}
+		if len(todo) < len(uids) {
+			return y.r.Progress(StreamMessages, int64(done), int64(len(uids)),
+				fmt.Sprintf("%s: max_messages_per_run (%d) reached with flags changed on %d more messages; the next run goes on", name, y.cfg.MaxMessagesPerRun, len(uids)-done))
+		}
 	}
-	// The position is the HIGHESTMODSEQ the SELECT reported: a change
-	// made after it has a higher mod-sequence, so the next run sees it.
-	ms.ModSeq = sel.HighestModSeq
+	ms.ModSeq, ms.FlagsTo, ms.FlagsUID = ms.FlagsTo, 0, 0
 	return y.checkpoint()
 }
 
@@ -339,11 +363,13 @@ func (y *syncer) fetchTexts(ctx context.Context, msgs []*imapclient.FetchMessage
 			out[m.UID] = textResult{}
 			continue
 		}
-		size := min(fetchSize(p.encoding, y.cfg.MaxBodyBytes), int64(p.size))
+		// One fetch per part path and encoding (most messages share
+		// "1"): a part shorter than the size asked comes back whole.
+		size := fetchSize(p.encoding, y.cfg.MaxBodyBytes)
 		k := fmt.Sprint(p.path, size)
 		g := groups[k]
 		if g == nil {
-			g = &group{section: &imap.FetchItemBodySection{Part: p.path, Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: max(size, 1)}},
+			g = &group{section: &imap.FetchItemBodySection{Part: p.path, Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: size}},
 				parts: map[imap.UID]textPart{}}
 			groups[k] = g
 			order = append(order, k)
