@@ -1652,3 +1652,98 @@ func imapScript(greeting, login string) func(c net.Conn) {
 		}
 	}
 }
+
+// TestUnsolicitedFetchAnswer: a server that answers a UID FETCH with a
+// flags-only FETCH for the UID (an unsolicited flag update), before or
+// instead of the data asked for, still yields the full record: the
+// connector asks again for what came back without its envelope, and
+// never writes a record without one.
+func TestUnsolicitedFetchAnswer(t *testing.T) {
+	t.Parallel()
+	const full = `* 1 FETCH (UID 1 FLAGS (\Seen) INTERNALDATE "02-Jan-2026 15:04:05 +0000" RFC822.SIZE 42 ` +
+		`ENVELOPE ("Fri, 02 Jan 2026 15:04:05 +0000" "the subject" (("Bob" NIL "bob" "example.org")) NIL NIL ` +
+		`((NIL NIL "alice" "example.org")) NIL NIL NIL "<m1@example.org>"))` + "\r\n"
+	const flagsOnly = `* 1 FETCH (UID 1 FLAGS (\Seen \Flagged))` + "\r\n"
+	tests := map[string]struct {
+		fetches []string
+		want    int
+	}{
+		// The first UID FETCH gets only the flag update; the second the data.
+		"instead of the data": {[]string{flagsOnly, full}, 1},
+		// The flag update comes first, the data after it, in one answer
+		// (go-imap v2 beta.8 keeps the first); the second is plain.
+		"before the data": {[]string{flagsOnly + full, full}, 1},
+		// Never the data: no record rather than an empty one.
+		"never the data": {[]string{flagsOnly}, 0},
+	}
+	for name, tt := range tests {
+		fetches := tt.fetches
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			port, _ := fakeServer(t, mailboxScript(fetches))
+			res := sdktest.Run(t, imapconn.New(), sdktest.Options{
+				Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
+				Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}})
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			got := res.RecordsOf(imapconn.StreamMessages)
+			if len(got) != tt.want {
+				t.Fatalf("%d message records, want %d", len(got), tt.want)
+			}
+			for _, r := range got {
+				var m imapconn.Message
+				if err := json.Unmarshal(r.Data, &m); err != nil {
+					t.Fatal(err)
+				}
+				if r.Key != imapconn.MessageKey("INBOX", 7, 1) || m.Subject != "the subject" || m.MessageID != "m1@example.org" {
+					t.Errorf("record %s %s: want INBOX/7/1 with the envelope", r.Key, r.Data)
+				}
+			}
+		})
+	}
+}
+
+// mailboxScript serves one INBOX of one message (UIDVALIDITY 7, UID 1):
+// the n-th UID FETCH is answered with fetches[n] (the last one after
+// that), then OK.
+func mailboxScript(fetches []string) func(c net.Conn) {
+	return func(c net.Conn) {
+		if _, err := c.Write([]byte("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")); err != nil {
+			return
+		}
+		r := bufio.NewReader(c)
+		n := 0
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				return
+			}
+			tag, cmd := f[0], strings.ToUpper(f[1])
+			if cmd == "UID" && len(f) > 2 {
+				cmd += " " + strings.ToUpper(f[2])
+			}
+			var answer string
+			switch cmd {
+			case "LIST":
+				answer = `* LIST (\HasNoChildren) "/" INBOX` + "\r\n"
+			case "EXAMINE", "SELECT":
+				answer = "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n"
+			case "UID SEARCH":
+				answer = "* SEARCH 1\r\n"
+			case "UID FETCH":
+				answer = fetches[min(n, len(fetches)-1)]
+				n++
+			case "LOGOUT":
+				answer = "* BYE bye\r\n"
+			}
+			if _, err := c.Write([]byte(answer + tag + " OK done\r\n")); err != nil {
+				return
+			}
+		}
+	}
+}

@@ -305,14 +305,40 @@ func (y *syncer) fetchAndEmit(ctx context.Context, mailbox string, uidValidity u
 		// Content-Disposition and an attachment is known as one.
 		opts.BodyStructure = &imap.FetchItemBodyStructure{Extended: true}
 	}
-	var msgs []*imapclient.FetchMessageBuffer
-	err := y.s.do(func() error {
-		var err error
-		msgs, err = y.s.c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
-		return err
-	})
+	got, err := y.fetch(ctx, uids, opts)
 	if err != nil {
-		return 0, commandFailure(ctx, y.s.addr, "UID FETCH", err)
+		return 0, err
+	}
+	// A server may answer with an unsolicited FETCH for a UID (a flag
+	// change another session made), beside or instead of the data asked
+	// for: merge by UID, and ask once more for what came back without its
+	// envelope. A message still without one is skipped, not written
+	// empty; it is collected again by the next flag change or UIDVALIDITY.
+	byUID := mergeFetches(got)
+	var again []imap.UID
+	for u, m := range byUID {
+		if m.Envelope == nil {
+			again = append(again, u)
+		}
+	}
+	if len(again) > 0 {
+		more, err := y.fetch(ctx, again, opts)
+		if err != nil {
+			return 0, err
+		}
+		for u, m := range mergeFetches(more) {
+			if m.Envelope != nil {
+				byUID[u] = m
+			}
+		}
+	}
+	msgs := make([]*imapclient.FetchMessageBuffer, 0, len(byUID))
+	for u, m := range byUID {
+		if m.Envelope == nil {
+			y.log.Warn("the server sent no envelope for a message; skipped", "mailbox", mailbox, "uid", uint32(u))
+			continue
+		}
+		msgs = append(msgs, m)
 	}
 	slices.SortFunc(msgs, func(a, b *imapclient.FetchMessageBuffer) int { return cmp.Compare(a.UID, b.UID) })
 	var texts map[imap.UID]textResult
@@ -337,6 +363,39 @@ func (y *syncer) fetchAndEmit(ctx context.Context, mailbox string, uidValidity u
 		n++
 	}
 	return n, nil
+}
+
+// mergeFetches keys the FETCH answers by UID. Of several for one UID the
+// one with an envelope is kept, with the flags of the latest answer.
+func mergeFetches(got []*imapclient.FetchMessageBuffer) map[imap.UID]*imapclient.FetchMessageBuffer {
+	byUID := make(map[imap.UID]*imapclient.FetchMessageBuffer, len(got))
+	for _, m := range got {
+		if m.UID == 0 {
+			continue
+		}
+		old, ok := byUID[m.UID]
+		switch {
+		case !ok || old.Envelope == nil && m.Envelope != nil:
+			byUID[m.UID] = m
+		case m.Flags != nil:
+			old.Flags = m.Flags
+		}
+	}
+	return byUID
+}
+
+// fetch runs one UID FETCH of uids.
+func (y *syncer) fetch(ctx context.Context, uids []imap.UID, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
+	var msgs []*imapclient.FetchMessageBuffer
+	err := y.s.do(func() error {
+		var err error
+		msgs, err = y.s.c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
+		return err
+	})
+	if err != nil {
+		return nil, commandFailure(ctx, y.s.addr, "UID FETCH", err)
+	}
+	return msgs, nil
 }
 
 // textResult is one message's decoded text.
