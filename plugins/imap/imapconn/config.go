@@ -320,7 +320,7 @@ const ConfigSchema = `{
       "type": "string",
       "minLength": 1,
       "maxLength": 253,
-      "pattern": "^([A-Za-z0-9_.-]+|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$"
+      "pattern": "^([A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\\.?|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$"
     },
     "port": {
       "description": "The server's port: 993 by default with implicit TLS, 143 with starttls or insecure_plaintext.",
@@ -385,9 +385,10 @@ const ConfigSchema = `{
     {"if": {"required": ["insecure_plaintext"], "properties": {"insecure_plaintext": {"const": true}}},
      "then": {
        "properties": {
-         "host": {"pattern": "^([Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]\\.?|127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|::1)$"},
-         "tls": {"description": "insecure_plaintext has no TLS", "not": {}},
-         "ca_file": {"description": "insecure_plaintext has no TLS", "not": {}}
+         "host": {"description": "with insecure_plaintext, only localhost or a loopback address: the password would cross the network in the clear",
+                  "pattern": "^([Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]\\.?|127\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|::1)$"},
+         "tls": {"description": "insecure_plaintext cannot be combined with tls: plaintext has no TLS", "not": {}},
+         "ca_file": {"description": "insecure_plaintext cannot be combined with ca_file: plaintext has no TLS", "not": {}}
        }
      }}
   ]

@@ -380,6 +380,8 @@ func TestConfigSchemaAgreesWithValidate(t *testing.T) {
 
 		{"host with port", `{"host":"imap.example.com:993"}`, false, false},
 		{"host as URL", `{"host":"imaps://imap.example.com"}`, false, false},
+		{"host a dash", `{"host":"-"}`, false, false},
+		{"host label ending in a dash", `{"host":"imap-.example.com"}`, false, false},
 		{"plaintext remote", `{"host":"imap.example.com","insecure_plaintext":true}`, false, false},
 		{"plaintext ipv6 loopback", `{"host":"::1","insecure_plaintext":true}`, true, true},
 		{"since month 13", `{"host":"h","since":"2025-13-01"}`, false, false},

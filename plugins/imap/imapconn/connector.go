@@ -133,6 +133,9 @@ func (c *Connector) Check(ctx context.Context, ch *sdk.Check) (string, error) {
 		return "", err
 	}
 	defer s.close()
+	// The host gives a check 30 s: a server that stops answering after
+	// the login fails it typed, within the dial timeout, not the idle one.
+	s.conn.setIdle(c.dialTimeout())
 	// Every mailbox the config names must exist, as Run will need them.
 	y := &syncer{c: c, s: s, cfg: cfg}
 	if _, err := y.mailboxes(ctx); err != nil {

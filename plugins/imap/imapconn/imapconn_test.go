@@ -1494,11 +1494,23 @@ func TestServerGoesAway(t *testing.T) {
 		{"no answer to LOGIN", greeting, false, []string{"(login)", "timed out"}},
 		{"hangs up before the greeting", "", true, []string{"(greeting)", "the server closed the connection"}},
 		{"hangs up at LOGIN", greeting, true, []string{"(login)", "the server closed the connection"}},
+		// A byte at a time never ends the greeting: the dial phase's
+		// deadline does not move with bytes received.
+		{"drips a greeting that never ends", "drip", false, []string{"(greeting)", "timed out"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			port, _ := fakeServer(t, func(c net.Conn) {
+				if tt.greeting == "drip" {
+					_, _ = c.Write([]byte("* OK "))
+					for {
+						time.Sleep(50 * time.Millisecond)
+						if _, err := c.Write([]byte("x")); err != nil {
+							return
+						}
+					}
+				}
 				if tt.greeting != "" {
 					_, _ = c.Write([]byte(tt.greeting))
 				}
@@ -1509,9 +1521,9 @@ func TestServerGoesAway(t *testing.T) {
 					c.Close()
 				}
 			})
-			c := &imapconn.Connector{IdleTimeout: 300 * time.Millisecond}
+			c := &imapconn.Connector{DialTimeout: 500 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
 			var logs sdktest.LogBuffer
-			res := sdktest.Run(t, c, sdktest.Options{
+			res := sdktest.Run(t, c, sdktest.Options{Timeout: time.Minute,
 				Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
 				Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}, LogOutput: &logs})
 			checkResult(t, res)

@@ -47,6 +47,10 @@ func (c *Connector) dial(ctx context.Context, cfg *Config, username, password st
 		}
 	}
 	addr := cfg.Addr()
+	// Connecting, the TLS handshake, the greeting, STARTTLS and the login
+	// share one deadline: a server that answers a byte at a time cannot
+	// stretch it.
+	start := time.Now()
 	d := net.Dialer{Timeout: c.dialTimeout()}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -55,7 +59,7 @@ func (c *Connector) dial(ctx context.Context, cfg *Config, username, password st
 	// Until the login is done, the server answers within the dial
 	// timeout; then within the idle timeout.
 	ic := newIdleConn(raw, c.dialTimeout())
-	ic.arm()
+	ic.armFixed(start)
 	conn := net.Conn(ic)
 	// Subjects and names in RFC 2047 words of any charset (windows-1252,
 	// ISO-2022-JP, KOI8-R…), not only the three mime knows.
@@ -66,7 +70,7 @@ func (c *Connector) dial(ctx context.Context, cfg *Config, username, password st
 		cl = imapclient.New(conn, opts)
 	case cfg.TLS == TLSImplicit:
 		tc := tls.Client(conn, tlsConf)
-		hctx, cancel := context.WithTimeout(ctx, c.dialTimeout())
+		hctx, cancel := context.WithDeadline(ctx, start.Add(c.dialTimeout()))
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
@@ -168,8 +172,12 @@ func netFailure(ctx context.Context, addr, step string, err error) error {
 	if ie := imapError(err); ie != nil {
 		return commandFailure(ctx, addr, step, err)
 	}
+	cause := netCause(err)
+	if step == "STARTTLS" && cause == causeClosed {
+		cause += ": is the port right for starttls (143), or does it speak implicit TLS (993)?"
+	}
 	return sdk.Retryable(&sdk.Error{Code: codeConnectorFailed, Err: fmt.Errorf("%w: %s: %v", ErrNetwork, addr, err),
-		Message: fmt.Sprintf("network failure with %s (%s): %s", addr, step, netCause(err))})
+		Message: fmt.Sprintf("network failure with %s (%s): %s", addr, step, cause)})
 }
 
 // loginFailure types a failed LOGIN: NO is a rejected credential unless
@@ -267,6 +275,9 @@ func tlsCause(err error) string {
 	return ""
 }
 
+// causeClosed is netCause's words for a connection the server closed.
+const causeClosed = "the server closed the connection"
+
 // netCause describes a network failure for an operator.
 func netCause(err error) string {
 	var dns *net.DNSError
@@ -278,7 +289,7 @@ func netCause(err error) string {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return "timed out"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		return "the server closed the connection"
+		return causeClosed
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -323,6 +334,9 @@ type idleConn struct {
 	// as a command ends cannot leave a deadline set between commands.
 	mu   sync.Mutex
 	busy bool
+	// fixed keeps the deadline where arm put it: bytes received do not
+	// move it (the dial phase).
+	fixed bool
 }
 
 func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
@@ -360,11 +374,21 @@ func (c *idleConn) arm() {
 	_ = c.Conn.SetReadDeadline(c.deadline())
 }
 
+// armFixed starts a clock that runs from start and that bytes received
+// do not restart, until disarm.
+func (c *idleConn) armFixed(start time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last.Store(start.UnixNano())
+	c.busy, c.fixed = true, true
+	_ = c.Conn.SetReadDeadline(c.deadline())
+}
+
 // disarm stops it, for a Read already waiting too.
 func (c *idleConn) disarm() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.busy = false
+	c.busy, c.fixed = false, false
 	_ = c.Conn.SetReadDeadline(time.Time{})
 }
 
@@ -376,9 +400,10 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	if c.busy {
 		_ = c.Conn.SetReadDeadline(c.deadline())
 	}
+	fixed := c.fixed
 	c.mu.Unlock()
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && !fixed {
 		c.last.Store(time.Now().UnixNano())
 	}
 	if err != nil {

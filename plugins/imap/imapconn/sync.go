@@ -129,7 +129,7 @@ func (y *syncer) mailbox(ctx context.Context, l *imap.ListData, i, n int) error 
 		y.st.Mailboxes[name] = ms
 	case ms.UIDValidity != sel.UIDValidity:
 		msg := fmt.Sprintf("%s: UIDVALIDITY changed from %d to %d, so the server renumbered its messages: reading the mailbox again", name, ms.UIDValidity, sel.UIDValidity)
-		y.log.Warn("UIDVALIDITY changed; reading the mailbox again", "mailbox", name, "old", ms.UIDValidity, "new", sel.UIDValidity)
+		y.log.Warn("UIDVALIDITY changed; reading the mailbox again", "mailbox", name, "old", fmt.Sprint(ms.UIDValidity), "new", fmt.Sprint(sel.UIDValidity))
 		if err := y.r.Progress(StreamMessages, 0, 0, msg); err != nil {
 			return err
 		}
@@ -225,6 +225,9 @@ func (y *syncer) newMessages(ctx context.Context, name string, ms *MailboxState,
 		return y.checkpoint()
 	}
 	if y.budget == 0 {
+		if sel.UIDNext > 0 && uint32(sel.UIDNext)-1 <= ms.UID {
+			return nil // nothing new to skip
+		}
 		return y.r.Progress(StreamMessages, 0, 0, fmt.Sprintf("%s: skipped: max_messages_per_run (%d) reached; the next run goes on", name, y.cfg.MaxMessagesPerRun))
 	}
 	criteria := &imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(ms.UID + 1), Stop: 0}}}}
