@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -25,6 +26,9 @@ import (
 // Schema is a compiled config schema.
 type Schema struct {
 	s *jsonschema.Schema
+	// doc is the schema as parsed, to read a failing subschema's
+	// description.
+	doc any
 }
 
 // ErrInvalid is wrapped by every *Error.
@@ -71,7 +75,7 @@ func Compile(doc string) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configschema: %w", err)
 	}
-	return &Schema{s: s}, nil
+	return &Schema{s: s, doc: v}, nil
 }
 
 // refuseLoader loads nothing: a schema's $ref must stay inside it.
@@ -116,7 +120,56 @@ func (s *Schema) Validate(config json.RawMessage) error {
 			loc = append(slices.Clone(loc), k.Missing[0])
 		}
 	}
-	return &Error{Pointer: pointer(loc), Reason: reason(leaf)}
+	return &Error{Pointer: pointer(loc), Reason: s.reason(leaf)}
+}
+
+// reason words a failure for an operator. Where the schema can only say
+// "'not' failed" or quote a regular expression, the failing subschema's
+// description, when it has one, says what was expected instead.
+func (s *Schema) reason(e *jsonschema.ValidationError) string {
+	desc := s.description(e.SchemaURL)
+	switch k := e.ErrorKind.(type) {
+	case *kind.Not, *kind.FalseSchema:
+		if desc != "" {
+			return desc
+		}
+	case *kind.Pattern:
+		if desc != "" {
+			return bounded(fmt.Sprintf("%q is not accepted: %s", k.Got, desc))
+		}
+	}
+	return reason(e)
+}
+
+// description returns the "description" of the subschema schemaURL
+// names (the one whose keyword failed: …#/properties/host), or "".
+func (s *Schema) description(schemaURL string) string {
+	_, frag, ok := strings.Cut(schemaURL, "#")
+	if !ok {
+		return ""
+	}
+	node := s.doc
+	for _, t := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
+		if t == "" {
+			continue
+		}
+		t = strings.NewReplacer("~1", "/", "~0", "~").Replace(t)
+		switch n := node.(type) {
+		case map[string]any:
+			node = n[t]
+		case []any:
+			i := -1
+			if _, err := fmt.Sscanf(t, "%d", &i); err != nil || i < 0 || i >= len(n) {
+				return ""
+			}
+			node = n[i]
+		default:
+			return ""
+		}
+	}
+	m, _ := node.(map[string]any)
+	d, _ := m["description"].(string)
+	return d
 }
 
 // firstLeaf descends to the first cause that has none: the most precise
@@ -134,8 +187,17 @@ func reason(e *jsonschema.ValidationError) string {
 	if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "at '") {
 		msg = msg[i+2:]
 	}
+	return bounded(msg)
+}
+
+// bounded cuts a reason at 300 bytes, on a character boundary.
+func bounded(msg string) string {
 	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+		i := 300
+		for i > 0 && !utf8.RuneStart(msg[i]) {
+			i--
+		}
+		msg = msg[:i] + "…"
 	}
 	return msg
 }

@@ -63,6 +63,45 @@ func TestValidateAgainstTheDemoSchema(t *testing.T) {
 	}
 }
 
+// Where the schema can only say "'not' failed" or quote a regular
+// expression, the failing subschema's description says what it expected;
+// without one, the library's own words stay.
+func TestReasonUsesTheDescription(t *testing.T) {
+	t.Parallel()
+	s, err := configschema.Compile(`{
+	  "type": "object",
+	  "properties": {
+	    "host": {"type": "string", "description": "a DNS name, without a port", "pattern": "^[a-z.]+$"},
+	    "bare": {"type": "string", "pattern": "^[a-z]+$"},
+	    "plain": {"type": "boolean"},
+	    "tls": {"type": "string"}
+	  },
+	  "allOf": [{"if": {"required": ["plain"]}, "then": {"properties": {"tls": {"description": "plain cannot be combined with tls", "not": {}}}}}]
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		config, pointer, reason string
+	}{
+		"pattern with a description": {`{"host": "a.b:993"}`, "/host", `"a.b:993" is not accepted: a DNS name, without a port`},
+		"not with a description":     {`{"plain": true, "tls": "x"}`, "/tls", "plain cannot be combined with tls"},
+		"pattern without":            {`{"bare": "A"}`, "/bare", "does not match pattern"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var ce *configschema.Error
+			if err := s.Validate(json.RawMessage(tc.config)); !errors.As(err, &ce) {
+				t.Fatalf("Validate = %v, want a *configschema.Error", err)
+			}
+			if ce.Pointer != tc.pointer || !strings.Contains(ce.Reason, tc.reason) {
+				t.Errorf("got %q %q, want %q containing %q", ce.Pointer, ce.Reason, tc.pointer, tc.reason)
+			}
+		})
+	}
+}
+
 // A schema may refer only to itself: an external $ref — a file, a URL —
 // is refused when the connector is catalogued, and nothing is read.
 func TestCompileRefusesExternalRefs(t *testing.T) {
