@@ -352,7 +352,8 @@ const ConfigSchema = `{
         "minItems": 1,
         "maxItems": 1000,
         "uniqueItems": true,
-        "items": {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^*%\u0000-\u001f\u007f]+$"}
+        "items": {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": "^[^*%\u0000-\u001f\u007f]+$",
+                  "description": "a mailbox name, without a wildcard (* or %) or a control character; for every mailbox, set \"mailboxes\": \"*\""}
       },
       "default": ["INBOX"]
     },
