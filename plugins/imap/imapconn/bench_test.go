@@ -2,6 +2,8 @@ package imapconn_test
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/connhost/connhost/plugins/imap/dovecottest"
@@ -18,18 +20,32 @@ const benchMessages = 1000
 // (sdktest.Run: config, login, EXAMINE, UID SEARCH, batched UID FETCH,
 // records and checkpoints through the SDK), beside the reference: a bare
 // go-imap client that logs in and fetches the same items in one UID FETCH
-// and keeps them in memory. Sub-benchmarks alternate within each -count
-// round, so compare them round by round:
+// and keeps them in memory. IMAP_BENCH_ROUNDS (default 1) rounds run the
+// two side by side, alternating, so a noisy machine weighs on both alike;
+// compare them round by round (the ratio of each pair):
 //
-//	go test -run '^$' -bench Collect -benchtime 1x -count 10 ./imapconn/
+//	IMAP_BENCH_ROUNDS=10 go test -run '^$' -bench Collect -benchtime 1x ./imapconn/
 func BenchmarkCollect(b *testing.B) {
+	rounds := 1
+	if n, err := strconv.Atoi(os.Getenv("IMAP_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
 	srv := dovecottest.Start(b, "bench@example.org", "bench-password")
 	for i := range benchMessages {
 		srv.Append(b, "INBOX", dovecottest.Message{From: []string{"Bob <bob@example.org>"}, To: []string{"bench@example.org"},
 			Subject: fmt.Sprintf("message %d", i), MessageID: fmt.Sprintf("<m%d@example.org>", i), Text: "a short body\n"}.Bytes())
 	}
 	env := map[string]string{imapconn.UsernameEnv: srv.User, imapconn.PasswordEnv: srv.Password}
-	for _, bodies := range []string{imapconn.BodiesNone, imapconn.BodiesText} {
+	for range rounds {
+		for _, bodies := range []string{imapconn.BodiesNone, imapconn.BodiesText} {
+			collectRound(b, srv, env, bodies)
+		}
+	}
+}
+
+// collectRound runs the connector, then the reference, once each.
+func collectRound(b *testing.B, srv *dovecottest.Server, env map[string]string, bodies string) {
+	{
 		cfg := imapconn.Config{Host: srv.Host, Port: srv.TLSPort, CAFile: srv.CAFile, Bodies: bodies}
 		b.Run("connector/bodies="+bodies, func(b *testing.B) {
 			for b.Loop() {
