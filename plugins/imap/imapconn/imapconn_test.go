@@ -1521,16 +1521,8 @@ func TestServerGoesAway(t *testing.T) {
 					c.Close()
 				}
 			})
-			c := &imapconn.Connector{DialTimeout: 500 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
-			var logs sdktest.LogBuffer
-			res := sdktest.Run(t, c, sdktest.Options{Timeout: time.Minute,
-				Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
-				Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}, LogOutput: &logs})
-			checkResult(t, res)
+			res := runScripted(t, &imapconn.Connector{DialTimeout: 500 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, port)
 			wantFailure(t, res.Failure(), wire.CodeConnectorFailed, true, append([]string{"network failure"}, tt.wantMsg...)...)
-			if strings.Contains(logs.String(), password) {
-				t.Error("the log output holds the password")
-			}
 		})
 	}
 }
@@ -1566,17 +1558,26 @@ func TestLoginAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			port, _ := fakeServer(t, imapScript(tt.greeting, tt.login))
-			var logs sdktest.LogBuffer
-			res := sdktest.Run(t, imapconn.New(), sdktest.Options{
-				Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
-				Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}, LogOutput: &logs})
-			checkResult(t, res)
+			res := runScripted(t, imapconn.New(), port)
 			wantFailure(t, res.Failure(), tt.wantCode, tt.wantRetryable, tt.wantMsg...)
-			if strings.Contains(logs.String(), password) {
-				t.Error("the log output holds the password")
-			}
 		})
 	}
+}
+
+// runScripted runs c against a scripted server on a loopback port, in
+// plaintext, and checks that the password reached neither what the run
+// sent nor its log output.
+func runScripted(t *testing.T, c *imapconn.Connector, port int) *sdktest.Result {
+	t.Helper()
+	var logs sdktest.LogBuffer
+	res := sdktest.Run(t, c, sdktest.Options{Timeout: time.Minute,
+		Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
+		Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}, LogOutput: &logs})
+	checkResult(t, res)
+	if strings.Contains(logs.String(), password) {
+		t.Error("the log output holds the password")
+	}
+	return res
 }
 
 // silentServer accepts connections on a loopback port and never says a
@@ -1693,9 +1694,7 @@ func TestUnsolicitedFetchAnswer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			port, _ := fakeServer(t, mailboxScript(fetches))
-			res := sdktest.Run(t, imapconn.New(), sdktest.Options{
-				Config: imapconn.Config{Host: "127.0.0.1", Port: port, InsecurePlaintext: true},
-				Env:    map[string]string{imapconn.UsernameEnv: user, imapconn.PasswordEnv: password}})
+			res := runScripted(t, imapconn.New(), port)
 			if res.Err != nil {
 				t.Fatal(res.Err)
 			}
