@@ -8,8 +8,10 @@ package hosttest
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -105,28 +107,79 @@ var (
 	buildOnce sync.Map // pkg → binary path of the first build
 )
 
+// pluginCache holds the plugin binaries PluginBinary keeps for the life
+// of a test binary, named by content, under the system's temp dir: one
+// file per distinct build, shared by the test binaries that build it,
+// instead of a new directory per test binary that nothing removes.
+const pluginCache = "connhost-test-plugins"
+
+// pluginCacheTTL is how long an unused cached binary stays: far longer
+// than a test binary runs (a binary in use was written or touched when
+// its test binary asked for it).
+const pluginCacheTTL = 24 * time.Hour
+
+var pruneOnce sync.Once
+
 // PluginBinary builds pkg once per test binary and returns its path.
 func PluginBinary(t testing.TB, pkg string) string {
 	t.Helper()
 	if p, ok := buildOnce.Load(pkg); ok {
 		return p.(string)
 	}
+	// sdktest.Build writes into the caller's TempDir, removed when that
+	// test ends; keep a stable copy.
 	p := sdktest.Build(t, pkg)
-	// sdktest.Build writes into the caller's TempDir; keep a stable copy.
-	dir, err := os.MkdirTemp("", "connhost-plugin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, filepath.Base(p))
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
+	dir := filepath.Join(os.TempDir(), pluginCache)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pruneOnce.Do(func() { prunePlugins(dir, time.Now().Add(-pluginCacheTTL)) })
+	sum := sha256.Sum256(b)
+	dst := filepath.Join(dir, hex.EncodeToString(sum[:12])+"-"+filepath.Base(p))
+	if err := keepPlugin(dst, b); err != nil {
 		t.Fatal(err)
 	}
 	actual, _ := buildOnce.LoadOrStore(pkg, dst)
 	return actual.(string)
+}
+
+// keepPlugin makes dst hold b: an existing file of that content name is
+// touched (so pruning leaves it be); otherwise b is written beside it and
+// renamed into place, so another test binary running dst is never
+// written under.
+func keepPlugin(dst string, b []byte) error {
+	now := time.Now()
+	if err := os.Chtimes(dst, now, now); err == nil {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), ".partial-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(f.Name(), 0o755)); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
+
+// prunePlugins removes cached binaries not used since before.
+func prunePlugins(dir string, before time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.ModTime().Before(before) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // New assembles a Host with the demo plugin catalogued.
