@@ -1,6 +1,8 @@
 package notify_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +120,12 @@ func TestPostgresBusReconnects(t *testing.T) {
 	t.Parallel()
 	url := pgtest.Schema(t)
 	a, st := openBus(t, url, "host_a")
-	b, _ := openBus(t, url, "host_b")
+	// The session to kill is found by its application name, across the
+	// whole server: other tests (and other packages' test binaries) run
+	// buses named host_b at the same time, so this one has a name of its
+	// own.
+	origin := fmt.Sprintf("host_b_%016x", rand.Uint64())
+	b, _ := openBus(t, url, origin)
 	in := newInbox()
 	in.on(b, notify.Dispatch)
 	var reconnects sync.WaitGroup
@@ -132,7 +139,7 @@ func TestPostgresBusReconnects(t *testing.T) {
 	// Kill host b's LISTEN session.
 	var killed int
 	if err := st.DB().QueryRowContext(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE application_name = $1`, notify.ApplicationName("host_b")).Scan(&killed); err != nil || killed != 1 {
+		WHERE application_name = $1`, notify.ApplicationName(origin)).Scan(&killed); err != nil || killed != 1 {
 		t.Fatalf("terminated %d sessions: %v", killed, err)
 	}
 	done := make(chan struct{})
