@@ -750,7 +750,7 @@ func TestFlagChangesWithinTheBudget(t *testing.T) {
 	for range 3 {
 		cp = h.runOK(cfg, cp).LastCheckpoint()
 	}
-	before := lastStateOf(t, cp).Mailboxes["INBOX"]
+	before := decodeState(t, cp).Mailboxes["INBOX"]
 	if before.UID != uids[4] || before.FlagsTo != 0 {
 		t.Fatalf("after collecting: %+v", before)
 	}
@@ -778,7 +778,7 @@ func TestFlagChangesWithinTheBudget(t *testing.T) {
 				t.Errorf("run %d: %s flags %v, want \\Flagged", i+1, k, m.Flags)
 			}
 		}
-		ms := lastStateOf(t, cp).Mailboxes["INBOX"]
+		ms := decodeState(t, cp).Mailboxes["INBOX"]
 		switch i {
 		case 0, 1:
 			if ms.FlagsTo == 0 || ms.FlagsUID != want[1] || ms.ModSeq != before.ModSeq || ms.UID != uids[4] {
@@ -793,16 +793,6 @@ func TestFlagChangesWithinTheBudget(t *testing.T) {
 	if len(seen) != 6 {
 		t.Errorf("%d records over the three runs, want 6: %v", len(seen), seen)
 	}
-}
-
-// lastStateOf decodes a checkpoint.
-func lastStateOf(t *testing.T, cp []byte) imapconn.State {
-	t.Helper()
-	var st imapconn.State
-	if err := json.Unmarshal(cp, &st); err != nil {
-		t.Fatalf("checkpoint %s: %v", cp, err)
-	}
-	return st
 }
 
 // TestMaxMessagesPerRun: five messages at two per run are collected as
@@ -1163,11 +1153,7 @@ func TestCheckpointNotUsable(t *testing.T) {
 		s := good
 		s.Mailboxes = map[string]*imapconn.MailboxState{"INBOX": new(*good.Mailboxes["INBOX"])}
 		edit(&s)
-		b, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return mustJSON(t, s)
 	}
 	tests := []struct {
 		name       string
@@ -1211,11 +1197,7 @@ func TestCheckpointOfAnotherAccount(t *testing.T) {
 	good := lastState(t, h.runOK(h.config(), nil))
 	other := good
 	other.Account = imapconn.AccountID(h.srv.Host, "someone-else@example.org")
-	b, err := json.Marshal(other)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := h.run(h.config(), b)
+	res := h.run(h.config(), mustJSON(t, other))
 	f := res.Failure()
 	if f == nil || f.Code != wire.CodeInvalidConfig || f.Retryable || !strings.Contains(f.Message, "reset-state") {
 		t.Fatalf("run from another account's checkpoint: %v, want invalid_config naming reset-state", res.Err)
